@@ -1,0 +1,323 @@
+// Fused Gaussian kernel product on the CPU: out = K(X, C) @ V, K never materialised.
+//
+// Work layout: rows of X are split into blocks of kRB rows, the OpenMP work items (dynamic
+// schedule; every row is computed by one thread in a fixed order, so results are bitwise
+// independent of the thread count).  The centres are packed once, transposed per block of kMB
+// centres (d x kMB), so that the squared distances from one row to a vector of consecutive
+// centres need only contiguous loads.
+// Distances use direct differences sum_k (x_k - c_k)^2 (no cancellation, never negative),
+// accumulated in registers over the features; exp is the vectorised exp_nonpos.
+//   * b == 1: the products K_ij v_j are accumulated in registers as the kernel values are
+//     produced (kG SIMD vectors of centres at a time);
+//   * b > 1: a kRB x kMB tile of K is written to a thread-local buffer, then multiplied by a
+//     packed kMB x W panel of V in an MR x W register-blocked micro-kernel (W = SIMD width).
+// Hot functions are compiled for x86-64-v4 / v3 / baseline with target_clones (GCC on x86-64
+// Linux) and the best variant is chosen at load time, so wheels stay portable.
+#include "gaussian_cpu.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+
+#include "simd.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
+    defined(__linux__)
+#define CX_HAVE_CLONES 1
+#define CX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CX_HAVE_CLONES 0
+#define CX_CLONES
+#endif
+
+namespace contrastx::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+constexpr i64 kMB = 128;  // centres per packed block
+constexpr i64 kRB = 32;   // rows of X per work item
+constexpr int kMR = 4;    // rows of the micro-kernel
+constexpr int kG = 4;     // SIMD vectors of centres evaluated together
+
+static_assert(kMB % (kG * kWidth<float>) == 0 && kMB % (kG * kWidth<double>) == 0,
+              "kMB must hold whole groups of SIMD vectors");
+static_assert(kRB % kMR == 0, "kRB must be a multiple of kMR");
+
+i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
+
+// 64-byte aligned, zero-initialised buffer.
+template <typename T>
+class Buffer {
+   public:
+    explicit Buffer(i64 count) {
+        const auto bytes =
+            static_cast<std::size_t>(round_up(std::max<i64>(count, 1) * i64(sizeof(T)), 64));
+        ptr_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+        if (!ptr_) throw std::bad_alloc();
+        std::memset(static_cast<void*>(ptr_.get()), 0, bytes);
+    }
+    T* get() const { return ptr_.get(); }
+
+   private:
+    struct Free {
+        void operator()(T* p) const { std::free(p); }
+    };
+    std::unique_ptr<T, Free> ptr_;
+};
+
+// Kernel values of row xr against the kG * W centres of a packed block (d x kMB) starting at
+// column j: e[g] = exp(neg_gamma * |xr - c|^2) for the g-th vector of centres.
+template <typename T>
+CX_ALWAYS_INLINE void kernel_group(const T* xr, i64 d, const T* cblock, i64 j, Vec<T> neg_gamma,
+                                   Vec<T> (&e)[kG]) {
+    constexpr int W = kWidth<T>;
+    for (int g = 0; g < kG; ++g) e[g] = Vec<T>{};
+    for (i64 k = 0; k < d; ++k) {
+        const Vec<T> xk = splat(xr[k]);
+        const T* ck = cblock + k * kMB + j;
+        for (int g = 0; g < kG; ++g) {
+            const Vec<T> diff = xk - load(ck + g * W);
+            e[g] += diff * diff;
+        }
+    }
+    for (int g = 0; g < kG; ++g) e[g] *= neg_gamma;
+    exp_nonpos<kG, T>(e);
+}
+
+// b == 1: out[r] = sum_j K(x_r, c_j) v_j for the rows of one block.
+template <typename TI, typename T>
+CX_ALWAYS_INLINE void block_b1_impl(const TI* x, i64 rows, i64 d, const T* ct, const T* vv,
+                                    i64 m_pad, T neg_gamma_s, T* xbuf, TI* out) {
+    constexpr int W = kWidth<T>;
+    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    for (i64 r = 0; r < rows; ++r) {
+        for (i64 k = 0; k < d; ++k) xbuf[k] = static_cast<T>(x[r * d + k]);
+        Vec<T> part[kG] = {};
+        for (i64 blk = 0; blk < m_pad; blk += kMB) {
+            const T* cblock = ct + blk * d;
+            const T* vb = vv + blk;
+            for (i64 j = 0; j < kMB; j += kG * W) {
+                Vec<T> e[kG];
+                kernel_group(xbuf, d, cblock, j, neg_gamma, e);
+                for (int g = 0; g < kG; ++g) part[g] += e[g] * load(vb + j + g * W);
+            }
+        }
+        for (int g = 1; g < kG; ++g) part[0] += part[g];
+        out[r] = static_cast<TI>(hsum<T>(part[0]));
+    }
+}
+
+// acc (kMR x W, leading dimension ldacc) += ktile (kMR x kMB, ld kMB) @ vpanel (kMB x W).
+template <typename T>
+CX_ALWAYS_INLINE void micro_kernel(const T* ktile, const T* vpanel, T* acc, i64 ldacc) {
+    constexpr int W = kWidth<T>;
+    Vec<T> a[kMR];
+    for (int r = 0; r < kMR; ++r) a[r] = load(acc + r * ldacc);
+    for (i64 j = 0; j < kMB; ++j) {
+        const Vec<T> vj = load(vpanel + j * W);
+        for (int r = 0; r < kMR; ++r) a[r] += ktile[r * kMB + j] * vj;
+    }
+    for (int r = 0; r < kMR; ++r) store(acc + r * ldacc, a[r]);
+}
+
+// b > 1: the rows of one block.  xbuf: kRB x d, ktile: kRB x kMB, acc: kRB x b_pad.
+template <typename TI, typename T>
+CX_ALWAYS_INLINE void block_multi_impl(const TI* x, i64 rows, i64 d, const T* ct, const T* vp,
+                                       i64 m_pad, i64 b, i64 b_pad, T neg_gamma_s, T* xbuf,
+                                       T* ktile, T* acc, TI* out) {
+    constexpr int W = kWidth<T>;
+    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
+    for (i64 i = 0; i < kRB * b_pad; ++i) acc[i] = T(0);
+    const i64 rows_mr = round_up(rows, kMR);
+    for (i64 i = rows * kMB; i < rows_mr * kMB; ++i) ktile[i] = T(0);  // rows past the end
+    for (i64 blk = 0; blk < m_pad; blk += kMB) {
+        const T* cblock = ct + blk * d;
+        for (i64 r = 0; r < rows; ++r) {
+            for (i64 j = 0; j < kMB; j += kG * W) {
+                Vec<T> e[kG];
+                kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
+                for (int g = 0; g < kG; ++g) store(ktile + r * kMB + j + g * W, e[g]);
+            }
+        }
+        for (i64 p = 0; p < b_pad / W; ++p) {
+            const T* vpanel = vp + p * m_pad * W + blk * W;
+            for (i64 r0 = 0; r0 < rows_mr; r0 += kMR)
+                micro_kernel(ktile + r0 * kMB, vpanel, acc + r0 * b_pad + p * W, b_pad);
+        }
+    }
+    for (i64 r = 0; r < rows; ++r)
+        for (i64 c = 0; c < b; ++c) out[r * b + c] = static_cast<TI>(acc[r * b_pad + c]);
+}
+
+// Non-template entry points, one per (input type, compute type), cloned per ISA level.
+#define CX_DEFINE_BLOCK_FNS(SUFFIX, TI, T)                                                     \
+    CX_CLONES void block_b1_##SUFFIX(const TI* x, i64 rows, i64 d, const T* ct, const T* vv,   \
+                                     i64 m_pad, T neg_gamma, T* xbuf, TI* out) {               \
+        block_b1_impl<TI, T>(x, rows, d, ct, vv, m_pad, neg_gamma, xbuf, out);                 \
+    }                                                                                          \
+    CX_CLONES void block_multi_##SUFFIX(const TI* x, i64 rows, i64 d, const T* ct,             \
+                                        const T* vp, i64 m_pad, i64 b, i64 b_pad, T neg_gamma, \
+                                        T* xbuf, T* ktile, T* acc, TI* out) {                  \
+        block_multi_impl<TI, T>(x, rows, d, ct, vp, m_pad, b, b_pad, neg_gamma, xbuf, ktile,   \
+                                acc, out);                                                     \
+    }
+
+CX_DEFINE_BLOCK_FNS(f64, double, double)
+CX_DEFINE_BLOCK_FNS(f32, float, float)
+CX_DEFINE_BLOCK_FNS(f32acc64, float, double)
+
+#undef CX_DEFINE_BLOCK_FNS
+
+template <typename TI, typename T>
+struct BlockFns;
+template <>
+struct BlockFns<double, double> {
+    static constexpr auto b1 = &block_b1_f64;
+    static constexpr auto multi = &block_multi_f64;
+};
+template <>
+struct BlockFns<float, float> {
+    static constexpr auto b1 = &block_b1_f32;
+    static constexpr auto multi = &block_multi_f32;
+};
+template <>
+struct BlockFns<float, double> {
+    static constexpr auto b1 = &block_b1_f32acc64;
+    static constexpr auto multi = &block_multi_f32acc64;
+};
+
+int resolve_threads(int requested, i64 work_items) {
+#ifdef _OPENMP
+    const int nt = requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    const int nt = 1;
+#endif
+    return static_cast<int>(std::max<i64>(1, std::min<i64>(nt, work_items)));
+}
+
+template <typename TI, typename T>
+void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b, double sigma,
+         int num_threads) {
+    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (n == 0 || b == 0) return;
+    if (m == 0) {
+        std::fill(out, out + n * b, TI(0));
+        return;
+    }
+    constexpr int W = kWidth<T>;
+    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+    const i64 m_pad = round_up(m, kMB);
+    const i64 b_pad = b == 1 ? 1 : round_up(b, W);
+
+    // Centres transposed per block, ct[blk][k][jj]; padding centres are 0 and their rows of V
+    // are 0, so they add exact zeros.
+    Buffer<T> ct(m_pad * d);
+    for (i64 j = 0; j < m; ++j) {
+        T* dst = ct.get() + (j / kMB) * kMB * d + (j % kMB);
+        for (i64 k = 0; k < d; ++k) dst[k * kMB] = static_cast<T>(c[j * d + k]);
+    }
+    // V: a plain vector for b == 1, else W-column panels vp[p][j][cc].
+    Buffer<T> vp(m_pad * b_pad);
+    if (b == 1) {
+        for (i64 j = 0; j < m; ++j) vp.get()[j] = static_cast<T>(v[j]);
+    } else {
+        for (i64 j = 0; j < m; ++j)
+            for (i64 cc = 0; cc < b; ++cc)
+                vp.get()[(cc / W) * m_pad * W + j * W + (cc % W)] = static_cast<T>(v[j * b + cc]);
+    }
+
+    const i64 nblocks = (n + kRB - 1) / kRB;
+    const int nt = resolve_threads(num_threads, nblocks);
+    const i64 xbuf_sz = round_up(kRB * std::max<i64>(d, 1), 16);
+    const i64 ktile_sz = b == 1 ? 0 : kRB * kMB;
+    const i64 acc_sz = b == 1 ? 0 : kRB * b_pad;
+    const i64 per_thread = xbuf_sz + ktile_sz + acc_sz;  // multiple of 16 elements: aligned
+    Buffer<T> scratch(per_thread * nt);  // allocated here: nothing may throw inside the region
+
+    const T* ctp = ct.get();
+    const T* vpp = vp.get();
+    T* scr = scratch.get();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+#ifdef _OPENMP
+        const i64 tid = omp_get_thread_num();
+#else
+        const i64 tid = 0;
+#endif
+        T* xbuf = scr + tid * per_thread;
+        T* ktile = xbuf + xbuf_sz;
+        T* acc = ktile + ktile_sz;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 4)
+#endif
+        for (i64 ib = 0; ib < nblocks; ++ib) {
+            const i64 r0 = ib * kRB;
+            const i64 rows = std::min(kRB, n - r0);
+            if (b == 1)
+                BlockFns<TI, T>::b1(x + r0 * d, rows, d, ctp, vpp, m_pad, neg_gamma, xbuf,
+                                    out + r0);
+            else
+                BlockFns<TI, T>::multi(x + r0 * d, rows, d, ctp, vpp, m_pad, b, b_pad, neg_gamma,
+                                       xbuf, ktile, acc, out + r0 * b);
+        }
+    }
+}
+
+}  // namespace
+
+void gaussian_matvec(const double* x, const double* c, const double* v, double* out, i64 n, i64 m,
+                     i64 d, i64 b, double sigma, int num_threads) {
+    run<double, double>(x, c, v, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_matvec(const float* x, const float* c, const float* v, float* out, i64 n, i64 m,
+                     i64 d, i64 b, double sigma, bool accumulate_f64, int num_threads) {
+    if (accumulate_f64)
+        run<float, double>(x, c, v, out, n, m, d, b, sigma, num_threads);
+    else
+        run<float, float>(x, c, v, out, n, m, d, b, sigma, num_threads);
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+int openmp_max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+const char* simd_level() {
+#if CX_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+    return "x86-64";
+#elif defined(__x86_64__)
+    return "x86-64 (no target_clones)";
+#else
+    return "generic";
+#endif
+}
+
+}  // namespace contrastx::cpu

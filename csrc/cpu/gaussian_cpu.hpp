@@ -1,0 +1,24 @@
+// CPU kernels: fused Gaussian kernel product out = K(X, C) @ V.
+#pragma once
+
+#include <cstdint>
+
+namespace contrastx::cpu {
+
+// out (n, b) = K(x, c) @ v with K_ij = exp(-|x_i - c_j|^2 / (2 sigma^2)).
+// x: (n, d), c: (m, d), v: (m, b), out: (n, b); all C-contiguous, row-major.
+// The n x m kernel matrix is never materialised. num_threads <= 0 means the OpenMP default.
+void gaussian_matvec(const double* x, const double* c, const double* v, double* out, std::int64_t n,
+                     std::int64_t m, std::int64_t d, std::int64_t b, double sigma, int num_threads);
+
+// float32 inputs and output; accumulate_f64 evaluates distances, exp and sums in float64.
+void gaussian_matvec(const float* x, const float* c, const float* v, float* out, std::int64_t n,
+                     std::int64_t m, std::int64_t d, std::int64_t b, double sigma, bool accumulate_f64,
+                     int num_threads);
+
+bool openmp_enabled();
+int openmp_max_threads();
+// Which instruction set the target_clones dispatcher picks on this machine ("x86-64-v4", ...).
+const char* simd_level();
+
+}  // namespace contrastx::cpu

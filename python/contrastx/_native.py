@@ -1,0 +1,159 @@
+"""Lazy access to the compiled extension ``contrastx._C``.
+
+Importing :mod:`contrastx` never fails because of the extension: it is imported on first
+use, and a missing or broken build is reported by :func:`native_info` and by a
+``RuntimeError`` (naming what is missing) when a native backend is requested explicitly.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "cpu_available",
+    "cuda_available",
+    "load",
+    "load_error",
+    "native_info",
+    "require_cpu",
+    "require_cuda",
+]
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_error: str | None = None
+_tried = False
+
+
+def load() -> ModuleType | None:
+    """Import ``contrastx._C`` once; return it, or ``None`` if it cannot be imported."""
+    global _module, _error, _tried
+    if _tried:
+        return _module
+    with _lock:
+        if not _tried:
+            try:
+                from . import _C  # type: ignore[attr-defined]
+
+                _module = _C
+            except Exception as exc:  # ImportError, OSError (bad .so), anything at init
+                _module = None
+                _error = f"{type(exc).__name__}: {exc}"
+            _tried = True
+    return _module
+
+
+def load_error() -> str | None:
+    """Why ``contrastx._C`` could not be imported (``None`` if it imported fine)."""
+    load()
+    return _error
+
+
+def cpu_available() -> bool:
+    """True when the native CPU kernels can be called."""
+    return load() is not None
+
+
+def cuda_available() -> bool:
+    """True when CUDA kernels are compiled in and a CUDA device is visible right now."""
+    mod = load()
+    if mod is None or not getattr(mod, "cuda_compiled", False):
+        return False
+    return mod.cuda_device_count() > 0
+
+
+def require_cpu() -> ModuleType:
+    """Return the extension module or raise ``RuntimeError`` explaining why it is missing."""
+    mod = load()
+    if mod is None:
+        raise RuntimeError(
+            "the native CPU kernels are unavailable: the extension contrastx._C could not be "
+            f"imported ({_error}). Reinstall contrastx with its C++ extension "
+            "(pip install .) or use backend='torch'."
+        )
+    return mod
+
+
+def require_cuda() -> ModuleType:
+    """Return the extension module if its CUDA kernels are usable, else raise ``RuntimeError``."""
+    mod = require_cpu()
+    if not getattr(mod, "cuda_compiled", False):
+        raise RuntimeError(
+            "the native CUDA kernels are unavailable: contrastx._C was built without CUDA "
+            "(no CUDA compiler at build time, or CONTRASTX_CUDA=OFF). Rebuild with nvcc on PATH "
+            "and CONTRASTX_CUDA=ON, or use backend='torch'."
+        )
+    rt = mod.cuda_runtime_info()
+    if rt["device_count"] == 0:
+        raise RuntimeError(
+            "the native CUDA kernels are compiled but the CUDA runtime of contrastx._C sees no "
+            f"device ({rt['error'] or 'no GPU'}; driver version {rt['driver_version']}, runtime "
+            f"version {rt['runtime_version']}). Use backend='torch'."
+        )
+    return mod
+
+
+def native_info() -> dict[str, Any]:
+    """What the native extension contains and what is usable now.
+
+    Returns
+    -------
+    dict
+        ``extension_loaded`` (bool), ``import_error`` (str or None), ``cpu_kernels`` (native
+        CPU kernels callable), ``openmp`` and ``openmp_max_threads``, ``cuda_compiled``,
+        ``cuda_architectures``, ``cuda_version`` (of the nvcc used to build), ``cuda_kernels``
+        (compiled and a device is visible to the extension's CUDA runtime),
+        ``cuda_device_count``, ``cuda_runtime_error``, ``cuda_runtime_version``,
+        ``cuda_driver_version``, ``torch_version``, ``torch_cuda_available``,
+        ``torch_cuda_device_count``, and the extension's ``build`` dictionary (compiler,
+        build type, SIMD level selected on this CPU, ...).
+    """
+    mod = load()
+    info: dict[str, Any] = {
+        "extension_loaded": mod is not None,
+        "import_error": _error,
+        "cpu_kernels": mod is not None,
+        "openmp": False,
+        "openmp_max_threads": 0,
+        "cuda_compiled": False,
+        "cuda_architectures": "",
+        "cuda_version": "",
+        "cuda_kernels": False,
+        "cuda_device_count": 0,
+        "cuda_runtime_error": None,
+        "cuda_runtime_version": 0,
+        "cuda_driver_version": 0,
+        "build": {},
+    }
+    if mod is not None:
+        build = dict(mod.build_info())
+        rt = dict(mod.cuda_runtime_info())
+        info.update(
+            openmp=bool(build["openmp"]),
+            openmp_max_threads=int(mod.openmp_max_threads()),
+            cuda_compiled=bool(build["cuda_compiled"]),
+            cuda_architectures=build["cuda_architectures"],
+            cuda_version=build["cuda_version"],
+            cuda_device_count=int(rt["device_count"]),
+            cuda_runtime_error=rt["error"] or None,
+            cuda_runtime_version=int(rt["runtime_version"]),
+            cuda_driver_version=int(rt["driver_version"]),
+            build=build,
+        )
+        info["cuda_kernels"] = info["cuda_compiled"] and info["cuda_device_count"] > 0
+    try:
+        import torch
+
+        info["torch_version"] = torch.__version__
+        info["torch_cuda_available"] = bool(torch.cuda.is_available())
+        info["torch_cuda_device_count"] = (
+            int(torch.cuda.device_count()) if info["torch_cuda_available"] else 0
+        )
+    except Exception as exc:  # torch missing or broken: still report the extension
+        info["torch_version"] = None
+        info["torch_cuda_available"] = False
+        info["torch_cuda_device_count"] = 0
+        info["torch_error"] = f"{type(exc).__name__}: {exc}"
+    return info

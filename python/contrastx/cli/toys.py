@@ -1,0 +1,432 @@
+"""``contrastx-toys``: NPLM null and signal toys, written incrementally to HDF5.
+
+Runs ``--n`` null toys and (when N(S) > 0) ``--n`` signal toys with the batched
+shared-reference engine (``--mode paper`` re-draws reference and centres per toy as the
+paper's code does), resumes an interrupted run from its results file, and prints and
+writes (JSON) a summary: the chi^2 fitted to the null (dof = mean, and the KS-optimal
+dof), the median Z of the signal toys, and the power at 1, 2, 3 sigma.
+
+Inputs (``--input``):
+
+* an embedding file: HDF5 with ``embedding`` (N, D) float and ``labels`` (N,) int
+  datasets; label names from the ``process_names`` attribute (of the file or of
+  ``labels``), else contrastx's built-in process order;
+* a contrastx or ADC2021 event file: the flattened 57 features (pT, eta, phi of the 19
+  object slots);
+* nothing: the built-in default sample from the fast parametric generator (for quick
+  runs only, never physics evidence), mapped to the 6-D leading-object pT baseline
+  (pT of MET, the two leading electrons, the two leading muons and the leading jet;
+  0 where absent).
+
+Background events are those labelled W, QCD, Z or ttbar (``--background`` to change),
+signal events those of ``--signal``. Features are standardised with the background
+pool's mean and standard deviation (``--no-standardize`` to keep them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULTS = {"n_ref": 20_000, "n_bkg": 2_000.0, "M": 500}
+PAPER = {"n_ref": 1_000_000, "n_bkg": 100_000.0, "M": 1000, "sig_fraction": 0.005}
+DEFAULT_SIG_FRACTION = 0.01
+LEADING_PT_SLOTS = (0, 1, 2, 5, 6, 9)
+LEADING_PT_NAMES = ("MET", "e1", "e2", "mu1", "mu2", "j1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="contrastx-toys",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            f"CPU-sized defaults: N_R = {DEFAULTS['n_ref']:,}, N(B) = {DEFAULTS['n_bkg']:,.0f}, "
+            f"M = {DEFAULTS['M']}, N(S) = {DEFAULT_SIG_FRACTION} N(B), 250 toys per hypothesis. "
+            "--paper: N_R = 1e6, N(B) = 1e5, M = 1000, N(S) = 0.005 N(B) (0.5 % injection), "
+            "which wants a GPU (--gpu 0)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    io = p.add_argument_group("input and output")
+    io.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="embedding or event HDF5 file (default: built-in fast-generator sample)",
+    )
+    io.add_argument("--signal", default="Ato4l", help="signal process name (or label id)")
+    io.add_argument(
+        "--background",
+        default="W,QCD,Z,ttbar",
+        help="comma-separated background process names (or label ids)",
+    )
+    io.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="do not standardise features with the background pool statistics",
+    )
+    io.add_argument(
+        "--pool-factor",
+        type=float,
+        default=10.0,
+        help="default sample only: background pool = N_R + this x N(B) events",
+    )
+    io.add_argument("--out", type=Path, default=Path("nplm-toys.h5"), help="results HDF5")
+    io.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="summary JSON (default: the results path with .json)",
+    )
+    io.add_argument("--overwrite", action="store_true", help="discard an existing results file")
+    run = p.add_argument_group("toys")
+    run.add_argument("--n", type=int, default=250, help="toys per hypothesis (null and signal)")
+    run.add_argument("--n-ref", type=int, default=None, help=f"N_R [{DEFAULTS['n_ref']}]")
+    run.add_argument(
+        "--n-bkg",
+        type=float,
+        default=None,
+        help=f"expected background per toy N(B) [{DEFAULTS['n_bkg']:.0f}]",
+    )
+    sig = run.add_mutually_exclusive_group()
+    sig.add_argument("--n-sig", type=float, default=None, help="expected signal N(S)")
+    sig.add_argument(
+        "--sig-fraction",
+        type=float,
+        default=None,
+        help=f"N(S) as a fraction of N(B) [{DEFAULT_SIG_FRACTION}]",
+    )
+    run.add_argument(
+        "--paper",
+        action="store_true",
+        help="paper preset: N_R=1e6, N(B)=1e5, M=1000, N(S)=0.005 N(B)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=("shared", "paper"),
+        default="shared",
+        help="shared reference (batched) or per-toy re-drawn reference",
+    )
+    run.add_argument("--seed", type=int, default=0, help="master seed")
+    run.add_argument("--null-only", action="store_true", help="skip the signal toys")
+    model = p.add_argument_group("model")
+    model.add_argument("--M", type=int, default=None, help=f"centres [{DEFAULTS['M']}]")
+    model.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="kernel width (default: 90th percentile of reference distances)",
+    )
+    model.add_argument("--lam", type=float, default=1e-6, help="penalty lambda")
+    model.add_argument(
+        "--solver",
+        choices=("cg", "exact"),
+        default="cg",
+        help="Falkon's preconditioned CG step or the exact (Cholesky) step",
+    )
+    model.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    dev = p.add_argument_group("device")
+    g = dev.add_mutually_exclusive_group()
+    g.add_argument("--gpu", type=int, default=None, metavar="N", help="CUDA device index")
+    g.add_argument("--device", default=None, help="torch device string (cpu, cuda:1, ...)")
+    dev.add_argument(
+        "--memory-mb", type=int, default=512, help="budget of a block of toys' M x M matrices"
+    )
+    dev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# ----------------------------------------------------------------------- inputs
+def _names_to_labels(spec: str, names: list[str], what: str) -> list[int]:
+    out = []
+    for item in filter(None, (s.strip() for s in str(spec).split(","))):
+        if item.lstrip("-").isdigit():
+            out.append(int(item))
+        elif item in names:
+            out.append(names.index(item))
+        else:
+            raise ValueError(f"{what}: unknown process {item!r}; known: {', '.join(names)}")
+    if not out:
+        raise ValueError(f"{what}: no process given")
+    return out
+
+
+def leading_pt_features(particles: np.ndarray) -> np.ndarray:
+    """6-D leading-object pT: MET, e1, e2, mu1, mu2, j1 (0 where absent), float64."""
+    return np.asarray(particles[:, LEADING_PT_SLOTS, 0], dtype=np.float64)
+
+
+def _default_sample(args: argparse.Namespace, n_ref: int, n_bkg: float, n_sig: float):
+    from contrastx.events.generators import generate_sample, mixture_counts
+    from contrastx.events.layout import ADC2021_MIXTURE, PROCESSES
+
+    n_pool = int(n_ref + args.pool_factor * n_bkg)
+    counts = mixture_counts(n_pool, ADC2021_MIXTURE)
+    signal = args.signal
+    if signal not in PROCESSES or signal in ADC2021_MIXTURE:
+        raise ValueError(f"--signal must be one of the signal processes; got {signal!r}")
+    n_sig_pool = int(max(2000, 20 * n_sig)) if n_sig > 0 else 0
+    if n_sig_pool:
+        counts[signal] = n_sig_pool
+    ev = generate_sample(counts, seed=args.seed)
+    x = leading_pt_features(ev.particles)
+    is_sig = ev.labels == PROCESSES.index(signal)
+    info = {
+        "source": "fast generator (contrastx.events.generators.generate_sample)",
+        "features": "leading-object pT: " + ", ".join(LEADING_PT_NAMES),
+        "sample_seed": args.seed,
+        "background_pool": int((~is_sig).sum()),
+        "signal": signal,
+        "signal_pool": int(is_sig.sum()),
+    }
+    return x[~is_sig], x[is_sig], info
+
+
+def _read_input(path: Path, args: argparse.Namespace):
+    import h5py
+
+    if not path.is_file():
+        raise ValueError(f"--input {path} does not exist")
+    with h5py.File(path, "r") as f:
+        is_embedding = "embedding" in f
+        if is_embedding:
+            if "labels" not in f:
+                raise ValueError(f"{path}: an embedding file needs a 'labels' dataset")
+            x = np.asarray(f["embedding"][()], dtype=np.float64)
+            labels = np.asarray(f["labels"][()]).reshape(-1).astype(np.int64)
+            raw = f.attrs.get("process_names", f["labels"].attrs.get("process_names"))
+    if is_embedding:
+        from contrastx.events.layout import PROCESSES
+
+        if x.ndim != 2 or x.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{path}: embedding must be (N, D) with N labels; got {x.shape} and {labels.shape}"
+            )
+        if raw is None:
+            names = list(PROCESSES)
+        elif isinstance(raw, str):
+            names = list(json.loads(raw))
+        else:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
+        features = f"embedding ({x.shape[1]}-D)"
+    else:
+        from contrastx.events import read_events
+
+        ev = read_events(path)
+        x = np.asarray(ev.particles.reshape(len(ev), -1), dtype=np.float64)
+        labels = np.asarray(ev.labels, dtype=np.int64)
+        names = list(ev.process_names)
+        features = "flattened 57 features (pT, eta, phi of 19 objects)"
+    bkg_labels = _names_to_labels(args.background, names, "--background")
+    sig_labels = _names_to_labels(args.signal, names, "--signal")
+    is_bkg = np.isin(labels, bkg_labels)
+    is_sig = np.isin(labels, sig_labels)
+    if not is_bkg.any():
+        raise ValueError(f"{path}: no background events (labels {bkg_labels})")
+    info = {
+        "source": str(path.resolve()),
+        "features": features,
+        "background_pool": int(is_bkg.sum()),
+        "signal": args.signal,
+        "signal_pool": int(is_sig.sum()),
+    }
+    return x[is_bkg], x[is_sig], info
+
+
+def _standardize(bkg: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = bkg.mean(0)
+    std = bkg.std(0)
+    std[std == 0] = 1.0
+    return (bkg - mean) / std, (sig - mean) / std
+
+
+# ---------------------------------------------------------------------- summary
+def summarize(t0: np.ndarray, t1: np.ndarray | None) -> dict[str, Any]:
+    """Null chi^2 fits, median Z and power at 1, 2, 3 sigma (chi^2 and empirical)."""
+    from contrastx.nplm import statistics as st
+
+    out: dict[str, Any] = {"n_null": int(t0.size)}
+    if t0.size < 2:
+        return out
+    out["t_null_mean"] = float(t0.mean())
+    out["t_null_std"] = float(t0.std(ddof=1))
+    fits = {m: st.fit_chi2_dof(t0, m) for m in ("mean", "ks")}
+    out["chi2"] = {m: f.as_dict() for m, f in fits.items()}
+    if t1 is not None and t1.size:
+        dof = fits["mean"].dof
+        out["n_signal"] = int(t1.size)
+        out["t_signal_median"] = float(np.median(t1))
+        out["median_z"] = {
+            "chi2_mean_dof": st.median_z(t1, t0, method="chi2", dof=dof).as_dict(),
+            "chi2_ks_dof": st.median_z(t1, t0, method="chi2", dof=fits["ks"].dof).as_dict(),
+            "empirical": st.median_z(t1, t0, method="empirical").as_dict(),
+        }
+        out["power"] = {
+            "chi2_mean_dof": [p.as_dict() for p in st.power(t1, t0, method="chi2", dof=dof)],
+            "empirical": [p.as_dict() for p in st.power(t1, t0, method="empirical")],
+        }
+    return out
+
+
+def _print_summary(s: dict[str, Any], timing: dict[str, Any]) -> None:
+    print(f"null toys: {s['n_null']}", end="")
+    if "t_null_mean" in s:
+        c = s["chi2"]
+        print(
+            f"  t mean {s['t_null_mean']:.3f} std {s['t_null_std']:.3f}  "
+            f"chi2 dof (mean) {c['mean']['dof']:.3f}  dof (KS) {c['ks']['dof']:.3f} "
+            f"[KS p {c['ks']['ks_pvalue']:.3f}]"
+        )
+    else:
+        print()
+    if "median_z" in s:
+        mz = s["median_z"]["chi2_mean_dof"]
+        me = s["median_z"]["empirical"]
+        print(
+            f"signal toys: {s['n_signal']}  median t {s['t_signal_median']:.3f}  "
+            f"median Z (chi2) {mz['z']:.2f} +- {mz['z_err']:.2f} "
+            f"[68% band {mz['z_lo']:.2f}, {mz['z_hi']:.2f}]  median Z (empirical) {me['z']:.2f}"
+        )
+        for kind in ("chi2_mean_dof", "empirical"):
+            parts = []
+            for p in s["power"][kind]:
+                if p["power"] == p["power"]:
+                    parts.append(f"{p['z']:.0f}s {p['power']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]")
+                else:
+                    parts.append(f"{p['z']:.0f}s n/a (too few null toys)")
+            print(f"power ({kind}): " + "; ".join(parts))
+    print(
+        f"timing: setup {timing['setup_s']:.2f} s, {timing['toys_run']} toys in "
+        f"{timing['toys_s']:.2f} s ({timing['toys_per_s']:.2f} toys/s)"
+    )
+
+
+# ------------------------------------------------------------------------- main
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from contrastx.nplm.kernel import resolve_device
+    from contrastx.nplm.results import ToyResultsFile
+    from contrastx.nplm.toys import NULL, SIGNAL, ToyConfig, ToyEngine
+
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1; got {args.n}")
+    device = resolve_device(f"cuda:{args.gpu}" if args.gpu is not None else args.device)
+    preset = PAPER if args.paper else DEFAULTS
+    n_ref = args.n_ref if args.n_ref is not None else int(preset["n_ref"])
+    n_bkg = args.n_bkg if args.n_bkg is not None else float(preset["n_bkg"])
+    m = args.M if args.M is not None else int(preset["M"])
+    if args.n_sig is not None:
+        n_sig = float(args.n_sig)
+    else:
+        frac = args.sig_fraction
+        if frac is None:
+            frac = PAPER["sig_fraction"] if args.paper else DEFAULT_SIG_FRACTION
+        if frac < 0:
+            raise ValueError(f"--sig-fraction must be >= 0; got {frac}")
+        n_sig = float(frac) * n_bkg
+    if args.null_only:
+        n_sig = 0.0
+
+    t_setup = time.perf_counter()
+    if args.input is None:
+        bkg, sig, info = _default_sample(args, n_ref, n_bkg, n_sig)
+    else:
+        bkg, sig, info = _read_input(args.input, args)
+    info["standardized"] = not args.no_standardize
+    if not args.no_standardize:
+        bkg, sig = _standardize(bkg, sig)
+    if n_sig > 0 and sig.shape[0] == 0:
+        raise ValueError(f"no signal events of {args.signal!r} in the input (N(S) = {n_sig})")
+    cfg = ToyConfig(
+        n_ref=n_ref,
+        n_bkg=n_bkg,
+        n_sig=n_sig,
+        M=m,
+        lam=args.lam,
+        sigma=args.sigma,
+        mode=args.mode,
+        solver=args.solver,
+        dtype=args.dtype,
+        seed=args.seed,
+        memory_bytes=args.memory_mb * 2**20,
+    )
+    engine = ToyEngine(bkg, sig if sig.shape[0] else None, config=cfg, device=device)
+    engine.prepare()
+    setup_s = time.perf_counter() - t_setup
+
+    key = {**cfg.as_dict(), "input": info, "n_per_hypothesis": None}
+    key.pop("memory_bytes")
+    key.pop("tile_bytes")
+    key.pop("n_per_hypothesis")
+    config = {
+        **key,
+        "device": str(device),
+        "sigma_used": engine.sigma_,
+        "weight": cfg.weight,
+        "n": args.n,
+        "torch": torch.__version__,
+    }
+    hyps = [NULL] + ([SIGNAL] if n_sig > 0 else [])
+    out_json = args.summary or args.out.with_suffix(".json")
+    with ToyResultsFile(args.out, config, key, overwrite=args.overwrite) as res:
+        todo = {h: sorted(set(range(args.n)) - set(res.done(h).tolist())) for h in hyps}
+        total = sum(len(v) for v in todo.values())
+        done_before = sum(args.n - len(v) for v in todo.values())
+        if done_before:
+            print(f"resuming {args.out}: {done_before} toys already done, {total} to run")
+        t_toys = 0.0
+        bar = tqdm(total=total, unit="toy", disable=args.no_progress, dynamic_ncols=True)
+        for h in hyps:
+            bar.set_description("null" if h == NULL else "signal")
+            for blk in engine.run(todo[h], hypothesis=h):
+                res.append(blk)
+                t_toys += blk.seconds
+                bar.update(len(blk))
+                bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
+        bar.close()
+        t0 = res.read(NULL)["t"]
+        t1 = res.read(SIGNAL)["t"] if n_sig > 0 else None
+        summary = summarize(t0, t1)
+        timing = {
+            "setup_s": setup_s,
+            "toys_run": total,
+            "toys_s": t_toys,
+            "toys_per_s": total / t_toys if t_toys > 0 else float("nan"),
+        }
+        summary["timing"] = timing
+        summary["config"] = config
+        res.write_summary(summary)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(summary, indent=2, default=str))
+    _print_summary(summary, timing)
+    print(f"results: {args.out}  summary: {out_json}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, OSError) as exc:
+        print(f"contrastx-toys: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\ncontrastx-toys: interrupted; finished blocks are saved, rerun to resume",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

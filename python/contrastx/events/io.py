@@ -1,0 +1,467 @@
+"""HDF5 input and output: ADC2021 files and contrastx's own event files.
+
+Two on-disk formats are read, both through :func:`open_events`:
+
+* **ADC2021** (the data-challenge files): dataset ``Particles`` of shape
+  (N, 19, 4) with columns ``(pT, eta, phi, class id)``, plus ``Particles_Classes``
+  and ``Particles_Names`` (descriptions) and, in the black box, ``EvtId``. The
+  public files carry no process labels: pass ``process=`` (one process for the
+  whole file, e.g. a signal file) or ``labels=`` (a side file or an array).
+* **contrastx** files: a superset that keeps ``Particles`` exactly as ADC2021 has
+  it (so ADC2021 tools read them) and adds ``labels`` (int64, with the attribute
+  ``process_names``), optional ``weights`` and ``EvtId``, and the root attributes
+  ``format = "contrastx-events"``, ``format_version`` and ``metadata`` (JSON).
+
+Reading streams: :class:`EventFile` reads any slice ``[start, stop)`` and
+iterates in chunks, so a file larger than memory can be processed piece by piece.
+:class:`EventWriter` appends chunk by chunk, so long generation jobs write
+incrementally and can resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .container import UNKNOWN_LABEL, Events, check_particles
+from .layout import N_FEATURES, N_OBJECTS, PROCESSES
+
+FORMAT_NAME = "contrastx-events"
+FORMAT_VERSION = 1
+
+PARTICLES_KEY = "Particles"
+CLASSES_KEY = "Particles_Classes"
+NAMES_KEY = "Particles_Names"
+EVTID_KEY = "EvtId"
+LABELS_KEY = "labels"
+WEIGHTS_KEY = "weights"
+
+ADC2021_CLASSES = (b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4")
+ADC2021_NAMES = (b"Pt", b"Eta", b"Phi", b"Class")
+
+DEFAULT_CHUNK = 65_536
+
+PathLike = str | os.PathLike
+
+
+def _missing_key(path: Path, key: str, f: h5py.File) -> KeyError:
+    return KeyError(
+        f"{path}: no dataset {key!r} in this HDF5 file (top-level keys: {sorted(f.keys())}); "
+        "expected an ADC2021 or contrastx event file"
+    )
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def metadata_to_json(metadata: dict[str, Any]) -> str:
+    """Serialise metadata for an HDF5 attribute (numpy values become lists/scalars)."""
+    return json.dumps(_to_jsonable(metadata), sort_keys=True)
+
+
+def load_labels(
+    source: PathLike | np.ndarray | Sequence[int], *, key: str = LABELS_KEY
+) -> np.ndarray:
+    """Per-event process labels from an array, a ``.npy`` file, or an HDF5 side file.
+
+    The paper's code kept background labels in side files (0 W, 1 QCD, 2 Z,
+    3 ttbar), the label order of :data:`contrastx.events.layout.PROCESSES`.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"label side file not found: {path}")
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            with h5py.File(path, "r") as f:
+                if key not in f:
+                    raise _missing_key(path, key, f)
+                arr = f[key][()]
+    else:
+        arr = np.asarray(source)
+    arr = np.asarray(arr).reshape(-1) if np.ndim(arr) == 2 and min(np.shape(arr)) == 1 else arr
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        if arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+        raise ValueError(
+            f"labels must be a 1-D integer array; got {arr.dtype} of shape {arr.shape}"
+        )
+    return arr.astype(np.int64)
+
+
+class EventFile:
+    """A read-only, streaming view of an ADC2021 or contrastx HDF5 event file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The HDF5 file.
+    process : str, optional
+        Label every event with this process (for an unlabelled ADC2021 file of a
+        single process, e.g. a signal file). Must be one of ``process_names``.
+    labels : array or path, optional
+        Per-event labels for an ADC2021 file (see :func:`load_labels`); indices
+        into ``process_names``.
+    process_names : sequence of str, optional
+        Names for ADC2021 labels; default :data:`~contrastx.events.layout.PROCESSES`.
+
+    Examples
+    --------
+    >>> with EventFile("background_for_training.h5") as f:  # doctest: +SKIP
+    ...     for chunk in f.iter_chunks(100_000):
+    ...         print(len(chunk))
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        process: str | None = None,
+        labels: PathLike | np.ndarray | None = None,
+        process_names: Sequence[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"event file not found: {self.path}")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise OSError(f"{self.path}: not a readable HDF5 file ({err})") from err
+        f = self._file
+        try:
+            if PARTICLES_KEY not in f:
+                raise _missing_key(self.path, PARTICLES_KEY, f)
+            self._particles = f[PARTICLES_KEY]
+            shape = self._particles.shape
+            if (
+                len(shape) != 3
+                or shape[1] != N_OBJECTS
+                or shape[2] not in (N_FEATURES, N_FEATURES + 1)
+            ):
+                raise ValueError(
+                    f"{self.path}: dataset {PARTICLES_KEY!r} must have shape (N, {N_OBJECTS}, 4) "
+                    f"(pT, eta, phi, class) or (N, {N_OBJECTS}, 3); got {shape}"
+                )
+            self.format = "contrastx" if f.attrs.get("format") == FORMAT_NAME else "adc2021"
+            self.metadata: dict[str, Any] = {}
+            if self.format == "contrastx":
+                if LABELS_KEY not in f:
+                    raise _missing_key(self.path, LABELS_KEY, f)
+                if process is not None or labels is not None:
+                    raise ValueError(
+                        f"{self.path} is a contrastx file with its own labels; "
+                        "do not pass process= or labels="
+                    )
+                self.metadata = json.loads(f.attrs.get("metadata", "{}"))
+                self.process_names = tuple(str(p) for p in f[LABELS_KEY].attrs["process_names"])
+                self._labels: Any = f[LABELS_KEY]
+            else:
+                self.process_names = (
+                    tuple(process_names) if process_names is not None else PROCESSES
+                )
+                self.metadata = {"source_file": str(self.path), "source_format": "adc2021"}
+                if process is not None and labels is not None:
+                    raise ValueError("pass either process= or labels=, not both")
+                if process is not None:
+                    if process not in self.process_names:
+                        raise ValueError(
+                            f"unknown process name {process!r}; known processes: "
+                            f"{', '.join(self.process_names)}"
+                        )
+                    self._labels = self.process_names.index(process)
+                elif labels is not None:
+                    arr = load_labels(labels)
+                    if arr.shape[0] != shape[0]:
+                        raise ValueError(
+                            f"label side file has {arr.shape[0]} labels but {self.path} has "
+                            f"{shape[0]} events"
+                        )
+                    self._labels = arr
+                else:
+                    self._labels = UNKNOWN_LABEL
+            self._weights = f[WEIGHTS_KEY] if WEIGHTS_KEY in f else None
+            self._evtid = f[EVTID_KEY] if EVTID_KEY in f else None
+        except Exception:
+            f.close()
+            raise
+
+    # ------------------------------------------------------------------ protocol
+    def __len__(self) -> int:
+        return int(self._particles.shape[0])
+
+    def __enter__(self) -> EventFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying HDF5 file."""
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"EventFile({str(self.path)!r}, format={self.format!r}, n={len(self)})"
+
+    # ------------------------------------------------------------------ reading
+    def _label_slice(self, start: int, stop: int) -> np.ndarray:
+        if isinstance(self._labels, (int, np.integer)):
+            return np.full(stop - start, int(self._labels), dtype=np.int64)
+        return np.asarray(self._labels[start:stop], dtype=np.int64)
+
+    def read(self, start: int = 0, stop: int | None = None) -> Events:
+        """Read events ``[start, stop)`` (Python slice semantics, negative indices allowed)."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        stop = max(stop, start)
+        raw = self._particles[start:stop]
+        particles = check_particles(raw[..., :N_FEATURES], name=f"{self.path}:{PARTICLES_KEY}")
+        return Events(
+            particles,
+            labels=self._label_slice(start, stop),
+            process_names=self.process_names,
+            weights=None if self._weights is None else self._weights[start:stop],
+            event_ids=None
+            if self._evtid is None
+            else np.asarray(self._evtid[start:stop]).reshape(-1),
+            metadata=self.metadata,
+        )
+
+    def iter_chunks(
+        self, chunk_size: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
+    ) -> Iterator[Events]:
+        """Iterate over ``[start, stop)`` in chunks of at most ``chunk_size`` events."""
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive; got {chunk_size}")
+        start, stop, _ = slice(start, stop).indices(len(self))
+        for lo in range(start, stop, chunk_size):
+            yield self.read(lo, min(lo + chunk_size, stop))
+
+
+def open_events(path: PathLike, **kwargs: Any) -> EventFile:
+    """Open an event file for streaming (see :class:`EventFile`)."""
+    return EventFile(path, **kwargs)
+
+
+def read_events(
+    path: PathLike,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    process: str | None = None,
+    labels: PathLike | np.ndarray | None = None,
+    process_names: Sequence[str] | None = None,
+) -> Events:
+    """Read ``[start, stop)`` of an ADC2021 or contrastx event file into memory.
+
+    Parameters are those of :class:`EventFile`.
+    """
+    with EventFile(path, process=process, labels=labels, process_names=process_names) as f:
+        return f.read(start, stop)
+
+
+class EventWriter:
+    """Write a contrastx event file incrementally (append chunk by chunk).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output file.
+    process_names : sequence of str
+        Names of the labels that will be written.
+    metadata : dict, optional
+        Provenance stored (as JSON) in the root attribute ``metadata``.
+    mode : {"w", "x", "a"}
+        ``"x"`` (default) refuses to overwrite, ``"w"`` overwrites, ``"a"`` appends
+        to an existing contrastx file (to resume an interrupted job; the stored
+        ``process_names`` must match) or creates it.
+    weighted, with_event_ids : bool
+        Whether every appended chunk carries weights / event ids.
+    compression : str or None
+        HDF5 filter for the datasets (default gzip, readable everywhere).
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        process_names: Sequence[str] = PROCESSES,
+        *,
+        metadata: dict[str, Any] | None = None,
+        mode: str = "x",
+        weighted: bool = False,
+        with_event_ids: bool = False,
+        chunk_events: int = 4096,
+        compression: str | None = "gzip",
+    ) -> None:
+        if mode not in ("w", "x", "a"):
+            raise ValueError(f"mode must be 'w', 'x' or 'a'; got {mode!r}")
+        self.path = Path(path)
+        self.process_names = tuple(process_names)
+        exists = self.path.exists()
+        if mode == "x" and exists:
+            raise FileExistsError(
+                f"{self.path} exists; pass overwrite/mode='w' to replace it or mode='a' to append"
+            )
+        if exists and mode == "a":
+            self._file = h5py.File(self.path, "a")
+            f = self._file
+            if f.attrs.get("format") != FORMAT_NAME:
+                f.close()
+                raise ValueError(f"{self.path} is not a contrastx event file; cannot append")
+            stored = tuple(str(p) for p in f[LABELS_KEY].attrs["process_names"])
+            if stored != self.process_names:
+                f.close()
+                raise ValueError(
+                    f"{self.path} has process_names {stored}, not {self.process_names}"
+                )
+            self.weighted = WEIGHTS_KEY in f
+            self.with_event_ids = EVTID_KEY in f
+            if metadata is not None:
+                f.attrs["metadata"] = metadata_to_json(metadata)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.path, "w")
+        f = self._file
+        self.weighted = weighted
+        self.with_event_ids = with_event_ids
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["metadata"] = metadata_to_json(metadata or {})
+        opts = {"compression": compression} if compression else {}
+        f.create_dataset(
+            PARTICLES_KEY,
+            shape=(0, N_OBJECTS, N_FEATURES + 1),
+            maxshape=(None, N_OBJECTS, N_FEATURES + 1),
+            dtype=np.float32,
+            chunks=(chunk_events, N_OBJECTS, N_FEATURES + 1),
+            **opts,
+        )
+        f.create_dataset(CLASSES_KEY, data=np.array(ADC2021_CLASSES))
+        f.create_dataset(NAMES_KEY, data=np.array(ADC2021_NAMES))
+        lab = f.create_dataset(
+            LABELS_KEY, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(chunk_events,), **opts
+        )
+        lab.attrs["process_names"] = np.array(self.process_names, dtype=h5py.string_dtype())
+        if weighted:
+            f.create_dataset(
+                WEIGHTS_KEY,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.float64,
+                chunks=(chunk_events,),
+                **opts,
+            )
+        if with_event_ids:
+            f.create_dataset(
+                EVTID_KEY,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.int64,
+                chunks=(chunk_events,),
+                **opts,
+            )
+
+    def __len__(self) -> int:
+        return int(self._file[PARTICLES_KEY].shape[0])
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._file.id.valid:
+            self._file.close()
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Replace the stored metadata (e.g. to record final counts at the end of a job)."""
+        self._file.attrs["metadata"] = metadata_to_json(metadata)
+
+    def append(self, events: Events) -> None:
+        """Append a chunk of events; flushed to disk before returning."""
+        if tuple(events.process_names) != self.process_names:
+            lut = {n: i for i, n in enumerate(self.process_names)}
+            missing = [n for n in events.process_names if n not in lut]
+            if missing:
+                raise ValueError(
+                    f"events have processes {missing} unknown to this file {self.process_names}"
+                )
+            remap = np.array(
+                [lut[n] for n in events.process_names] + [UNKNOWN_LABEL], dtype=np.int64
+            )
+            labels = remap[events.labels]
+        else:
+            labels = events.labels
+        if self.weighted != (events.weights is not None):
+            raise ValueError(
+                "every chunk must carry weights if the file stores weights, and none otherwise"
+            )
+        if self.with_event_ids != (events.event_ids is not None):
+            raise ValueError(
+                "every chunk must carry event ids if the file stores EvtId, and none otherwise"
+            )
+        n0, n = len(self), len(events)
+        if n == 0:
+            return
+        f = self._file
+        datasets: list[tuple[str, np.ndarray]] = [
+            (PARTICLES_KEY, events.adc2021_particles()),
+            (LABELS_KEY, labels),
+        ]
+        if self.weighted:
+            datasets.append((WEIGHTS_KEY, events.weights))
+        if self.with_event_ids:
+            datasets.append((EVTID_KEY, events.event_ids))
+        for key, arr in datasets:
+            ds = f[key]
+            ds.resize(n0 + n, axis=0)
+            ds[n0:] = arr
+        f.flush()
+
+
+def write_events(path: PathLike, events: Events, *, overwrite: bool = False, **kwargs: Any) -> Path:
+    """Write ``events`` to a new contrastx HDF5 file (ADC2021-compatible ``Particles``).
+
+    Returns the path written. Refuses to overwrite an existing file unless
+    ``overwrite=True``.
+    """
+    with EventWriter(
+        path,
+        events.process_names,
+        metadata=events.metadata,
+        mode="w" if overwrite else "x",
+        weighted=events.weights is not None,
+        with_event_ids=events.event_ids is not None,
+        **kwargs,
+    ) as w:
+        w.append(events)
+    return Path(path)

@@ -1,0 +1,305 @@
+r"""Pure-torch chunked Nystrom products for the Gaussian kernel (NPLM's building blocks).
+
+With :math:`X \in \mathbb{R}^{N\times d}` (rows), :math:`C \in \mathbb{R}^{M\times d}`
+(centres) and the Gaussian kernel
+
+.. math::
+
+    K(X, C)_{ij} = \exp\!\left(-\frac{\lVert x_i - c_j\rVert^2}{2\sigma^2}\right),
+
+this module computes, streaming over tiles of rows so that the :math:`N\times M`
+matrix is never held:
+
+* :func:`gaussian_kernel_tile` -- one dense block :math:`K(X, C)`;
+* :func:`kernel_t_matvec` -- :math:`K(X, C)^\top \operatorname{diag}(w)\, U`, shape
+  ``(M, B)`` (or ``(M,)``);
+* :func:`weighted_gram` -- :math:`G = K(C, X) \operatorname{diag}(w) K(X, C)`, shape
+  ``(M, M)``;
+* :func:`weighted_gram_rhs` -- :math:`G` and :math:`K(C, X)\,u` in a single pass
+  (the two halves of a Nystrom normal-equation system share the kernel tiles).
+
+The Gram functions accept an optional upper-triangular ``whiten`` factor :math:`T`;
+the tiles are then :math:`Z = K(X, C)\,T^{-1}` (a triangular solve per tile) and the
+outputs are :math:`Z^\top\operatorname{diag}(w)Z = T^{-\top}GT^{-1}` and
+:math:`Z^\top u`. With :math:`T^\top T = K_{MM} + \epsilon I` this is Falkon's
+variable change: forming :math:`T^{-\top}GT^{-1}` from an explicit :math:`G` amplifies
+rounding by :math:`\kappa(K_{MM})` (~1e12 for NPLM) and loses positive
+definiteness, while accumulating whitened tiles keeps it a Gram matrix.
+
+These are the references the native kernels will replace; ``K(X, C) @ V`` itself
+is :func:`contrastx.ops.gaussian_kernel_matvec`. Memory is bounded by
+``block_rows x M`` kernel entries (plus the ``M x M`` output).
+
+The squared distance is expanded as :math:`|x|^2 + |c|^2 - 2 x\cdot c`, clamped at 0,
+and evaluated in the dtype of the inputs; use float64 for NPLM (its ``K_MM`` has a
+condition number of order :math:`10^{12}`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_TILE_BYTES",
+    "gaussian_kernel_tile",
+    "kernel_t_matvec",
+    "rows_per_tile",
+    "weighted_gram",
+    "weighted_gram_rhs",
+    "whitened_tile",
+]
+
+DEFAULT_TILE_BYTES = 64 * 2**20
+"""Default memory budget of one kernel tile (64 MiB)."""
+
+
+def _check_points(x: Tensor, centers: Tensor, sigma: float) -> None:
+    if not isinstance(x, Tensor) or not isinstance(centers, Tensor):
+        raise TypeError("x and centers must be torch tensors")
+    if x.ndim != 2 or centers.ndim != 2:
+        raise ValueError(
+            f"x and centers must be 2-D (rows, features); got {tuple(x.shape)} and "
+            f"{tuple(centers.shape)}"
+        )
+    if x.shape[1] != centers.shape[1]:
+        raise ValueError(
+            f"x and centers must have the same number of features; got {x.shape[1]} and "
+            f"{centers.shape[1]}"
+        )
+    if centers.shape[0] == 0:
+        raise ValueError("centers is empty")
+    if x.dtype != centers.dtype or not x.dtype.is_floating_point:
+        raise TypeError(
+            f"x and centers must share a floating dtype; got {x.dtype} and {centers.dtype}"
+        )
+    if x.device != centers.device:
+        raise ValueError(f"x is on {x.device} but centers on {centers.device}")
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite positive number; got {sigma!r}")
+
+
+def rows_per_tile(m: int, itemsize: int, tile_bytes: int = DEFAULT_TILE_BYTES) -> int:
+    """Rows of an ``(rows, m)`` tile that fit in ``tile_bytes`` (at least 1).
+
+    Two tiles of that size are alive at once (the kernel tile and its weighted copy).
+    """
+    return max(1, int(tile_bytes) // (2 * max(1, m) * itemsize))
+
+
+def gaussian_kernel_tile(x: Tensor, centers: Tensor, sigma: float) -> Tensor:
+    r"""Dense Gaussian kernel block :math:`K(X, C)`, shape ``(N, M)``.
+
+    .. math:: K_{ij} = \exp(-\max(0, |x_i|^2 + |c_j|^2 - 2 x_i\cdot c_j) / (2\sigma^2))
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, d)
+    centers : Tensor, shape (M, d)
+    sigma : float
+        Kernel width, > 0.
+    """
+    _check_points(x, centers, sigma)
+    return _tile(x, centers, (centers * centers).sum(1), -0.5 / sigma**2)
+
+
+def _tile(x: Tensor, centers: Tensor, c2: Tensor, scale: float) -> Tensor:
+    # sqdist = |x|^2 + |c|^2 - 2 x.c, computed in place on the (rows, M) product.
+    k = torch.mm(x, centers.T).mul_(-2.0)
+    k.add_((x * x).sum(1, keepdim=True)).add_(c2).clamp_(min=0.0)
+    return k.mul_(scale).exp_()
+
+
+def _as_rows(v: Tensor | None, n: int, name: str, like: Tensor) -> Tensor | None:
+    if v is None:
+        return None
+    if not isinstance(v, Tensor):
+        raise TypeError(f"{name} must be a torch tensor")
+    if v.ndim not in (1, 2) or v.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) or ({n}, B); got {tuple(v.shape)}")
+    if v.dtype != like.dtype or v.device != like.device:
+        raise TypeError(
+            f"{name} must match x in dtype and device ({like.dtype}, {like.device}); got "
+            f"({v.dtype}, {v.device})"
+        )
+    return v
+
+
+def kernel_t_matvec(
+    x: Tensor,
+    centers: Tensor,
+    u: Tensor,
+    sigma: float,
+    *,
+    row_weights: Tensor | None = None,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> Tensor:
+    r"""Transposed kernel product :math:`K(X, C)^\top \operatorname{diag}(w)\, U`.
+
+    .. math:: \mathrm{out}_{jb} = \sum_i k(x_i, c_j)\, w_i\, U_{ib}
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, d)
+    centers : Tensor, shape (M, d)
+    u : Tensor, shape (N,) or (N, B)
+    sigma : float
+    row_weights : Tensor, shape (N,), optional
+        Per-row weights :math:`w_i` (default 1).
+    tile_bytes : int
+        Memory budget of one kernel tile.
+
+    Returns
+    -------
+    Tensor, shape (M,) or (M, B)
+    """
+    _check_points(x, centers, sigma)
+    n, m = x.shape[0], centers.shape[0]
+    u = _as_rows(u, n, "u", x)
+    row_weights = _as_rows(row_weights, n, "row_weights", x)
+    if row_weights is not None and row_weights.ndim != 1:
+        raise ValueError("row_weights must be 1-D")
+    vec = u.ndim == 1
+    u2 = u[:, None] if vec else u
+    out = torch.zeros(m, u2.shape[1], dtype=x.dtype, device=x.device)
+    c2 = (centers * centers).sum(1)
+    scale = -0.5 / sigma**2
+    step = rows_per_tile(m, x.element_size(), tile_bytes)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        k = _tile(x[lo:hi], centers, c2, scale)
+        ub = u2[lo:hi]
+        if row_weights is not None:
+            ub = ub * row_weights[lo:hi, None]
+        out.addmm_(k.T, ub)
+    return out[:, 0] if vec else out
+
+
+def _check_whiten(whiten: Tensor | None, m: int, like: Tensor) -> None:
+    if whiten is None:
+        return
+    if not isinstance(whiten, Tensor) or whiten.shape != (m, m):
+        raise ValueError(f"whiten must be an ({m}, {m}) upper-triangular tensor")
+    if whiten.dtype != like.dtype or whiten.device != like.device:
+        raise TypeError("whiten must match x in dtype and device")
+
+
+def whitened_tile(k: Tensor, whiten: Tensor | None) -> Tensor:
+    """``k @ whiten^-1`` for an upper-triangular ``whiten`` (``k`` itself if ``None``)."""
+    if whiten is None:
+        return k
+    return torch.linalg.solve_triangular(whiten, k, upper=True, left=False)
+
+
+def _gram_pass(
+    x: Tensor,
+    centers: Tensor,
+    sigma: float,
+    row_weights: Tensor | None,
+    rhs: Tensor | None,
+    tile_bytes: int,
+    whiten: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    _check_points(x, centers, sigma)
+    _check_whiten(whiten, centers.shape[0], x)
+    n, m = x.shape[0], centers.shape[0]
+    row_weights = _as_rows(row_weights, n, "row_weights", x)
+    if row_weights is not None and row_weights.ndim != 1:
+        raise ValueError("row_weights must be 1-D")
+    rhs = _as_rows(rhs, n, "rhs", x)
+    gram = torch.zeros(m, m, dtype=x.dtype, device=x.device)
+    b = None
+    if rhs is not None:
+        b = torch.zeros(m, *rhs.shape[1:], dtype=x.dtype, device=x.device)
+    c2 = (centers * centers).sum(1)
+    scale = -0.5 / sigma**2
+    step = rows_per_tile(m, x.element_size(), tile_bytes)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        k = whitened_tile(_tile(x[lo:hi], centers, c2, scale), whiten)
+        kw = k if row_weights is None else k * row_weights[lo:hi, None]
+        gram.addmm_(k.T, kw)
+        if b is not None:
+            r = rhs[lo:hi]
+            if r.ndim == 1:
+                b.addmv_(k.T, r)
+            else:
+                b.addmm_(k.T, r)
+    # The accumulation is symmetric up to rounding; make it exactly symmetric.
+    gram = 0.5 * (gram + gram.T)
+    return gram, b
+
+
+def weighted_gram(
+    x: Tensor,
+    centers: Tensor,
+    sigma: float,
+    row_weights: Tensor | None = None,
+    *,
+    whiten: Tensor | None = None,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> Tensor:
+    r"""Weighted Gram matrix :math:`G = K(C, X)\operatorname{diag}(w)K(X, C)`.
+
+    .. math:: G_{jl} = \sum_i w_i\, k(x_i, c_j)\, k(x_i, c_l)
+
+    accumulated over tiles of rows of ``x``; never holds the ``(N, M)`` matrix.
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, d)
+    centers : Tensor, shape (M, d)
+    sigma : float
+    row_weights : Tensor, shape (N,), optional
+        :math:`w_i` (default 1).
+    whiten : Tensor, shape (M, M), optional
+        Upper-triangular :math:`T`: return :math:`T^{-\top}GT^{-1}` (see the module notes).
+    tile_bytes : int
+        Memory budget of one kernel tile.
+
+    Returns
+    -------
+    Tensor, shape (M, M), symmetric.
+    """
+    return _gram_pass(x, centers, sigma, row_weights, None, tile_bytes, whiten)[0]
+
+
+def weighted_gram_rhs(
+    x: Tensor,
+    centers: Tensor,
+    sigma: float,
+    row_weights: Tensor | None,
+    rhs: Tensor,
+    *,
+    whiten: Tensor | None = None,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> tuple[Tensor, Tensor]:
+    r"""Weighted Gram matrix and a transposed product in one pass over ``x``.
+
+    Returns :math:`G = K(C, X)\operatorname{diag}(w)K(X, C)` and
+    :math:`b = K(C, X)\, r` (``rhs`` is not multiplied by ``row_weights``).
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, d)
+    centers : Tensor, shape (M, d)
+    sigma : float
+    row_weights : Tensor, shape (N,) or None
+    rhs : Tensor, shape (N,) or (N, B)
+    whiten : Tensor, shape (M, M), optional
+        Upper-triangular :math:`T`: return :math:`T^{-\top}GT^{-1}` and
+        :math:`T^{-\top}b` (see the module notes).
+    tile_bytes : int
+
+    Returns
+    -------
+    gram : Tensor, shape (M, M)
+    b : Tensor, shape (M,) or (M, B)
+    """
+    if rhs is None:
+        raise ValueError("rhs is required (use weighted_gram for the Gram matrix alone)")
+    gram, b = _gram_pass(x, centers, sigma, row_weights, rhs, tile_bytes, whiten)
+    assert b is not None
+    return gram, b

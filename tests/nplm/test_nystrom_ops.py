@@ -1,0 +1,73 @@
+"""Chunked Nystrom references (contrastx.ops.nystrom) against dense float64 products."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from contrastx.nplm.kernel import kernel_matvec
+from contrastx.ops.nystrom import (
+    gaussian_kernel_tile,
+    kernel_t_matvec,
+    weighted_gram,
+    weighted_gram_rhs,
+)
+from scipy.spatial.distance import cdist
+
+SIGMA = 1.3
+
+
+@pytest.fixture
+def pts():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1037, 3, generator=g, dtype=torch.float64)
+    c = torch.randn(41, 3, generator=g, dtype=torch.float64)
+    k = np.exp(-cdist(x.numpy(), c.numpy(), "sqeuclidean") / (2 * SIGMA**2))
+    return x, c, k
+
+
+def test_tile_and_matvecs(pts):
+    x, c, k = pts
+    np.testing.assert_allclose(gaussian_kernel_tile(x, c, SIGMA).numpy(), k, atol=1e-14)
+    u = torch.randn(1037, 5, dtype=torch.float64)
+    w = torch.rand(1037, dtype=torch.float64)
+    tiny = 41 * 8 * 2 * 100  # 100-row tiles: exercises the chunking
+    out = kernel_t_matvec(x, c, u, SIGMA, row_weights=w, tile_bytes=tiny)
+    np.testing.assert_allclose(out.numpy(), k.T @ (w.numpy()[:, None] * u.numpy()), rtol=1e-12)
+    v1 = kernel_t_matvec(x, c, u[:, 0], SIGMA)
+    assert v1.shape == (41,)
+    np.testing.assert_allclose(v1.numpy(), k.T @ u[:, 0].numpy(), rtol=1e-12)
+    a = torch.randn(41, dtype=torch.float64)
+    np.testing.assert_allclose(kernel_matvec(x, c, a, SIGMA).numpy(), k @ a.numpy(), rtol=1e-10)
+
+
+def test_weighted_gram_and_whitening(pts):
+    x, c, k = pts
+    w = torch.rand(1037, dtype=torch.float64)
+    tiny = 41 * 8 * 2 * 64
+    g = weighted_gram(x, c, SIGMA, w, tile_bytes=tiny)
+    np.testing.assert_allclose(g.numpy(), k.T @ (w.numpy()[:, None] * k), rtol=1e-11)
+    assert torch.equal(g, g.T)
+    kmm = gaussian_kernel_tile(c, c, SIGMA) + 1e-3 * torch.eye(41, dtype=torch.float64)
+    t = torch.linalg.cholesky(kmm, upper=True)
+    r = torch.randn(1037, dtype=torch.float64)
+    s, b = weighted_gram_rhs(x, c, SIGMA, w, r, whiten=t, tile_bytes=tiny)
+    z = np.linalg.solve(t.numpy().T, k.T).T  # K T^-1
+    np.testing.assert_allclose(s.numpy(), z.T @ (w.numpy()[:, None] * z), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.numpy(), z.T @ r.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_errors(pts):
+    x, c, _ = pts
+    with pytest.raises(ValueError, match="sigma"):
+        weighted_gram(x, c, 0.0)
+    with pytest.raises(ValueError, match="features"):
+        weighted_gram(x, c[:, :2], 1.0)
+    with pytest.raises(TypeError, match="dtype"):
+        weighted_gram(x, c.float(), 1.0)
+    with pytest.raises(ValueError, match="u must have shape"):
+        kernel_t_matvec(x, c, torch.ones(5, dtype=torch.float64), 1.0)
+    with pytest.raises(ValueError, match="whiten"):
+        weighted_gram(x, c, 1.0, whiten=torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="rhs"):
+        weighted_gram_rhs(x, c, 1.0, None, None)

@@ -1,0 +1,191 @@
+"""NPLM solver: an independent dense solve, Falkon's reference outputs, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from contrastx.nplm import NPLMFit, nplm_t, sigma_heuristic
+from scipy.linalg import eigh
+from scipy.spatial.distance import cdist, pdist
+
+LAM = 1e-6
+REF20 = np.random.default_rng(0).random((20, 2))
+
+
+def dense_one_step(data, ref, centers, sigma, lam, w, eps=1e-13):
+    """Exact single Newton step from alpha = 0, dense float64, written independently.
+
+    (1/N K_MN D K_NM + lam (K_MM + eps M I)) alpha = -(1/N) K_MN g, with
+    D = 1/4 (data), w/4 (ref) and g = -1/2 (data), w/2 (ref); solved in the basis of
+    the eigenvectors of K_MM + eps M I, where it is well conditioned.
+    """
+    x = np.vstack([data, ref])
+    n, m = x.shape[0], centers.shape[0]
+    knm = np.exp(-cdist(x, centers, "sqeuclidean") / (2 * sigma**2))
+    kmm = np.exp(-cdist(centers, centers, "sqeuclidean") / (2 * sigma**2)) + eps * m * np.eye(m)
+    is_data = np.arange(n) < data.shape[0]
+    dd = np.where(is_data, 0.25, w / 4)
+    g = np.where(is_data, -0.5, w / 2)
+    evals, evecs = eigh(kmm)
+    z = knm @ evecs / np.sqrt(evals)  # alpha = V diag(1/sqrt(e)) b
+    s = z.T @ (z * dd[:, None]) / n + lam * np.eye(m)
+    b = np.linalg.solve(s, -(z.T @ g) / n)
+    f = z @ b
+    return f[: data.shape[0]], f[data.shape[0] :]
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+@pytest.mark.parametrize("solver", ["cg", "exact"])
+def test_matches_dense_one_step(make_blobs, shift, solver):
+    data, ref = make_blobs(4000, 450, d=3, shift=shift, seed=3)
+    w = 400 / 4000
+    sigma = sigma_heuristic(ref)
+    fit = NPLMFit(sigma, M=150, lam=LAM, solver=solver, random_state=1).fit(data, ref, w)
+    fd, fr = dense_one_step(data, ref, fit.centers_.numpy(), sigma, LAM, w)
+    t_dense = nplm_t(fd, fr, w)
+    assert fit.t_ == pytest.approx(t_dense, rel=1e-3)
+    assert np.abs(fit.f_data_.numpy() - fd).max() < 0.02
+    if solver == "exact":
+        assert np.abs(fit.f_ref_.numpy() - fr).max() < 1e-5
+    else:
+        assert 1 <= fit.n_iter_[0] < 200
+
+
+def test_falkon_cases_cg(falkon_case):
+    c = falkon_case
+    p, r = c["params"], c["result"]
+    fit = NPLMFit(
+        p["sigma"], M=p["M"], lam=p["lam"], centers=c["centers"], center_labels=c["centers_y"]
+    ).fit(c["data"], c["ref"], p["weight_w"])
+    assert fit.t_ == pytest.approx(r["t_falkon"], rel=5e-3)
+    f = np.concatenate([fit.f_data_.numpy(), fit.f_ref_.numpy()])
+    f_falkon = np.concatenate([c["f_data"], c["f_ref"]])
+    assert np.abs(f - f_falkon).max() < 0.02
+    # Same preconditioner and stopping rule: the same number of CG iterations.
+    assert abs(fit.n_iter_[0] - r["cg_iters"][0]) <= 1
+    assert np.allclose(fit.centers_.numpy(), c["centers"])
+
+
+def test_falkon_case_newton_exact(case_loader):
+    c = case_loader("case1")
+    p, r = c["params"], c["result"]
+    newton = NPLMFit(
+        p["sigma"],
+        M=p["M"],
+        centers=c["centers_idx"],
+        penalty_list=[p["lam"]] * 2,
+        solver="exact",
+    ).fit(c["data"], c["ref"], p["weight_w"])
+    # Step 1 is the exact one-step solution, step 2 the (near-)converged minimiser.
+    assert newton.t_path_[0] == pytest.approx(r["t_exact_one_newton_step"], rel=1e-5)
+    assert newton.t_ == pytest.approx(r["t_exact_newton_per_step"][-1], rel=1e-5)
+    f = np.concatenate([newton.f_data_.numpy(), newton.f_ref_.numpy()])
+    assert np.abs(f - c["f_exact_converged"]).max() < 1e-3
+    assert newton.n_iter_ == [0, 0]
+    assert newton.center_labels_.numpy().tolist() == c["centers_y"].astype(int).tolist()
+
+
+def test_newton_cg_steps_converge(make_blobs):
+    data, ref = make_blobs(3000, 400, d=2, shift=1.5, seed=5)
+    w = 0.1
+    kw = dict(M=100, random_state=0)
+    cg = NPLMFit(1.0, penalty_list=[1e-4, 1e-6, 1e-6, 1e-6], iter_list=[5, 50, 50, 50], **kw)
+    ex = NPLMFit(1.0, penalty_list=[1e-6] * 6, solver="exact", **kw)
+    cg.fit(data, ref, w)
+    ex.fit(data, ref, w)
+    assert cg.t_ == pytest.approx(ex.t_, rel=2e-3)
+    assert len(cg.n_iter_) == 4 and cg.n_iter_[0] <= 5
+
+
+def test_sigma_heuristic_matches_paper_rule(make_blobs):
+    _, ref = make_blobs(3000, 10, d=4, seed=2)
+    expected = np.around(np.percentile(pdist(ref[:2000]), 90), 1)
+    assert sigma_heuristic(ref) == expected
+    raw = sigma_heuristic(ref, n_points=500, percentile=50, decimals=None)
+    assert raw == pytest.approx(np.percentile(pdist(ref[:500]), 50))
+    with pytest.raises(ValueError, match="percentile"):
+        sigma_heuristic(ref, percentile=120)
+    with pytest.raises(ValueError, match="at least 2"):
+        sigma_heuristic(ref[:1])
+    with pytest.raises(ValueError, match="width"):
+        sigma_heuristic(np.zeros((10, 2)))
+
+
+def test_sigma_heuristic_on_case(case_loader):
+    c = case_loader("case1")
+    assert sigma_heuristic(c["ref"]) == c["params"]["sigma"]
+
+
+def test_predict_and_centres(make_blobs):
+    data, ref = make_blobs(1500, 200, seed=7)
+    fit = NPLMFit(1.2, M=60, random_state=4).fit(data, ref, 0.13)
+    assert fit.alpha_.shape == (60,) and fit.centers_.shape == (60, 2)
+    assert np.unique(fit.center_indices_).size == 60
+    # Re-fitting with the drawn indices or the centre points reproduces alpha.
+    again = NPLMFit(1.2, M=60, centers=fit.center_indices_).fit(data, ref, 0.13)
+    assert torch.allclose(again.alpha_, fit.alpha_)
+    pts = NPLMFit(1.2, centers=fit.centers_.numpy(), center_labels=fit.center_labels_.numpy()).fit(
+        data, ref, 0.13
+    )
+    assert torch.allclose(pts.alpha_, fit.alpha_)
+    assert torch.allclose(fit.predict(data), fit.f_data_)
+    assert fit.predict(np.zeros((0, 2))).shape == (0,)
+    assert fit.score(data, ref) == pytest.approx(fit.t_)
+    # Seeded centre draw.
+    same = NPLMFit(1.2, M=60, random_state=4).fit(data, ref, 0.13)
+    assert np.array_equal(same.center_indices_, fit.center_indices_)
+
+
+def test_float32_path_runs(make_blobs):
+    data, ref = make_blobs(2000, 200, seed=9)
+    f64 = NPLMFit(1.0, M=50, random_state=0).fit(data, ref, 0.1)
+    f32 = NPLMFit(1.0, M=50, random_state=0, dtype=torch.float32).fit(data, ref, 0.1)
+    assert f32.f_data_.dtype == torch.float64
+    assert math.isfinite(f32.t_)
+    assert f32.t_ == pytest.approx(f64.t_, rel=0.3)
+
+
+def test_nplm_t_formula():
+    fd = np.array([0.5, -0.2, 1.0])
+    fr = np.array([0.1, -0.3])
+    w = 0.25
+    expected = 2 * (w * ((1 - np.exp(0.1)) + (1 - np.exp(-0.3))) + 1.3)
+    assert nplm_t(fd, fr, w) == pytest.approx(expected)
+    assert nplm_t(torch.tensor(fd), torch.tensor(fr), w) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="weight"):
+        nplm_t(fd, fr, 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        nplm_t([np.nan], fr, w)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "data", "ref", "w", "match"),
+    [
+        ({"sigma": 0.0}, np.ones((5, 2)), REF20, 0.1, "sigma"),
+        ({"sigma": -1.0}, np.ones((5, 2)), REF20, 0.1, "sigma"),
+        ({"sigma": float("nan")}, np.ones((5, 2)), REF20, 0.1, "sigma"),
+        ({}, np.ones((5, 3)), REF20, 0.1, "features"),
+        ({}, np.ones(5), REF20, 0.1, "2-D"),
+        ({}, np.zeros((0, 2)), REF20, 0.1, "empty"),
+        ({}, np.full((5, 2), np.nan), REF20, 0.1, "NaN"),
+        ({}, np.ones((5, 2)), REF20, -0.1, "weight"),
+        ({"M": 100}, np.ones((5, 2)), REF20, 0.1, "M must be"),
+        ({"device": "cuda:7"}, np.ones((5, 2)), REF20, 0.1, "CUDA device"),
+        ({"device": "tpu"}, np.ones((5, 2)), REF20, 0.1, "device"),
+        ({"solver": "lu"}, np.ones((5, 2)), REF20, 0.1, "solver"),
+        ({"penalty_list": [1e-6, 0]}, np.ones((5, 2)), REF20, 0.1, "penalt"),
+        ({"centers": [0, 0, 1]}, np.ones((5, 2)), REF20, 0.1, "distinct"),
+    ],
+)
+def test_bad_input(kwargs, data, ref, w, match):
+    params = {"sigma": 1.0, "M": 4, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        NPLMFit(**params).fit(data, ref, w)
+
+
+def test_predict_before_fit():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        NPLMFit(1.0).predict(np.ones((3, 2)))
