@@ -25,13 +25,16 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from .container import UNKNOWN_LABEL, Events, check_particles
 from .layout import N_FEATURES, N_OBJECTS, PROCESSES
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 FORMAT_NAME = "contrastx-events"
 FORMAT_VERSION = 1
@@ -108,7 +111,29 @@ def load_labels(
     return arr.astype(np.int64)
 
 
-class EventFile:
+class _HDF5Handle:
+    """Context-manager protocol shared by the reader and the writer (owns ``self._file``)."""
+
+    _file: h5py.File
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the HDF5 file (idempotent)."""
+        if self._file.id.valid:
+            self._file.close()
+
+
+class EventFile(_HDF5Handle):
     """A read-only, streaming view of an ADC2021 or contrastx HDF5 event file.
 
     Parameters
@@ -208,21 +233,6 @@ class EventFile:
     def __len__(self) -> int:
         return int(self._particles.shape[0])
 
-    def __enter__(self) -> EventFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the underlying HDF5 file."""
-        self._file.close()
-
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r}, format={self.format!r}, n={len(self)})"
 
@@ -282,7 +292,7 @@ def read_events(
         return f.read(start, stop)
 
 
-class EventWriter:
+class EventWriter(_HDF5Handle):
     """Write a contrastx event file incrementally (append chunk by chunk).
 
     Parameters
@@ -350,57 +360,29 @@ class EventWriter:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["metadata"] = metadata_to_json(metadata or {})
         opts = {"compression": compression} if compression else {}
-        f.create_dataset(
-            PARTICLES_KEY,
-            shape=(0, N_OBJECTS, N_FEATURES + 1),
-            maxshape=(None, N_OBJECTS, N_FEATURES + 1),
-            dtype=np.float32,
-            chunks=(chunk_events, N_OBJECTS, N_FEATURES + 1),
-            **opts,
-        )
+
+        def growable(key: str, dtype: type, row_shape: tuple[int, ...] = ()) -> h5py.Dataset:
+            return f.create_dataset(
+                key,
+                shape=(0, *row_shape),
+                maxshape=(None, *row_shape),
+                dtype=dtype,
+                chunks=(chunk_events, *row_shape),
+                **opts,
+            )
+
+        growable(PARTICLES_KEY, np.float32, (N_OBJECTS, N_FEATURES + 1))
         f.create_dataset(CLASSES_KEY, data=np.array(ADC2021_CLASSES))
         f.create_dataset(NAMES_KEY, data=np.array(ADC2021_NAMES))
-        lab = f.create_dataset(
-            LABELS_KEY, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(chunk_events,), **opts
-        )
-        lab.attrs["process_names"] = np.array(self.process_names, dtype=h5py.string_dtype())
+        labels = growable(LABELS_KEY, np.int64)
+        labels.attrs["process_names"] = np.array(self.process_names, dtype=h5py.string_dtype())
         if weighted:
-            f.create_dataset(
-                WEIGHTS_KEY,
-                shape=(0,),
-                maxshape=(None,),
-                dtype=np.float64,
-                chunks=(chunk_events,),
-                **opts,
-            )
+            growable(WEIGHTS_KEY, np.float64)
         if with_event_ids:
-            f.create_dataset(
-                EVTID_KEY,
-                shape=(0,),
-                maxshape=(None,),
-                dtype=np.int64,
-                chunks=(chunk_events,),
-                **opts,
-            )
+            growable(EVTID_KEY, np.int64)
 
     def __len__(self) -> int:
         return int(self._file[PARTICLES_KEY].shape[0])
-
-    def __enter__(self) -> EventWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Flush and close the file."""
-        if self._file.id.valid:
-            self._file.close()
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         """Replace the stored metadata (e.g. to record final counts at the end of a job)."""
