@@ -8,13 +8,17 @@ from .nystrom import (
     weighted_gram_rhs,
     whitened_tile,
 )
+from .similarity import cosine_similarity_matrix, covariance, off_diagonal
 
 __all__ = [
+    "cosine_similarity_matrix",
+    "covariance",
     "gaussian_kernel",
     "gaussian_kernel_matvec",
     "gaussian_kernel_matvec_reference",
     "gaussian_kernel_tile",
     "kernel_t_matvec",
+    "off_diagonal",
     "weighted_gram",
     "weighted_gram_rhs",
     "whitened_tile",

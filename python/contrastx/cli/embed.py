@@ -1,0 +1,84 @@
+"""``contrastx-embed``: embed an event file with a trained model into an embedding HDF5.
+
+Writes ``embedding`` (N, D) float32 and ``labels`` (N,) int64 (attribute
+``process_names``), plus the source file and the model's configuration as
+attributes (see :mod:`contrastx.embed.embedding_file`); this is the file NPLM reads.
+Events are streamed from the input file in chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="contrastx-embed",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", type=Path, required=True, help="model file from contrastx-train")
+    p.add_argument("--events", type=Path, required=True, help="contrastx/ADC2021 event file")
+    p.add_argument("--labels", type=Path, default=None, help="label side file (ADC2021 input)")
+    p.add_argument("--process", default=None, help="label every event as this process (ADC2021)")
+    p.add_argument("--out", type=Path, default=Path("contrastx-embedding.h5"))
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--chunk-size", type=int, default=262_144, help="events read per chunk")
+    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
+    p.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``contrastx-embed``."""
+    from ..embed.embedding_file import write_embedding
+    from ..embed.model_file import load_model
+    from ..events.io import EventFile
+
+    args = build_parser().parse_args(argv)
+    if args.out.exists() and not args.overwrite:
+        print(f"contrastx-embed: {args.out} exists (use --overwrite)", file=sys.stderr)
+        return 2
+    device = "cpu" if args.gpu is None else f"cuda:{args.gpu}"
+    try:
+        loaded = load_model(args.model)
+        parts, labels, ids = [], [], []
+        with EventFile(args.events, process=args.process, labels=args.labels) as f:
+            names = f.process_names
+            for chunk in f.iter_chunks(args.chunk_size):
+                parts.append(loaded.embed(chunk, batch_size=args.batch_size, device=device))
+                labels.append(chunk.labels)
+                if chunk.event_ids is not None:
+                    ids.append(chunk.event_ids)
+        d = loaded.latent_dim
+        z = np.concatenate(parts) if parts else np.zeros((0, d), np.float32)
+        y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        write_embedding(
+            args.out,
+            z,
+            y,
+            names,
+            source_file=str(args.events),
+            model_config={
+                "model": loaded.model_config,
+                "train_config": loaded.train_config,
+                "preprocessing": loaded.preprocessing,
+                "class_names": loaded.class_names,
+                "model_file": str(args.model),
+            },
+            event_ids=np.concatenate(ids) if ids else None,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError, OSError) as err:
+        print(f"contrastx-embed: error: {err}", file=sys.stderr)
+        return 2
+    print(f"contrastx-embed: wrote {args.out} ({z.shape[0]} events, D={z.shape[1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

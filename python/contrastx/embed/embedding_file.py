@@ -1,0 +1,116 @@
+"""Embedding files (HDF5), the hand-over from an encoder to NPLM / CATHODE.
+
+Layout:
+
+* dataset ``embedding``: (N, D) float32;
+* dataset ``labels``: (N,) int64, attribute ``process_names`` (label k names
+  ``process_names[k]``; -1 is unknown);
+* optional dataset ``EvtId`` (N,) int64;
+* root attributes ``format = "contrastx-embedding"``, ``format_version``,
+  ``source_file`` (the event file embedded), ``model_config`` (JSON) and
+  ``metadata`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT_NAME = "contrastx-embedding"
+FORMAT_VERSION = 1
+
+__all__ = ["EmbeddingData", "read_embedding", "write_embedding"]
+
+
+@dataclass
+class EmbeddingData:
+    """Contents of an embedding file (see the module docstring)."""
+
+    embedding: np.ndarray
+    labels: np.ndarray
+    process_names: tuple[str, ...]
+    source_file: str = ""
+    model_config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    event_ids: np.ndarray | None = None
+
+    def select(self, process: str) -> np.ndarray:
+        """Embedding rows of one process."""
+        if process not in self.process_names:
+            raise ValueError(
+                f"unknown process {process!r}; this file has {list(self.process_names)}"
+            )
+        return self.embedding[self.labels == self.process_names.index(process)]
+
+
+def write_embedding(
+    path: str | os.PathLike,
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    process_names: Sequence[str],
+    *,
+    source_file: str | os.PathLike = "",
+    model_config: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    event_ids: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an embedding file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        On mismatched shapes or a non-finite embedding.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True)")
+    z = np.asarray(embedding, dtype=np.float32)
+    y = np.asarray(labels)
+    if z.ndim != 2 or y.shape != (z.shape[0],):
+        raise ValueError(f"embedding must be (N, D) and labels (N,); got {z.shape}, {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers; got {y.dtype}")
+    if not np.isfinite(z).all():
+        raise ValueError("embedding contains NaN or inf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("embedding", data=z)
+        ds = f.create_dataset("labels", data=y.astype(np.int64))
+        ds.attrs["process_names"] = [str(p) for p in process_names]
+        if event_ids is not None:
+            f.create_dataset("EvtId", data=np.asarray(event_ids, dtype=np.int64))
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["source_file"] = str(source_file)
+        f.attrs["model_config"] = json.dumps(model_config or {}, sort_keys=True)
+        f.attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True, default=str)
+    return path
+
+
+def read_embedding(path: str | os.PathLike) -> EmbeddingData:
+    """Read a file written by :func:`write_embedding`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"embedding file not found: {path}")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT_NAME:
+            raise ValueError(f"{path}: not a contrastx embedding file")
+        return EmbeddingData(
+            embedding=f["embedding"][...],
+            labels=f["labels"][...],
+            process_names=tuple(str(p) for p in f["labels"].attrs["process_names"]),
+            source_file=str(f.attrs.get("source_file", "")),
+            model_config=json.loads(f.attrs.get("model_config", "{}")),
+            metadata=json.loads(f.attrs.get("metadata", "{}")),
+            event_ids=f["EvtId"][...] if "EvtId" in f else None,
+        )

@@ -1,0 +1,111 @@
+r"""SupCon, the supervised contrastive loss (Khosla et al. 2020, :math:`\mathcal{L}^{sup}_{out}`).
+
+For rows :math:`z_1..z_M` (all views of all events stacked) with labels :math:`y`,
+:math:`s_{ik} = \cos(z_i, z_k)/\tau` and positives
+:math:`P(i) = \{p \ne i : y_p = y_i\}`,
+
+.. math::
+
+    \ell_i = -\frac{1}{|P(i)|} \sum_{p \in P(i)}
+        \log \frac{e^{s_{ip}}}{\sum_{a \ne i} e^{s_{ia}}}, \qquad
+    \mathcal{L} = \frac{1}{|A|} \sum_{i \in A} \ell_i,
+
+where :math:`A = \{i : |P(i)| > 0\}`.
+
+**Anchors without positives** (the only event of its class in the batch, seen in
+one view) have no defined :math:`\ell_i`; they are left out of the mean but still
+serve as negatives for the others. If no anchor has a positive the loss is 0 (a
+zero that keeps the autograd graph), never NaN.
+
+With two augmented views of every event and all labels distinct this is
+NT-Xent; "supervised SimCLR" in the primary paper is this loss with process labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ...ops.similarity import cosine_similarity_matrix
+from ._checks import check_embeddings, check_labels, check_temperature
+
+__all__ = ["SupConLoss", "stack_views", "supcon_loss"]
+
+
+def stack_views(
+    views: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack V views (each (N, D)) into (V N, D) and tile the labels to (V N,)."""
+    if isinstance(views, torch.Tensor):
+        views = [views]
+    views = list(views)
+    if not views:
+        raise ValueError("need at least one view")
+    n = views[0].shape[0]
+    for k, v in enumerate(views):
+        check_embeddings(f"view {k}", v)
+        if v.shape != views[0].shape:
+            raise ValueError(
+                f"all views must have shape {tuple(views[0].shape)}; view {k} has {tuple(v.shape)}"
+            )
+    labels = check_labels(labels, n)
+    return torch.cat(views), labels.repeat(len(views))
+
+
+def supcon_loss(
+    views: torch.Tensor | Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    """Supervised contrastive loss (see the module docstring).
+
+    Parameters
+    ----------
+    views : Tensor (N, D) or sequence of Tensors (N, D)
+        One or more views of the same N events.
+    labels : Tensor of int, shape (N,)
+        Class of every event.
+    temperature : float
+        :math:`\\tau > 0` (0.1 in both papers' supervised runs).
+
+    Returns
+    -------
+    Tensor
+        Scalar mean over the anchors that have at least one positive.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> round(float(supcon_loss(z, torch.tensor([0, 0, 1, 1]), temperature=0.1)), 4)
+    0.0001
+    """
+    z, y = stack_views(views, labels)
+    t = check_temperature(temperature)
+    m = z.shape[0]
+    s = cosine_similarity_matrix(z) / t
+    self_mask = torch.eye(m, dtype=torch.bool, device=s.device)
+    log_prob = s - s.masked_fill(self_mask, float("-inf")).logsumexp(dim=1, keepdim=True)
+    positive = (y[:, None] == y[None, :]) & ~self_mask
+    n_pos = positive.sum(dim=1)
+    has_pos = n_pos > 0
+    if not bool(has_pos.any()):
+        return s.sum() * 0.0
+    pos_sum = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    per_anchor = -pos_sum[has_pos] / n_pos[has_pos].to(s.dtype)
+    return per_anchor.mean()
+
+
+class SupConLoss(nn.Module):
+    """Module form of :func:`supcon_loss`."""
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+
+    def forward(
+        self, views: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor
+    ) -> torch.Tensor:
+        return supcon_loss(views, labels, self.temperature)

@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+import torch
+from contrastx.embed.model_file import load_model
+from contrastx.embed.training import (
+    PRESETS,
+    TrainConfig,
+    Trainer,
+    default_temperature,
+    same_label_partners,
+)
+from contrastx.events import Events
+from contrastx.events.generators import generate_sample
+
+
+def _cfg(**kw):
+    base = {
+        "latent_dim": 4,
+        "epochs": 2,
+        "batch_size": 64,
+        "lr": 0.5,
+        "warmup_epochs": 1,
+        "progress": False,
+        "augmentation": None,
+    }
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    # W vs ttbar: well separated in jet multiplicity
+    return generate_sample({"W": 200, "ttbar": 200}, seed=0)
+
+
+def test_loss_decreases_on_separable_toy(toy):
+    tr = Trainer(_cfg(epochs=4)).fit(toy)
+    losses = [h["train_loss"] for h in tr.history_]
+    assert losses[-1] < 0.75 * losses[0]
+    assert all(np.isfinite(h["val_loss"]) for h in tr.history_)
+    assert tr.class_names_ == ["W", "ttbar"]
+    z = tr.embed(toy)
+    assert z.shape == (400, 4) and np.isfinite(z).all()
+
+
+METHOD_CASES = [
+    ("simclr", "mlp", "mask:0.5"),
+    ("supcon", "mlp", "mask:0.5"),
+    ("vicreg", "mlp", "mask:0.5,rotate"),
+    ("vicreg_ce", "transformer", None),
+    ("supcon_kl", "transformer", None),
+    ("supcon", "transformer", "mask:0.5"),
+]
+
+
+@pytest.mark.parametrize(("method", "encoder", "aug"), METHOD_CASES)
+def test_every_method_trains(small_sample, method, encoder, aug):
+    kw = {"encoder_kwargs": {"n_layers": 1}, "optimizer": "adam", "lr": 1e-3}
+    cfg = _cfg(
+        method=method,
+        encoder=encoder,
+        augmentation=aug,
+        epochs=1,
+        **(kw if encoder != "mlp" else {}),
+    )
+    tr = Trainer(cfg).fit(small_sample)
+    assert len(tr.history_) == 1 and np.isfinite(tr.history_[0]["train_loss"])
+    assert tr.embed(small_sample[:10]).shape == (10, 4)
+
+
+def test_resume_matches_uninterrupted_run(toy, tmp_path):
+    cfg = _cfg(augmentation="mask:0.5", method="supcon", epochs=3)
+    full = Trainer(cfg).fit(toy, checkpoint=tmp_path / "a.pt")
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, record):
+        if epoch == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        Trainer(cfg).fit(toy, checkpoint=tmp_path / "b.pt", on_epoch_end=interrupt)
+    resumed = Trainer(cfg).fit(toy, checkpoint=tmp_path / "b.pt", resume=True)
+    for (k, a), b in zip(full.model_.state_dict().items(), resumed.model_.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [h["train_loss"] for h in full.history_] == [h["train_loss"] for h in resumed.history_]
+    with pytest.raises(ValueError, match="different config"):
+        Trainer(_cfg(augmentation="mask:0.5", epochs=4)).fit(
+            toy, checkpoint=tmp_path / "b.pt", resume=True
+        )
+
+
+def test_save_load_identical_embeddings(toy, tmp_path):
+    tr = Trainer(
+        _cfg(
+            method="supcon_kl",
+            encoder="transformer",
+            optimizer="adam",
+            lr=1e-3,
+            encoder_kwargs={"n_layers": 1},
+            epochs=1,
+        )
+    ).fit(toy)
+    path = tr.save(tmp_path / "m.pt")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.embed(toy), tr.embed(toy))
+    assert loaded.preprocessing == tr.preprocessor_.state_dict()
+    assert loaded.history == tr.history_ and loaded.class_names == ["W", "ttbar"]
+    assert loaded.train_config["method"] == "supcon_kl" and loaded.latent_dim == 4
+    with pytest.raises(ValueError, match=r"not a (readable )?contrastx model"):
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        load_model(tmp_path / "junk.pt")
+
+
+def test_early_stopping_restores_best(toy, monkeypatch):
+    vals = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+    snapshots = []
+
+    def fake_validate(self, model, *a):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(vals)
+
+    monkeypatch.setattr(Trainer, "_validate", fake_validate)
+    tr = Trainer(_cfg(epochs=5, patience=1)).fit(toy)
+    assert len(tr.history_) == 2 and tr.stopped_early_ and tr.best_epoch_ == 0
+    for k, v in tr.model_.state_dict().items():
+        assert torch.equal(v, snapshots[0][k])
+
+
+def test_balanced_sampling_and_errors(toy):
+    tr = Trainer(_cfg(sampling="balanced", epochs=1)).fit(toy)
+    assert len(tr.history_) == 1
+    with pytest.raises(ValueError, match="multiple"):
+        Trainer(_cfg(sampling="balanced", batch_size=63)).fit(toy)
+    unlabelled = Events(toy.particles)
+    with pytest.raises(ValueError, match="labels"):
+        Trainer(_cfg()).fit(unlabelled)
+    with pytest.raises(RuntimeError, match=r"CUDA|GPU"):
+        Trainer(_cfg(device="cuda:99")).fit(toy)
+    with pytest.raises(ValueError, match="unknown method"):
+        _cfg(method="byol")
+    with pytest.raises(ValueError, match="needs an augmentation"):
+        _cfg(method="simclr", augmentation=None)
+
+
+def test_temperatures_and_presets():
+    assert default_temperature("simclr", 4) == 0.9
+    assert default_temperature("simclr", 64) == 0.3
+    assert default_temperature("simclr", 2) == 0.9
+    assert default_temperature("supcon", 16) == 0.1
+    for name in PRESETS:
+        cfg = TrainConfig.from_preset(name, latent_dim=8)
+        assert cfg.method in ("simclr", "supcon", "vicreg_ce", "supcon_kl")
+    c = TrainConfig.from_preset("simclr-mlp", latent_dim=16)
+    assert (c.lr, c.batch_size, c.resolved_temperature, c.optimizer) == (0.8, 1024, 0.5, "lars")
+    assert (
+        TrainConfig.from_preset("vicreg-transformer", latent_dim=32).encoder_kwargs["n_heads"] == 16
+    )
+    with pytest.raises(ValueError, match="unknown preset"):
+        TrainConfig.from_preset("nope")
+
+
+def test_same_label_partners():
+    y = torch.tensor([0, 1, 0, 2, 1, 0, 1, 1])
+    p = same_label_partners(y, torch.Generator().manual_seed(0))
+    assert torch.equal(y[p], y)
+    assert sorted(p.tolist()) == list(range(8))
