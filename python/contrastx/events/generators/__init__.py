@@ -1,9 +1,35 @@
 """Event generators in the ADC2021 layout.
 
-:mod:`~contrastx.events.generators.fast` is a fast parametric approximation for
-tests and quick runs (never physics evidence on its own).
+* :mod:`~contrastx.events.generators.fast`: a fast parametric approximation for
+  tests and quick runs (never physics evidence on its own).
+* :mod:`~contrastx.events.generators.pythia`: Pythia 8 + FastJet generation of the
+  ADC2021 processes (optional extra ``contrastx[pythia]``; imported lazily, so this
+  package imports without it).
 """
 
 from .fast import FAST_GENERATOR_VERSION, generate_process, generate_sample, mixture_counts
+from .processes import PROCESS_REGISTRY, ProcessSpec, register_process
+from .pythia import (
+    generate_black_box,
+    generate_cocktail,
+    generate_injected,
+    generate_pythia,
+    shuffle_file,
+)
+from .reconstruction import RecoSettings
 
-__all__ = ["FAST_GENERATOR_VERSION", "generate_process", "generate_sample", "mixture_counts"]
+__all__ = [
+    "FAST_GENERATOR_VERSION",
+    "PROCESS_REGISTRY",
+    "ProcessSpec",
+    "RecoSettings",
+    "generate_black_box",
+    "generate_cocktail",
+    "generate_injected",
+    "generate_process",
+    "generate_pythia",
+    "generate_sample",
+    "mixture_counts",
+    "register_process",
+    "shuffle_file",
+]
