@@ -10,8 +10,10 @@
 #include <string>
 
 #include "contrastx_build_config.h"
+#include "cpu/contrastive_cpu.hpp"
 #include "cpu/gaussian_cpu.hpp"
 #ifdef CONTRASTX_WITH_CUDA
+#include "cuda/contrastive_cuda.hpp"
 #include "cuda/gaussian_cuda.hpp"
 #endif
 
@@ -59,6 +61,116 @@ void gaussian_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
         contrastx::cuda::gaussian_matvec(ptr<const float>(x), ptr<const float>(c),
                                          ptr<const float>(v), ptr<float>(out), n, m, d, b, sigma,
                                          accumulate_f64, stream);
+}
+#endif
+
+// Contrastive losses: see cpu/contrastive_cpu.hpp for the contract.  labels are int64 class
+// ids in [0, m); w, c, lse, row_loss, grad_x (and the CUDA workspace inv_norm) have the dtype.
+void supcon_forward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
+                        std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss, i64 m, i64 d,
+                        double tau, bool normalize, double eps, const std::string& dtype,
+                        int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::supcon_forward(ptr<const double>(x), ptr<const i64>(labels),
+                                       ptr<const double>(w), ptr<const double>(c),
+                                       ptr<double>(lse), ptr<double>(row_loss), m, d, tau,
+                                       normalize, eps, num_threads);
+    else
+        contrastx::cpu::supcon_forward(ptr<const float>(x), ptr<const i64>(labels),
+                                       ptr<const float>(w), ptr<const float>(c), ptr<float>(lse),
+                                       ptr<float>(row_loss), m, d, tau, normalize, eps,
+                                       num_threads);
+}
+
+void supcon_backward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
+                         std::uintptr_t c, std::uintptr_t lse, std::uintptr_t grad_x, i64 m,
+                         i64 d, double tau, bool normalize, double eps, double grad_scale,
+                         const std::string& dtype, int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::supcon_backward(ptr<const double>(x), ptr<const i64>(labels),
+                                        ptr<const double>(w), ptr<const double>(c),
+                                        ptr<const double>(lse), ptr<double>(grad_x), m, d, tau,
+                                        normalize, eps, grad_scale, num_threads);
+    else
+        contrastx::cpu::supcon_backward(ptr<const float>(x), ptr<const i64>(labels),
+                                        ptr<const float>(w), ptr<const float>(c),
+                                        ptr<const float>(lse), ptr<float>(grad_x), m, d, tau,
+                                        normalize, eps, grad_scale, num_threads);
+}
+
+void vicreg_forward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out, i64 n, i64 d,
+                        double lam, double mu, double nu, double gamma, double eps,
+                        const std::string& dtype, int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::vicreg_forward(ptr<const double>(z1), ptr<const double>(z2),
+                                       ptr<double>(out), n, d, lam, mu, nu, gamma, eps,
+                                       num_threads);
+    else
+        contrastx::cpu::vicreg_forward(ptr<const float>(z1), ptr<const float>(z2),
+                                       ptr<float>(out), n, d, lam, mu, nu, gamma, eps,
+                                       num_threads);
+}
+
+void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t g1,
+                         std::uintptr_t g2, i64 n, i64 d, double lam, double mu, double nu,
+                         double gamma, double eps, double grad_scale, const std::string& dtype,
+                         int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::vicreg_backward(ptr<const double>(z1), ptr<const double>(z2),
+                                        ptr<double>(g1), ptr<double>(g2), n, d, lam, mu, nu,
+                                        gamma, eps, grad_scale, num_threads);
+    else
+        contrastx::cpu::vicreg_backward(ptr<const float>(z1), ptr<const float>(z2),
+                                        ptr<float>(g1), ptr<float>(g2), n, d, lam, mu, nu, gamma,
+                                        eps, grad_scale, num_threads);
+}
+
+#ifdef CONTRASTX_WITH_CUDA
+void supcon_forward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
+                         std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss,
+                         std::uintptr_t inv_norm, i64 m, i64 d, double tau, bool normalize,
+                         double eps, const std::string& dtype, std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::supcon_forward(ptr<const double>(x), ptr<const i64>(labels),
+                                        ptr<const double>(w), ptr<const double>(c),
+                                        ptr<double>(lse), ptr<double>(row_loss),
+                                        ptr<double>(inv_norm), m, d, tau, normalize, eps, stream);
+    else
+        contrastx::cuda::supcon_forward(ptr<const float>(x), ptr<const i64>(labels),
+                                        ptr<const float>(w), ptr<const float>(c), ptr<float>(lse),
+                                        ptr<float>(row_loss), ptr<float>(inv_norm), m, d, tau,
+                                        normalize, eps, stream);
+}
+
+void supcon_backward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
+                          std::uintptr_t c, std::uintptr_t lse, std::uintptr_t grad_x,
+                          std::uintptr_t inv_norm, i64 m, i64 d, double tau, bool normalize,
+                          double eps, double grad_scale, const std::string& dtype,
+                          std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::supcon_backward(ptr<const double>(x), ptr<const i64>(labels),
+                                         ptr<const double>(w), ptr<const double>(c),
+                                         ptr<const double>(lse), ptr<double>(grad_x),
+                                         ptr<double>(inv_norm), m, d, tau, normalize, eps,
+                                         grad_scale, stream);
+    else
+        contrastx::cuda::supcon_backward(ptr<const float>(x), ptr<const i64>(labels),
+                                         ptr<const float>(w), ptr<const float>(c),
+                                         ptr<const float>(lse), ptr<float>(grad_x),
+                                         ptr<float>(inv_norm), m, d, tau, normalize, eps,
+                                         grad_scale, stream);
 }
 #endif
 
@@ -130,7 +242,35 @@ PYBIND11_MODULE(_C, m) {
           py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"),
           py::arg("dtype"), py::arg("accumulate_f64") = false, py::arg("num_threads") = 0,
           "out (n, b) = K(x, c) @ v on host pointers (C-contiguous, row-major).");
+    m.def("supcon_forward_cpu", &supcon_forward_cpu, py::arg("x"), py::arg("labels"), py::arg("w"),
+          py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("m"), py::arg("d"),
+          py::arg("tau"), py::arg("normalize"), py::arg("eps"), py::arg("dtype"),
+          py::arg("num_threads") = 0,
+          "Streaming SupCon forward: lse (m), row_loss (m) on host pointers.");
+    m.def("supcon_backward_cpu", &supcon_backward_cpu, py::arg("x"), py::arg("labels"),
+          py::arg("w"), py::arg("c"), py::arg("lse"), py::arg("grad_x"), py::arg("m"),
+          py::arg("d"), py::arg("tau"), py::arg("normalize"), py::arg("eps"),
+          py::arg("grad_scale"), py::arg("dtype"), py::arg("num_threads") = 0,
+          "Streaming SupCon backward: grad_x (m, d) on host pointers.");
+    m.def("vicreg_forward_cpu", &vicreg_forward_cpu, py::arg("z1"), py::arg("z2"), py::arg("out"),
+          py::arg("n"), py::arg("d"), py::arg("lam"), py::arg("mu"), py::arg("nu"),
+          py::arg("gamma"), py::arg("eps"), py::arg("dtype"), py::arg("num_threads") = 0,
+          "VICReg forward: out (4,) = loss, invariance, variance, covariance terms.");
+    m.def("vicreg_backward_cpu", &vicreg_backward_cpu, py::arg("z1"), py::arg("z2"),
+          py::arg("g1"), py::arg("g2"), py::arg("n"), py::arg("d"), py::arg("lam"), py::arg("mu"),
+          py::arg("nu"), py::arg("gamma"), py::arg("eps"), py::arg("grad_scale"),
+          py::arg("dtype"), py::arg("num_threads") = 0, "VICReg backward: g1, g2 (n, d).");
 #ifdef CONTRASTX_WITH_CUDA
+    m.def("supcon_forward_cuda", &supcon_forward_cuda, py::arg("x"), py::arg("labels"),
+          py::arg("w"), py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("inv_norm"),
+          py::arg("m"), py::arg("d"), py::arg("tau"), py::arg("normalize"), py::arg("eps"),
+          py::arg("dtype"), py::arg("stream") = 0,
+          "Streaming SupCon forward on device pointers, on `stream`.");
+    m.def("supcon_backward_cuda", &supcon_backward_cuda, py::arg("x"), py::arg("labels"),
+          py::arg("w"), py::arg("c"), py::arg("lse"), py::arg("grad_x"), py::arg("inv_norm"),
+          py::arg("m"), py::arg("d"), py::arg("tau"), py::arg("normalize"), py::arg("eps"),
+          py::arg("grad_scale"), py::arg("dtype"), py::arg("stream") = 0,
+          "Streaming SupCon backward on device pointers, on `stream`.");
     m.def("gaussian_matvec_cuda", &gaussian_matvec_cuda, py::arg("x"), py::arg("c"),
           py::arg("v"), py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"),
           py::arg("sigma"), py::arg("dtype"), py::arg("accumulate_f64") = false,

@@ -1,5 +1,12 @@
 """Numerical operations with a pure-torch reference and native (C++/CUDA) kernels."""
 
+from .contrastive import (
+    nt_xent_loss_fused,
+    supcon_loss_fused,
+    supcon_loss_reference,
+    vicreg_loss_fused,
+    vicreg_loss_reference,
+)
 from .gaussian import gaussian_kernel, gaussian_kernel_matvec, gaussian_kernel_matvec_reference
 from .nystrom import (
     gaussian_kernel_tile,
@@ -18,7 +25,12 @@ __all__ = [
     "gaussian_kernel_matvec_reference",
     "gaussian_kernel_tile",
     "kernel_t_matvec",
+    "nt_xent_loss_fused",
     "off_diagonal",
+    "supcon_loss_fused",
+    "supcon_loss_reference",
+    "vicreg_loss_fused",
+    "vicreg_loss_reference",
     "weighted_gram",
     "weighted_gram_rhs",
     "whitened_tile",

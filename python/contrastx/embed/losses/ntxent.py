@@ -20,13 +20,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...ops.contrastive import nt_xent_loss_fused, resolve_contrastive_backend
 from ...ops.similarity import cosine_similarity_matrix
 from ._checks import check_embeddings, check_temperature
 
 __all__ = ["NTXentLoss", "nt_xent_loss"]
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, *, backend: str = "auto"
+) -> torch.Tensor:
     """NT-Xent loss of two views (see the module docstring).
 
     Parameters
@@ -35,6 +38,11 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -
         The two views' projections; row ``i`` of both is the same event. N >= 1.
     temperature : float
         :math:`\\tau > 0`.
+    backend : {"auto", "native", "torch"}
+        ``"native"``: the streaming kernels of
+        :func:`contrastx.ops.contrastive.nt_xent_loss_fused` (O(N D) memory, no N x N
+        matrix; differentiable once); ``"torch"``: the dense formula below; ``"auto"``:
+        native when built for the device and dtype (float32 / float64), else torch.
 
     Returns
     -------
@@ -55,6 +63,8 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
     t = check_temperature(temperature)
+    if z1.dtype == z2.dtype and resolve_contrastive_backend(backend, z1) == "native":
+        return nt_xent_loss_fused(z1, z2, t, backend="native", check_finite=False)
     n = z1.shape[0]
     s = cosine_similarity_matrix(torch.cat([z1, z2])) / t
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=s.device)
@@ -69,14 +79,17 @@ class NTXentLoss(nn.Module):
 
     Parameters
     ----------
+    backend : {"auto", "native", "torch"}
+        See :func:`nt_xent_loss`.
     temperature : float
         :math:`\\tau`; Table II of the primary paper gives the self-supervised values
         per embedding dimension (see :func:`contrastx.embed.training.default_temperature`).
     """
 
-    def __init__(self, temperature: float = 0.5) -> None:
+    def __init__(self, temperature: float = 0.5, *, backend: str = "auto") -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
+        self.backend = backend
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        return nt_xent_loss(z1, z2, self.temperature)
+        return nt_xent_loss(z1, z2, self.temperature, backend=self.backend)

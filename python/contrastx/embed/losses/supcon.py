@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...ops.contrastive import resolve_contrastive_backend, supcon_loss_fused
 from ...ops.similarity import cosine_similarity_matrix
 from ._checks import check_embeddings, check_labels, check_temperature
 
@@ -58,6 +59,8 @@ def supcon_loss(
     views: torch.Tensor | Sequence[torch.Tensor],
     labels: torch.Tensor,
     temperature: float = 0.1,
+    *,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Supervised contrastive loss (see the module docstring).
 
@@ -69,6 +72,11 @@ def supcon_loss(
         Class of every event.
     temperature : float
         :math:`\\tau > 0` (0.1 in both papers' supervised runs).
+    backend : {"auto", "native", "torch"}
+        ``"native"``: the streaming kernels of
+        :func:`contrastx.ops.contrastive.supcon_loss_fused` (O(M D) memory, no M x M
+        matrix; differentiable once); ``"torch"``: the dense formula; ``"auto"``: native
+        when built for the device and dtype (float32 / float64), else torch.
 
     Returns
     -------
@@ -84,6 +92,8 @@ def supcon_loss(
     """
     z, y = stack_views(views, labels)
     t = check_temperature(temperature)
+    if resolve_contrastive_backend(backend, z) == "native" and y.device == z.device:
+        return supcon_loss_fused(z, y, t, backend="native", check_finite=False)
     m = z.shape[0]
     s = cosine_similarity_matrix(z) / t
     self_mask = torch.eye(m, dtype=torch.bool, device=s.device)
@@ -101,11 +111,12 @@ def supcon_loss(
 class SupConLoss(nn.Module):
     """Module form of :func:`supcon_loss`."""
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, *, backend: str = "auto") -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
+        self.backend = backend
 
     def forward(
         self, views: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor
     ) -> torch.Tensor:
-        return supcon_loss(views, labels, self.temperature)
+        return supcon_loss(views, labels, self.temperature, backend=self.backend)

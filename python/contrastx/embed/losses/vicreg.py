@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...ops.contrastive import resolve_contrastive_backend, vicreg_loss_fused
 from ...ops.similarity import covariance, off_diagonal
 from ._checks import check_embeddings
 
@@ -55,6 +56,8 @@ def vicreg_loss(
     covariance_weight: float = 1.0,
     gamma: float = 1.0,
     eps: float = 1e-4,
+    *,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """VICReg loss of two views (see the module docstring).
 
@@ -66,6 +69,11 @@ def vicreg_loss(
         :math:`\\lambda, \\mu, \\nu` (25, 25, 1).
     gamma, eps : float
         Target standard deviation and numerical floor (1, 1e-4).
+    backend : {"auto", "native", "torch"}
+        ``"native"``: the fused CPU kernel of
+        :func:`contrastx.ops.contrastive.vicreg_loss_fused` (float64 inside, the D x D
+        covariances never leave it; differentiable once); ``"torch"``: the formula above;
+        ``"auto"``: native for float32 / float64 CPU tensors when built, else torch.
 
     Examples
     --------
@@ -81,6 +89,17 @@ def vicreg_loss(
         raise ValueError(
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
+    if (
+        z1.dtype == z2.dtype
+        and z1.device == z2.device
+        and z1.shape[1] > 0
+        and eps > 0
+        and resolve_contrastive_backend(backend, z1, kind="vicreg") == "native"
+    ):
+        return vicreg_loss_fused(
+            z1, z2, invariance_weight, variance_weight, covariance_weight, gamma, eps,
+            backend="native", check_finite=False,
+        )  # fmt: skip
     return (
         invariance_weight * invariance_loss(z1, z2)
         + variance_weight * (variance_loss(z1, gamma, eps) + variance_loss(z2, gamma, eps))
@@ -98,8 +117,11 @@ class VICRegLoss(nn.Module):
         covariance_weight: float = 1.0,
         gamma: float = 1.0,
         eps: float = 1e-4,
+        *,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        self.backend = backend
         self.invariance_weight = invariance_weight
         self.variance_weight = variance_weight
         self.covariance_weight = covariance_weight
@@ -115,4 +137,5 @@ class VICRegLoss(nn.Module):
             self.covariance_weight,
             self.gamma,
             self.eps,
+            backend=self.backend,
         )

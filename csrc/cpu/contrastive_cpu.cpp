@@ -1,0 +1,663 @@
+// Streaming contrastive losses on the CPU (SupCon / NT-Xent) and a fused VICReg.
+//
+// SupCon / NT-Xent.  Rows z_i (M x D) are normalised once and packed twice: row-major with the
+// feature dimension padded to the SIMD width W (zp, M_pad x dp: rows broadcast into the
+// similarity micro-kernel and columns of the gradient product), and transposed per block of
+// kCB candidate columns (zt[blk][k][jj], so a vector of consecutive candidates needs one
+// contiguous load).  Anchor rows are split into blocks of kRB rows, the OpenMP work items
+// (dynamic schedule; each row is computed by one thread in a fixed order, so results do not
+// depend on the thread count).  For each block of rows the candidate blocks are visited in
+// order and a kRB x kCB tile of S = Z Z^T / tau is computed in a register-blocked micro-kernel
+// into thread-local scratch; the self-similarity and the padding columns are set to -inf.
+//   * forward: an online log-sum-exp per row (tile max, rescale of the running sum, vectorised
+//     exp_nonpos) and the sum of the positives' similarities (label compare in SIMD lanes);
+//     writes lse (M) and the per-row loss (M).
+//   * backward: recomputes the same tiles, turns each into the symmetric gradient tile
+//     h_ik = w_i e^{s_ik - L_i} + w_k e^{s_ik - L_k} - (c_i + c_k)[y_k = y_i] (row and column
+//     contributions of dL/ds; s is symmetric so no transposed pass or scatter is needed), and
+//     accumulates H_tile @ Z_block into a kRB x dp accumulator; then applies the gradient of
+//     the normalisation row by row.
+// Scratch is O(M D + threads * kRB * (kCB + dp)); the M x M matrix never exists.
+//
+// VICReg.  Each view is transposed and centred in float64 (D x N), the upper triangle of the
+// covariance is a set of vectorised dot products (parallel over rows of C), and the gradient
+// 2/(N-1) Zc G (G = dL/dC, symmetric) is formed row by row; C and G stay in scratch.
+#include "contrastive_cpu.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include "simd.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
+    defined(__linux__)
+#define CX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CX_CLONES
+#endif
+
+namespace contrastx::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+constexpr i64 kRB = 32;   // anchor rows per work item
+constexpr i64 kCB = 128;  // candidate columns per tile
+constexpr int kMR = 4;    // rows of the similarity micro-kernel
+constexpr int kG = 2;     // SIMD vectors of candidates in the similarity micro-kernel
+constexpr int kMR2 = 8;   // rows of the gradient micro-kernel
+constexpr int kE = 4;     // SIMD vectors per exp_nonpos call
+
+static_assert(kCB % (kG * kWidth<float>) == 0 && kCB % (kG * kWidth<double>) == 0, "kCB");
+static_assert(kCB % (kE * kWidth<float>) == 0 && kCB % (kE * kWidth<double>) == 0, "kCB");
+static_assert(kRB % kMR2 == 0 && kMR2 % kMR == 0, "kRB");
+
+i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
+
+// 64-byte aligned, zero-initialised buffer.
+template <typename T>
+class Buffer {
+   public:
+    explicit Buffer(i64 count) {
+        const auto bytes =
+            static_cast<std::size_t>(round_up(std::max<i64>(count, 1) * i64(sizeof(T)), 64));
+        ptr_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+        if (!ptr_) throw std::bad_alloc();
+        std::memset(static_cast<void*>(ptr_.get()), 0, bytes);
+    }
+    T* get() const { return ptr_.get(); }
+
+   private:
+    struct Free {
+        void operator()(T* p) const { std::free(p); }
+    };
+    std::unique_ptr<T, Free> ptr_;
+};
+
+// Labels are compared in integer lanes of the same width as T.
+template <typename T>
+struct LabelLane;
+template <>
+struct LabelLane<double> {
+    using type = std::uint64_t;
+};
+template <>
+struct LabelLane<float> {
+    using type = std::uint32_t;
+};
+template <typename T>
+using Lab = typename LabelLane<T>::type;
+
+template <typename T>
+CX_ALWAYS_INLINE UVec<T> load_lab(const Lab<T>* p) {
+    return *reinterpret_cast<const UVec<T>*>(p);
+}
+
+template <typename T>
+using Mask = decltype(Vec<T>{} < Vec<T>{});
+
+template <typename T>
+CX_ALWAYS_INLINE T hmax(Vec<T> v) {
+    T buf[kWidth<T>];
+    store(buf, v);
+    T r = buf[0];
+    for (int i = 1; i < kWidth<T>; ++i) r = buf[i] > r ? buf[i] : r;
+    return r;
+}
+
+int resolve_threads(int requested, i64 work_items) {
+#ifdef _OPENMP
+    const int nt = requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    const int nt = 1;
+#endif
+    return static_cast<int>(std::max<i64>(1, std::min<i64>(nt, work_items)));
+}
+
+int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// SupCon / NT-Xent
+// ---------------------------------------------------------------------------------------------
+
+// Read-only data shared by all threads.
+template <typename T>
+struct Packed {
+    i64 m, d, dp, m_pad;
+    const T* zp;        // m_pad x dp
+    const T* zt;        // (m_pad / kCB) x d x kCB
+    const Lab<T>* lab;  // m_pad (padding: a sentinel no row has)
+    const T* colw;      // m_pad, w (padding 0)
+    const T* colc;      // m_pad, c (padding 0)
+    const T* coll;      // m_pad, lse (padding +inf); backward only
+    T inv_tau;
+};
+
+// S (rows_mr x kCB, ld kCB) = inv_tau * Z[rows] (rows_mr x dp) @ Z[block]^T (zt: d x kCB).
+template <typename T>
+CX_ALWAYS_INLINE void sim_tile(const T* zrows, i64 dp, i64 d, i64 rows_mr, const T* zt, T inv_tau,
+                               T* S) {
+    constexpr int W = kWidth<T>;
+    for (i64 r0 = 0; r0 < rows_mr; r0 += kMR) {
+        const T* a = zrows + r0 * dp;
+        for (i64 j0 = 0; j0 < kCB; j0 += kG * W) {
+            Vec<T> acc[kMR][kG] = {};
+            for (i64 k = 0; k < d; ++k) {
+                Vec<T> b[kG];
+                for (int g = 0; g < kG; ++g) b[g] = load(zt + k * kCB + j0 + g * W);
+                for (int r = 0; r < kMR; ++r) {
+                    const T ar = a[r * dp + k];
+                    for (int g = 0; g < kG; ++g) acc[r][g] += ar * b[g];
+                }
+            }
+            for (int r = 0; r < kMR; ++r)
+                for (int g = 0; g < kG; ++g)
+                    store(S + (r0 + r) * kCB + j0 + g * W, acc[r][g] * inv_tau);
+        }
+    }
+}
+
+// Mask the self-similarity and the padding columns of row i (global) in tile row s.
+template <typename T>
+CX_ALWAYS_INLINE void mask_row(T* s, i64 i, i64 c0, i64 m) {
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    if (i >= c0 && i < c0 + kCB) s[i - c0] = ninf;
+    for (i64 jj = std::max<i64>(m - c0, 0); jj < kCB; ++jj) s[jj] = ninf;
+}
+
+// Forward over one block of anchor rows [r0, r0 + rows).
+template <typename T>
+CX_ALWAYS_INLINE void forward_block_impl(const Packed<T>& P, i64 r0, i64 rows, T* S, T* lse,
+                                         T* row_loss) {
+    constexpr int W = kWidth<T>;
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    const i64 rows_mr = round_up(rows, kMR2);
+    T mx[kRB], sum[kRB], pos[kRB];
+    for (i64 r = 0; r < kRB; ++r) mx[r] = ninf, sum[r] = T(0), pos[r] = T(0);
+    const Vec<T> vninf = splat(ninf);
+    for (i64 c0 = 0; c0 < P.m_pad; c0 += kCB) {
+        sim_tile(P.zp + r0 * P.dp, P.dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
+        for (i64 r = 0; r < rows; ++r) {
+            const i64 i = r0 + r;
+            if (P.colw[i] == T(0)) continue;  // no positive: its loss term is not needed
+            T* s = S + r * kCB;
+            mask_row(s, i, c0, P.m);
+            Vec<T> vm = vninf;
+            for (i64 j = 0; j < kCB; j += W) {
+                const Vec<T> v = load(s + j);
+                vm = v > vm ? v : vm;
+            }
+            const T tmax = hmax<T>(vm);
+            if (tmax == ninf) continue;  // nothing valid in this tile
+            const T mnew = std::max(mx[r], tmax);
+            const T scale = std::exp(mx[r] - mnew);  // 0 on the first valid tile
+            const Vec<T> vmn = splat(mnew);
+            const UVec<T> yi = UVec<T>{} + P.lab[i];
+            Vec<T> vs = Vec<T>{}, vp = Vec<T>{};
+            for (i64 j0 = 0; j0 < kCB; j0 += kE * W) {
+                Vec<T> e[kE], sv[kE];
+                for (int g = 0; g < kE; ++g) {
+                    sv[g] = load(s + j0 + g * W);
+                    e[g] = sv[g] - vmn;
+                }
+                exp_nonpos<kE, T>(e);
+                for (int g = 0; g < kE; ++g) {
+                    const Mask<T> valid = sv[g] != vninf;
+                    const Mask<T> same = (Mask<T>)(load_lab<T>(P.lab + c0 + j0 + g * W) == yi);
+                    vs += valid ? e[g] : Vec<T>{};
+                    vp += (valid & same) ? sv[g] : Vec<T>{};
+                }
+            }
+            sum[r] = sum[r] * scale + hsum<T>(vs);
+            pos[r] += hsum<T>(vp);
+            mx[r] = mnew;
+        }
+    }
+    for (i64 r = 0; r < rows; ++r) {
+        const i64 i = r0 + r;
+        if (P.colw[i] == T(0)) {
+            lse[i] = std::numeric_limits<T>::infinity();
+            row_loss[i] = T(0);
+        } else {
+            const T l = mx[r] + std::log(sum[r]);
+            lse[i] = l;
+            row_loss[i] = P.colw[i] * l - P.colc[i] * pos[r];
+        }
+    }
+}
+
+// Backward over one block of anchor rows.  acc: kRB x dp scratch.
+template <typename T>
+CX_ALWAYS_INLINE void backward_block_impl(const Packed<T>& P, i64 r0, i64 rows, T* S, T* acc,
+                                          const unsigned char* proj, const double* inv,
+                                          double gscale, T* grad) {
+    constexpr int W = kWidth<T>;
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    const i64 rows_mr = round_up(rows, kMR2);
+    const i64 dp = P.dp;
+    const Vec<T> vninf = splat(ninf);
+    for (i64 e = 0; e < kRB * dp; ++e) acc[e] = T(0);
+    for (i64 c0 = 0; c0 < P.m_pad; c0 += kCB) {
+        sim_tile(P.zp + r0 * dp, dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
+        for (i64 r = 0; r < rows; ++r) {
+            const i64 i = r0 + r;
+            T* s = S + r * kCB;
+            mask_row(s, i, c0, P.m);
+            const Vec<T> li = splat(P.coll[i]);
+            const T wi = P.colw[i], ci = P.colc[i];
+            const UVec<T> yi = UVec<T>{} + P.lab[i];
+            for (i64 j0 = 0; j0 < kCB; j0 += kE * W) {
+                Vec<T> e[2 * kE], sv[kE];
+                for (int g = 0; g < kE; ++g) {
+                    sv[g] = load(s + j0 + g * W);
+                    e[g] = sv[g] - li;  // row term: softmax of anchor i
+                    e[kE + g] = sv[g] - load(P.coll + c0 + j0 + g * W);  // column term
+                }
+                exp_nonpos<2 * kE, T>(e);
+                for (int g = 0; g < kE; ++g) {
+                    const i64 j = c0 + j0 + g * W;
+                    const Mask<T> valid = sv[g] != vninf;
+                    const Mask<T> same = (Mask<T>)(load_lab<T>(P.lab + j) == yi);
+                    const Vec<T> cpos = ci + load(P.colc + j);
+                    Vec<T> h = wi * e[g] + load(P.colw + j) * e[kE + g];
+                    h -= same ? cpos : Vec<T>{};
+                    store(s + j0 + g * W, valid ? h : Vec<T>{});
+                }
+            }
+        }
+        // acc (rows_mr x dp) += H (rows_mr x kCB) @ Z[c0 : c0 + kCB] (kCB x dp).
+        const T* zb = P.zp + c0 * dp;
+        for (i64 q0 = 0; q0 < rows_mr; q0 += kMR2) {
+            for (i64 d0 = 0; d0 < dp; d0 += W) {
+                Vec<T> a[kMR2];
+                for (int r = 0; r < kMR2; ++r) a[r] = load(acc + (q0 + r) * dp + d0);
+                for (i64 j = 0; j < kCB; ++j) {
+                    const Vec<T> b = load(zb + j * dp + d0);
+                    for (int r = 0; r < kMR2; ++r) a[r] += S[(q0 + r) * kCB + j] * b;
+                }
+                for (int r = 0; r < kMR2; ++r) store(acc + (q0 + r) * dp + d0, a[r]);
+            }
+        }
+    }
+    // dL/dz_i = acc_i / tau; then through z_i = x_i / max(|x_i|, eps).
+    const double f = gscale * static_cast<double>(P.inv_tau);
+    for (i64 r = 0; r < rows; ++r) {
+        const i64 i = r0 + r;
+        const T* g = acc + r * dp;
+        const T* z = P.zp + i * dp;
+        T* out = grad + i * P.d;
+        double dot = 0.0;
+        if (proj[i])
+            for (i64 k = 0; k < P.d; ++k) dot += double(z[k]) * (f * double(g[k]));
+        for (i64 k = 0; k < P.d; ++k)
+            out[k] = static_cast<T>((f * double(g[k]) - double(z[k]) * dot) * inv[i]);
+    }
+}
+
+#define CX_DEFINE_SUPCON_FNS(SUFFIX, T)                                                      \
+    CX_CLONES void forward_block_##SUFFIX(const Packed<T>& P, i64 r0, i64 rows, T* S, T* lse, \
+                                          T* row_loss) {                                    \
+        forward_block_impl<T>(P, r0, rows, S, lse, row_loss);                               \
+    }                                                                                        \
+    CX_CLONES void backward_block_##SUFFIX(const Packed<T>& P, i64 r0, i64 rows, T* S,       \
+                                           T* acc, const unsigned char* proj,               \
+                                           const double* inv, double gscale, T* grad) {     \
+        backward_block_impl<T>(P, r0, rows, S, acc, proj, inv, gscale, grad);               \
+    }
+
+CX_DEFINE_SUPCON_FNS(f64, double)
+CX_DEFINE_SUPCON_FNS(f32, float)
+
+#undef CX_DEFINE_SUPCON_FNS
+
+void forward_block(const Packed<double>& P, i64 r0, i64 rows, double* S, double* lse,
+                   double* row_loss) {
+    forward_block_f64(P, r0, rows, S, lse, row_loss);
+}
+void forward_block(const Packed<float>& P, i64 r0, i64 rows, float* S, float* lse,
+                   float* row_loss) {
+    forward_block_f32(P, r0, rows, S, lse, row_loss);
+}
+void backward_block(const Packed<double>& P, i64 r0, i64 rows, double* S, double* acc,
+                    const unsigned char* proj, const double* inv, double gscale, double* grad) {
+    backward_block_f64(P, r0, rows, S, acc, proj, inv, gscale, grad);
+}
+void backward_block(const Packed<float>& P, i64 r0, i64 rows, float* S, float* acc,
+                    const unsigned char* proj, const double* inv, double gscale, float* grad) {
+    backward_block_f32(P, r0, rows, S, acc, proj, inv, gscale, grad);
+}
+
+void check_supcon_args(i64 m, i64 d, double tau, double eps) {
+    if (m < 0 || d < 0) throw std::invalid_argument("negative size");
+    if (!(tau > 0.0) || !std::isfinite(tau)) throw std::invalid_argument("tau must be > 0");
+    if (!(eps > 0.0) || !std::isfinite(eps)) throw std::invalid_argument("eps must be > 0");
+    if (m >= (i64(1) << 31)) throw std::invalid_argument("too many rows");
+}
+
+// Owns the packed copies of Z and the per-column data.
+template <typename T>
+struct Workspace {
+    Buffer<T> zp, zt, colw, colc, coll;
+    Buffer<Lab<T>> lab;
+    std::vector<double> inv;
+    std::vector<unsigned char> proj;
+    Packed<T> P{};
+
+    Workspace(const T* x, const i64* labels, const T* w, const T* c, const T* lse, i64 m, i64 d,
+              double tau, bool normalize, double eps)
+        : zp(round_up(m, kCB) * round_up(d, kWidth<T>)),
+          zt(round_up(m, kCB) * d),
+          colw(round_up(m, kCB)),
+          colc(round_up(m, kCB)),
+          coll(lse ? round_up(m, kCB) : 1),
+          lab(round_up(m, kCB)),
+          inv(static_cast<std::size_t>(m), 1.0),
+          proj(static_cast<std::size_t>(m), 0) {
+        const i64 dp = round_up(d, kWidth<T>), m_pad = round_up(m, kCB);
+        for (i64 i = 0; i < m; ++i) {
+            if (labels[i] < 0 || labels[i] >= m)
+                throw std::invalid_argument("labels must be class ids in [0, M)");
+            const T* xi = x + i * d;
+            if (normalize) {
+                double nn = 0.0;
+                for (i64 k = 0; k < d; ++k) nn += double(xi[k]) * double(xi[k]);
+                nn = std::sqrt(nn);
+                proj[i] = nn >= eps;
+                inv[i] = 1.0 / std::max(nn, eps);
+            }
+            T* zi = zp.get() + i * dp;
+            T* ti = zt.get() + (i / kCB) * kCB * d + (i % kCB);
+            for (i64 k = 0; k < d; ++k) {
+                const T zk = normalize ? static_cast<T>(double(xi[k]) * inv[i]) : xi[k];
+                zi[k] = zk;
+                ti[k * kCB] = zk;
+            }
+            lab.get()[i] = static_cast<Lab<T>>(labels[i]);
+            colw.get()[i] = w[i];
+            colc.get()[i] = c[i];
+            if (lse) coll.get()[i] = lse[i];
+        }
+        for (i64 i = m; i < m_pad; ++i) {
+            lab.get()[i] = ~Lab<T>(0);
+            if (lse) coll.get()[i] = std::numeric_limits<T>::infinity();
+        }
+        P.m = m, P.d = d, P.dp = dp, P.m_pad = m_pad;
+        P.zp = zp.get(), P.zt = zt.get(), P.lab = lab.get();
+        P.colw = colw.get(), P.colc = colc.get(), P.coll = coll.get();
+        P.inv_tau = static_cast<T>(1.0 / tau);
+    }
+};
+
+template <typename T>
+void supcon_forward_run(const T* x, const i64* labels, const T* w, const T* c, T* lse,
+                        T* row_loss, i64 m, i64 d, double tau, bool normalize, double eps,
+                        int num_threads) {
+    check_supcon_args(m, d, tau, eps);
+    if (m == 0) return;
+    Workspace<T> ws(x, labels, w, c, nullptr, m, d, tau, normalize, eps);
+    const i64 nblocks = (m + kRB - 1) / kRB;
+    const int nt = resolve_threads(num_threads, nblocks);
+    Buffer<T> scratch(i64(nt) * kRB * kCB);
+    const Packed<T>& P = ws.P;
+    T* scr = scratch.get();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        T* S = scr + i64(thread_id()) * kRB * kCB;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (i64 ib = 0; ib < nblocks; ++ib) {
+            const i64 r0 = ib * kRB;
+            forward_block(P, r0, std::min(kRB, m - r0), S, lse, row_loss);
+        }
+    }
+}
+
+template <typename T>
+void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, const T* lse,
+                         T* grad_x, i64 m, i64 d, double tau, bool normalize, double eps,
+                         double grad_scale, int num_threads) {
+    check_supcon_args(m, d, tau, eps);
+    if (m == 0 || d == 0) return;
+    Workspace<T> ws(x, labels, w, c, lse, m, d, tau, normalize, eps);
+    const i64 nblocks = (m + kRB - 1) / kRB;
+    const int nt = resolve_threads(num_threads, nblocks);
+    const i64 per_thread = kRB * kCB + kRB * ws.P.dp;  // multiple of 16 elements: aligned
+    Buffer<T> scratch(i64(nt) * per_thread);
+    const Packed<T>& P = ws.P;
+    T* scr = scratch.get();
+    const unsigned char* proj = ws.proj.data();
+    const double* inv = ws.inv.data();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        T* S = scr + i64(thread_id()) * per_thread;
+        T* acc = S + kRB * kCB;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (i64 ib = 0; ib < nblocks; ++ib) {
+            const i64 r0 = ib * kRB;
+            backward_block(P, r0, std::min(kRB, m - r0), S, acc, proj, inv, grad_scale, grad_x);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VICReg (float64 internally)
+// ---------------------------------------------------------------------------------------------
+
+CX_CLONES double dot_f64(const double* a, const double* b, i64 n) {
+    constexpr int W = kWidth<double>;
+    Vec<double> s[4] = {};
+    i64 i = 0;
+    for (; i + 4 * W <= n; i += 4 * W)
+        for (int g = 0; g < 4; ++g) s[g] += load(a + i + g * W) * load(b + i + g * W);
+    for (; i + W <= n; i += W) s[0] += load(a + i) * load(b + i);
+    double r = hsum<double>((s[0] + s[1]) + (s[2] + s[3]));
+    for (; i < n; ++i) r += a[i] * b[i];
+    return r;
+}
+
+// row (d) = zc (d) @ G (d x d, row-major).
+CX_CLONES void row_times_matrix(const double* zc, const double* G, double* row, i64 d) {
+    for (i64 b = 0; b < d; ++b) row[b] = 0.0;
+    for (i64 a = 0; a < d; ++a) {
+        const double za = zc[a];
+        const double* ga = G + a * d;
+        for (i64 b = 0; b < d; ++b) row[b] += za * ga[b];
+    }
+}
+
+// Covariance of one view: zt (d x n, centred, float64), mean (d), cov (d x d).
+template <typename TI>
+void view_covariance(const TI* z, i64 n, i64 d, int nt, double* zt, double* mean, double* cov) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (i64 a = 0; a < d; ++a) {
+        double* row = zt + a * n;
+        double s = 0.0;
+        for (i64 i = 0; i < n; ++i) s += (row[i] = static_cast<double>(z[i * d + a]));
+        const double mu = s / double(n);
+        mean[a] = mu;
+        for (i64 i = 0; i < n; ++i) row[i] -= mu;
+    }
+    const double f = 1.0 / double(n - 1);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+    for (i64 a = 0; a < d; ++a)
+        for (i64 b = a; b < d; ++b)
+            cov[a * d + b] = cov[b * d + a] = dot_f64(zt + a * n, zt + b * n, n) * f;
+}
+
+struct VicregParams {
+    double lam, mu, nu, gamma, eps;
+};
+
+void check_vicreg_args(i64 n, i64 d, const VicregParams& p) {
+    if (n < 2) throw std::invalid_argument("VICReg needs at least 2 rows");
+    if (d < 1) throw std::invalid_argument("VICReg needs at least 1 feature");
+    if (!(p.eps > 0.0)) throw std::invalid_argument("eps must be > 0");
+}
+
+// O(N D^2) work: below ~2^25 multiply-adds (a few ms) one thread is faster than paying for
+// OpenMP barriers, especially on a loaded machine.
+int vicreg_threads(int requested, i64 n, i64 d) {
+    constexpr i64 kMinWorkPerThread = i64(1) << 24;
+    return resolve_threads(requested, std::max<i64>(1, std::min(d, n * d * d / kMinWorkPerThread)));
+}
+
+template <typename TI>
+void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, i64 n, i64 d, const VicregParams& p,
+                        int num_threads) {
+    check_vicreg_args(n, d, p);
+    const int nt = vicreg_threads(num_threads, n, d);
+    std::vector<double> zt(static_cast<std::size_t>(n * d)), mean(d), cov(d * d);
+    double var = 0.0, covt = 0.0;
+    for (const TI* z : {z1, z2}) {
+        view_covariance(z, n, d, nt, zt.data(), mean.data(), cov.data());
+        double v = 0.0, c = 0.0;
+        for (i64 a = 0; a < d; ++a) {
+            v += std::max(0.0, p.gamma - std::sqrt(cov[a * d + a] + p.eps));
+            for (i64 b = 0; b < d; ++b)
+                if (b != a) c += cov[a * d + b] * cov[a * d + b];
+        }
+        var += v / double(d);
+        covt += c / double(d);
+    }
+    double inv = 0.0;
+    for (i64 e = 0; e < n * d; ++e) {
+        const double df = double(z1[e]) - double(z2[e]);
+        inv += df * df;
+    }
+    inv /= double(n * d);
+    out[0] = static_cast<TI>(p.lam * inv + p.mu * var + p.nu * covt);
+    out[1] = static_cast<TI>(inv);
+    out[2] = static_cast<TI>(var);
+    out[3] = static_cast<TI>(covt);
+}
+
+template <typename TI>
+void vicreg_backward_run(const TI* z1, const TI* z2, TI* g1, TI* g2, i64 n, i64 d,
+                         const VicregParams& p, double grad_scale, int num_threads) {
+    check_vicreg_args(n, d, p);
+    const int nt = vicreg_threads(num_threads, n, d);
+    std::vector<double> zt(static_cast<std::size_t>(n * d)), mean(2 * d), cov(d * d), G(2 * d * d);
+    // G_v = dL/dC_v (symmetric): 2 nu C_ab / D off the diagonal, the hinge on the diagonal.
+    for (int v = 0; v < 2; ++v) {
+        view_covariance(v == 0 ? z1 : z2, n, d, nt, zt.data(), mean.data() + v * d, cov.data());
+        double* Gv = G.data() + v * d * d;
+        for (i64 a = 0; a < d; ++a)
+            for (i64 b = 0; b < d; ++b) {
+                if (a != b) {
+                    Gv[a * d + b] = 2.0 * p.nu * cov[a * d + b] / double(d);
+                } else {
+                    const double sd = std::sqrt(cov[a * d + a] + p.eps);
+                    Gv[a * d + a] = p.gamma - sd > 0.0 ? -p.mu / (2.0 * double(d) * sd) : 0.0;
+                }
+            }
+    }
+    const double fc = grad_scale * 2.0 / double(n - 1);
+    const double fi = grad_scale * 2.0 * p.lam / double(n * d);
+    const double* Gp = G.data();
+    const double* mp = mean.data();
+    std::vector<double> rows(static_cast<std::size_t>(2 * nt * d));  // nothing throws inside
+    double* rows_p = rows.data();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        double* row = rows_p + i64(thread_id()) * 2 * d;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (i64 i = 0; i < n; ++i) {
+            for (int v = 0; v < 2; ++v) {
+                const TI* z = v == 0 ? z1 : z2;
+                const double* Gv = Gp + v * d * d;
+                double* zc = row + d;
+                for (i64 a = 0; a < d; ++a) zc[a] = double(z[i * d + a]) - mp[v * d + a];
+                row_times_matrix(zc, Gv, row, d);
+                TI* g = (v == 0 ? g1 : g2) + i * d;
+                const double sgn = v == 0 ? 1.0 : -1.0;
+                for (i64 b = 0; b < d; ++b) {
+                    const double diff = double(z1[i * d + b]) - double(z2[i * d + b]);
+                    g[b] = static_cast<TI>(fc * row[b] + sgn * fi * diff);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void supcon_forward(const double* x, const i64* labels, const double* w, const double* c,
+                    double* lse, double* row_loss, i64 m, i64 d, double tau, bool normalize,
+                    double eps, int num_threads) {
+    supcon_forward_run<double>(x, labels, w, c, lse, row_loss, m, d, tau, normalize, eps,
+                               num_threads);
+}
+void supcon_forward(const float* x, const i64* labels, const float* w, const float* c, float* lse,
+                    float* row_loss, i64 m, i64 d, double tau, bool normalize, double eps,
+                    int num_threads) {
+    supcon_forward_run<float>(x, labels, w, c, lse, row_loss, m, d, tau, normalize, eps,
+                              num_threads);
+}
+void supcon_backward(const double* x, const i64* labels, const double* w, const double* c,
+                     const double* lse, double* grad_x, i64 m, i64 d, double tau, bool normalize,
+                     double eps, double grad_scale, int num_threads) {
+    supcon_backward_run<double>(x, labels, w, c, lse, grad_x, m, d, tau, normalize, eps,
+                                grad_scale, num_threads);
+}
+void supcon_backward(const float* x, const i64* labels, const float* w, const float* c,
+                     const float* lse, float* grad_x, i64 m, i64 d, double tau, bool normalize,
+                     double eps, double grad_scale, int num_threads) {
+    supcon_backward_run<float>(x, labels, w, c, lse, grad_x, m, d, tau, normalize, eps,
+                               grad_scale, num_threads);
+}
+
+void vicreg_forward(const double* z1, const double* z2, double* out, i64 n, i64 d, double lam,
+                    double mu, double nu, double gamma, double eps, int num_threads) {
+    vicreg_forward_run<double>(z1, z2, out, n, d, {lam, mu, nu, gamma, eps}, num_threads);
+}
+void vicreg_forward(const float* z1, const float* z2, float* out, i64 n, i64 d, double lam,
+                    double mu, double nu, double gamma, double eps, int num_threads) {
+    vicreg_forward_run<float>(z1, z2, out, n, d, {lam, mu, nu, gamma, eps}, num_threads);
+}
+void vicreg_backward(const double* z1, const double* z2, double* g1, double* g2, i64 n, i64 d,
+                     double lam, double mu, double nu, double gamma, double eps,
+                     double grad_scale, int num_threads) {
+    vicreg_backward_run<double>(z1, z2, g1, g2, n, d, {lam, mu, nu, gamma, eps}, grad_scale,
+                                num_threads);
+}
+void vicreg_backward(const float* z1, const float* z2, float* g1, float* g2, i64 n, i64 d,
+                     double lam, double mu, double nu, double gamma, double eps,
+                     double grad_scale, int num_threads) {
+    vicreg_backward_run<float>(z1, z2, g1, g2, n, d, {lam, mu, nu, gamma, eps}, grad_scale,
+                               num_threads);
+}
+
+}  // namespace contrastx::cpu

@@ -1,0 +1,503 @@
+r"""Fused contrastive losses: streaming SupCon / NT-Xent and one-pass VICReg.
+
+**SupCon / NT-Xent.**  For rows :math:`x_1..x_M` (all views stacked) with labels :math:`y`,
+:math:`z_i = x_i / \max(\lVert x_i \rVert, \epsilon)` (or :math:`z_i = x_i` without
+normalisation), :math:`s_{ik} = z_i \cdot z_k / \tau`, the positives
+:math:`P(i) = \{p \ne i : y_p = y_i\}` and the anchors :math:`A = \{i : |P(i)| > 0\}`,
+
+.. math::
+
+    L_i = \log \sum_{k \ne i} e^{s_{ik}}, \qquad
+    \mathcal{L} = \frac{1}{|A|} \sum_{i \in A}
+        \Big( L_i - \frac{1}{|P(i)|} \sum_{p \in P(i)} s_{ip} \Big),
+
+and :math:`\mathcal{L} = 0` if :math:`A` is empty (the convention of
+:func:`contrastx.embed.losses.supcon.supcon_loss`: anchors without positives are left out of
+the mean but remain negatives).  NT-Xent of two views is the case :math:`y = (0..N-1, 0..N-1)`.
+With :math:`w_i = [i \in A]/|A|`, :math:`c_i = w_i/|P(i)|` and
+:math:`p_{ik} = e^{s_{ik} - L_i}`, the gradient is
+
+.. math::
+
+    \frac{\partial \mathcal{L}}{\partial z_i} = \frac{1}{\tau} \sum_{k \ne i} h_{ik} z_k,
+    \qquad h_{ik} = w_i p_{ik} + w_k p_{ki} - (c_i + c_k)[y_k = y_i],
+
+(:math:`h` is symmetric: the row and the column contributions of
+:math:`\partial\mathcal{L}/\partial s`), followed by
+:math:`\partial\mathcal{L}/\partial x_i = (g_i - z_i (z_i \cdot g_i)) / \lVert x_i \rVert`
+(:math:`g_i / \epsilon` when :math:`\lVert x_i \rVert < \epsilon`).
+
+The native kernels never form the :math:`M \times M` matrix: the forward streams tiles of
+:math:`S` with an online log-sum-exp and keeps :math:`L` (M values) for the backward, which
+recomputes the tiles; memory is :math:`O(M D)`.
+
+**VICReg** (primary paper's Eq. 3, as :func:`contrastx.embed.losses.vicreg.vicreg_loss`):
+
+.. math::
+
+    \mathcal{L} = \lambda \frac{\lVert Z - Z' \rVert_F^2}{N D}
+      + \mu \sum_{V \in \{Z, Z'\}} \frac{1}{D} \sum_d \max(0, \gamma - \sqrt{C(V)_{dd} + \epsilon})
+      + \nu \sum_{V} \frac{1}{D} \sum_{d \ne d'} C(V)_{dd'}^2,
+
+:math:`C(V) = (V - \bar V)^\top (V - \bar V) / (N - 1)`, with
+:math:`\partial \mathcal{L} / \partial V = \frac{2}{N-1} (V - \bar V) G` for
+:math:`G = \partial \mathcal{L} / \partial C` plus the invariance term.  The native CPU kernel
+evaluates everything in float64; the D x D covariances stay inside it.
+
+Backends: ``"native"`` (C++ on CPU tensors, CUDA for CUDA tensors; raises ``RuntimeError``
+when unavailable; VICReg has no CUDA kernel yet), ``"torch"`` (dense reference, differentiable
+to any order), ``"auto"`` (native when available for the device and dtype, else torch).  The
+native results are differentiable once (``torch.autograd.Function`` with
+``once_differentiable``): a double backward needs ``backend="torch"``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _native
+from .similarity import cosine_similarity_matrix, covariance, off_diagonal
+
+__all__ = [
+    "nt_xent_loss_fused",
+    "resolve_contrastive_backend",
+    "supcon_loss_fused",
+    "supcon_loss_reference",
+    "vicreg_loss_fused",
+    "vicreg_loss_reference",
+]
+
+_BACKENDS = ("auto", "native", "torch")
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _check_rows(name: str, z: object, min_rows: int = 1) -> torch.Tensor:
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+    if z.dim() != 2:
+        raise ValueError(f"{name} must have shape (N, D); got {tuple(z.shape)}")
+    if not z.is_floating_point():
+        raise TypeError(f"{name} must be floating point; got {z.dtype}")
+    if z.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} rows; got {z.shape[0]}")
+    return z
+
+
+def _check_finite(name: str, z: torch.Tensor) -> None:
+    if z.numel() and not bool(torch.isfinite(z).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def _check_positive(name: str, value: float) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"{name} must be finite and > 0; got {value}")
+    return v
+
+
+def _check_labels(labels: object, z: torch.Tensor) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    m = z.shape[0]
+    if labels.shape != (m,):
+        raise ValueError(f"labels must have shape ({m},); got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integers; got {labels.dtype}")
+    if labels.device != z.device:
+        raise ValueError(f"labels are on {labels.device} but the embeddings are on {z.device}")
+    return labels
+
+
+def resolve_contrastive_backend(backend: str, z: torch.Tensor, *, kind: str = "supcon") -> str:
+    """Return ``"native"`` or ``"torch"`` for ``backend`` and tensors like ``z``.
+
+    Parameters
+    ----------
+    backend : {"auto", "native", "torch"}
+    z : torch.Tensor
+        An input of the loss (its device and dtype decide).
+    kind : {"supcon", "vicreg"}
+        VICReg has native kernels on the CPU only.
+
+    Raises
+    ------
+    ValueError
+        Unknown backend.
+    TypeError
+        ``backend="native"`` with a dtype other than float32 / float64.
+    RuntimeError
+        ``backend="native"`` and no native kernel for the device.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        return "torch"
+    dev = z.device.type
+    ok_dtype = z.dtype in _DTYPE_NAMES
+    if backend == "auto":
+        if not ok_dtype:
+            return "torch"
+        if dev == "cpu":
+            return "native" if _native.cpu_available() else "torch"
+        if dev == "cuda" and kind == "supcon":
+            return "native" if _native.cuda_available() else "torch"
+        return "torch"
+    if not ok_dtype:
+        raise TypeError(f"backend='native' needs float32 or float64 inputs, got {z.dtype}")
+    if dev == "cpu":
+        _native.require_cpu()
+    elif dev == "cuda" and kind == "supcon":
+        _native.require_cuda()
+    elif dev == "cuda":
+        raise RuntimeError(
+            "the native VICReg kernel exists for CPU tensors only; use backend='torch' or 'auto'"
+        )
+    else:
+        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {dev}")
+    return "native"
+
+
+# --- SupCon / NT-Xent -------------------------------------------------------------------------
+
+
+def _anchor_weights(ids: torch.Tensor, m: int, dtype: torch.dtype):
+    """w_i = [|P(i)| > 0] / |A|, c_i = w_i / |P(i)| from class ids; None if A is empty."""
+    counts = torch.bincount(ids, minlength=1)
+    n_pos = counts[ids] - 1
+    has = n_pos > 0
+    n_anchors = int(has.sum())
+    if n_anchors == 0:
+        return None
+    w = has.to(torch.float64) / n_anchors
+    c = w / n_pos.clamp_min(1).to(torch.float64)
+    return w.to(dtype), c.to(dtype)
+
+
+def _supcon_native_forward(z, ids, w, c, tau, normalize, eps):
+    m, d = z.shape
+    lse = torch.empty(m, dtype=z.dtype, device=z.device)
+    row_loss = torch.empty(m, dtype=z.dtype, device=z.device)
+    dtype = _DTYPE_NAMES[z.dtype]
+    if z.device.type == "cpu":
+        _native.require_cpu().supcon_forward_cpu(
+            z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
+            row_loss.data_ptr(), m, d, tau, normalize, eps, dtype, torch.get_num_threads(),
+        )  # fmt: skip
+    else:
+        mod = _native.require_cuda()
+        inv = torch.empty(m, dtype=z.dtype, device=z.device)
+        with torch.cuda.device(z.device):
+            stream = torch.cuda.current_stream(z.device).cuda_stream
+            mod.supcon_forward_cuda(
+                z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
+                row_loss.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, dtype, stream,
+            )  # fmt: skip
+    return lse, row_loss
+
+
+def _supcon_native_backward(z, ids, w, c, lse, tau, normalize, eps, grad):
+    m, d = z.shape
+    gx = torch.empty_like(z)
+    dtype = _DTYPE_NAMES[z.dtype]
+    if z.device.type == "cpu":
+        _native.require_cpu().supcon_backward_cpu(
+            z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
+            gx.data_ptr(), m, d, tau, normalize, eps, float(grad), dtype,
+            torch.get_num_threads(),
+        )  # fmt: skip
+        return gx
+    mod = _native.require_cuda()
+    inv = torch.empty(m, dtype=z.dtype, device=z.device)
+    with torch.cuda.device(z.device):
+        stream = torch.cuda.current_stream(z.device).cuda_stream
+        mod.supcon_backward_cuda(
+            z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
+            gx.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, 1.0, dtype, stream,
+        )  # fmt: skip
+    return gx.mul_(grad.to(gx.dtype))
+
+
+class _SupConFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, ids, w, c, tau, normalize, eps):  # type: ignore[override]
+        lse, row_loss = _supcon_native_forward(z, ids, w, c, tau, normalize, eps)
+        ctx.save_for_backward(z, ids, w, c, lse)
+        ctx.params = (tau, normalize, eps)
+        return row_loss.sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        z, ids, w, c, lse = ctx.saved_tensors
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = _supcon_native_backward(z, ids, w, c, lse, *ctx.params, grad)
+        return gx, None, None, None, None, None, None
+
+
+def _supcon_native(
+    z: torch.Tensor,
+    ids: torch.Tensor,
+    weights: tuple[torch.Tensor, torch.Tensor] | None,
+    tau: float,
+    normalize: bool,
+    eps: float,
+) -> torch.Tensor:
+    if weights is None:  # no anchor has a positive
+        return z.sum() * 0.0
+    w, c = weights
+    return _SupConFunction.apply(z.contiguous(), ids.contiguous(), w, c, tau, normalize, eps)
+
+
+def supcon_loss_reference(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    r"""Dense torch SupCon on stacked rows (the formula of the module docstring).
+
+    Materialises the M x M similarity matrix; differentiable to any order.  With
+    ``normalize=True`` it performs the operations of
+    :func:`contrastx.embed.losses.supcon.supcon_loss` on the stacked views.
+    """
+    z = _check_rows("z", z)
+    labels = _check_labels(labels, z)
+    t = _check_positive("temperature", temperature)
+    m = z.shape[0]
+    s = (cosine_similarity_matrix(z, eps=eps) if normalize else z @ z.T) / t
+    self_mask = torch.eye(m, dtype=torch.bool, device=s.device)
+    log_prob = s - s.masked_fill(self_mask, float("-inf")).logsumexp(dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    n_pos = positive.sum(dim=1)
+    has_pos = n_pos > 0
+    if not bool(has_pos.any()):
+        return s.sum() * 0.0
+    pos_sum = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    return (-pos_sum[has_pos] / n_pos[has_pos].to(s.dtype)).mean()
+
+
+def supcon_loss_fused(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-8,
+    backend: str = "auto",
+    check_finite: bool = True,
+) -> torch.Tensor:
+    r"""Supervised contrastive loss of stacked rows, streamed (see the module docstring).
+
+    .. math::
+
+        \mathcal{L} = \frac{1}{|A|} \sum_{i \in A} \Big(
+            \log \sum_{k \ne i} e^{s_{ik}} - \frac{1}{|P(i)|} \sum_{p \in P(i)} s_{ip} \Big),
+        \qquad s_{ik} = \frac{z_i \cdot z_k}{\tau}
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        (M, D) rows (all views stacked), float32 or float64 for the native kernels.
+    labels : torch.Tensor
+        (M,) integer class of every row, on the device of ``z``.
+    temperature : float
+        :math:`\tau > 0`.
+    normalize : bool
+        L2-normalise the rows, :math:`z_i = x_i / \max(\lVert x_i \rVert, \epsilon)` (cosine
+        similarity, as the reference losses); ``False`` uses the raw dot product.
+    eps : float
+        Norm floor :math:`\epsilon` (1e-8, as
+        :func:`contrastx.ops.similarity.cosine_similarity_matrix`).
+    backend : {"auto", "native", "torch"}
+        See the module docstring.
+    check_finite : bool
+        Raise ``ValueError`` on NaN / inf in ``z``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, dtype of ``z``; 0 (keeping the graph) when no row has a positive.
+
+    Notes
+    -----
+    Native memory is O(M D) (the inputs, M log-sum-exp values and a packed copy of Z) against
+    O(M^2) for the torch reference.  Non-contiguous inputs are copied.  The CPU kernel uses
+    ``torch.get_num_threads()`` threads; results do not depend on the thread count.
+    """
+    z = _check_rows("z", z)
+    labels = _check_labels(labels, z)
+    t = _check_positive("temperature", temperature)
+    e = _check_positive("eps", eps)
+    if check_finite:
+        _check_finite("z", z)
+    if resolve_contrastive_backend(backend, z) == "torch":
+        return supcon_loss_reference(z, labels, t, normalize=normalize, eps=e)
+    ids = torch.unique(labels, return_inverse=True)[1].to(torch.int64)
+    return _supcon_native(z, ids, _anchor_weights(ids, z.shape[0], z.dtype), t, normalize, e)
+
+
+def nt_xent_loss_fused(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-8,
+    backend: str = "auto",
+    check_finite: bool = True,
+) -> torch.Tensor:
+    r"""NT-Xent of two views, streamed: SupCon of ``cat(z1, z2)`` with labels (0..N-1, 0..N-1).
+
+    .. math::
+
+        \mathcal{L} = \frac{1}{2N} \sum_{i=1}^{2N}
+            \Big(\log \sum_{k \ne i} e^{s_{ik}} - s_{i\,p(i)}\Big)
+
+    Parameters
+    ----------
+    z1, z2 : torch.Tensor
+        (N, D) views; row ``i`` of both is the same event.
+    temperature, normalize, eps, backend, check_finite
+        As in :func:`supcon_loss_fused`.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean over the 2N anchors.
+    """
+    z1 = _check_rows("z1", z1)
+    z2 = _check_rows("z2", z2)
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
+    if z1.dtype != z2.dtype or z1.device != z2.device:
+        raise ValueError("z1 and z2 must have the same dtype and device")
+    t = _check_positive("temperature", temperature)
+    e = _check_positive("eps", eps)
+    if check_finite:
+        _check_finite("z1", z1)
+        _check_finite("z2", z2)
+    n = z1.shape[0]
+    z = torch.cat([z1, z2])
+    ids = torch.arange(n, device=z.device).repeat(2)
+    if resolve_contrastive_backend(backend, z) == "torch":
+        return supcon_loss_reference(z, ids, t, normalize=normalize, eps=e)
+    w = torch.full((2 * n,), 1.0 / (2 * n), dtype=z.dtype, device=z.device)
+    return _supcon_native(z, ids, (w, w), t, normalize, e)
+
+
+# --- VICReg -----------------------------------------------------------------------------------
+
+
+def vicreg_loss_reference(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    invariance_weight: float = 25.0,
+    variance_weight: float = 25.0,
+    covariance_weight: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Torch VICReg (the operations of :func:`contrastx.embed.losses.vicreg.vicreg_loss`)."""
+
+    def var(z: torch.Tensor) -> torch.Tensor:
+        return torch.relu(gamma - torch.sqrt(covariance(z).diagonal() + eps)).mean()
+
+    def cov(z: torch.Tensor) -> torch.Tensor:
+        return off_diagonal(covariance(z)).square().sum() / z.shape[1]
+
+    return (
+        invariance_weight * torch.nn.functional.mse_loss(z1, z2)
+        + variance_weight * (var(z1) + var(z2))
+        + covariance_weight * (cov(z1) + cov(z2))
+    )
+
+
+class _VICRegFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z1, z2, params):  # type: ignore[override]
+        n, d = z1.shape
+        out = torch.empty(4, dtype=z1.dtype)
+        _native.require_cpu().vicreg_forward_cpu(
+            z1.data_ptr(), z2.data_ptr(), out.data_ptr(), n, d, *params,
+            _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
+        )  # fmt: skip
+        ctx.save_for_backward(z1, z2)
+        ctx.params = params
+        return out[0].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        z1, z2 = ctx.saved_tensors
+        n, d = z1.shape
+        g1, g2 = torch.empty_like(z1), torch.empty_like(z2)
+        _native.require_cpu().vicreg_backward_cpu(
+            z1.data_ptr(), z2.data_ptr(), g1.data_ptr(), g2.data_ptr(), n, d, *ctx.params,
+            float(grad), _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
+        )  # fmt: skip
+        return g1, g2, None
+
+
+def vicreg_loss_fused(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    invariance_weight: float = 25.0,
+    variance_weight: float = 25.0,
+    covariance_weight: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+    *,
+    backend: str = "auto",
+    check_finite: bool = True,
+) -> torch.Tensor:
+    r"""VICReg of two views in one native pass per view (see the module docstring).
+
+    .. math::
+
+        \mathcal{L} = \lambda\, s(Z, Z') + \mu\,[v(Z) + v(Z')] + \nu\,[c(Z) + c(Z')]
+
+    Parameters
+    ----------
+    z1, z2 : torch.Tensor
+        (N, D) views, N >= 2, D >= 1.
+    invariance_weight, variance_weight, covariance_weight : float
+        :math:`\lambda, \mu, \nu`.
+    gamma, eps : float
+        Target standard deviation and the variance floor :math:`\epsilon > 0`.
+    backend : {"auto", "native", "torch"}
+        The native kernel runs on CPU tensors only (``"auto"`` uses torch on other devices).
+    check_finite : bool
+        Raise ``ValueError`` on NaN / inf.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, dtype of ``z1`` (the native kernel computes in float64 and rounds once).
+    """
+    z1 = _check_rows("z1", z1, min_rows=2)
+    z2 = _check_rows("z2", z2, min_rows=2)
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
+    if z1.dtype != z2.dtype or z1.device != z2.device:
+        raise ValueError("z1 and z2 must have the same dtype and device")
+    if check_finite:
+        _check_finite("z1", z1)
+        _check_finite("z2", z2)
+    e = _check_positive("eps", eps)
+    weights = (float(invariance_weight), float(variance_weight), float(covariance_weight))
+    if resolve_contrastive_backend(backend, z1, kind="vicreg") == "torch" or z1.shape[1] == 0:
+        return vicreg_loss_reference(z1, z2, *weights, gamma, e)
+    params = (*weights, float(gamma), e)
+    return _VICRegFunction.apply(z1.contiguous(), z2.contiguous(), params)
