@@ -1,17 +1,30 @@
-"""NPLM toy throughput: the shared-reference batched engine vs the paper-exact mode.
+"""NPLM toy throughput: the shared-reference engine's strategies vs the paper-exact mode.
 
 Problem (the issue's benchmark point): N_R = 2e5, N(B) = 2e4, M = 1000, d = 4, Gaussian
-background pool, float64, Falkon-matching CG solver, on the CPU. The shared engine's
-one-off setup (reference draw, centres, the reference's whitened Gram) is timed
-separately; toys/s are steady-state rates. The paper-exact mode re-draws reference and
-centres and runs a full fit per toy, so only a couple of its toys are timed.
+background pool of N_R + 10 N(B) events (so the toys draw N(B) events without
+replacement from a data pool of 10 N(B): pool fraction f = 0.1, as ``contrastx-toys``
+does by default), float64 kernels, Falkon-matching CG solver, on the CPU.
+
+* ``pool``: the whitened data pool Z_P = K(pool, C) T^-1 is stored once (float64, or
+  float32 for ``pool_f32``) and a block of toys' CG operators are two GEMMs over it per
+  iteration;
+* ``stream``: one whitened data Gram per toy (O(N_D M^2)), batched CG on the M x M
+  systems -- the engine's previous path;
+* ``paper``: reference and centres re-drawn per toy, one full fit per toy.
+
+The one-off setup (reference draw, centres, the reference's whitened Gram, Z_P) is timed
+separately; toys/s are steady-state rates, and "incl. setup" rates are for 250 + 250
+toys. The paper-scale projection multiplies the measured per-toy time by the flop ratio
+of the pool strategy (N_pool x M per CG pass: x5 at N_R = 1e6, N(B) = 1e5); run with
+CONTRASTX_BENCH_NPLM_SCALE=5 (needs ~9 GB for Z_P) to measure it instead.
 
 Run::
 
-    PYTHONPATH=python python -m pytest bench/test_bench_nplm.py --benchmark-only -s
+    python -m pytest bench/test_bench_nplm.py --benchmark-only -s
 
 Environment overrides: CONTRASTX_BENCH_NPLM_SCALE (multiplies N_R and N(B), default 1),
-CONTRASTX_BENCH_NPLM_TOYS (shared toys per round, default 4), CONTRASTX_BENCH_DEVICE.
+CONTRASTX_BENCH_NPLM_TOYS (pool toys per round, default 64; stream uses 4),
+CONTRASTX_BENCH_DEVICE.
 """
 
 from __future__ import annotations
@@ -26,52 +39,89 @@ from contrastx.nplm.toys import ToyConfig, ToyEngine
 SCALE = float(os.environ.get("CONTRASTX_BENCH_NPLM_SCALE", "1"))
 N_REF = int(200_000 * SCALE)
 N_BKG = 20_000.0 * SCALE
+POOL_FACTOR = 10
 M, D = 1000, 4
-N_TOYS = int(os.environ.get("CONTRASTX_BENCH_NPLM_TOYS", "4"))
+N_TOYS = int(os.environ.get("CONTRASTX_BENCH_NPLM_TOYS", "64"))
 DEVICE = os.environ.get("CONTRASTX_BENCH_DEVICE", "cpu")
 RATES: dict[str, float] = {}
+SETUP: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
 def pool() -> np.ndarray:
     rng = np.random.default_rng(0)
-    return rng.normal(size=(N_REF + int(5 * N_BKG), D))
+    return rng.normal(size=(N_REF + int(POOL_FACTOR * N_BKG), D))
 
 
-def _config(mode: str) -> ToyConfig:
-    return ToyConfig(n_ref=N_REF, n_bkg=N_BKG, M=M, mode=mode, seed=1)
+def _config(mode: str, **kw) -> ToyConfig:
+    return ToyConfig(
+        n_ref=N_REF,
+        n_bkg=N_BKG,
+        M=M,
+        mode=mode,
+        seed=1,
+        pool_memory_bytes=12 * 2**30,
+        memory_bytes=2 * 2**30,
+        **kw,
+    )
 
 
-def test_bench_shared_reference(benchmark, pool):
-    eng = ToyEngine(pool, config=_config("shared"), device=DEVICE)
+def _bench_shared(benchmark, pool, name: str, n_toys: int, **kw) -> None:
+    eng = ToyEngine(pool, config=_config("shared", max_block=n_toys, **kw), device=DEVICE)
     t0 = time.perf_counter()
     eng.prepare()
     setup = time.perf_counter() - t0
     counter = iter(range(10_000))
 
     def run_block():
-        start = next(counter) * N_TOYS
-        return [b for b in eng.run(range(start, start + N_TOYS))]
+        start = next(counter) * n_toys
+        return list(eng.run(range(start, start + n_toys)))
 
     blocks = benchmark.pedantic(run_block, rounds=2, iterations=1, warmup_rounds=0)
-    per_round = benchmark.stats.stats.mean
-    rate = N_TOYS / per_round
-    RATES["shared"] = rate
+    rate = n_toys / benchmark.stats.stats.mean
+    RATES[name], SETUP[name] = rate, setup
+    iters = [int(i) for b in blocks for i in b.n_iter]
+    total_500 = setup + 500 / rate
     benchmark.extra_info.update(
+        strategy=eng.strategy_,
         toys_per_s=rate,
         setup_s=setup,
-        toys_per_s_incl_setup_250=250 / (setup + 250 / rate),
-        cg_iters=[int(i) for b in blocks for i in b.n_iter],
+        seconds_for_500_incl_setup=total_500,
+        cg_iters_mean=float(np.mean(iters)),
         N_R=N_REF,
         N_B=N_BKG,
+        N_pool=int(eng.data_pool_index_.size),
         M=M,
         d=D,
         device=DEVICE,
     )
     print(
-        f"\nshared: setup {setup:.2f} s, {rate:.3f} toys/s "
-        f"({250 / (setup + 250 / rate):.3f} toys/s for 250 toys incl. setup)"
+        f"\n{name} ({eng.strategy_}): setup {setup:.1f} s, {rate:.3f} toys/s, "
+        f"CG iterations {min(iters)}-{max(iters)} (mean {np.mean(iters):.1f}); "
+        f"500 toys incl. setup {total_500:.0f} s"
     )
+
+
+def test_bench_shared_pool(benchmark, pool):
+    _bench_shared(benchmark, pool, "pool", N_TOYS, strategy="pool")
+    if SCALE == 1:
+        # Paper scale: pool and reference x5 (N_pool = 1e6); the per-toy pool GEMMs and
+        # the setup scale linearly in them (the CG iteration count is not modelled).
+        per_toy = 5.0 / RATES["pool"]
+        proj = 5.0 * SETUP["pool"] + 500 * per_toy
+        benchmark.extra_info["paper_scale_500_toys_projection_s"] = proj
+        print(
+            f"paper-scale projection (x5 flops, an upper bound: fewer CG iterations and wider "
+            f"GEMMs measured x3.8): 500 toys incl. setup <~{proj / 60:.1f} min"
+        )
+
+
+def test_bench_shared_pool_f32(benchmark, pool):
+    _bench_shared(benchmark, pool, "pool_f32", N_TOYS, strategy="pool", pool_dtype="float32")
+
+
+def test_bench_shared_stream(benchmark, pool):
+    _bench_shared(benchmark, pool, "stream", 4, strategy="stream")
 
 
 def test_bench_paper_exact(benchmark, pool):
@@ -87,8 +137,9 @@ def test_bench_paper_exact(benchmark, pool):
     RATES["paper"] = rate
     benchmark.extra_info.update(toys_per_s=rate, N_R=N_REF, N_B=N_BKG, M=M, d=D, device=DEVICE)
     msg = f"\npaper-exact: {rate:.4f} toys/s"
-    if "shared" in RATES:
-        ratio = RATES["shared"] / rate
-        benchmark.extra_info["shared_over_paper"] = ratio
-        msg += f"; shared / paper = {ratio:.1f}x"
+    for name in ("pool", "pool_f32", "stream"):
+        if name in RATES:
+            ratio = RATES[name] / rate
+            benchmark.extra_info[f"{name}_over_paper"] = ratio
+            msg += f"; {name} / paper = {ratio:.1f}x"
     print(msg)

@@ -26,6 +26,16 @@ def test_default_sample_run_and_resume(tmp_path, capsys):
     assert res["config"]["input"]["features"].startswith("leading-object pT")
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["n_null"] == 6 and "power" in summary and "chi2" in summary
+    assert set(summary["chi2"]) == {"mean", "ks"} and "ks_pvalue" in summary["chi2"]["ks"]
+    assert "z_err" in summary["median_z"]["chi2_mean_dof"]
+    assert {"lo", "hi"} <= set(summary["power"]["empirical"][0])
+    figs = [out.with_suffix(".png"), out.with_suffix(".pdf")]
+    assert summary["figure"] == [str(p) for p in figs]
+    assert all(p.stat().st_size > 1000 for p in figs)
+    assert res["config"]["strategy_used"] in ("pool", "stream")
+    assert res["config"]["data_pool_fraction"] == pytest.approx(
+        300 / res["config"]["data_pool_size"]
+    )
     t_first = res["null"]["t"].copy()
     # Resume to 9 toys: the first 6 are kept, not recomputed.
     assert main([*SMALL, "--n", "9", "--sig-fraction", "0.1", "--out", str(out)]) == 0
@@ -49,8 +59,10 @@ def test_embedding_input(tmp_path):
         f.attrs["process_names"] = json.dumps(["W", "QCD", "Z", "ttbar", "Ato4l"])
     out = tmp_path / "r.h5"
     args = ["--input", str(path), "--n", "3", "--n-sig", "30", "--out", str(out), *SMALL]
-    assert main(args) == 0
+    assert main([*args, "--no-plot", "--strategy", "pool", "--pool-dtype", "float32"]) == 0
+    assert not out.with_suffix(".png").exists()
     res = read_toy_results(out)
+    assert res["config"]["strategy_used"] == "pool" and res["config"]["pool_dtype"] == "float32"
     assert res["config"]["input"]["signal_pool"] == 500
     assert res["config"]["input"]["features"] == "embedding (3-D)"
 

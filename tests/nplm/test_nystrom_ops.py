@@ -9,8 +9,11 @@ from contrastx.nplm.kernel import kernel_matvec
 from contrastx.ops.nystrom import (
     gaussian_kernel_tile,
     kernel_t_matvec,
+    masked_gram_matvec,
+    masked_row_sums,
     weighted_gram,
     weighted_gram_rhs,
+    whitened_features,
 )
 from scipy.spatial.distance import cdist
 
@@ -71,3 +74,34 @@ def test_errors(pts):
         weighted_gram(x, c, 1.0, whiten=torch.eye(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="rhs"):
         weighted_gram_rhs(x, c, 1.0, None, None)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_whitened_pool_products(pts, dtype):
+    x, c, k = pts
+    kmm = np.exp(-cdist(c.numpy(), c.numpy(), "sqeuclidean") / (2 * SIGMA**2))
+    t = np.linalg.cholesky(kmm + 1e-8 * np.eye(41)).T  # upper, T^T T = K_MM + eps
+    z_ref = np.linalg.solve(t.T, k.T).T  # K T^-1
+    z = whitened_features(x, c, SIGMA, torch.from_numpy(t), out_dtype=dtype, tile_bytes=41 * 8 * 60)
+    assert z.dtype == dtype
+    tol = 1e-9 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(z.double().numpy(), z_ref, atol=tol * np.abs(z_ref).max())
+    g = torch.Generator().manual_seed(1)
+    w = (torch.rand(1037, 5, generator=g) < 0.3).to(torch.uint8)
+    v = torch.randn(41, 5, generator=g, dtype=torch.float64)
+    out = masked_gram_matvec(z, w, v, chunk_rows=100)
+    zz = z.double().numpy()
+    for b in range(5):
+        sel = w[:, b].numpy().astype(bool)
+        dense = zz[sel].T @ (zz[sel] @ v[:, b].numpy())
+        np.testing.assert_allclose(out[:, b].numpy(), dense, rtol=10 * tol, atol=tol)
+    cols = torch.tensor([3, 1])
+    sub = masked_gram_matvec(z, w, v[:, [3, 1]], columns=cols, chunk_rows=333)
+    np.testing.assert_allclose(sub.numpy(), out[:, [3, 1]].numpy(), rtol=10 * tol, atol=tol)
+    np.testing.assert_allclose(
+        masked_row_sums(z, w).numpy(), zz.T @ w.double().numpy(), rtol=10 * tol, atol=tol
+    )
+    with pytest.raises(ValueError, match="weights"):
+        masked_gram_matvec(z, w[:10], v)
+    with pytest.raises(ValueError, match="columns"):
+        masked_gram_matvec(z, w, v[:, :2])

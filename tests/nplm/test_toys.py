@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from contrastx.nplm import NPLMFit
 from contrastx.nplm.toys import NULL, SIGNAL, ToyConfig, ToyEngine, toy_rng
 from scipy import stats
@@ -15,12 +16,15 @@ def pools():
     return rng.normal(size=(30000, 2)), rng.normal(loc=1.5, scale=0.3, size=(3000, 2))
 
 
-@pytest.mark.parametrize("solver", ["cg", "exact"])
-def test_shared_block_equals_single_fit(pools, solver):
+@pytest.mark.parametrize(
+    ("solver", "strategy"), [("cg", "stream"), ("exact", "stream"), ("cg", "pool")]
+)
+def test_shared_block_equals_single_fit(pools, solver, strategy):
     bkg, sig = pools
-    cfg = ToyConfig(n_ref=4000, n_bkg=200, n_sig=30, M=40, solver=solver, seed=1)
+    cfg = ToyConfig(n_ref=4000, n_bkg=200, n_sig=30, M=40, solver=solver, seed=1, strategy=strategy)
     eng = ToyEngine(bkg, sig, config=cfg)
     blk = next(eng.run([0, 1, 2], hypothesis=SIGNAL))
+    assert eng.strategy_ == strategy and blk.extra["strategy"] == strategy
     assert blk.toy_index.tolist() == [0, 1, 2] and (blk.n_sig > 0).all()
     for k, i in enumerate(blk.toy_index):
         _, x, n_b, n_s = eng.draw(SIGNAL, int(i))
@@ -93,3 +97,66 @@ def test_config_and_pool_errors(pools):
         ToyEngine(np.full((10, 2), np.nan), config=ToyConfig(n_ref=2, n_bkg=1, M=1))
     with pytest.raises(ValueError, match="CUDA device"):
         ToyEngine(bkg, config=ToyConfig(n_ref=1000, n_bkg=50, M=10), device="cuda:9")
+    with pytest.raises(ValueError, match="strategy"):
+        ToyConfig(n_ref=100, n_bkg=10, M=5, strategy="fast")
+    with pytest.raises(ValueError, match="solver='cg'"):
+        ToyConfig(n_ref=100, n_bkg=10, M=5, strategy="pool", solver="exact")
+    with pytest.raises(ValueError, match="pool_dtype"):
+        ToyConfig(n_ref=100, n_bkg=10, M=5, pool_dtype="float16")
+    with pytest.raises(ValueError, match="data_pool"):
+        ToyConfig(n_ref=100, n_bkg=100, M=5, data_pool=50)
+    tight = ToyConfig(n_ref=1000, n_bkg=50, M=10, strategy="pool", pool_memory_bytes=1000)
+    with pytest.raises(ValueError, match="pool_memory_bytes"):
+        ToyEngine(bkg, config=tight).prepare()
+    with pytest.raises(ValueError, match="exceeds"):
+        ToyEngine(bkg, config=ToyConfig(n_ref=1000, n_bkg=50, M=10, data_pool=10**6)).prepare()
+
+
+def test_pool_strategy_blocking_and_float32():
+    """Pool toys agree across blockings and with the stream strategy; float32 storage
+    moves t by < 2e-3.
+
+    The pool GEMMs' rounding depends on the block width, and the whitened system
+    (K_MM condition ~1e12 and more) amplifies it: t agrees to ~3e-7 here (4-D) and to
+    ~6e-5 in the 2-D toys above, when a toy's CG stops one iteration earlier -- far
+    inside Falkon's own sensitivity to its memory blocking (~5e-4).
+    """
+    rng = np.random.default_rng(1)
+    bkg, sig = rng.normal(size=(8000, 4)), rng.normal(loc=1.0, scale=0.3, size=(1000, 4))
+    kw = dict(n_ref=3000, n_bkg=300, n_sig=40, M=60, seed=5, strategy="pool")
+    eng = ToyEngine(bkg, sig, config=ToyConfig(**kw, max_block=2))
+    blocks = list(eng.run(range(5), hypothesis=SIGNAL))
+    assert [len(b) for b in blocks] == [2, 2, 1]
+    t = np.concatenate([b.t for b in blocks])
+    whole = ToyEngine(bkg, sig, config=ToyConfig(**kw))
+    np.testing.assert_allclose(next(whole.run(range(5), hypothesis=SIGNAL)).t, t, rtol=1e-4)
+    stream = ToyEngine(bkg, sig, config=ToyConfig(**{**kw, "strategy": "stream"}))
+    t_stream = next(stream.run(range(5), hypothesis=SIGNAL)).t
+    np.testing.assert_allclose(t, t_stream, rtol=1e-4)
+    f32 = ToyEngine(bkg, sig, config=ToyConfig(**kw, pool_dtype="float32"))
+    blk32 = next(f32.run(range(5), hypothesis=SIGNAL))
+    assert f32._zpool.dtype == torch.float32
+    np.testing.assert_allclose(blk32.t, t, rtol=2e-3)
+
+
+def test_strategy_choice_and_data_pool(pools):
+    bkg, _ = pools
+    base = dict(n_ref=3000, n_bkg=3000, M=300, seed=4, data_pool=20000)
+    eng = ToyEngine(bkg, config=ToyConfig(**base))
+    eng.prepare()
+    # 4 N_pool M x 28 passes < 3 N(B) M^2: the pool wins.
+    assert eng.strategy_ == "pool" and eng._zpool.shape == (20000, 300)
+    assert eng.data_pool_index_.size == 20000
+    assert np.intersect1d(eng.data_pool_index_, eng.ref_index_).size == 0
+    # The data-pool subset is drawn after reference and centres: those are unchanged.
+    full = ToyEngine(bkg, config=ToyConfig(**{**base, "data_pool": None, "strategy": "stream"}))
+    full.prepare()
+    assert np.array_equal(full.ref_index_, eng.ref_index_)
+    assert np.array_equal(full.center_index_, eng.center_index_)
+    _, x, n_b, _ = eng.draw(NULL, 0)
+    pos = toy_rng(4, NULL, 0)
+    assert x.shape[0] == n_b == pos.poisson(3000)
+    for kw in ({"pool_memory_bytes": 10**6}, {"solver": "exact"}, {"M": 20}):
+        other = ToyEngine(bkg, config=ToyConfig(**{**base, **kw}))
+        other.prepare()
+        assert other.strategy_ == "stream", kw

@@ -18,6 +18,7 @@ from .solver import (
     falkon_cg,
     newton_step,
     nplm_t,
+    pooled_newton_step,
 )
 from .statistics import (
     bonferroni,
@@ -54,6 +55,7 @@ __all__ = [
     "newton_step",
     "nplm_score",
     "nplm_t",
+    "pooled_newton_step",
     "power",
     "read_toy_results",
     "select_centers",

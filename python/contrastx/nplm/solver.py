@@ -74,6 +74,8 @@ from torch import Tensor
 from contrastx.ops.nystrom import (
     DEFAULT_TILE_BYTES,
     gaussian_kernel_tile,
+    masked_gram_matvec,
+    masked_row_sums,
     rows_per_tile,
     whitened_tile,
 )
@@ -88,6 +90,7 @@ __all__ = [
     "newton_step",
     "nplm_t",
     "pc_epsilon_default",
+    "pooled_newton_step",
 ]
 
 DEFAULT_CG_TOL = math.sqrt(1e-7)
@@ -232,6 +235,7 @@ def falkon_cg(
     max_iter: int,
     full_gradient_every: int = 10,
     eps: float = 1e-15,
+    compact: bool = False,
 ) -> tuple[Tensor, Tensor]:
     r"""Conjugate gradient for ``B`` independent SPD systems, Falkon's variant.
 
@@ -244,13 +248,17 @@ def falkon_cg(
     Parameters
     ----------
     mmv : callable
-        ``mmv(P) -> A P`` on ``(B, M)`` batches.
+        ``mmv(P) -> A P`` on ``(B, M)`` batches; with ``compact=True``,
+        ``mmv(P_act, idx) -> A_idx P_act`` on the rows ``idx`` (int64 indices of the
+        still-active systems) only, so finished systems cost nothing.
     b : Tensor, shape (B, M)
     tol : float
         Absolute tolerance on the residual norm.
     max_iter : int
     full_gradient_every : int
     eps : float
+    compact : bool
+        Call ``mmv`` on the active systems only (same arithmetic per system).
 
     Returns
     -------
@@ -258,6 +266,8 @@ def falkon_cg(
     n_iter : Tensor of int64, shape (B,)
         Iterations each system took.
     """
+    if compact:
+        return _falkon_cg_compact(mmv, b, tol, max_iter, full_gradient_every, eps)
     x = torch.zeros_like(b)
     r = b.clone()
     p = r
@@ -279,6 +289,38 @@ def falkon_cg(
             break
         p = torch.where(active[:, None], r + p * (rs_new / (rs_old + eps))[:, None], p)
         rs_old = torch.where(active, rs_new, rs_old)
+    return x, n_iter
+
+
+def _falkon_cg_compact(
+    mmv: Any, b: Tensor, tol: float, max_iter: int, full_gradient_every: int, eps: float
+) -> tuple[Tensor, Tensor]:
+    """:func:`falkon_cg` calling ``mmv(P_act, idx)`` on the active systems only."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs_old = (r * r).sum(1)
+    n_iter = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
+    idx = torch.arange(b.shape[0], device=b.device)
+    for i in range(max_iter):
+        pa = p[idx]
+        ap = mmv(pa, idx)
+        step = rs_old[idx] / ((pa * ap).sum(1) + eps)
+        xa = x[idx] + pa * step[:, None]
+        x[idx] = xa
+        if (i + 1) % full_gradient_every == 0:
+            ra = b[idx] - mmv(xa, idx)
+        else:
+            ra = r[idx] - ap * step[:, None]
+        r[idx] = ra
+        rs_new = (ra * ra).sum(1)
+        n_iter[idx] += 1
+        keep = ~(rs_new.sqrt() < tol)
+        if not bool(keep.any()):
+            break
+        idx, ra, pa, rs_new = idx[keep], ra[keep], pa[keep], rs_new[keep]
+        p[idx] = ra + pa * (rs_new / (rs_old[idx] + eps))[:, None]
+        rs_old[idx] = rs_new
     return x, n_iter
 
 
@@ -348,6 +390,115 @@ def newton_step(
         mmv, b, tol=cg_tol, max_iter=max_iter, full_gradient_every=full_gradient_every
     )
     return beta - precond.inv_a(x), n_iter
+
+
+def pooled_newton_step(
+    s_ref: Tensor,
+    g_ref: Tensor,
+    weight: float,
+    parts: Sequence[tuple[Tensor, Tensor]],
+    n_points: Tensor,
+    twt: Tensor,
+    penalty: float,
+    *,
+    cg_tol: float = DEFAULT_CG_TOL,
+    max_iter: int = 1000,
+    full_gradient_every: int = 10,
+    chunk_rows: int = 2048,
+    twt_eigh: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Falkon's first Newton step for a batch of data sets drawn from stored pools.
+
+    The reference (label 0, weight :math:`w`) is shared and enters through its whitened
+    Gram :math:`S_R = Z_R^\top Z_R` and :math:`g_R = Z_R^\top 1`; data set :math:`b`
+    (label 1) is the rows of the whitened pools selected by column :math:`b` of their
+    count matrices, :math:`Z_{D_b}^\top Z_{D_b} = \sum_p Z_p^\top\operatorname{diag}(C_{p,
+    :b})Z_p`, never formed: the CG operator applies it with two GEMMs per pool
+    (:func:`~contrastx.ops.nystrom.masked_gram_matvec`). From :math:`\beta = 0`:
+
+    .. math::
+
+        \Big(\tfrac{1}{N_b}\big(\tfrac w4 S_R + \tfrac14 Z_{D_b}^\top Z_{D_b}\big)
+        + \lambda I\Big)\Delta_b = \tfrac{1}{N_b}\big(\tfrac w2 g_R
+        - \tfrac12 Z_{D_b}^\top 1\big), \qquad \beta_b = -\Delta_b,
+
+    solved by Falkon's CG (:func:`falkon_cg`, finished systems dropped from the GEMMs)
+    preconditioned by :math:`P_b = \mathrm{twt}/N_b + \lambda I`. Instead of the Cholesky
+    factor :math:`A_b` of :math:`P_b` it uses the square root
+    :math:`R_b = \operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
+    eigendecomposition :math:`\mathrm{twt} = Q\operatorname{diag}(e)Q^\top`:
+    :math:`R_b = O_b A_b` with :math:`O_b` orthogonal, and CG's iterates (rotated by
+    :math:`O_b`), residual norms and stopping step are invariant under it, so
+    :math:`\Delta_b` is Falkon's truncated step.
+
+    Parameters
+    ----------
+    s_ref : Tensor, shape (M, M)
+        :math:`Z_R^\top Z_R` (float64).
+    g_ref : Tensor, shape (M,)
+        :math:`Z_R^\top 1` (float64).
+    weight : float
+        Reference weight :math:`w`.
+    parts : sequence of (Tensor (P_p, M), Tensor (P_p, B))
+        Whitened pool rows (float32 or float64) and the count (0/1) matrix of each pool.
+    n_points : Tensor, shape (B,)
+        :math:`N_b = N_R + N_{D_b}`.
+    twt : Tensor, shape (M, M)
+        :math:`T\operatorname{diag}(W)T^\top` of Falkon's preconditioner
+        (:meth:`FalkonPreconditioner.twt`), shared by the batch.
+    penalty : float
+        :math:`\lambda`.
+    cg_tol, max_iter, full_gradient_every
+        See :func:`falkon_cg`.
+    chunk_rows : int
+        Rows per GEMM chunk.
+    twt_eigh : (Tensor, Tensor), optional
+        ``torch.linalg.eigh(twt)`` if already computed (shared by many batches).
+
+    Returns
+    -------
+    beta : Tensor, shape (B, M)
+        :math:`\beta_b = T\alpha_b` (float64).
+    n_iter : Tensor of int64, shape (B,)
+    sum_f_data : Tensor, shape (B,)
+        :math:`\sum_{x\in D_b} f_b(x) = c_b\cdot Z\beta_b = (Z^\top c_b)\cdot\beta_b`
+        (float64).
+    """
+    if not parts:
+        raise ValueError("parts is empty: no data pool")
+    n_tot = n_points.to(torch.float64)
+    w, lam = float(weight), float(penalty)
+    g_dat = sum(masked_row_sums(z, c, chunk_rows=chunk_rows) for z, c in parts).T  # (B, M)
+    r_vec = (0.5 * w * g_ref - 0.5 * g_dat) / n_tot[:, None]
+    eig, q = torch.linalg.eigh(twt.to(torch.float64)) if twt_eigh is None else twt_eigh
+    root = torch.sqrt(eig.clamp(min=0.0) / n_tot[:, None] + lam)  # (B, M)
+
+    # Count columns of the still-active systems, re-gathered only when the set shrinks.
+    active: dict[str, Any] = {"idx": torch.arange(n_tot.shape[0], device=n_tot.device)}
+    active["parts"] = list(parts)
+
+    def mmv(v: Tensor, idx: Tensor) -> Tensor:
+        # R_b^{-T} (S_b + lam I) R_b^{-1} v_b, rows b in idx.
+        if not torch.equal(idx, active["idx"]):
+            active["idx"] = idx
+            active["parts"] = [(z, c[:, idx]) for z, c in parts]
+        rt = root[idx]
+        u = (v / rt) @ q.T
+        data = sum(masked_gram_matvec(z, c, u.T, chunk_rows=chunk_rows) for z, c in active["parts"])
+        su = (0.25 * w) * (u @ s_ref) + 0.25 * data.T
+        return ((su / n_tot[idx, None] + lam * u) @ q) / rt
+
+    x, n_iter = falkon_cg(
+        mmv,
+        (r_vec @ q) / root,
+        tol=cg_tol,
+        max_iter=max_iter,
+        full_gradient_every=full_gradient_every,
+        compact=True,
+    )
+    beta = -((x / root) @ q.T)
+    # sum_{x in D_b} f_b(x) = c_b . (Z beta_b) = (Z^T c_b) . beta_b: no extra pass.
+    return beta, n_iter, (g_dat * beta).sum(1)
 
 
 @dataclass

@@ -13,15 +13,55 @@ Two modes
 ---------
 ``"shared"`` (default)
     The reference sample and the :math:`M` centres (drawn from the reference) are fixed
-    for the run, and each toy draws its data from the rest of the background pool.
-    Because one Newton step from :math:`\alpha = 0` is a *linear* solve, the reference's
-    share of the whitened system, :math:`\frac w4 Z_R^\top Z_R` and
-    :math:`\frac w2 Z_R^\top 1` with :math:`Z = K T^{-1}`, is accumulated once; each toy
-    adds its data Gram :math:`\frac14 Z_D^\top Z_D` (the dominant per-toy cost,
-    :math:`O(N_D M^2)`), and a block of toys is solved together (batched Cholesky or
-    batched CG, see :func:`contrastx.nplm.solver.newton_step`). :math:`\sum_D f` is
-    :math:`(Z_D^\top 1)\cdot\beta`, and :math:`\sum_R e^{f}` is one streamed pass over
-    the reference for the whole block, :math:`K_{RM}[\alpha_1 \dots \alpha_B]`.
+    for the run, and each toy draws its data without replacement from the *data pool*:
+    the rest of the background pool, or a fixed random subset of it of size
+    ``data_pool``. Because one Newton step from :math:`\alpha = 0` is a *linear* solve,
+    the reference's share of the whitened system, :math:`\frac w4 Z_R^\top Z_R` and
+    :math:`\frac w2 Z_R^\top 1` with :math:`Z = K T^{-1}`, is accumulated once, and so is
+    Falkon's preconditioner (all centres are reference points, curvature :math:`w/4`;
+    only :math:`N_b = N_R + N_{D,b}` differs between toys). :math:`\sum_R e^{f}` is one
+    streamed pass over the reference for a whole block of toys,
+    :math:`K_{RM}[\alpha_1 \dots \alpha_B]`. Two strategies form the data term:
+
+    * ``"pool"``: the whitened data pool :math:`Z_P = K(\mathrm{pool}, C)\,T^{-1}`
+      (:math:`N_\mathrm{pool}\times M`, float64 or float32 storage) is computed once. A
+      toy is a 0/1 column :math:`c_b` over its rows, and the data part of the CG operator
+      of a block is :math:`Z_P^\top\big(C \odot (Z_P V)\big)`: two GEMMs over the pool,
+      shared by the block, per CG iteration (:math:`4 N_\mathrm{pool} M` flops per toy
+      and iteration, no :math:`M\times M` matrix per toy), with finished toys dropped
+      from the GEMMs. :math:`Z_D^\top 1 = Z_P^\top c_b` and
+      :math:`\sum_D f = c_b\cdot Z_P\beta_b`. Falkon's per-toy preconditioner factor
+      :math:`A_b = \operatorname{chol}(T W T^\top/N_b + \lambda I)` is replaced by the
+      square root :math:`\operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
+      eigendecomposition :math:`T W T^\top = Q\operatorname{diag}(e)Q^\top`: it differs
+      from :math:`A_b` by an orthogonal factor, under which CG's iterates, residual
+      norms and hence its stopping step are invariant, so the truncated Falkon step is
+      the same. Signal events are added per block the same way (the whitened rows of
+      the signal events drawn in the block). A toy's data are exactly reproducible;
+      its :math:`t` is reproducible to the GEMMs' rounding (which depends on the block
+      width) as amplified by the ill-conditioned whitened system: ~1e-7 relative
+      measured at d = 4, up to ~1e-4 when a toy's CG stops one iteration earlier, far
+      inside Falkon's own sensitivity to its memory blocking (~5e-4). Float32 storage
+      (``pool_dtype``) gives :math:`t` within ~2e-4 of float64 on the Falkon reference
+      cases (up to 6e-4 seen on benchmark toys), at the price of a few more CG
+      iterations (the rounded operator is a slightly worse CG problem).
+    * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
+      accumulated from its kernel rows (:math:`O(N_D M^2)` per toy: whitening solve and
+      Gram), and the block's :math:`M\times M` systems are solved together (batched
+      Cholesky or batched CG, see :func:`contrastx.nplm.solver.newton_step`). Needed for
+      ``solver="exact"``, and cheaper when :math:`N_\mathrm{pool} \gg 27 N_D` at
+      :math:`M = 1000` (``strategy="auto"`` compares the flop counts and the memory).
+
+    Cost at the paper's scale (:math:`N_R = 10^6`, :math:`N(B) = 10^5`, :math:`M = 1000`,
+    data pool :math:`10^6`): ~13 CG iterations plus one residual recomputation (measured
+    11-19) x :math:`4\cdot10^{9}` flops ~ :math:`6\cdot10^{10}` flops per toy, against
+    :math:`3\cdot10^{11}` for ``"stream"``.
+
+    **Pool size.** The toys share a finite data pool: two toys have a fraction
+    :math:`f = N(B)/N_\mathrm{pool}` of their events in common, and conditional on the
+    pool, a share :math:`f` of the data fluctuation is frozen into every toy (the
+    marginal over pools is exact). Keep :math:`f` small; ``contrastx-toys`` uses
+    :math:`N_\mathrm{pool} = 10\,N(B)` (:math:`f = 0.1`) for its built-in sample.
 
     The null distribution is then *conditional on the reference* (and centres). That is
     the right calibration for an analysis that tests the observed data against that
@@ -42,8 +82,12 @@ Two modes
 :math:`\sqrt{10^{-7}}`; :math:`t` within ~0.05 % of the exact step);
 ``solver="exact"`` solves the same system by Cholesky.
 
-Memory: kernel tiles are bounded by ``tile_bytes``; a block holds ~4 ``(M, M)`` float64
-matrices per toy, and the block size is chosen to fit ``memory_bytes``.
+Memory: kernel tiles are bounded by ``tile_bytes``; ``"pool"`` stores
+:math:`N_\mathrm{pool} M` values (8 GB in float64 at :math:`10^6 \times 1000`, bounded by
+``pool_memory_bytes``) plus one byte per pool row and toy of a block; ``"stream"`` holds
+~4 ``(M, M)`` float64 matrices per toy of a block. The block size is chosen to fit
+``memory_bytes`` (at most ``max_block``). Everything is device-generic torch: on a GPU
+the same GEMMs run batched over the whole block.
 """
 
 from __future__ import annotations
@@ -63,6 +107,7 @@ from contrastx.ops.nystrom import (
     gaussian_kernel_tile,
     rows_per_tile,
     weighted_gram_rhs,
+    whitened_features,
 )
 
 from .kernel import as_points, check_sigma, resolve_device, sigma_heuristic
@@ -72,6 +117,7 @@ from .solver import (
     NPLMFit,
     newton_step,
     pc_epsilon_default,
+    pooled_newton_step,
 )
 
 __all__ = ["NULL", "SIGNAL", "ToyBlock", "ToyConfig", "ToyEngine", "toy_rng"]
@@ -116,9 +162,33 @@ class ToyConfig:
         :class:`~contrastx.nplm.solver.NPLMFit`).
     seed : int
     memory_bytes : int
-        Budget of the batched ``(M, M)`` matrices of a toy block.
+        Budget of a block's per-toy working memory (``"stream"``: ~4 ``(M, M)`` float64
+        matrices per toy; ``"pool"``: one byte per data-pool row per toy, the signal
+        rows and a few ``(M,)`` vectors); sets the toys per block.
     tile_bytes : int
         Budget of one kernel tile.
+    strategy : {"auto", "pool", "stream"}
+        How ``"shared"`` mode forms each toy's data term (see the module notes).
+        ``"auto"`` picks ``"pool"`` for the CG solver when the whitened data pool fits
+        ``pool_memory_bytes`` and its estimated flops are lower, else ``"stream"``.
+        ``"exact"`` needs ``"stream"`` (it factorises each toy's matrix).
+    pool_dtype : {"float64", "float32"}
+        Storage and GEMM precision of the whitened pool :math:`Z_P` (``"pool"``).
+        :math:`Z_P` is always evaluated and whitened in ``dtype`` first; float32 storage
+        halves memory and speeds the CPU GEMMs up 1.5-2.5x at a cost in :math:`t` of
+        ~2e-4 to 6e-4 relative (see the module notes), within Falkon's own CG spread.
+    data_pool : int or None
+        ``"shared"`` mode: draw the toys' background from a fixed random subset of this
+        many non-reference pool events (drawn once from the setup seed) instead of from
+        all of them. Every toy draws its :math:`N_B` events without replacement from
+        this data pool, so the fraction :math:`f = N(B)/N_\\mathrm{pool}` of the pool
+        shared by any two toys should stay small (the built-in sample of
+        ``contrastx-toys`` has :math:`f = 0.1`).
+    pool_memory_bytes : int
+        Budget of the stored :math:`Z_P` (``N_pool x M`` x 8 or 4 bytes).
+    max_block : int
+        Upper bound on the toys per block (``"pool"``: larger blocks make wider, faster
+        GEMMs).
     """
 
     n_ref: int
@@ -133,8 +203,13 @@ class ToyConfig:
     cg_max_iter: int = 1000
     dtype: Literal["float64", "float32"] = "float64"
     seed: int = 0
-    memory_bytes: int = 512 * 2**20
+    memory_bytes: int = 1024 * 2**20
     tile_bytes: int = DEFAULT_TILE_BYTES
+    strategy: Literal["auto", "pool", "stream"] = "auto"
+    pool_dtype: Literal["float64", "float32"] = "float64"
+    data_pool: int | None = None
+    pool_memory_bytes: int = 8 * 2**30
+    max_block: int = 256
 
     def __post_init__(self) -> None:
         if int(self.n_ref) < 1:
@@ -155,6 +230,19 @@ class ToyConfig:
             raise ValueError(f"solver must be 'cg' or 'exact'; got {self.solver!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float64' or 'float32'; got {self.dtype!r}")
+        if self.strategy not in ("auto", "pool", "stream"):
+            raise ValueError(f"strategy must be 'auto', 'pool' or 'stream'; got {self.strategy!r}")
+        if self.strategy == "pool" and self.solver != "cg":
+            raise ValueError("strategy='pool' needs solver='cg' (use 'stream' for 'exact')")
+        if self.pool_dtype not in _DTYPES:
+            raise ValueError(f"pool_dtype must be 'float64' or 'float32'; got {self.pool_dtype!r}")
+        if self.data_pool is not None and int(self.data_pool) < _poisson_upper(self.n_bkg):
+            raise ValueError(
+                f"data_pool = {self.data_pool} is too small for Poisson(N(B) = {self.n_bkg}) "
+                f"draws without replacement (need >= {_poisson_upper(self.n_bkg)})"
+            )
+        if int(self.max_block) < 1 or int(self.memory_bytes) < 1:
+            raise ValueError("max_block and memory_bytes must be >= 1")
         if self.M > self.n_ref and self.mode == "shared":
             raise ValueError(f"M = {self.M} centres cannot be drawn from n_ref = {self.n_ref}")
 
@@ -241,6 +329,7 @@ class ToyEngine:
                 f"needs about {need}"
             )
         self._prepared = False
+        self.strategy_: str | None = None
 
     # ------------------------------------------------------------------ setup
     def prepare(self) -> None:
@@ -259,6 +348,7 @@ class ToyEngine:
         self.sigma_ = (
             check_sigma(cfg.sigma) if cfg.sigma is not None else sigma_heuristic(ref.numpy())
         )
+        self.strategy_reason_ = "paper mode: one full fit per toy"
         if cfg.mode == "shared":
             self._prepare_shared(ref.to(self.device), rng)
         self._prepared = True
@@ -267,6 +357,14 @@ class ToyEngine:
         cfg = self.config
         c_idx = rng.choice(cfg.n_ref, size=cfg.M, replace=False)
         self.center_index_ = self.ref_index_[c_idx]
+        if cfg.data_pool is not None:
+            avail = self.data_pool_index_.size
+            if int(cfg.data_pool) > avail:
+                raise ValueError(
+                    f"data_pool = {cfg.data_pool} exceeds the {avail} non-reference events"
+                )
+            keep = np.sort(rng.choice(avail, size=int(cfg.data_pool), replace=False))
+            self.data_pool_index_ = self.data_pool_index_[keep]
         centers = ref[torch.from_numpy(c_idx).to(ref.device)]
         kmm = gaussian_kernel_tile(centers, centers, self.sigma_).to(torch.float64)
         self._precond = FalkonPreconditioner(0.5 * (kmm + kmm.T), pc_epsilon_default(self.dtype))
@@ -282,41 +380,114 @@ class ToyEngine:
         self._centers = centers
         self._s_ref = s_r.to(torch.float64)
         self._z_ref = z_r.to(torch.float64)
+        self.strategy_, self.strategy_reason_ = self._choose_strategy()
+        if self.strategy_ == "pool":
+            self._twt_eigh = torch.linalg.eigh(self._twt)
+            pool_pts = self.background[torch.from_numpy(self.data_pool_index_)].to(self.device)
+            self._zpool = whitened_features(
+                pool_pts,
+                centers,
+                self.sigma_,
+                self._whiten,
+                out_dtype=_DTYPES[cfg.pool_dtype],
+                tile_bytes=cfg.tile_bytes,
+            )
+
+    def _choose_strategy(self) -> tuple[str, str]:
+        """Resolve ``config.strategy`` (see :class:`ToyConfig`): ``(strategy, reason)``.
+
+        Raises ``ValueError`` if ``"pool"`` is forced and the pool does not fit.
+        """
+        cfg = self.config
+        n_pool = int(self.data_pool_index_.size)
+        need = n_pool * cfg.M * _DTYPES[cfg.pool_dtype].itemsize
+        fits = need <= cfg.pool_memory_bytes
+        if cfg.strategy == "stream":
+            return "stream", "requested"
+        if cfg.strategy == "auto" and cfg.solver != "cg":
+            return "stream", f"solver={cfg.solver!r} factorises each toy's matrix"
+        size = (
+            f"the whitened data pool ({n_pool} x {cfg.M} {cfg.pool_dtype}) needs "
+            f"{need / 2**30:.2f} GiB, pool_memory_bytes is {cfg.pool_memory_bytes / 2**30:.2f} GiB"
+        )
+        if cfg.strategy == "pool":
+            if not fits:
+                raise ValueError(
+                    f"{size}; lower data_pool, use pool_dtype='float32' or strategy='stream'"
+                )
+            return "pool", "requested"
+        # Flops per toy: pool ~ 4 N_pool M per CG operator pass (~_CG_PASSES passes);
+        # stream ~ 3 N_D M^2 (whitening solve + Gram of the toy's kernel rows).
+        pool_cost = 4.0 * n_pool * cfg.M * _CG_PASSES
+        stream_cost = 3.0 * (cfg.n_bkg + cfg.n_sig) * cfg.M**2
+        costs = f"~{pool_cost:.2g} (pool) vs ~{stream_cost:.2g} (stream) flops per toy"
+        if not fits:
+            return "stream", f"{size} (set data_pool or pool_dtype='float32'); {costs}"
+        return ("pool" if pool_cost < stream_cost else "stream"), costs
 
     # ------------------------------------------------------------------- draws
-    def draw(self, hypothesis: int, toy_index: int) -> tuple[np.random.Generator, Tensor, int, int]:
-        """Data of one toy: ``(rng, points, N_B, N_S)``; ``rng`` continues the toy's stream.
+    def _data_pool(self) -> np.ndarray:
+        if self.config.mode == "shared":
+            return self.data_pool_index_
+        return np.arange(self.background.shape[0])
 
-        In ``"shared"`` mode the background comes from the pool minus the reference; in
-        ``"paper"`` mode from the whole pool (the reference is drawn afterwards from
-        what is left, see :meth:`run`).
-        """
+    def _draw_indices(
+        self, hypothesis: int, toy_index: int
+    ) -> tuple[np.random.Generator, np.ndarray, np.ndarray, int, int]:
+        """``(rng, b_pos, s_idx, N_B, N_S)``: positions in the data pool, signal indices."""
         cfg = self.config
         rng = toy_rng(cfg.seed, hypothesis, toy_index)
         n_b = int(rng.poisson(cfg.n_bkg))
         n_s = int(rng.poisson(cfg.n_sig)) if hypothesis == SIGNAL and cfg.n_sig > 0 else 0
-        pool = (
-            self.data_pool_index_ if cfg.mode == "shared" else np.arange(self.background.shape[0])
-        )
-        if n_b > pool.size:
-            raise ValueError(f"toy {toy_index}: N_B = {n_b} exceeds the pool ({pool.size})")
-        b_idx = pool[rng.choice(pool.size, size=n_b, replace=False)]
-        parts = [self.background[torch.from_numpy(b_idx)]]
+        size = self._data_pool().size
+        if n_b > size:
+            raise ValueError(f"toy {toy_index}: N_B = {n_b} exceeds the pool ({size})")
+        b_pos = rng.choice(size, size=n_b, replace=False)
+        s_idx = np.zeros(0, dtype=np.int64)
         if n_s:
             if self.signal is None:
                 raise ValueError("signal toys with n_sig > 0 need a signal pool")
             if n_s > self.signal.shape[0]:
                 raise ValueError(f"toy {toy_index}: N_S = {n_s} exceeds the signal pool")
             s_idx = rng.choice(self.signal.shape[0], size=n_s, replace=False)
+        return rng, b_pos, s_idx, n_b, n_s
+
+    def draw(self, hypothesis: int, toy_index: int) -> tuple[np.random.Generator, Tensor, int, int]:
+        """Data of one toy: ``(rng, points, N_B, N_S)``; ``rng`` continues the toy's stream.
+
+        :math:`N_B` background events are drawn without replacement from the data pool
+        (``"shared"``: the pool minus the reference, or its ``data_pool`` subset;
+        ``"paper"``: the whole pool, the reference being drawn afterwards from what is
+        left, see :meth:`run`), then :math:`N_S` signal events without replacement from
+        the signal pool.
+        """
+        rng, b_pos, s_idx, n_b, n_s = self._draw_indices(hypothesis, toy_index)
+        b_idx = self._data_pool()[b_pos]
+        parts = [self.background[torch.from_numpy(b_idx)]]
+        if n_s:
+            assert self.signal is not None
             parts.append(self.signal[torch.from_numpy(s_idx)])
         self._last_bkg_index = b_idx
         return rng, torch.cat(parts), n_b, n_s
 
     # --------------------------------------------------------------------- run
-    def block_size(self) -> int:
-        """Toys per block so that ~4 ``(M, M)`` float64 matrices per toy fit the budget."""
-        per_toy = 4 * self.config.M**2 * 8
-        return max(1, int(self.config.memory_bytes) // per_toy)
+    def block_size(self, hypothesis: int = NULL) -> int:
+        """Toys per block that fit ``config.memory_bytes`` (at most ``config.max_block``).
+
+        ``"stream"``: ~4 ``(M, M)`` float64 matrices per toy. ``"pool"``: a one-byte count
+        per data-pool row, the whitened rows of the toy's signal events (signal toys)
+        and ~16 float64 ``(M,)`` vectors per toy.
+        """
+        cfg = self.config
+        self.prepare()
+        if self.strategy_ == "pool":
+            per_toy = self.data_pool_index_.size + 16 * cfg.M * 8
+            if hypothesis == SIGNAL and cfg.n_sig > 0:
+                itemsize = _DTYPES[cfg.pool_dtype].itemsize
+                per_toy += (_poisson_upper(cfg.n_sig) + 1) * (cfg.M * itemsize + 1)
+        else:
+            per_toy = 4 * cfg.M**2 * 8
+        return max(1, min(int(cfg.max_block), int(cfg.memory_bytes) // per_toy))
 
     def run(self, toy_indices: Iterable[int], *, hypothesis: int = NULL) -> Iterator[ToyBlock]:
         """Run the given toys, yielding one :class:`ToyBlock` per block.
@@ -336,11 +507,13 @@ class ToyEngine:
         ids = [int(i) for i in toy_indices]
         if any(i < 0 for i in ids):
             raise ValueError("toy indices must be >= 0")
-        step = self.block_size() if self.config.mode == "shared" else 1
+        step = self.block_size(hypothesis) if self.config.mode == "shared" else 1
         for lo in range(0, len(ids), step):
             chunk = ids[lo : lo + step]
             t0 = time.perf_counter()
-            if self.config.mode == "shared":
+            if self.strategy_ == "pool":
+                blk = self._run_pool(chunk, hypothesis)
+            elif self.config.mode == "shared":
                 blk = self._run_shared(chunk, hypothesis)
             else:
                 blk = self._run_paper(chunk[0], hypothesis)
@@ -408,6 +581,71 @@ class ToyEngine:
             n_b,
             n_s,
             n_iter.cpu().numpy().astype(np.int64),
+            extra={"strategy": "stream"},
+        )
+
+    def _run_pool(self, ids: list[int], hypothesis: int) -> ToyBlock:
+        r"""A block of toys with the data term as GEMMs over the stored whitened pool.
+
+        Toy :math:`b` selects rows of :math:`Z_P` by a 0/1 column :math:`c_b`; its data
+        Gram applied to :math:`V` is :math:`Z_P^\top(c_b \odot Z_P v_b)`, for all toys
+        of the block in two GEMMs per CG iteration
+        (:func:`~contrastx.ops.nystrom.masked_gram_matvec`).
+        """
+        cfg = self.config
+        w, dev = cfg.weight, self.device
+        b = len(ids)
+        counts = torch.zeros(self._zpool.shape[0], b, dtype=torch.uint8, device=dev)
+        n_b = np.empty(b, dtype=np.int64)
+        n_s = np.empty(b, dtype=np.int64)
+        sig_draws = []
+        for k, i in enumerate(ids):
+            _, b_pos, s_idx, n_b[k], n_s[k] = self._draw_indices(hypothesis, i)
+            counts[torch.from_numpy(b_pos).to(dev), k] = 1
+            sig_draws.append(s_idx)
+        parts = [(self._zpool, counts)]
+        # Rows per GEMM chunk: cache-sized on a CPU, large on a GPU (fewer launches).
+        chunk = 2048 if dev.type == "cpu" else 65536
+        if n_s.sum() > 0:
+            assert self.signal is not None
+            union = np.unique(np.concatenate(sig_draws))
+            z_sig = whitened_features(
+                self.signal[torch.from_numpy(union)].to(dev),
+                self._centers,
+                self.sigma_,
+                self._whiten,
+                out_dtype=self._zpool.dtype,
+                tile_bytes=cfg.tile_bytes,
+            )
+            c_sig = torch.zeros(union.size, b, dtype=torch.uint8, device=dev)
+            for k, s_idx in enumerate(sig_draws):
+                if s_idx.size:
+                    c_sig[torch.from_numpy(np.searchsorted(union, s_idx)).to(dev), k] = 1
+            parts.append((z_sig, c_sig))
+        n_tot = torch.as_tensor(cfg.n_ref + n_b + n_s, dtype=torch.float64, device=dev)
+        beta, n_iter, sum_f_data = pooled_newton_step(
+            self._s_ref,
+            self._z_ref,
+            w,
+            parts,
+            n_tot,
+            self._twt,
+            cfg.lam,
+            cg_tol=cfg.cg_tol,
+            max_iter=cfg.cg_max_iter,
+            chunk_rows=chunk,
+            twt_eigh=self._twt_eigh,
+        )
+        alpha = self._precond.inv_t(beta)
+        t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
+        return ToyBlock(
+            hypothesis,
+            np.asarray(ids, dtype=np.int64),
+            t.cpu().numpy(),
+            n_b,
+            n_s,
+            n_iter.cpu().numpy().astype(np.int64),
+            extra={"strategy": "pool"},
         )
 
     def _ref_exp_sum(self, alpha: Tensor) -> Tensor:
@@ -449,6 +687,10 @@ class ToyEngine:
             np.array([n_s], dtype=np.int64),
             np.array([fit.n_iter_[0]], dtype=np.int64),
         )
+
+
+_CG_PASSES = 28
+"""Operator passes per toy assumed by the strategy choice (~25 CG iterations + restarts)."""
 
 
 def _poisson_upper(mu: float) -> int:

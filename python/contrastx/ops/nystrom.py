@@ -16,7 +16,14 @@ matrix is never held:
 * :func:`weighted_gram` -- :math:`G = K(C, X) \operatorname{diag}(w) K(X, C)`, shape
   ``(M, M)``;
 * :func:`weighted_gram_rhs` -- :math:`G` and :math:`K(C, X)\,u` in a single pass
-  (the two halves of a Nystrom normal-equation system share the kernel tiles).
+  (the two halves of a Nystrom normal-equation system share the kernel tiles);
+* :func:`whitened_features` -- the whole whitened matrix :math:`Z = K(X, C)\,T^{-1}`,
+  computed tile by tile in the input precision and stored in a (possibly lower)
+  storage dtype;
+* :func:`masked_row_sums` -- :math:`Z^\top W` (the selections' column sums);
+* :func:`masked_gram_matvec` -- :math:`Z^\top (W \odot (Z V))` for a stored
+  :math:`Z` and one weight column per right-hand side: the data part of a batch of
+  Nystrom normal-equation operators whose points are subsets of one pool.
 
 The Gram functions accept an optional upper-triangular ``whiten`` factor :math:`T`;
 the tiles are then :math:`Z = K(X, C)\,T^{-1}` (a triangular solve per tile) and the
@@ -46,9 +53,12 @@ __all__ = [
     "DEFAULT_TILE_BYTES",
     "gaussian_kernel_tile",
     "kernel_t_matvec",
+    "masked_gram_matvec",
+    "masked_row_sums",
     "rows_per_tile",
     "weighted_gram",
     "weighted_gram_rhs",
+    "whitened_features",
     "whitened_tile",
 ]
 
@@ -303,3 +313,146 @@ def weighted_gram_rhs(
     gram, b = _gram_pass(x, centers, sigma, row_weights, rhs, tile_bytes, whiten)
     assert b is not None
     return gram, b
+
+
+def whitened_features(
+    x: Tensor,
+    centers: Tensor,
+    sigma: float,
+    whiten: Tensor,
+    *,
+    out_dtype: torch.dtype | None = None,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> Tensor:
+    r"""Whitened kernel features :math:`Z = K(X, C)\,T^{-1}`, shape ``(N, M)``.
+
+    Each tile of rows is evaluated and whitened (triangular solve) in the dtype of
+    ``x`` and then rounded to ``out_dtype``, so a float32 ``Z`` carries only the
+    storage rounding (relative :math:`2^{-24}` per entry) and not the float32
+    conditioning of :math:`K_{MM}` that a float32 kernel evaluation would suffer.
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, d)
+    centers : Tensor, shape (M, d)
+    sigma : float
+    whiten : Tensor, shape (M, M)
+        Upper-triangular :math:`T` (same dtype and device as ``x``).
+    out_dtype : torch.dtype, optional
+        Storage dtype (default: that of ``x``).
+    tile_bytes : int
+        Memory budget of one working tile.
+
+    Returns
+    -------
+    Tensor, shape (N, M), dtype ``out_dtype``
+    """
+    _check_points(x, centers, sigma)
+    _check_whiten(whiten, centers.shape[0], x)
+    if whiten is None:
+        raise ValueError("whiten is required")
+    n, m = x.shape[0], centers.shape[0]
+    out = torch.empty(n, m, dtype=out_dtype or x.dtype, device=x.device)
+    c2 = (centers * centers).sum(1)
+    scale = -0.5 / sigma**2
+    step = rows_per_tile(m, x.element_size(), tile_bytes)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        out[lo:hi] = whitened_tile(_tile(x[lo:hi], centers, c2, scale), whiten)
+    return out
+
+
+def _check_masked(z: Tensor, weights: Tensor) -> None:
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise ValueError("z must be a 2-D tensor (rows, M)")
+    if not isinstance(weights, Tensor) or weights.ndim != 2 or weights.shape[0] != z.shape[0]:
+        raise ValueError(f"weights must have shape ({z.shape[0]}, B); got {tuple(weights.shape)}")
+    if weights.device != z.device:
+        raise ValueError(f"weights is on {weights.device} but z on {z.device}")
+
+
+def masked_gram_matvec(
+    z: Tensor,
+    weights: Tensor,
+    v: Tensor,
+    *,
+    columns: Tensor | None = None,
+    chunk_rows: int = 2048,
+) -> Tensor:
+    r"""Batched weighted Gram products over one stored feature matrix.
+
+    .. math:: \mathrm{out}_{:, b} = Z^\top \big(W_{:, b} \odot (Z v_b)\big)
+              = \Big(\sum_i W_{ib}\, z_i z_i^\top\Big) v_b
+
+    i.e. the Gram matrix of the rows selected (or weighted) by column :math:`b` of
+    :math:`W`, applied to :math:`v_b`, for all :math:`b` at once: two GEMMs per chunk of
+    rows, shared by every column, and never an :math:`M\times M` matrix per column.
+    The GEMMs run in the dtype of ``z``; chunk partial sums are accumulated in float64.
+
+    Parameters
+    ----------
+    z : Tensor, shape (P, M)
+        Stored features (float32 or float64).
+    weights : Tensor, shape (P, B_all)
+        Row weights per right-hand side (e.g. 0/1 or counts, any real or integer dtype).
+    v : Tensor, shape (M, B)
+        Right-hand sides (any floating dtype; cast to ``z.dtype``).
+    columns : Tensor of int64, shape (B,), optional
+        Columns of ``weights`` that belong to the columns of ``v`` (default: all, then
+        ``B_all = B``).
+    chunk_rows : int
+        Rows per chunk (bounds the ``(chunk_rows, B)`` temporaries).
+
+    Returns
+    -------
+    Tensor, shape (M, B), float64
+    """
+    _check_masked(z, weights)
+    if v.ndim != 2 or v.shape[0] != z.shape[1]:
+        raise ValueError(f"v must have shape ({z.shape[1]}, B); got {tuple(v.shape)}")
+    nb = weights.shape[1] if columns is None else columns.shape[0]
+    if v.shape[1] != nb:
+        raise ValueError(f"v has {v.shape[1]} columns for {nb} weight columns")
+    vz = v.to(z.dtype).contiguous()
+    out = torch.zeros(z.shape[1], v.shape[1], dtype=torch.float64, device=z.device)
+    step = max(1, int(chunk_rows))
+    for lo in range(0, z.shape[0], step):
+        zc = z[lo : lo + step]
+        wc = weights[lo : lo + step]
+        if columns is not None:
+            wc = wc[:, columns]
+        y = (zc @ vz).mul_(wc)
+        out += (zc.T @ y).to(torch.float64)
+    return out
+
+
+def masked_row_sums(
+    z: Tensor,
+    weights: Tensor,
+    *,
+    chunk_rows: int = 2048,
+) -> Tensor:
+    r"""Weighted column sums of a stored feature matrix for every weight column.
+
+    .. math:: \mathrm{out}_{:, b} = Z^\top W_{:, b} = \sum_i W_{ib}\, z_i
+
+    e.g. :math:`Z_D^\top 1` of every selection :math:`W_{:, b}` (the data gradient).
+    The GEMMs run in the dtype of ``z``, accumulated across chunks in float64.
+
+    Parameters
+    ----------
+    z : Tensor, shape (P, M)
+    weights : Tensor, shape (P, B)
+    chunk_rows : int
+
+    Returns
+    -------
+    Tensor, shape (M, B), float64
+    """
+    _check_masked(z, weights)
+    step = max(1, int(chunk_rows))
+    out = torch.zeros(z.shape[1], weights.shape[1], dtype=torch.float64, device=z.device)
+    for lo in range(0, z.shape[0], step):
+        zc = z[lo : lo + step]
+        out += (zc.T @ weights[lo : lo + step].to(z.dtype)).to(torch.float64)
+    return out

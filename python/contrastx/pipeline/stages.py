@@ -1,0 +1,599 @@
+"""The stages of a study, each cached on disk under a key derived from its config.
+
+Stages (data flow one way)::
+
+    events -> splits -> embed/<name> (one per embedding) -> toys/<name> -> results
+
+Each stage's outputs live in ``<out_dir>/<stage>/<name>-<key>/``, where ``key`` is the
+SHA-256 (12 hex digits) of the stage's own settings and the keys of the stages it reads.
+A stage is *done* when its ``stage.json`` (written last, atomically) holds that key; a
+re-run skips done stages, so changing one setting re-runs only the stages whose key it
+enters and their downstream. Interrupted stages resume: training from its per-epoch
+checkpoint (:meth:`contrastx.embed.Trainer.fit` with ``resume=True``), toys from their
+incremental results files (:class:`contrastx.nplm.ToyResultsFile`); the events and
+splits stages are seconds long and simply start again. Every start, skip, finish and
+failure is appended to ``<out_dir>/pipeline-log.jsonl``.
+
+The compute device (``run.device``) does not enter the keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from contrastx.events import Events
+from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS, PROCESSES
+
+from .config import EmbeddingSpec, StudyConfig, config_hash
+
+__all__ = [
+    "STAGE_VERSION",
+    "Pipeline",
+    "StageResult",
+    "load_background",
+    "load_signals",
+    "read_log",
+]
+
+STAGE_VERSION = 1
+"""Bumped when a stage's outputs change meaning (invalidates every cache)."""
+
+LOG_NAME = "pipeline-log.jsonl"
+
+
+@dataclass
+class StageResult:
+    """A finished stage: its key, folder, output files and recorded info."""
+
+    stage: str
+    name: str
+    key: str
+    dir: Path
+    outputs: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: bool = False
+
+    def path(self, output: str) -> Path:
+        """Absolute path of a named output file."""
+        return self.dir / self.outputs[output]
+
+
+def read_log(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``<out_dir>/pipeline-log.jsonl`` (empty if none)."""
+    p = Path(out_dir) / LOG_NAME
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _file_fingerprint(path: str) -> dict[str, Any]:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"input file not found: {p}")
+    s = p.stat()
+    return {"path": str(p.resolve()), "size": s.st_size, "mtime_ns": s.st_mtime_ns}
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------- loading
+def _read_signal_file(path: str, name: str, n: int) -> Events:
+    from contrastx.events import EventFile
+
+    stop = n or None
+    with EventFile(path) as f:
+        if f.format == "contrastx":
+            ev = f.read(0, None)
+            if name in ev.process_names and (ev.labels == ev.label_of(name)).any():
+                ev = ev.select(name)
+            else:
+                ev = Events(ev.particles, labels=None, metadata=ev.metadata)
+                names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
+                ev = Events(ev.particles, np.full(len(ev), names.index(name)), names)
+            return ev[:stop] if stop else ev
+    names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
+    with EventFile(path, process=name, process_names=names) as f:
+        return f.read(0, stop)
+
+
+def load_background(events_stage: StageResult) -> Events:
+    """The background sample of an events stage."""
+    from contrastx.events import read_events
+
+    info = events_stage.info
+    if info["source"] == "generator":
+        return read_events(events_stage.path("background"))
+    stop = info["n_background"] or None
+    return read_events(info["background_file"], 0, stop, labels=info["background_labels"] or None)
+
+
+def load_signals(events_stage: StageResult) -> dict[str, Events]:
+    """Signal name -> signal events of an events stage."""
+    from contrastx.events import read_events
+
+    info = events_stage.info
+    if info["source"] == "generator":
+        ev = read_events(events_stage.path("signals"))
+        return {s: ev.select(s) for s in info["signals"]}
+    return {
+        s: _read_signal_file(info["signal_files"][s], s, info["n_signal"]) for s in info["signals"]
+    }
+
+
+# ----------------------------------------------------------------------- pipeline
+class Pipeline:
+    """Runs (or skips) the stages of a study.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    log : callable, optional
+        Progress messages (default: ``print``); pass ``lambda s: None`` to silence.
+    """
+
+    def __init__(self, config: StudyConfig, *, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.out = config.out_dir
+        self.say = log if log is not None else print
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+        self.results: dict[str, StageResult] = {}
+
+    # -------------------------------------------------------------- machinery
+    def _log(self, **record: Any) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        record = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
+        with open(self.out / LOG_NAME, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    def stage(
+        self,
+        stage: str,
+        name: str,
+        settings: dict[str, Any],
+        upstream: list[StageResult],
+        body: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]],
+    ) -> StageResult:
+        """Run ``body(folder) -> (outputs, info)`` unless a run with the same key finished."""
+        key = config_hash(
+            {
+                "stage": stage,
+                "version": STAGE_VERSION,
+                "settings": settings,
+                "upstream": [u.key for u in upstream],
+            }
+        )
+        label = f"{stage}/{name}" if name else stage
+        folder = self.out / stage / (f"{name}-{key}" if name else key)
+        marker = folder / "stage.json"
+        if marker.exists():
+            rec = json.loads(marker.read_text())
+            if rec.get("key") == key:
+                self._log(stage=stage, name=name, key=key, action="skip")
+                self.say(f"[{label}] done before ({folder}), skipped")
+                return StageResult(
+                    stage, name, key, folder, rec["outputs"], rec["info"], rec["seconds"], True
+                )
+        folder.mkdir(parents=True, exist_ok=True)
+        self._log(stage=stage, name=name, key=key, action="start")
+        self.say(f"[{label}] running -> {folder}")
+        t0 = time.perf_counter()
+        try:
+            outputs, info = body(folder)
+        except BaseException as err:
+            self._log(stage=stage, name=name, key=key, action="fail", error=repr(err))
+            raise
+        seconds = time.perf_counter() - t0
+        _atomic_json(
+            marker,
+            {
+                "stage": stage,
+                "name": name,
+                "key": key,
+                "settings": settings,
+                "upstream": {u.stage + (f"/{u.name}" if u.name else ""): u.key for u in upstream},
+                "outputs": outputs,
+                "info": info,
+                "seconds": seconds,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+        self._log(stage=stage, name=name, key=key, action="run", seconds=seconds)
+        self.say(f"[{label}] finished in {seconds:.1f} s")
+        return StageResult(stage, name, key, folder, outputs, info, seconds, False)
+
+    # ------------------------------------------------------------------ stages
+    def events_stage(self) -> StageResult:
+        """Background and signal samples: files, or the built-in fast generator."""
+        ec = self.config.events
+        seed = self.config.run.seed
+        settings: dict[str, Any] = {"events": dataclasses.asdict(ec)}
+        if ec.from_files:
+            settings["background_fingerprint"] = _file_fingerprint(ec.background_file)
+            if ec.background_labels:
+                settings["labels_fingerprint"] = _file_fingerprint(ec.background_labels)
+            settings["signal_fingerprints"] = {
+                s: _file_fingerprint(p) for s, p in sorted(ec.signal_files.items())
+            }
+        else:
+            settings["seed"] = seed
+
+        def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            from contrastx.events import write_events
+
+            info: dict[str, Any] = {"signals": list(ec.signals)}
+            if ec.from_files:
+                info.update(
+                    source="files",
+                    background_file=settings["background_fingerprint"]["path"],
+                    background_labels=ec.background_labels,
+                    signal_files={
+                        s: settings["signal_fingerprints"][s]["path"] for s in ec.signals
+                    },
+                    n_background=int(ec.n_background),
+                    n_signal=int(ec.n_signal),
+                )
+                stage = StageResult("events", "", "", folder, {}, info)
+                bkg = load_background(stage)
+                sigs = load_signals(stage)
+                info["counts"] = {**bkg.counts(), **{s: len(e) for s, e in sigs.items()}}
+                return {}, info
+            from contrastx.events.generators import generate_sample, mixture_counts
+
+            bkg = generate_sample(mixture_counts(ec.n_background, ADC2021_MIXTURE), seed=seed)
+            # Signals from a separate stream so the background does not depend on them.
+            sig = generate_sample({s: ec.n_signal for s in ec.signals}, seed=seed + 1)
+            write_events(folder / "background.h5", bkg, overwrite=True)
+            write_events(folder / "signals.h5", sig, overwrite=True)
+            info.update(
+                source="generator",
+                generator="contrastx.events.generators.generate_sample (fast, parametric)",
+                seed=seed,
+                counts={**bkg.counts(), **sig.counts()},
+            )
+            return {"background": "background.h5", "signals": "signals.h5"}, info
+
+        return self.stage("events", "", settings, [], body)
+
+    def splits_stage(self, events: StageResult) -> StageResult:
+        """Background split: a held-out NPLM part and the embedding-training part."""
+        sc = self.config.splits
+        settings = {"splits": dataclasses.asdict(sc), "seed": self.config.run.seed}
+
+        def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            from contrastx.events import Preprocessor, make_splits
+
+            bkg = load_background(events)
+            labels = bkg.labels if (bkg.labels >= 0).all() else None
+            sp = make_splits(
+                len(bkg),
+                n_folds=sc.n_folds,
+                test_fraction=sc.nplm_fraction,
+                seed=self.config.run.seed,
+                labels=labels,
+            )
+            sp.save(folder / "splits.npz")
+            train_idx = np.sort(np.concatenate(sp.folds))
+            pre = Preprocessor("pt").fit(bkg.particles[train_idx])
+            pre.save(folder / "preprocessor.json")
+            info = {
+                "n_background": len(bkg),
+                "n_nplm": int(sp.test.size),
+                "n_train": int(train_idx.size),
+                "stratified": labels is not None,
+                "preprocessor": pre.state_dict(),
+            }
+            return {"splits": "splits.npz", "preprocessor": "preprocessor.json"}, info
+
+        return self.stage("splits", "", settings, [events], body)
+
+    def embed_stage(
+        self, spec: EmbeddingSpec, events: StageResult, splits: StageResult
+    ) -> StageResult:
+        """Train (or build) one embedding, embed the NPLM background and the signals."""
+        run = self.config.run
+        n_lin = int(self.config.splits.linear_eval_events)
+        settings = {"embedding": spec.as_dict(), "seed": run.seed, "linear_eval_events": n_lin}
+
+        def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            from contrastx.embed import (
+                LeadingPtBaseline,
+                RawBaseline,
+                load_model,
+                save_model,
+                write_embedding,
+            )
+            from contrastx.events import Splits
+
+            bkg = load_background(events)
+            sp = Splits.load(splits.path("splits"))
+            train_idx = np.sort(np.concatenate(sp.folds))
+            if spec.n_train and spec.n_train < train_idx.size:
+                rng = np.random.default_rng(np.random.SeedSequence([run.seed, 7]))
+                train_idx = np.sort(rng.choice(train_idx, spec.n_train, replace=False))
+            info: dict[str, Any] = {
+                "kind": spec.kind,
+                "dimension": spec.dimension,
+                "family": spec.family,
+                "n_train": int(train_idx.size) if spec.kind in ("contrastive", "vae") else 0,
+            }
+            model_path = folder / "model.pt"
+            t0 = time.perf_counter()
+            if spec.kind == "contrastive":
+                from contrastx.embed import TrainConfig, Trainer
+
+                overrides = {"test_fraction": 0.0, "n_folds": self.config.splits.n_folds}
+                overrides.update(spec.train)
+                tc = TrainConfig.from_preset(
+                    spec.preset,
+                    latent_dim=spec.latent_dim,
+                    epochs=spec.epochs,
+                    seed=run.seed,
+                    device=run.device,
+                    progress=False,
+                    **overrides,
+                )
+                trainer = Trainer(tc).fit(
+                    bkg[train_idx], checkpoint=folder / "checkpoint.pt", resume=True
+                )
+                trainer.save(model_path)
+                info["history"] = trainer.history_
+                info["train_config"] = tc.to_dict()
+            elif spec.kind == "vae":
+                from contrastx.embed import fit_vae
+
+                vae, hist = fit_vae(
+                    bkg[train_idx], epochs=spec.epochs, seed=run.seed, device=run.device,
+                    **spec.train,
+                )  # fmt: skip
+                save_model(
+                    model_path,
+                    vae,
+                    vae.config(),
+                    history=[{"epoch": i, "train_loss": v} for i, v in enumerate(hist)],
+                    metadata={"n_train": int(train_idx.size)},
+                )
+                info["history"] = hist
+            elif spec.kind == "raw":
+                save_model(model_path, RawBaseline(), {"kind": "raw"})
+            else:
+                save_model(model_path, LeadingPtBaseline(), {"kind": "leading_pt"})
+            info["train_seconds"] = time.perf_counter() - t0
+            (folder / "checkpoint.pt").unlink(missing_ok=True)
+
+            model = load_model(model_path)
+            nplm_bkg = bkg[sp.test]
+            sigs = load_signals(events)
+            sample = Events.concatenate([nplm_bkg, *sigs.values()])
+            t1 = time.perf_counter()
+            z = model.embed(sample, device=run.device)
+            info["embed_seconds"] = time.perf_counter() - t1
+            write_embedding(
+                folder / "embedding.h5",
+                z,
+                sample.labels,
+                sample.process_names,
+                model_config={"model": model.model_config, "name": spec.name},
+                metadata={"n_background": len(nplm_bkg), "signals": list(sigs)},
+                overwrite=True,
+            )
+            info["linear_eval"] = _linear_eval(z[: len(nplm_bkg)], nplm_bkg, run.seed, n_lin)
+            return {"model": "model.pt", "embedding": "embedding.h5"}, info
+
+        return self.stage("embed", spec.name, settings, [events, splits], body)
+
+    def toys_stage(self, spec: EmbeddingSpec, embed: StageResult) -> StageResult:
+        """NPLM null toys, and signal toys for every signal and injection fraction."""
+        nc = self.config.nplm
+        signals = list(self.config.events.signals)
+        settings = {
+            "nplm": dataclasses.asdict(nc),
+            "signals": signals,
+            "seed": self.config.run.seed,
+        }
+
+        def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            return _run_toys(
+                folder, embed.path("embedding"), nc, signals, self.config.run, self.say
+            )
+
+        return self.stage("toys", spec.name, settings, [embed], body)
+
+    def results_stage(
+        self, embeds: dict[str, StageResult], toys: dict[str, StageResult], events: StageResult
+    ) -> StageResult:
+        """Tables, JSON, figures and the report (see :mod:`contrastx.pipeline.results`)."""
+        from .results import build_results
+
+        settings = {
+            "results": dataclasses.asdict(self.config.results),
+            "fractions": list(self.config.nplm.fractions),
+            "seed": self.config.run.seed,
+        }
+        upstream = [events, *embeds.values(), *toys.values()]
+
+        def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            return build_results(folder, self.config, events, embeds, toys, self.stage_times())
+
+        res = self.stage("results", "", settings, upstream, body)
+        _publish(res, self.out)
+        return res
+
+    def stage_times(self) -> list[dict[str, Any]]:
+        """Stage, name, seconds and whether skipped, for every stage run so far."""
+        return [
+            {"stage": r.stage, "name": r.name, "seconds": r.seconds, "skipped": r.skipped}
+            for r in self.results.values()
+        ]
+
+    # --------------------------------------------------------------------- run
+    def run(self, *, until: str | None = None) -> dict[str, StageResult]:
+        """Run every stage (or up to ``until``: events, splits, embed, toys, results)."""
+        order = ("events", "splits", "embed", "toys", "results")
+        if until is not None and until not in order:
+            raise ValueError(f"until must be one of {order}; got {until!r}")
+        stop = order.index(until) if until else len(order) - 1
+        t0 = time.perf_counter()
+        self._log(action="begin", config=self.config.to_dict())
+        ev = self.results["events"] = self.events_stage()
+        if stop >= 1:
+            sp = self.results["splits"] = self.splits_stage(ev)
+        embeds: dict[str, StageResult] = {}
+        toys: dict[str, StageResult] = {}
+        if stop >= 2:
+            for spec in self.config.embeddings:
+                embeds[spec.name] = self.results[f"embed/{spec.name}"] = self.embed_stage(
+                    spec, ev, sp
+                )
+        if stop >= 3:
+            for spec in self.config.embeddings:
+                toys[spec.name] = self.results[f"toys/{spec.name}"] = self.toys_stage(
+                    spec, embeds[spec.name]
+                )
+        if stop >= 4:
+            self.results["results"] = self.results_stage(embeds, toys, ev)
+        total = time.perf_counter() - t0
+        self._log(action="end", seconds=total)
+        self.say(f"pipeline finished in {total:.1f} s; outputs in {self.out}")
+        return self.results
+
+
+def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str, Any]:
+    """Fig. II's linear-probe accuracy on the background classes (or why it was skipped)."""
+    from contrastx.embed import linear_evaluation
+
+    if n_max <= 0:
+        return {"skipped": "splits.linear_eval_events = 0"}
+    names = bkg.process_names
+    is_bkg = np.isin(bkg.labels, [i for i, n in enumerate(names) if n in BACKGROUNDS])
+    idx = np.flatnonzero(is_bkg)
+    if np.unique(bkg.labels[idx]).size < 2:
+        return {"skipped": "fewer than two labelled background classes"}
+    if idx.size > n_max:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
+        idx = np.sort(rng.choice(idx, n_max, replace=False))
+    try:
+        res = linear_evaluation(
+            z[idx], bkg.labels[idx], process_names=names, max_iter=100, seed=seed
+        )
+    except ValueError as err:
+        return {"skipped": str(err)}
+    return {
+        "mean": res.mean,
+        "sem": res.sem,
+        "accuracies": res.accuracies.tolist(),
+        "classes": [names[c] for c in res.classes],
+        "n_events": int(idx.size),
+    }
+
+
+def _run_toys(
+    folder: Path,
+    embedding_path: Path,
+    nc: Any,
+    signals: list[str],
+    run: Any,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from contrastx.embed import read_embedding
+    from contrastx.nplm import NULL, SIGNAL, ToyConfig, ToyEngine, ToyResultsFile
+
+    emb = read_embedding(embedding_path)
+    names = emb.process_names
+    sig_labels = {s: names.index(s) for s in signals if s in names}
+    missing = [s for s in signals if s not in sig_labels]
+    if missing:
+        raise ValueError(f"{embedding_path}: no events of signals {missing}")
+    is_sig = np.isin(emb.labels, list(sig_labels.values()))
+    bkg = np.asarray(emb.embedding[~is_sig], dtype=np.float64)
+    sig = {s: np.asarray(emb.embedding[emb.labels == k], np.float64) for s, k in sig_labels.items()}
+    info: dict[str, Any] = {"n_background_pool": int(bkg.shape[0]), "dimension": int(bkg.shape[1])}
+    if nc.standardize:
+        mean, std = bkg.mean(0), bkg.std(0)
+        std[std == 0] = 1.0
+        bkg = (bkg - mean) / std
+        sig = {s: (v - mean) / std for s, v in sig.items()}
+    free = bkg.shape[0] - int(nc.n_ref)
+    data_pool = int(nc.data_pool) or int(10 * nc.n_bkg)
+    data_pool = min(data_pool, free)
+    if free < nc.n_bkg + 6 * np.sqrt(nc.n_bkg) + 10:
+        raise ValueError(
+            f"the NPLM background pool has {bkg.shape[0]} events: too few for n_ref = "
+            f"{nc.n_ref} plus toys of N(B) = {nc.n_bkg}; raise events.n_background or "
+            "splits.nplm_fraction, or lower nplm.n_ref / nplm.n_bkg"
+        )
+    info["data_pool"] = data_pool
+    base = {
+        "n_ref": int(nc.n_ref),
+        "n_bkg": float(nc.n_bkg),
+        "M": int(nc.M),
+        "lam": float(nc.lam),
+        "mode": nc.mode,
+        "dtype": nc.dtype,
+        "seed": int(run.seed),
+        "data_pool": data_pool if nc.mode == "shared" else None,
+    }
+    outputs: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+
+    def one(file: str, n_sig: float, pool: np.ndarray | None, hyp: int, n: int) -> None:
+        cfg = ToyConfig(n_sig=n_sig, **base)
+        engine = ToyEngine(bkg, pool, config=cfg, device=run.device)
+        key = {**base, "n_sig": n_sig, "embedding": str(embedding_path.name)}
+        with ToyResultsFile(folder / file, {**key, "n": n}, key) as res:
+            done = set(res.done(hyp).tolist())
+            todo = [i for i in range(n) if i not in done]
+            t0 = time.perf_counter()
+            for blk in engine.run(todo, hypothesis=hyp):
+                res.append(blk)
+            runs.append(
+                {
+                    "file": file,
+                    "n_sig": n_sig,
+                    "toys_run": len(todo),
+                    "toys_resumed": n - len(todo),
+                    "seconds": time.perf_counter() - t0,
+                    "sigma": engine.sigma_ if todo else None,
+                    "strategy": engine.strategy_,
+                }
+            )
+        say(f"  {file}: {len(todo)} toys run, {n - len(todo)} resumed")
+
+    one("null.h5", 0.0, None, NULL, int(nc.n_toys))
+    outputs["null"] = "null.h5"
+    for s in signals:
+        for f in nc.fractions:
+            file = f"{s}-{f:g}.h5"
+            one(file, float(f) * float(nc.n_bkg), sig[s], SIGNAL, nc.signal_toys)
+            outputs[f"{s}@{f:g}"] = file
+    info["runs"] = runs
+    return outputs, info
+
+
+def _publish(res: StageResult, out: Path) -> None:
+    """Copy the results stage's small artefacts to ``out`` (the latest study view)."""
+    import shutil
+
+    for name in ("report.html", "results.json", "table.md", "table.csv"):
+        src = res.dir / name
+        if src.exists():
+            shutil.copy2(src, out / name)
+    figs = res.dir / "figures"
+    if figs.is_dir():
+        dst = out / "figures"
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(figs, dst)

@@ -1,0 +1,86 @@
+"""Study config: layering, presets, and clear errors for bad keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from contrastx.pipeline import load_config
+from contrastx.pipeline.config import PRESETS, StudyConfig, config_hash, parse_override
+
+
+def test_defaults_have_raw_leading_pt_vae_and_a_contrastive_embedding() -> None:
+    cfg = load_config()
+    kinds = [e.kind for e in cfg.embeddings]
+    assert {"raw", "leading_pt", "vae", "contrastive"} <= set(kinds)
+    # N(S)/sqrt(N(B)) at N(B) = 2e3 and 3.5 % matches the paper's 0.5 % at 1e5
+    assert cfg.nplm.fractions == (0.01, 0.03, 0.05) and cfg.results.table_fraction == 0.05
+    assert {e.dimension for e in cfg.embeddings if e.kind != "contrastive"} == {57, 6}
+
+
+def test_paper_preset_sizes() -> None:
+    cfg = load_config(preset="paper")
+    assert cfg.nplm.n_ref == 1_000_000 and cfg.nplm.n_bkg == 100_000
+    assert cfg.nplm.n_toys == 250 and cfg.nplm.M == 1000
+    assert cfg.nplm.fractions == (0.001, 0.005, 0.01) and cfg.results.table_fraction == 0.005
+    dims = {e.latent_dim for e in cfg.embeddings if e.kind == "contrastive"}
+    assert dims == {2, 4, 8, 16, 32}
+    assert cfg.run.device == "cuda"
+    assert "paper" in PRESETS
+
+
+def test_file_then_overrides(tiny_toml: Path) -> None:
+    cfg = load_config(tiny_toml, overrides=["nplm.n_toys=12", "run.out_dir=elsewhere"])
+    assert cfg.nplm.n_toys == 12
+    assert cfg.run.out_dir == "elsewhere"
+    assert [e.name for e in cfg.embeddings] == ["supcon-mlp-d2", "raw57", "leadpt6"]
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[nplm]\nn_toyz = 3\n", "nplm.n_toyz"),
+        ("[runn]\nseed = 1\n", "runn"),
+        ('[[embeddings]]\nkind = "raw"\ndim = 3\n', "embeddings[0].dim"),
+        ('[[embeddings]]\nkind = "contrastive"\ntrain = {lrr = 1.0}\n', "embeddings.train.lrr"),
+    ],
+)
+def test_unknown_keys_are_errors_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ValueError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_config(p)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    p = tmp_path / "broken.toml"
+    p.write_text("[nplm\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config(p)
+
+
+def test_invalid_values() -> None:
+    with pytest.raises(ValueError, match="table_fraction"):
+        load_config(overrides=["results.table_fraction=0.3"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_config(preset="huge")
+    with pytest.raises(ValueError, match="kind"):
+        load_config(overrides=['embeddings=[{kind = "pca"}]'])
+
+
+def test_override_parsing_and_hash() -> None:
+    assert parse_override("nplm.fractions=[0.01, 0.02]") == (["nplm", "fractions"], [0.01, 0.02])
+    assert parse_override("run.out_dir=some/dir") == (["run", "out_dir"], "some/dir")
+    with pytest.raises(ValueError, match=r"section\.key=value"):
+        parse_override("nplm.n_toys")
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_example_configs_load() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples"
+    assert load_config(root / "default.toml").preset == "default"
+    assert load_config(root / "paper.toml").nplm.n_ref == 1_000_000
