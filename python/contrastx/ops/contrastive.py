@@ -53,11 +53,11 @@ native results are differentiable once (``torch.autograd.Function`` with
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .. import _native
+from ._validation import check_finite as require_finite
+from ._validation import check_labels, check_positive, check_rows
 from .similarity import cosine_similarity_matrix, covariance, off_diagonal
 
 __all__ = [
@@ -74,43 +74,6 @@ _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 # --- validation -------------------------------------------------------------------------------
-
-
-def _check_rows(name: str, z: object, min_rows: int = 1) -> torch.Tensor:
-    if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
-    if z.dim() != 2:
-        raise ValueError(f"{name} must have shape (N, D); got {tuple(z.shape)}")
-    if not z.is_floating_point():
-        raise TypeError(f"{name} must be floating point; got {z.dtype}")
-    if z.shape[0] < min_rows:
-        raise ValueError(f"{name} needs at least {min_rows} rows; got {z.shape[0]}")
-    return z
-
-
-def _check_finite(name: str, z: torch.Tensor) -> None:
-    if z.numel() and not bool(torch.isfinite(z).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-
-
-def _check_positive(name: str, value: float) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v > 0.0):
-        raise ValueError(f"{name} must be finite and > 0; got {value}")
-    return v
-
-
-def _check_labels(labels: object, z: torch.Tensor) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    m = z.shape[0]
-    if labels.shape != (m,):
-        raise ValueError(f"labels must have shape ({m},); got {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integers; got {labels.dtype}")
-    if labels.device != z.device:
-        raise ValueError(f"labels are on {labels.device} but the embeddings are on {z.device}")
-    return labels
 
 
 def resolve_contrastive_backend(backend: str, z: torch.Tensor, *, kind: str = "supcon") -> str:
@@ -268,9 +231,9 @@ def supcon_loss_reference(
     ``normalize=True`` it performs the operations of
     :func:`contrastx.embed.losses.supcon.supcon_loss` on the stacked views.
     """
-    z = _check_rows("z", z)
-    labels = _check_labels(labels, z)
-    t = _check_positive("temperature", temperature)
+    z = check_rows("z", z)
+    labels = check_labels(labels, z.shape[0], z.device)
+    t = check_positive("temperature", temperature)
     m = z.shape[0]
     s = (cosine_similarity_matrix(z, eps=eps) if normalize else z @ z.T) / t
     self_mask = torch.eye(m, dtype=torch.bool, device=s.device)
@@ -332,12 +295,12 @@ def supcon_loss_fused(
     O(M^2) for the torch reference.  Non-contiguous inputs are copied.  The CPU kernel uses
     ``torch.get_num_threads()`` threads; results do not depend on the thread count.
     """
-    z = _check_rows("z", z)
-    labels = _check_labels(labels, z)
-    t = _check_positive("temperature", temperature)
-    e = _check_positive("eps", eps)
+    z = check_rows("z", z)
+    labels = check_labels(labels, z.shape[0], z.device)
+    t = check_positive("temperature", temperature)
+    e = check_positive("eps", eps)
     if check_finite:
-        _check_finite("z", z)
+        require_finite("z", z)
     if resolve_contrastive_backend(backend, z) == "torch":
         return supcon_loss_reference(z, labels, t, normalize=normalize, eps=e)
     ids = torch.unique(labels, return_inverse=True)[1].to(torch.int64)
@@ -373,19 +336,19 @@ def nt_xent_loss_fused(
     torch.Tensor
         Scalar mean over the 2N anchors.
     """
-    z1 = _check_rows("z1", z1)
-    z2 = _check_rows("z2", z2)
+    z1 = check_rows("z1", z1)
+    z2 = check_rows("z2", z2)
     if z1.shape != z2.shape:
         raise ValueError(
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
     if z1.dtype != z2.dtype or z1.device != z2.device:
         raise ValueError("z1 and z2 must have the same dtype and device")
-    t = _check_positive("temperature", temperature)
-    e = _check_positive("eps", eps)
+    t = check_positive("temperature", temperature)
+    e = check_positive("eps", eps)
     if check_finite:
-        _check_finite("z1", z1)
-        _check_finite("z2", z2)
+        require_finite("z1", z1)
+        require_finite("z2", z2)
     n = z1.shape[0]
     z = torch.cat([z1, z2])
     ids = torch.arange(n, device=z.device).repeat(2)
@@ -484,8 +447,8 @@ def vicreg_loss_fused(
     torch.Tensor
         Scalar loss, dtype of ``z1`` (the native kernel computes in float64 and rounds once).
     """
-    z1 = _check_rows("z1", z1, min_rows=2)
-    z2 = _check_rows("z2", z2, min_rows=2)
+    z1 = check_rows("z1", z1, min_rows=2)
+    z2 = check_rows("z2", z2, min_rows=2)
     if z1.shape != z2.shape:
         raise ValueError(
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
@@ -493,9 +456,9 @@ def vicreg_loss_fused(
     if z1.dtype != z2.dtype or z1.device != z2.device:
         raise ValueError("z1 and z2 must have the same dtype and device")
     if check_finite:
-        _check_finite("z1", z1)
-        _check_finite("z2", z2)
-    e = _check_positive("eps", eps)
+        require_finite("z1", z1)
+        require_finite("z2", z2)
+    e = check_positive("eps", eps)
     weights = (float(invariance_weight), float(variance_weight), float(covariance_weight))
     if resolve_contrastive_backend(backend, z1, kind="vicreg") == "torch" or z1.shape[1] == 0:
         return vicreg_loss_reference(z1, z2, *weights, gamma, e)
