@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -46,6 +47,17 @@ def test_global_significance_is_bonferroni_by_hand() -> None:
     # log p = log 10 + log Phi(-40): Z a little below 40, and Phi(-Z) = 10 Phi(-40).
     assert math.isfinite(z2) and 39.9 < z2 < 40.0
     assert stats.norm.logsf(z2) == pytest.approx(math.log(10) + stats.norm.logsf(40.0), rel=1e-6)
+
+
+def test_global_spread_ignores_runs_capped_at_p_one() -> None:
+    bb, pool = _sample(False, 3)
+    res = run_black_box(bb, pool, BlackBoxConfig(**TINY))
+    runs = res.global_z_runs
+    finite = runs[np.isfinite(runs)]
+    expected = float(np.std(finite, ddof=1)) if finite.size > 1 else 0.0
+    assert math.isfinite(res.global_z_std) and res.global_z_std == pytest.approx(expected)
+    capped = dataclasses.replace(res, global_z_runs=np.array([-np.inf, 0.5, 1.5]))
+    assert capped.global_z_std == pytest.approx(np.std([0.5, 1.5], ddof=1))
 
 
 def _sample(signal: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -173,7 +173,12 @@ class BlackBoxResult:
 
     @property
     def global_z_std(self) -> float:
-        g = self.global_z_runs
+        """Spread of the run-by-run global Z.
+
+        Runs whose Bonferroni-corrected p is capped at 1 have Z = -inf (no evidence at
+        all) and are left out; with fewer than two finite runs the spread is 0.
+        """
+        g = self.global_z_runs[np.isfinite(self.global_z_runs)]
         return float(np.std(g, ddof=1)) if g.size > 1 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
