@@ -34,6 +34,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "aligned_buffer.hpp"
 #include "simd.hpp"
 
 #ifdef _OPENMP
@@ -51,6 +52,8 @@ namespace contrastx::cpu {
 namespace {
 
 using i64 = std::int64_t;
+using detail::Buffer;
+using detail::round_up;
 
 constexpr i64 kRB = 32;   // anchor rows per work item
 constexpr i64 kCB = 128;  // candidate columns per tile
@@ -62,28 +65,6 @@ constexpr int kE = 4;     // SIMD vectors per exp_nonpos call
 static_assert(kCB % (kG * kWidth<float>) == 0 && kCB % (kG * kWidth<double>) == 0, "kCB");
 static_assert(kCB % (kE * kWidth<float>) == 0 && kCB % (kE * kWidth<double>) == 0, "kCB");
 static_assert(kRB % kMR2 == 0 && kMR2 % kMR == 0, "kRB");
-
-i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
-
-// 64-byte aligned, zero-initialised buffer.
-template <typename T>
-class Buffer {
-   public:
-    explicit Buffer(i64 count) {
-        const auto bytes =
-            static_cast<std::size_t>(round_up(std::max<i64>(count, 1) * i64(sizeof(T)), 64));
-        ptr_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-        if (!ptr_) throw std::bad_alloc();
-        std::memset(static_cast<void*>(ptr_.get()), 0, bytes);
-    }
-    T* get() const { return ptr_.get(); }
-
-   private:
-    struct Free {
-        void operator()(T* p) const { std::free(p); }
-    };
-    std::unique_ptr<T, Free> ptr_;
-};
 
 // Labels are compared in integer lanes of the same width as T.
 template <typename T>

@@ -22,6 +22,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "aligned_buffer.hpp"
 #include "simd.hpp"
 
 #ifdef _OPENMP
@@ -41,6 +42,8 @@ namespace contrastx::cpu {
 namespace {
 
 using i64 = std::int64_t;
+using detail::Buffer;
+using detail::round_up;
 
 constexpr i64 kMB = 128;  // centres per packed block
 constexpr i64 kRB = 32;   // rows of X per work item
@@ -50,28 +53,6 @@ constexpr int kG = 4;     // SIMD vectors of centres evaluated together
 static_assert(kMB % (kG * kWidth<float>) == 0 && kMB % (kG * kWidth<double>) == 0,
               "kMB must hold whole groups of SIMD vectors");
 static_assert(kRB % kMR == 0, "kRB must be a multiple of kMR");
-
-i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
-
-// 64-byte aligned, zero-initialised buffer.
-template <typename T>
-class Buffer {
-   public:
-    explicit Buffer(i64 count) {
-        const auto bytes =
-            static_cast<std::size_t>(round_up(std::max<i64>(count, 1) * i64(sizeof(T)), 64));
-        ptr_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-        if (!ptr_) throw std::bad_alloc();
-        std::memset(static_cast<void*>(ptr_.get()), 0, bytes);
-    }
-    T* get() const { return ptr_.get(); }
-
-   private:
-    struct Free {
-        void operator()(T* p) const { std::free(p); }
-    };
-    std::unique_ptr<T, Free> ptr_;
-};
 
 // Kernel values of row xr against the kG * W centres of a packed block (d x kMB) starting at
 // column j: e[g] = exp(neg_gamma * |xr - c|^2) for the g-th vector of centres.
