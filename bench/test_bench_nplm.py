@@ -6,17 +6,17 @@ replacement from a data pool of 10 N(B): pool fraction f = 0.1, as ``contrastx-t
 does by default), float64 kernels, Falkon-matching CG solver, on the CPU.
 
 * ``pool``: the whitened data pool Z_P = K(pool, C) T^-1 is stored once (float64, or
-  float32 for ``pool_f32``) and a block of toys' CG operators are two GEMMs over it per
-  iteration;
+  float32 for ``pool_f32``) and a block of toys' CG operators run on it: on the CPU the
+  native kernel over each toy's selected rows (float64 arithmetic); ``pool_dense`` is the
+  same with two dense GEMMs over the whole pool per iteration (the GPU path);
 * ``stream``: one whitened data Gram per toy (O(N_D M^2)), batched CG on the M x M
   systems -- the engine's previous path;
 * ``paper``: reference and centres re-drawn per toy, one full fit per toy.
 
 The one-off setup (reference draw, centres, the reference's whitened Gram, Z_P) is timed
 separately; toys/s are steady-state rates, and "incl. setup" rates are for 250 + 250
-toys. The paper-scale projection multiplies the measured per-toy time by the flop ratio
-of the pool strategy (N_pool x M per CG pass: x5 at N_R = 1e6, N(B) = 1e5); run with
-CONTRASTX_BENCH_NPLM_SCALE=5 (needs ~9 GB for Z_P) to measure it instead.
+toys. Paper scale is measured end to end by ``contrastx-toys --paper --n 250`` (README);
+CONTRASTX_BENCH_NPLM_SCALE=5 runs this bench at N_R = 1e6, N(B) = 1e5 (~9 GB for Z_P).
 
 Run::
 
@@ -104,16 +104,14 @@ def _bench_shared(benchmark, pool, name: str, n_toys: int, **kw) -> None:
 
 def test_bench_shared_pool(benchmark, pool):
     _bench_shared(benchmark, pool, "pool", N_TOYS, strategy="pool")
-    if SCALE == 1:
-        # Paper scale: pool and reference x5 (N_pool = 1e6); the per-toy pool GEMMs and
-        # the setup scale linearly in them (the CG iteration count is not modelled).
-        per_toy = 5.0 / RATES["pool"]
-        proj = 5.0 * SETUP["pool"] + 500 * per_toy
-        benchmark.extra_info["paper_scale_500_toys_projection_s"] = proj
-        print(
-            f"paper-scale projection (x5 flops, an upper bound: fewer CG iterations and wider "
-            f"GEMMs measured x3.8): 500 toys incl. setup <~{proj / 60:.1f} min"
-        )
+
+
+def test_bench_shared_pool_dense(benchmark, pool):
+    _bench_shared(benchmark, pool, "pool_dense", N_TOYS, strategy="pool", pool_backend="torch")
+    if "pool" in RATES:
+        ratio = RATES["pool"] / RATES["pool_dense"]
+        benchmark.extra_info["pool_over_pool_dense"] = ratio
+        print(f"pool (selected rows) / pool_dense (dense GEMMs) = {ratio:.1f}x")
 
 
 def test_bench_shared_pool_f32(benchmark, pool):
@@ -137,7 +135,7 @@ def test_bench_paper_exact(benchmark, pool):
     RATES["paper"] = rate
     benchmark.extra_info.update(toys_per_s=rate, N_R=N_REF, N_B=N_BKG, M=M, d=D, device=DEVICE)
     msg = f"\npaper-exact: {rate:.4f} toys/s"
-    for name in ("pool", "pool_f32", "stream"):
+    for name in ("pool", "pool_dense", "pool_f32", "stream"):
         if name in RATES:
             ratio = RATES[name] / rate
             benchmark.extra_info[f"{name}_over_paper"] = ratio

@@ -12,6 +12,7 @@
 #include "contrastx_build_config.h"
 #include "cpu/contrastive_cpu.hpp"
 #include "cpu/gaussian_cpu.hpp"
+#include "cpu/selected_gram_cpu.hpp"
 #ifdef CONTRASTX_WITH_CUDA
 #include "cuda/contrastive_cuda.hpp"
 #include "cuda/gaussian_cuda.hpp"
@@ -133,6 +134,41 @@ void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t g1
                                         eps, grad_scale, num_threads);
 }
 
+// Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype; ptr, cols
+// int64; rows int32; v (absent for the row sums) and out float64.
+void selected_gram_matvec_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
+                              std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
+                              std::uintptr_t v, std::uintptr_t out, const std::string& dtype,
+                              int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::selected_gram_matvec(ptr<const double>(z), n, m, ptr<const i64>(sel_ptr),
+                                             ptr<const std::int32_t>(rows), n_sel,
+                                             ptr<const i64>(cols), b, ptr<const double>(v),
+                                             ptr<double>(out), num_threads);
+    else
+        contrastx::cpu::selected_gram_matvec(ptr<const float>(z), n, m, ptr<const i64>(sel_ptr),
+                                             ptr<const std::int32_t>(rows), n_sel,
+                                             ptr<const i64>(cols), b, ptr<const double>(v),
+                                             ptr<double>(out), num_threads);
+}
+
+void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
+                           std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
+                           std::uintptr_t out, const std::string& dtype, int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::selected_row_sums(ptr<const double>(z), n, m, ptr<const i64>(sel_ptr),
+                                          ptr<const std::int32_t>(rows), n_sel,
+                                          ptr<const i64>(cols), b, ptr<double>(out), num_threads);
+    else
+        contrastx::cpu::selected_row_sums(ptr<const float>(z), n, m, ptr<const i64>(sel_ptr),
+                                          ptr<const std::int32_t>(rows), n_sel,
+                                          ptr<const i64>(cols), b, ptr<double>(out), num_threads);
+}
+
 #ifdef CONTRASTX_WITH_CUDA
 void supcon_forward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
                          std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss,
@@ -242,6 +278,14 @@ PYBIND11_MODULE(_C, m) {
           py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"),
           py::arg("dtype"), py::arg("accumulate_f64") = false, py::arg("num_threads") = 0,
           "out (n, b) = K(x, c) @ v on host pointers (C-contiguous, row-major).");
+    m.def("selected_gram_matvec_cpu", &selected_gram_matvec_cpu, py::arg("z"), py::arg("n"),
+          py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
+          py::arg("b"), py::arg("v"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
+          "out (b, m) = sum over the selected rows z_i of z_i (z_i . v_j), float64.");
+    m.def("selected_row_sums_cpu", &selected_row_sums_cpu, py::arg("z"), py::arg("n"),
+          py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
+          py::arg("b"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
+          "out (b, m) = sum of the selected rows of z, float64.");
     m.def("supcon_forward_cpu", &supcon_forward_cpu, py::arg("x"), py::arg("labels"), py::arg("w"),
           py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("m"), py::arg("d"),
           py::arg("tau"), py::arg("normalize"), py::arg("eps"), py::arg("dtype"),

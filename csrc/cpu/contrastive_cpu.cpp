@@ -35,25 +35,18 @@
 #include <vector>
 
 #include "aligned_buffer.hpp"
+#include "parallel.hpp"
 #include "simd.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
-    defined(__linux__)
-#define CX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CX_CLONES
-#endif
 
 namespace contrastx::cpu {
 namespace {
 
 using i64 = std::int64_t;
 using detail::Buffer;
+using detail::resolve_threads;
 using detail::round_up;
+using detail::thread_id;
 
 constexpr i64 kRB = 32;   // anchor rows per work item
 constexpr i64 kCB = 128;  // candidate columns per tile
@@ -95,24 +88,6 @@ CX_ALWAYS_INLINE T hmax(Vec<T> v) {
     T r = buf[0];
     for (int i = 1; i < kWidth<T>; ++i) r = buf[i] > r ? buf[i] : r;
     return r;
-}
-
-int resolve_threads(int requested, i64 work_items) {
-#ifdef _OPENMP
-    const int nt = requested > 0 ? requested : omp_get_max_threads();
-#else
-    (void)requested;
-    const int nt = 1;
-#endif
-    return static_cast<int>(std::max<i64>(1, std::min<i64>(nt, work_items)));
-}
-
-int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,27 +23,18 @@
 #include <stdexcept>
 
 #include "aligned_buffer.hpp"
+#include "parallel.hpp"
 #include "simd.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
-    defined(__linux__)
-#define CX_HAVE_CLONES 1
-#define CX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CX_HAVE_CLONES 0
-#define CX_CLONES
-#endif
 
 namespace contrastx::cpu {
 namespace {
 
 using i64 = std::int64_t;
 using detail::Buffer;
+using detail::resolve_threads;
 using detail::round_up;
+using detail::thread_id;
 
 constexpr i64 kMB = 128;  // centres per packed block
 constexpr i64 kRB = 32;   // rows of X per work item
@@ -176,16 +167,6 @@ struct BlockFns<float, double> {
     static constexpr auto multi = &block_multi_f32acc64;
 };
 
-int resolve_threads(int requested, i64 work_items) {
-#ifdef _OPENMP
-    const int nt = requested > 0 ? requested : omp_get_max_threads();
-#else
-    (void)requested;
-    const int nt = 1;
-#endif
-    return static_cast<int>(std::max<i64>(1, std::min<i64>(nt, work_items)));
-}
-
 template <typename TI, typename T>
 void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b, double sigma,
          int num_threads) {
@@ -233,11 +214,7 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
 #pragma omp parallel num_threads(nt)
 #endif
     {
-#ifdef _OPENMP
-        const i64 tid = omp_get_thread_num();
-#else
-        const i64 tid = 0;
-#endif
+        const i64 tid = thread_id();
         T* xbuf = scr + tid * per_thread;
         T* ktile = xbuf + xbuf_sz;
         T* acc = ktile + ktile_sz;

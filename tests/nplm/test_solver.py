@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from contrastx._native import cpu_available as native_cpu_available
 from contrastx.nplm import NPLMFit, falkon_cg, nplm_t, sigma_heuristic
+from contrastx.ops.selections import RowSelection
 from scipy.linalg import eigh
 from scipy.spatial.distance import cdist, pdist
 
@@ -219,10 +221,13 @@ def test_falkon_cg_compact_matches_masked():
 def test_pooled_step_on_falkon_case(case_loader):
     """The pooled (matrix-free data term) step reproduces Falkon on its signal case.
 
-    float64 storage of the whitened data: Falkon's CG iteration count and t (measured
-    3e-6 relative; case1: 6e-7). float32 storage: the rounded operator slows the CG by a
-    few iterations (26 vs 22; case1 21 vs 20), which moves t by 1.6e-4 (case1 6e-5), less
-    than Falkon's own distance to the exact step (1.7e-4; case1 4.8e-4).
+    float64 storage of the whitened data, dense torch GEMMs or the native row-selection
+    kernel: Falkon's CG iteration count and t (measured 3e-6 relative; case1: 6e-7). float32
+    storage with the native kernel (float64 arithmetic): the same (22 and 20 iterations, t
+    within 5e-10 of float64). float32 storage with float32 GEMMs (torch): the rounded
+    products slow the CG by a few iterations (26 vs 22; case1 21 vs 20), which moves t by
+    1.6e-4 (case1 6e-5), less than Falkon's own distance to the exact step (1.7e-4; case1
+    4.8e-4).
     """
     from contrastx.nplm import FalkonPreconditioner, pooled_newton_step
     from contrastx.ops.nystrom import gaussian_kernel_tile, weighted_gram_rhs, whitened_features
@@ -239,19 +244,24 @@ def test_pooled_step_on_falkon_case(case_loader):
     )
     curv = torch.where(torch.from_numpy(c["centers_y"]) == 1, 0.25, 0.25 * w).double()
     n_tot = torch.tensor([float(ref.shape[0] + data.shape[0])], dtype=torch.float64)
+    sel = RowSelection.from_lists([np.arange(data.shape[0])], data.shape[0])
+    # Float64 arithmetic: float64 storage (both backends), float32 storage (native kernel).
+    exact = [(torch.float64, "torch")]
+    if native_cpu_available():
+        exact += [(torch.float64, "native"), (torch.float32, "native")]
     t = {}
-    for dt in (torch.float64, torch.float32):
+    for dt, backend in [*exact, (torch.float32, "torch")]:
         z = whitened_features(data, centers, sigma, pc.T, out_dtype=dt)
-        counts = torch.ones(data.shape[0], 1, dtype=torch.uint8)
         beta, n_iter, sum_f = pooled_newton_step(
-            s_ref, g_ref, w, [(z, counts)], n_tot, pc.twt(curv), p["lam"]
+            s_ref, g_ref, w, [(z, sel)], n_tot, pc.twt(curv), p["lam"], backend=backend
         )
         alpha = pc.inv_t(beta)[0]
         f_ref = gaussian_kernel_tile(ref, centers, sigma) @ alpha
-        t[dt] = nplm_t(np.zeros(0), f_ref, w) + 2.0 * float(sum_f[0])
-        if dt == torch.float64:
+        t[dt, backend] = nplm_t(np.zeros(0), f_ref, w) + 2.0 * float(sum_f[0])
+        if (dt, backend) in exact:
             assert abs(int(n_iter[0]) - r["cg_iters"][0]) <= 1
-            assert t[dt] == pytest.approx(r["t_falkon"], rel=1e-4)
+            assert t[dt, backend] == pytest.approx(r["t_falkon"], rel=1e-4)
+            assert t[dt, backend] == pytest.approx(t[torch.float64, "torch"], rel=1e-8)
         else:
             assert r["cg_iters"][0] <= int(n_iter[0]) <= r["cg_iters"][0] + 8
-    assert t[torch.float32] == pytest.approx(t[torch.float64], rel=1e-3)
+            assert t[dt, backend] == pytest.approx(t[torch.float64, "torch"], rel=1e-3)

@@ -25,11 +25,6 @@ from contrastx.ops.contrastive import (
     vicreg_loss_reference,
 )
 
-needs_native_cpu = pytest.mark.skipif(
-    not _native.cpu_available(), reason=f"contrastx._C not importable: {_native.load_error()}"
-)
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
-
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 # (M rows, D features, number of classes)
@@ -77,7 +72,7 @@ def _assert_close(loss, grad, loss_ref, grad_ref, rtol, grad_floor=0.0):
 # --- SupCon / NT-Xent -------------------------------------------------------------------------
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("m", "d", "k"), SUPCON_SHAPES)
@@ -95,7 +90,7 @@ def test_supcon_native_cpu_matches_reference(m, d, k, dtype, normalize):
     _assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / t if d == 1 and normalize else 0.0)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "d"), [(1, 1), (1, 4), (16, 1), (65, 7), (100, 64)])
 def test_nt_xent_native_cpu_matches_loss(n, d, dtype):
@@ -110,7 +105,7 @@ def test_nt_xent_native_cpu_matches_loss(n, d, dtype):
     _assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / 0.3 if d == 1 else 0.0)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("n_views", [1, 2, 3])
 def test_supcon_loss_backend_native_matches_torch(n_views):
     g = torch.Generator().manual_seed(n_views)
@@ -126,7 +121,7 @@ def test_supcon_loss_backend_native_matches_torch(n_views):
     assert torch.equal(loss_auto, loss) and torch.equal(grad_auto, grad)  # auto -> native
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_supcon_without_positives_is_zero_with_zero_grad():
     z = _rows(9, 4, torch.float64, seed=1)
     loss, grad = _loss_and_grad(
@@ -139,7 +134,7 @@ def test_supcon_without_positives_is_zero_with_zero_grad():
     assert float(loss) == 0.0 and torch.equal(grad, torch.zeros_like(grad))
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_supcon_zero_and_tiny_rows_and_temperatures():
     """Rows below the norm floor use z = x / eps (gradient g / eps), as the reference."""
     z = _rows(70, 5, torch.float64, seed=4)
@@ -152,7 +147,7 @@ def test_supcon_zero_and_tiny_rows_and_temperatures():
         _assert_close(loss, grad, ref, gref, 1e-10)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_supcon_upstream_gradient_is_scaled():
     z = _rows(50, 4, torch.float64, seed=5).requires_grad_(True)
     y = _labels(50, 3, seed=5)
@@ -161,7 +156,7 @@ def test_supcon_upstream_gradient_is_scaled():
     torch.testing.assert_close(g3, -2.5 * g1, rtol=1e-13, atol=1e-13 * float(g1.abs().max()))
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_supcon_bindings_write_every_output(dtype):
     """NaN-poisoned outputs through the bindings: every element must be written."""
@@ -189,7 +184,7 @@ def test_supcon_bindings_write_every_output(dtype):
         assert torch.isfinite(gx).all()
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_supcon_independent_of_thread_count():
     z = _rows(300, 9, torch.float64, seed=11)
     y = _labels(300, 6, seed=11)
@@ -204,7 +199,7 @@ def test_supcon_independent_of_thread_count():
     assert torch.equal(one[0], many[0]) and torch.equal(one[1], many[1])
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_supcon_non_contiguous_and_label_dtypes():
     z = _rows(40, 12, torch.float64, seed=2)
     y = _labels(40, 3, seed=2)
@@ -215,7 +210,7 @@ def test_supcon_non_contiguous_and_label_dtypes():
     assert torch.equal(a, b)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_native_is_differentiable_once_only():
     z = _rows(10, 3, torch.float64, seed=3).requires_grad_(True)
     y = _labels(10, 2, seed=3)
@@ -262,7 +257,7 @@ def test_bad_options():
         vicreg_loss_fused(z[:1], z[:1])
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_native_rejects_unsupported_dtype_auto_falls_back():
     z, y = torch.randn(6, 3, dtype=torch.bfloat16), torch.tensor([0, 0, 1, 1, 2, 2])
     with pytest.raises(TypeError, match="float32 or float64"):
@@ -288,7 +283,7 @@ def test_missing_extension_falls_back_and_native_raises(monkeypatch):
 VICREG_SHAPES = [(2, 1), (3, 2), (37, 5), (64, 64), (130, 17), (301, 9)]
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "d"), VICREG_SHAPES)
 def test_vicreg_native_cpu_matches_reference(n, d, dtype):
@@ -308,7 +303,7 @@ def test_vicreg_native_cpu_matches_reference(n, d, dtype):
     _assert_close(loss, grad, ref, gref, RTOL[dtype])
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_vicreg_bindings_write_every_output_and_auto_is_native():
     mod = _native.require_cpu()
     z1, z2 = _rows(33, 7, torch.float64, seed=1), _rows(33, 7, torch.float64, seed=2)
@@ -337,7 +332,7 @@ def _cuda_kernels_or_skip():
         )
 
 
-@needs_cuda
+@pytest.mark.usefixtures("cuda_device")
 @pytest.mark.cuda
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -356,7 +351,7 @@ def test_supcon_native_cuda_matches_reference(m, d, k, dtype, normalize):
     _assert_close(loss.cpu(), grad, ref, gref, RTOL[dtype], 5.0 if d == 1 and normalize else 0.0)
 
 
-@needs_cuda
+@pytest.mark.usefixtures("cuda_device")
 @pytest.mark.cuda
 def test_supcon_native_cuda_side_stream_and_errors():
     _cuda_kernels_or_skip()

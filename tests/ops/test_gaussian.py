@@ -20,11 +20,6 @@ from contrastx.ops import (
     gaussian_kernel_matvec_reference,
 )
 
-needs_native_cpu = pytest.mark.skipif(
-    not _native.cpu_available(), reason=f"contrastx._C not importable: {_native.load_error()}"
-)
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
-
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 # (N, M, d, B): sizes that are not multiples of the CPU blocks (32 rows, 128 centres, SIMD
@@ -73,7 +68,7 @@ def sigma_for(d):
     return 0.5 * math.sqrt(d) + 0.3
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "m", "d", "b"), SHAPES)
 def test_native_cpu_matches_exact(n, m, d, b, dtype):
@@ -85,7 +80,7 @@ def test_native_cpu_matches_exact(n, m, d, b, dtype):
     assert_close_scaled(out, ref, scale, RTOL[dtype])
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize(
     ("n", "m", "d", "b"), [(37, 129, 5, 1), (33, 17, 2, 300), (130, 131, 33, 9)]
 )
@@ -101,7 +96,7 @@ def test_native_cpu_float32_with_float64_accumulation(n, m, d, b):
     torch.testing.assert_close(out, out64.float(), rtol=2e-7, atol=1e-30)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_native_writes_every_output_element():
     """Call the binding directly on a NaN-poisoned output: every element must be overwritten."""
     mod = _native.require_cpu()
@@ -118,7 +113,7 @@ def test_native_writes_every_output_element():
             assert_close_scaled(out, ref, scale, RTOL[dtype])
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_native_far_from_origin_and_small_sigma(dtype):
     """Direct differences: no cancellation for data far from the origin; tiny K underflows."""
@@ -131,7 +126,7 @@ def test_native_far_from_origin_and_small_sigma(dtype):
         assert_close_scaled(out, ref, scale, RTOL[dtype], vsum=v.double().abs().sum(0))
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_native_independent_of_thread_count():
     x, c, v = make(301, 260, 6, 5, torch.float64, seed=11)
     prev = torch.get_num_threads()
@@ -145,7 +140,7 @@ def test_native_independent_of_thread_count():
     assert torch.equal(one, many)
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_non_contiguous_inputs_are_copied():
     x, c, v = make(50, 40, 6, 8, torch.float64, seed=5)
     xs = torch.cat([x, x], dim=1)[:, ::2]  # strided view
@@ -159,7 +154,7 @@ def test_non_contiguous_inputs_are_copied():
     )
 
 
-@pytest.mark.parametrize("backend", ["torch", pytest.param("native", marks=needs_native_cpu)])
+@pytest.mark.parametrize("backend", ["torch", "native"])
 def test_vector_v_returns_vector(backend):
     x, c, v = make(20, 30, 3, 1, torch.float64)
     out = gaussian_kernel_matvec(x, c, v[:, 0], 1.0, backend=backend)
@@ -168,9 +163,7 @@ def test_vector_v_returns_vector(backend):
     assert_close_scaled(out, ref[:, 0], scale[:, 0], 1e-12)
 
 
-@pytest.mark.parametrize(
-    "backend", ["auto", "torch", pytest.param("native", marks=needs_native_cpu)]
-)
+@pytest.mark.parametrize("backend", ["auto", "torch", "native"])
 def test_empty_sizes(backend):
     x, c, v = make(0, 10, 3, 4, torch.float64)
     out = gaussian_kernel_matvec(x, c, v, 1.0, backend=backend)
@@ -211,7 +204,7 @@ def test_gaussian_kernel_dense_block():
     assert ((k >= 0) & (k <= 1)).all()
 
 
-@needs_native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_auto_uses_native_on_cpu():
     x, c, v = make(40, 50, 3, 2, torch.float64)
     native = gaussian_kernel_matvec(x, c, v, 1.0, backend="native")
@@ -311,7 +304,7 @@ def _cuda_kernels_or_skip():
         )
 
 
-@needs_cuda
+@pytest.mark.usefixtures("cuda_device")
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "m", "d", "b"), SHAPES)
@@ -325,7 +318,7 @@ def test_native_cuda_matches_exact(n, m, d, b, dtype):
     assert_close_scaled(out, ref, scale, RTOL[dtype])
 
 
-@needs_cuda
+@pytest.mark.usefixtures("cuda_device")
 @pytest.mark.cuda
 def test_native_cuda_options_and_edge_cases():
     _cuda_kernels_or_skip()
@@ -372,7 +365,7 @@ def test_auto_keeps_autograd():
     assert_close_scaled(out.detach(), ref, scale, 1e-12)
 
 
-@pytest.mark.parametrize("backend", ["torch", pytest.param("native", marks=needs_native_cpu)])
+@pytest.mark.parametrize("backend", ["torch", "native"])
 def test_zero_features_gives_unit_kernel(backend):
     x, c, v = make(5, 3, 0, 2, torch.float64)
     out = gaussian_kernel_matvec(x, c, v, 1.0, backend=backend)

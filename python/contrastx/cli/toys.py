@@ -437,7 +437,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     key = {**cfg.as_dict(), "input": info, "n_per_hypothesis": None}
     # Settings that change speed or memory but not t (beyond rounding / CG tolerance).
-    for k in ("memory_bytes", "tile_bytes", "strategy", "pool_memory_bytes", "max_block"):
+    for k in (
+        "memory_bytes",
+        "tile_bytes",
+        "strategy",
+        "pool_memory_bytes",
+        "max_block",
+        "pool_backend",
+    ):
         key.pop(k)
     key.pop("n_per_hypothesis")
     config = {

@@ -74,11 +74,10 @@ from torch import Tensor
 from contrastx.ops.nystrom import (
     DEFAULT_TILE_BYTES,
     gaussian_kernel_tile,
-    masked_gram_matvec,
-    masked_row_sums,
     rows_per_tile,
     whitened_tile,
 )
+from contrastx.ops.selections import RowSelection, selected_gram_matvec, selected_row_sums
 
 from .kernel import as_points, check_sigma, kernel_matvec, resolve_device, select_centers
 
@@ -396,7 +395,7 @@ def pooled_newton_step(
     s_ref: Tensor,
     g_ref: Tensor,
     weight: float,
-    parts: Sequence[tuple[Tensor, Tensor]],
+    parts: Sequence[tuple[Tensor, RowSelection]],
     n_points: Tensor,
     twt: Tensor,
     penalty: float,
@@ -406,15 +405,18 @@ def pooled_newton_step(
     full_gradient_every: int = 10,
     chunk_rows: int = 2048,
     twt_eigh: tuple[Tensor, Tensor] | None = None,
+    backend: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Falkon's first Newton step for a batch of data sets drawn from stored pools.
 
     The reference (label 0, weight :math:`w`) is shared and enters through its whitened
     Gram :math:`S_R = Z_R^\top Z_R` and :math:`g_R = Z_R^\top 1`; data set :math:`b`
-    (label 1) is the rows of the whitened pools selected by column :math:`b` of their
-    count matrices, :math:`Z_{D_b}^\top Z_{D_b} = \sum_p Z_p^\top\operatorname{diag}(C_{p,
-    :b})Z_p`, never formed: the CG operator applies it with two GEMMs per pool
-    (:func:`~contrastx.ops.nystrom.masked_gram_matvec`). From :math:`\beta = 0`:
+    (label 1) is the rows :math:`S_{p,b}` of the whitened pools selected by selection
+    :math:`b` of their :class:`~contrastx.ops.selections.RowSelection`,
+    :math:`Z_{D_b}^\top Z_{D_b} = \sum_p Z_{p,S_{p,b}}^\top Z_{p,S_{p,b}}`, never formed: the
+    CG operator applies it with :func:`~contrastx.ops.selections.selected_gram_matvec` (on a
+    CPU the native kernel over the selected rows only; elsewhere two dense GEMMs per pool).
+    From :math:`\beta = 0`:
 
     .. math::
 
@@ -439,8 +441,8 @@ def pooled_newton_step(
         :math:`Z_R^\top 1` (float64).
     weight : float
         Reference weight :math:`w`.
-    parts : sequence of (Tensor (P_p, M), Tensor (P_p, B))
-        Whitened pool rows (float32 or float64) and the count (0/1) matrix of each pool.
+    parts : sequence of (Tensor (P_p, M), RowSelection)
+        Whitened pool rows (float32 or float64) and the ``B`` row selections of each pool.
     n_points : Tensor, shape (B,)
         :math:`N_b = N_R + N_{D_b}`.
     twt : Tensor, shape (M, M)
@@ -451,9 +453,11 @@ def pooled_newton_step(
     cg_tol, max_iter, full_gradient_every
         See :func:`falkon_cg`.
     chunk_rows : int
-        Rows per GEMM chunk.
+        Rows per GEMM chunk of the dense (torch) path.
     twt_eigh : (Tensor, Tensor), optional
         ``torch.linalg.eigh(twt)`` if already computed (shared by many batches).
+    backend : {"auto", "native", "torch"}
+        Of the data-term products (:func:`~contrastx.ops.selections.selected_gram_matvec`).
 
     Returns
     -------
@@ -468,23 +472,25 @@ def pooled_newton_step(
         raise ValueError("parts is empty: no data pool")
     n_tot = n_points.to(torch.float64)
     w, lam = float(weight), float(penalty)
-    g_dat = sum(masked_row_sums(z, c, chunk_rows=chunk_rows) for z, c in parts).T  # (B, M)
+    for _, sel in parts:
+        if len(sel) != n_tot.shape[0]:
+            raise ValueError(f"a pool has {len(sel)} selections for {n_tot.shape[0]} data sets")
+    g_dat = sum(
+        selected_row_sums(z, sel, chunk_rows=chunk_rows, backend=backend) for z, sel in parts
+    )
+    g_dat = g_dat.T.to(n_tot.device)  # (B, M)
     r_vec = (0.5 * w * g_ref - 0.5 * g_dat) / n_tot[:, None]
     eig, q = torch.linalg.eigh(twt.to(torch.float64)) if twt_eigh is None else twt_eigh
     root = torch.sqrt(eig.clamp(min=0.0) / n_tot[:, None] + lam)  # (B, M)
 
-    # Count columns of the still-active systems, re-gathered only when the set shrinks.
-    active: dict[str, Any] = {"idx": torch.arange(n_tot.shape[0], device=n_tot.device)}
-    active["parts"] = list(parts)
-
     def mmv(v: Tensor, idx: Tensor) -> Tensor:
         # R_b^{-T} (S_b + lam I) R_b^{-1} v_b, rows b in idx.
-        if not torch.equal(idx, active["idx"]):
-            active["idx"] = idx
-            active["parts"] = [(z, c[:, idx]) for z, c in parts]
         rt = root[idx]
         u = (v / rt) @ q.T
-        data = sum(masked_gram_matvec(z, c, u.T, chunk_rows=chunk_rows) for z, c in active["parts"])
+        data = sum(
+            selected_gram_matvec(z, sel, u.T, columns=idx, chunk_rows=chunk_rows, backend=backend)
+            for z, sel in parts
+        )
         su = (0.25 * w) * (u @ s_ref) + 0.25 * data.T
         return ((su / n_tot[idx, None] + lam * u) @ q) / rt
 

@@ -25,26 +25,33 @@ Two modes
 
     * ``"pool"``: the whitened data pool :math:`Z_P = K(\mathrm{pool}, C)\,T^{-1}`
       (:math:`N_\mathrm{pool}\times M`, float64 or float32 storage) is computed once. A
-      toy is a 0/1 column :math:`c_b` over its rows, and the data part of the CG operator
-      of a block is :math:`Z_P^\top\big(C \odot (Z_P V)\big)`: two GEMMs over the pool,
-      shared by the block, per CG iteration (:math:`4 N_\mathrm{pool} M` flops per toy
-      and iteration, no :math:`M\times M` matrix per toy), with finished toys dropped
-      from the GEMMs. :math:`Z_D^\top 1 = Z_P^\top c_b` and
-      :math:`\sum_D f = c_b\cdot Z_P\beta_b`. Falkon's per-toy preconditioner factor
-      :math:`A_b = \operatorname{chol}(T W T^\top/N_b + \lambda I)` is replaced by the
-      square root :math:`\operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
+      toy is a set :math:`S_b` of its rows (a :class:`~contrastx.ops.selections.RowSelection`),
+      and the data part of its CG operator is :math:`Z_{S_b}^\top Z_{S_b} v_b`, applied
+      for the whole block in one call per CG iteration
+      (:func:`~contrastx.ops.selections.selected_gram_matvec`), with finished toys
+      dropped, and never an :math:`M\times M` matrix per toy. On a CPU the native kernel
+      visits only the selected rows, :math:`4 N_D M` flops per toy and iteration, in
+      float64 arithmetic whatever the storage; elsewhere (GPU) two dense GEMMs over the
+      pool with the 0/1 selection matrix, :math:`4 N_\mathrm{pool} M` flops.
+      :math:`Z_D^\top 1` comes from the same selections and
+      :math:`\sum_D f = (Z_D^\top 1)\cdot\beta_b`. Falkon's per-toy preconditioner
+      factor :math:`A_b = \operatorname{chol}(T W T^\top/N_b + \lambda I)` is replaced by
+      the square root :math:`\operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
       eigendecomposition :math:`T W T^\top = Q\operatorname{diag}(e)Q^\top`: it differs
       from :math:`A_b` by an orthogonal factor, under which CG's iterates, residual
       norms and hence its stopping step are invariant, so the truncated Falkon step is
       the same. Signal events are added per block the same way (the whitened rows of
-      the signal events drawn in the block). A toy's data are exactly reproducible;
-      its :math:`t` is reproducible to the GEMMs' rounding (which depends on the block
-      width) as amplified by the ill-conditioned whitened system: ~1e-7 relative
-      measured at d = 4, up to ~1e-4 when a toy's CG stops one iteration earlier, far
-      inside Falkon's own sensitivity to its memory blocking (~5e-4). Float32 storage
-      (``pool_dtype``) gives :math:`t` within ~2e-4 of float64 on the Falkon reference
-      cases (up to 6e-4 seen on benchmark toys), at the price of a few more CG
-      iterations (the rounded operator is a slightly worse CG problem).
+      the signal events drawn in the block). A toy's data are exactly reproducible; on
+      a CPU so is its :math:`t`, bit for bit (the native kernel's sums do not depend on
+      the other toys of the block or the thread count); on a GPU :math:`t` is
+      reproducible to the GEMMs' rounding (which depends on the block width) as
+      amplified by the ill-conditioned whitened system: ~1e-7 relative measured at
+      d = 4, up to ~1e-4 when a toy's CG stops one iteration earlier, far inside Falkon's
+      own sensitivity to its memory blocking (~5e-4). Float32 storage (``pool_dtype``)
+      halves the memory; with the native kernel (float64 arithmetic) :math:`t` stays
+      within ~1e-9 of float64 storage and the CG takes Falkon's iteration counts on its
+      reference cases, while float32 GEMMs (GPU / ``torch`` path) move :math:`t` by ~2e-4
+      (up to 6e-4 seen on benchmark toys) and cost a few more CG iterations.
     * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
       accumulated from its kernel rows (:math:`O(N_D M^2)` per toy: whitening solve and
       Gram), and the block's :math:`M\times M` systems are solved together (batched
@@ -53,9 +60,10 @@ Two modes
       :math:`M = 1000` (``strategy="auto"`` compares the flop counts and the memory).
 
     Cost at the paper's scale (:math:`N_R = 10^6`, :math:`N(B) = 10^5`, :math:`M = 1000`,
-    data pool :math:`10^6`): ~13 CG iterations plus one residual recomputation (measured
-    11-19) x :math:`4\cdot10^{9}` flops ~ :math:`6\cdot10^{10}` flops per toy, against
-    :math:`3\cdot10^{11}` for ``"stream"``.
+    data pool :math:`10^6`, ``contrastx-toys --paper``): 26-33 CG iterations plus up to
+    three residual recomputations (measured), each :math:`4\cdot10^{8}` flops per toy with
+    the native CPU kernel (:math:`4\cdot10^{9}` with dense GEMMs): ~:math:`1.4\cdot10^{10}`
+    flops per toy, against :math:`2\cdot10^{11}` for ``"stream"``.
 
     **Pool size.** The toys share a finite data pool: two toys have a fraction
     :math:`f = N(B)/N_\mathrm{pool}` of their events in common, and conditional on the
@@ -84,7 +92,8 @@ Two modes
 
 Memory: kernel tiles are bounded by ``tile_bytes``; ``"pool"`` stores
 :math:`N_\mathrm{pool} M` values (8 GB in float64 at :math:`10^6 \times 1000`, bounded by
-``pool_memory_bytes``) plus one byte per pool row and toy of a block; ``"stream"`` holds
+``pool_memory_bytes``) plus the row lists of a block's toys (and on a GPU one byte per pool
+row and toy for the dense selection matrix); ``"stream"`` holds
 ~4 ``(M, M)`` float64 matrices per toy of a block. The block size is chosen to fit
 ``memory_bytes`` (at most ``max_block``). Everything is device-generic torch: on a GPU
 the same GEMMs run batched over the whole block.
@@ -102,6 +111,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastx import _native
+from contrastx.ops.gaussian import gaussian_kernel_matvec
 from contrastx.ops.nystrom import (
     DEFAULT_TILE_BYTES,
     gaussian_kernel_tile,
@@ -109,6 +120,7 @@ from contrastx.ops.nystrom import (
     weighted_gram_rhs,
     whitened_features,
 )
+from contrastx.ops.selections import RowSelection
 
 from .kernel import as_points, check_sigma, resolve_device, sigma_heuristic
 from .solver import (
@@ -177,6 +189,10 @@ class ToyConfig:
         :math:`Z_P` is always evaluated and whitened in ``dtype`` first; float32 storage
         halves memory and speeds the CPU GEMMs up 1.5-2.5x at a cost in :math:`t` of
         ~2e-4 to 6e-4 relative (see the module notes), within Falkon's own CG spread.
+    pool_backend : {"auto", "native", "torch"}
+        Products over the stored pool (``"pool"``): ``"native"`` is the CPU kernel over
+        each toy's selected rows, ``"torch"`` the dense GEMMs with a 0/1 selection matrix;
+        ``"auto"`` takes the native kernel for a CPU device when the extension is built.
     data_pool : int or None
         ``"shared"`` mode: draw the toys' background from a fixed random subset of this
         many non-reference pool events (drawn once from the setup seed) instead of from
@@ -207,6 +223,7 @@ class ToyConfig:
     tile_bytes: int = DEFAULT_TILE_BYTES
     strategy: Literal["auto", "pool", "stream"] = "auto"
     pool_dtype: Literal["float64", "float32"] = "float64"
+    pool_backend: Literal["auto", "native", "torch"] = "auto"
     data_pool: int | None = None
     pool_memory_bytes: int = 8 * 2**30
     max_block: int = 256
@@ -236,6 +253,10 @@ class ToyConfig:
             raise ValueError("strategy='pool' needs solver='cg' (use 'stream' for 'exact')")
         if self.pool_dtype not in _DTYPES:
             raise ValueError(f"pool_dtype must be 'float64' or 'float32'; got {self.pool_dtype!r}")
+        if self.pool_backend not in ("auto", "native", "torch"):
+            raise ValueError(
+                f"pool_backend must be 'auto', 'native' or 'torch'; got {self.pool_backend!r}"
+            )
         if self.data_pool is not None and int(self.data_pool) < _poisson_upper(self.n_bkg):
             raise ValueError(
                 f"data_pool = {self.data_pool} is too small for Poisson(N(B) = {self.n_bkg}) "
@@ -416,14 +437,23 @@ class ToyEngine:
                     f"{size}; lower data_pool, use pool_dtype='float32' or strategy='stream'"
                 )
             return "pool", "requested"
-        # Flops per toy: pool ~ 4 N_pool M per CG operator pass (~_CG_PASSES passes);
-        # stream ~ 3 N_D M^2 (whitening solve + Gram of the toy's kernel rows).
-        pool_cost = 4.0 * n_pool * cfg.M * _CG_PASSES
+        # Flops per toy: pool ~ 4 N_D M per CG operator pass with the native CPU kernel, else
+        # 4 N_pool M (dense GEMMs), ~_CG_PASSES passes; stream ~ 3 N_D M^2 (whitening solve +
+        # Gram of the toy's kernel rows).
+        rows = cfg.n_bkg + cfg.n_sig if self._selected_rows_native() else n_pool
+        pool_cost = 4.0 * rows * cfg.M * _CG_PASSES
         stream_cost = 3.0 * (cfg.n_bkg + cfg.n_sig) * cfg.M**2
         costs = f"~{pool_cost:.2g} (pool) vs ~{stream_cost:.2g} (stream) flops per toy"
         if not fits:
             return "stream", f"{size} (set data_pool or pool_dtype='float32'); {costs}"
         return ("pool" if pool_cost < stream_cost else "stream"), costs
+
+    def _selected_rows_native(self) -> bool:
+        """Whether the pool products run on the native row-selection kernel (CPU)."""
+        backend = self.config.pool_backend
+        if backend == "auto":
+            return self.device.type == "cpu" and _native.cpu_available()
+        return backend == "native"
 
     # ------------------------------------------------------------------- draws
     def _data_pool(self) -> np.ndarray:
@@ -474,14 +504,17 @@ class ToyEngine:
     def block_size(self, hypothesis: int = NULL) -> int:
         """Toys per block that fit ``config.memory_bytes`` (at most ``config.max_block``).
 
-        ``"stream"``: ~4 ``(M, M)`` float64 matrices per toy. ``"pool"``: a one-byte count
-        per data-pool row, the whitened rows of the toy's signal events (signal toys)
-        and ~16 float64 ``(M,)`` vectors per toy.
+        ``"stream"``: ~4 ``(M, M)`` float64 matrices per toy. ``"pool"``: the toy's row
+        list (~12 bytes per drawn event while it is built), on a GPU a one-byte entry per
+        data-pool row of the dense selection matrix, the whitened rows of the toy's signal
+        events (signal toys) and ~16 float64 ``(M,)`` vectors per toy.
         """
         cfg = self.config
         self.prepare()
         if self.strategy_ == "pool":
-            per_toy = self.data_pool_index_.size + 16 * cfg.M * 8
+            per_toy = 12 * _poisson_upper(cfg.n_bkg) + 16 * cfg.M * 8
+            if not self._selected_rows_native():
+                per_toy += self.data_pool_index_.size
             if hypothesis == SIGNAL and cfg.n_sig > 0:
                 itemsize = _DTYPES[cfg.pool_dtype].itemsize
                 per_toy += (_poisson_upper(cfg.n_sig) + 1) * (cfg.M * itemsize + 1)
@@ -585,26 +618,25 @@ class ToyEngine:
         )
 
     def _run_pool(self, ids: list[int], hypothesis: int) -> ToyBlock:
-        r"""A block of toys with the data term as GEMMs over the stored whitened pool.
+        r"""A block of toys with the data term over the stored whitened pool.
 
-        Toy :math:`b` selects rows of :math:`Z_P` by a 0/1 column :math:`c_b`; its data
-        Gram applied to :math:`V` is :math:`Z_P^\top(c_b \odot Z_P v_b)`, for all toys
-        of the block in two GEMMs per CG iteration
-        (:func:`~contrastx.ops.nystrom.masked_gram_matvec`).
+        Toy :math:`b` selects the rows :math:`S_b` of :math:`Z_P`; its data Gram applied to
+        :math:`v_b` is :math:`Z_{S_b}^\top Z_{S_b} v_b`, for all toys of the block in one
+        call per CG iteration (:func:`~contrastx.ops.selections.selected_gram_matvec`:
+        the selected rows only on a CPU, two dense GEMMs on a GPU).
         """
         cfg = self.config
         w, dev = cfg.weight, self.device
         b = len(ids)
-        counts = torch.zeros(self._zpool.shape[0], b, dtype=torch.uint8, device=dev)
         n_b = np.empty(b, dtype=np.int64)
         n_s = np.empty(b, dtype=np.int64)
-        sig_draws = []
+        bkg_draws, sig_draws = [], []
         for k, i in enumerate(ids):
             _, b_pos, s_idx, n_b[k], n_s[k] = self._draw_indices(hypothesis, i)
-            counts[torch.from_numpy(b_pos).to(dev), k] = 1
+            bkg_draws.append(b_pos)
             sig_draws.append(s_idx)
-        parts = [(self._zpool, counts)]
-        # Rows per GEMM chunk: cache-sized on a CPU, large on a GPU (fewer launches).
+        parts = [(self._zpool, RowSelection.from_lists(bkg_draws, self._zpool.shape[0]))]
+        # Rows per GEMM chunk of the dense (GPU) path: large, for fewer launches.
         chunk = 2048 if dev.type == "cpu" else 65536
         if n_s.sum() > 0:
             assert self.signal is not None
@@ -617,11 +649,8 @@ class ToyEngine:
                 out_dtype=self._zpool.dtype,
                 tile_bytes=cfg.tile_bytes,
             )
-            c_sig = torch.zeros(union.size, b, dtype=torch.uint8, device=dev)
-            for k, s_idx in enumerate(sig_draws):
-                if s_idx.size:
-                    c_sig[torch.from_numpy(np.searchsorted(union, s_idx)).to(dev), k] = 1
-            parts.append((z_sig, c_sig))
+            pos = [np.searchsorted(union, s_idx) for s_idx in sig_draws]
+            parts.append((z_sig, RowSelection.from_lists(pos, union.size)))
         n_tot = torch.as_tensor(cfg.n_ref + n_b + n_s, dtype=torch.float64, device=dev)
         beta, n_iter, sum_f_data = pooled_newton_step(
             self._s_ref,
@@ -635,6 +664,7 @@ class ToyEngine:
             max_iter=cfg.cg_max_iter,
             chunk_rows=chunk,
             twt_eigh=self._twt_eigh,
+            backend="native" if self._selected_rows_native() else "torch",
         )
         alpha = self._precond.inv_t(beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
@@ -653,10 +683,12 @@ class ToyEngine:
         a = alpha.T.to(self.dtype).contiguous()  # (M, B)
         out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
         ref = self._ref
-        step = rows_per_tile(self.config.M, ref.element_size(), self.config.tile_bytes)
+        # Fused K(R, C) @ a (native where built), in row tiles that bound the (rows, B) output.
+        width = max(self.config.M, a.shape[1])
+        step = rows_per_tile(width, ref.element_size(), self.config.tile_bytes)
         for lo in range(0, ref.shape[0], step):
-            k = gaussian_kernel_tile(ref[lo : lo + step], self._centers, self.sigma_)
-            out += torch.exp((k @ a).to(torch.float64)).sum(0)
+            f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
+            out += torch.exp(f.to(torch.float64)).sum(0)
         return out
 
     def _run_paper(self, i: int, hypothesis: int) -> ToyBlock:

@@ -1,0 +1,125 @@
+"""Row-selection Gram products: native kernel and dense torch path vs a float64 loop.
+
+Reference: for every selection, ``Z_S^T (Z_S v)`` and ``Z_S^T 1`` in float64 numpy on the
+selected rows (float32 storage: on the float32 values). Tolerance, relative to the largest
+reference magnitude: 1e-12 for float64 arithmetic (native kernel, any storage; torch with
+float64 storage), 1e-5 for the torch path with float32 storage (float32 GEMMs). Sizes are off
+the kernel's blocks (8 doubles per vector, 8 rows per dot group, 64-double accumulator blocks,
+128-row chunks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from contrastx.ops.selections import RowSelection, selected_gram_matvec, selected_row_sums
+
+# (rows, M, selections, rows per selection)
+SHAPES = [(1, 1, 1, 1), (50, 7, 3, 9), (300, 37, 300, 17), (1000, 129, 5, 301), (777, 64, 2, 0)]
+BACKENDS = ["native", "torch"]  # "native" skips without the extension (conftest)
+
+
+def _case(n, m, b, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    z = torch.from_numpy(rng.normal(size=(n, m))).to(dtype)
+    lists = [rng.choice(n, size=min(k, n), replace=False) for _ in range(b)]
+    v = torch.from_numpy(rng.normal(size=(m, b)))
+    return z, lists, v
+
+
+def _reference(z, lists, v):
+    zz = z.double().numpy()
+    gram = np.stack([zz[rows].T @ (zz[rows] @ v[:, j].numpy()) for j, rows in enumerate(lists)], 1)
+    sums = np.stack([zz[rows].sum(0) for rows in lists], 1)
+    return gram, sums
+
+
+def _rtol(backend, dtype):
+    return 1e-5 if (backend == "torch" and dtype == torch.float32) else 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "m", "b", "k"), SHAPES)
+def test_matches_float64_loop(n, m, b, k, dtype, backend):
+    z, lists, v = _case(n, m, b, k, dtype)
+    sel = RowSelection.from_lists(lists, n)
+    gram, sums = _reference(z, lists, v)
+    out = selected_gram_matvec(z, sel, v, backend=backend)
+    assert out.shape == (m, b) and out.dtype == torch.float64
+    scale = max(np.abs(gram).max(), 1e-300)
+    np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=_rtol(backend, dtype) * scale)
+    s = selected_row_sums(z, sel, backend=backend)
+    scale = max(np.abs(sums).max(), 1e-300)
+    np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=_rtol(backend, dtype) * scale)
+    if k == 0:  # empty selections give exact zeros (every output element is written)
+        assert not out.any() and not s.any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_columns_pick_selections(backend):
+    z, lists, v = _case(400, 33, 4, 50, torch.float64, seed=1)
+    sel = RowSelection.from_lists(lists, 400)
+    cols = torch.tensor([3, 0, 3])  # repeated and permuted
+    out = selected_gram_matvec(z, sel, v[:, :3], columns=cols, backend=backend)
+    gram, _ = _reference(z, [lists[3], lists[0], lists[3]], v[:, :3])
+    np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=1e-12 * np.abs(gram).max())
+    sums = selected_row_sums(z, sel, columns=cols, backend=backend)
+    assert sums.shape == (33, 3)
+    tol = 0.0 if backend == "native" else 1e-12  # a GEMM may round equal columns apart
+    torch.testing.assert_close(sums[:, 0], sums[:, 2], rtol=0, atol=tol * sums.abs().max())
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_native_column_independent_of_block_and_threads():
+    """A column's result is bitwise the same alone, inside a block, and on 1 or 2 threads."""
+    z, lists, v = _case(2000, 100, 9, 200, torch.float64, seed=2)
+    sel = RowSelection.from_lists(lists, 2000)
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = selected_gram_matvec(z, sel, v, backend="native")
+        torch.set_num_threads(max(2, prev))
+        two = selected_gram_matvec(z, sel, v, backend="native")
+    finally:
+        torch.set_num_threads(prev)
+    alone = selected_gram_matvec(z, sel, v[:, [4]], columns=torch.tensor([4]), backend="native")
+    assert torch.equal(one, two)
+    assert torch.equal(alone[:, 0], one[:, 4])
+
+
+def test_dense_matrix_and_sizes():
+    sel = RowSelection.from_lists([[4, 1], [], [0, 2, 3]], n_rows=5)
+    assert len(sel) == 3 and sel.sizes.tolist() == [2, 0, 3]
+    assert sel.dense().T.tolist() == [[0, 1, 0, 0, 1], [0, 0, 0, 0, 0], [1, 0, 1, 1, 0]]
+
+
+def test_bad_selections_are_rejected():
+    with pytest.raises(ValueError, match="repeats a row"):
+        RowSelection.from_lists([[1, 1]], n_rows=3)
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        RowSelection.from_lists([[3]], n_rows=3)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        RowSelection(np.array([0, 2]), np.array([2, 1]), n_rows=3)
+    with pytest.raises(ValueError, match="end at len"):
+        RowSelection(np.array([0, 3]), np.array([0, 1]), n_rows=3)
+    # Order across selections is free.
+    RowSelection(np.array([0, 1, 2]), np.array([2, 1]), n_rows=3)
+
+
+def test_bad_arguments_are_rejected():
+    z, lists, v = _case(20, 4, 2, 5, torch.float64)
+    sel = RowSelection.from_lists(lists, 20)
+    with pytest.raises(ValueError, match="indexes 20 rows but z has 19"):
+        selected_gram_matvec(z[:19], sel, v)
+    with pytest.raises(ValueError, match="v must have shape"):
+        selected_gram_matvec(z, sel, v[:, :1])
+    with pytest.raises(ValueError, match="columns must be in"):
+        selected_row_sums(z, sel, columns=torch.tensor([2]))
+    with pytest.raises(ValueError, match="backend must be"):
+        selected_row_sums(z, sel, backend="fast")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        selected_row_sums(z.half(), sel, backend="native")
+    with pytest.raises(TypeError, match="RowSelection"):
+        selected_row_sums(z, [lists])
