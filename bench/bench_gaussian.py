@@ -1,4 +1,4 @@
-"""Gaussian kernel product K(X, C) @ V: native kernel vs the chunked torch reference.
+"""Gaussian kernel products K(X, C) @ V and K(X, C)^T U: native kernels vs chunked torch.
 
 N = 200,000 rows, M = 1,000 centres, d in {4, 16}, B in {1, 64}, float64 and float32, on the
 CPU with torch's thread count for both.  Each (dtype, d, B) pair shares a benchmark group so the
@@ -14,7 +14,12 @@ import functools
 import pytest
 import torch
 from contrastx import _native
-from contrastx.ops import gaussian_kernel_matvec, gaussian_kernel_matvec_reference
+from contrastx.ops import (
+    gaussian_kernel_matvec,
+    gaussian_kernel_matvec_reference,
+    gaussian_kernel_t_matvec,
+    gaussian_kernel_t_matvec_reference,
+)
 
 N, M = 200_000, 1_000
 SIGMA = 1.0
@@ -51,4 +56,25 @@ def test_gaussian_matvec(benchmark, record_time, dtype, d, b, impl):
     fn = IMPLS[impl]
     out = benchmark.pedantic(fn, args=(x, c, v), rounds=3, iterations=1, warmup_rounds=1)
     assert out.shape == (N, b)
+    record_time(group, impl, benchmark)
+
+
+T_IMPLS = {
+    "native": lambda x, c, u: gaussian_kernel_t_matvec(x, c, u, SIGMA, backend="native"),
+    "torch": lambda x, c, u: gaussian_kernel_t_matvec_reference(x, c, u, SIGMA),
+}
+
+
+@pytest.mark.parametrize("impl", ["native", "torch"])
+@pytest.mark.parametrize("b", [1, 64])
+@pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_gaussian_t_matvec(benchmark, record_time, dtype, d, b, impl):
+    x, c, _ = inputs(dtype, d, b)
+    u = torch.randn(N, b, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    group = f"gaussian^T {str(dtype)[6:]} d={d} B={b} T={torch.get_num_threads()}"
+    benchmark.group = group
+    benchmark.extra_info.update(n=N, m=M, d=d, b=b, threads=torch.get_num_threads())
+    out = benchmark.pedantic(T_IMPLS[impl], args=(x, c, u), rounds=3, iterations=1, warmup_rounds=1)
+    assert out.shape == (M, b)
     record_time(group, impl, benchmark)

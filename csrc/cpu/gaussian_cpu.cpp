@@ -1,4 +1,5 @@
-// Fused Gaussian kernel product on the CPU: out = K(X, C) @ V, K never materialised.
+// Fused Gaussian kernel products on the CPU: out = K(X, C) @ V and out = K(X, C)^T diag(w) U,
+// K never materialised (the transposed product is described above run_t).
 //
 // Work layout: rows of X are split into blocks of kRB rows, the OpenMP work items (dynamic
 // schedule; every row is computed by one thread in a fixed order, so results are bitwise
@@ -167,6 +168,17 @@ struct BlockFns<float, double> {
     static constexpr auto multi = &block_multi_f32acc64;
 };
 
+// Centres transposed per block of kMB, ct[blk][k][jj] (m rounded up to kMB; padding is 0).
+template <typename TI, typename T>
+Buffer<T> pack_centres(const TI* c, i64 m, i64 d) {
+    Buffer<T> ct(round_up(m, kMB) * d);
+    for (i64 j = 0; j < m; ++j) {
+        T* dst = ct.get() + (j / kMB) * kMB * d + (j % kMB);
+        for (i64 k = 0; k < d; ++k) dst[k * kMB] = static_cast<T>(c[j * d + k]);
+    }
+    return ct;
+}
+
 template <typename TI, typename T>
 void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b, double sigma,
          int num_threads) {
@@ -182,13 +194,8 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
     const i64 m_pad = round_up(m, kMB);
     const i64 b_pad = b == 1 ? 1 : round_up(b, W);
 
-    // Centres transposed per block, ct[blk][k][jj]; padding centres are 0 and their rows of V
-    // are 0, so they add exact zeros.
-    Buffer<T> ct(m_pad * d);
-    for (i64 j = 0; j < m; ++j) {
-        T* dst = ct.get() + (j / kMB) * kMB * d + (j % kMB);
-        for (i64 k = 0; k < d; ++k) dst[k * kMB] = static_cast<T>(c[j * d + k]);
-    }
+    // Padding centres are 0 and their rows of V are 0, so they add exact zeros.
+    const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
     // V: a plain vector for b == 1, else W-column panels vp[p][j][cc].
     Buffer<T> vp(m_pad * b_pad);
     if (b == 1) {
@@ -234,6 +241,181 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Transposed product out = K(X, C)^T diag(w) U, (m, b).
+//
+// Work items are (block of kMB centres, segment of rows).  Segments have a fixed length that
+// depends on n only (at least kSegMin rows, at most kMaxSeg segments), each item accumulates
+// its rows in order into its own slice of a partial buffer (segments x m_pad x b_pad), and the
+// slices are summed in segment order: results are bitwise independent of the thread count.
+// Inside an item, rows go in blocks of kRB: the block's rows are converted to T and their
+// weights w_i u_i formed; then
+//   * b == 1: kG vectors of centres at a time accumulate e_ij * (w_i u_i) in registers;
+//   * b > 1: the kRB x kMB kernel tile is written to scratch and acc (kMB x b_pad) +=
+//     tile^T @ (w o U_block) in a kMR x W register-blocked micro-kernel.
+// ---------------------------------------------------------------------------------------------
+constexpr i64 kSegMin = 4096;
+constexpr i64 kMaxSeg = 32;
+
+template <typename TI, typename T>
+CX_ALWAYS_INLINE void tblock_b1_impl(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,
+                                     const T* cblock, T neg_gamma_s, T* xbuf, T* wu, T* acc) {
+    constexpr int W = kWidth<T>;
+    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
+    for (i64 r = 0; r < rows; ++r)
+        wu[r] = w ? static_cast<T>(w[r]) * static_cast<T>(u[r]) : static_cast<T>(u[r]);
+    for (i64 j = 0; j < kMB; j += kG * W) {
+        Vec<T> a[kG];
+        for (int g = 0; g < kG; ++g) a[g] = load(acc + j + g * W);
+        for (i64 r = 0; r < rows; ++r) {
+            Vec<T> e[kG];
+            kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
+            const Vec<T> s = splat(wu[r]);
+            for (int g = 0; g < kG; ++g) a[g] += e[g] * s;
+        }
+        for (int g = 0; g < kG; ++g) store(acc + j + g * W, a[g]);
+    }
+}
+
+template <typename TI, typename T>
+CX_ALWAYS_INLINE void tblock_multi_impl(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,
+                                        const T* cblock, i64 b, i64 b_pad, T neg_gamma_s, T* xbuf,
+                                        T* ktile, T* up, T* acc) {
+    constexpr int W = kWidth<T>;
+    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
+    // up: rows x b_pad, the weighted right-hand sides of the block (padding columns 0).
+    for (i64 r = 0; r < rows; ++r) {
+        const T wr = w ? static_cast<T>(w[r]) : T(1);
+        for (i64 cc = 0; cc < b; ++cc) up[r * b_pad + cc] = wr * static_cast<T>(u[r * b + cc]);
+        for (i64 cc = b; cc < b_pad; ++cc) up[r * b_pad + cc] = T(0);
+    }
+    for (i64 r = 0; r < rows; ++r)
+        for (i64 j = 0; j < kMB; j += kG * W) {
+            Vec<T> e[kG];
+            kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
+            for (int g = 0; g < kG; ++g) store(ktile + r * kMB + j + g * W, e[g]);
+        }
+    for (i64 p = 0; p < b_pad; p += W)
+        for (i64 c0 = 0; c0 < kMB; c0 += kMR) {
+            Vec<T> a[kMR];
+            for (int q = 0; q < kMR; ++q) a[q] = load(acc + (c0 + q) * b_pad + p);
+            for (i64 r = 0; r < rows; ++r) {
+                const Vec<T> ur = load(up + r * b_pad + p);
+                const T* kr = ktile + r * kMB + c0;
+                for (int q = 0; q < kMR; ++q) a[q] += kr[q] * ur;
+            }
+            for (int q = 0; q < kMR; ++q) store(acc + (c0 + q) * b_pad + p, a[q]);
+        }
+}
+
+#define CX_DEFINE_TBLOCK_FNS(SUFFIX, TI, T)                                                    \
+    CX_CLONES void tblock_b1_##SUFFIX(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,   \
+                                      const T* cblock, T neg_gamma, T* xbuf, T* wu, T* acc) {   \
+        tblock_b1_impl<TI, T>(x, u, w, rows, d, cblock, neg_gamma, xbuf, wu, acc);              \
+    }                                                                                          \
+    CX_CLONES void tblock_multi_##SUFFIX(const TI* x, const TI* u, const TI* w, i64 rows,       \
+                                         i64 d, const T* cblock, i64 b, i64 b_pad,              \
+                                         T neg_gamma, T* xbuf, T* ktile, T* up, T* acc) {       \
+        tblock_multi_impl<TI, T>(x, u, w, rows, d, cblock, b, b_pad, neg_gamma, xbuf, ktile,    \
+                                 up, acc);                                                      \
+    }
+
+CX_DEFINE_TBLOCK_FNS(f64, double, double)
+CX_DEFINE_TBLOCK_FNS(f32, float, float)
+CX_DEFINE_TBLOCK_FNS(f32acc64, float, double)
+
+#undef CX_DEFINE_TBLOCK_FNS
+
+template <typename TI, typename T>
+struct TBlockFns;
+template <>
+struct TBlockFns<double, double> {
+    static constexpr auto b1 = &tblock_b1_f64;
+    static constexpr auto multi = &tblock_multi_f64;
+};
+template <>
+struct TBlockFns<float, float> {
+    static constexpr auto b1 = &tblock_b1_f32;
+    static constexpr auto multi = &tblock_multi_f32;
+};
+template <>
+struct TBlockFns<float, double> {
+    static constexpr auto b1 = &tblock_b1_f32acc64;
+    static constexpr auto multi = &tblock_multi_f32acc64;
+};
+
+template <typename TI, typename T>
+void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i64 m, i64 d,
+           i64 b, double sigma, int num_threads) {
+    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (m == 0 || b == 0) return;
+    if (n == 0) {
+        std::fill(out, out + m * b, TI(0));
+        return;
+    }
+    constexpr int W = kWidth<T>;
+    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+    const i64 m_pad = round_up(m, kMB);
+    const i64 b_pad = b == 1 ? 1 : round_up(b, W);
+    const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
+    const i64 seg_len = std::max(kSegMin, (n + kMaxSeg - 1) / kMaxSeg);
+    const i64 n_seg = (n + seg_len - 1) / seg_len;
+    const i64 n_cblk = m_pad / kMB;
+    const i64 slice = m_pad * b_pad;
+    Buffer<T> partial(n_seg * slice);  // zero-initialised
+
+    const i64 n_items = n_seg * n_cblk;
+    const int nt = resolve_threads(num_threads, n_items);
+    const i64 xbuf_sz = round_up(kRB * std::max<i64>(d, 1), 16);
+    const i64 wu_sz = b == 1 ? round_up(kRB, 16) : 0;
+    const i64 ktile_sz = b == 1 ? 0 : kRB * kMB;
+    const i64 up_sz = b == 1 ? 0 : kRB * b_pad;
+    const i64 per_thread = xbuf_sz + wu_sz + ktile_sz + up_sz;  // multiples of 16: aligned
+    Buffer<T> scratch(per_thread * nt);  // allocated here: nothing may throw inside the region
+
+    const T* ctp = ct.get();
+    T* part = partial.get();
+    T* scr = scratch.get();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        T* xbuf = scr + i64(thread_id()) * per_thread;
+        T* wu = xbuf + xbuf_sz;
+        T* ktile = wu + wu_sz;
+        T* up = ktile + ktile_sz;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (i64 it = 0; it < n_items; ++it) {
+            const i64 seg = it / n_cblk, cb = it % n_cblk;
+            const T* cblock = ctp + cb * kMB * d;
+            T* acc = part + seg * slice + cb * kMB * b_pad;
+            const i64 r_end = std::min(n, (seg + 1) * seg_len);
+            for (i64 r0 = seg * seg_len; r0 < r_end; r0 += kRB) {
+                const i64 rows = std::min(kRB, r_end - r0);
+                const TI* wr = w ? w + r0 : nullptr;
+                if (b == 1)
+                    TBlockFns<TI, T>::b1(x + r0 * d, u + r0, wr, rows, d, cblock, neg_gamma, xbuf,
+                                         wu, acc);
+                else
+                    TBlockFns<TI, T>::multi(x + r0 * d, u + r0 * b, wr, rows, d, cblock, b, b_pad,
+                                            neg_gamma, xbuf, ktile, up, acc);
+            }
+        }
+    }
+    for (i64 j = 0; j < m; ++j)
+        for (i64 cc = 0; cc < b; ++cc) {
+            T s = T(0);
+            for (i64 seg = 0; seg < n_seg; ++seg) s += part[seg * slice + j * b_pad + cc];
+            out[j * b + cc] = static_cast<TI>(s);
+        }
+}
+
 }  // namespace
 
 void gaussian_matvec(const double* x, const double* c, const double* v, double* out, i64 n, i64 m,
@@ -247,6 +429,20 @@ void gaussian_matvec(const float* x, const float* c, const float* v, float* out,
         run<float, double>(x, c, v, out, n, m, d, b, sigma, num_threads);
     else
         run<float, float>(x, c, v, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_t_matvec(const double* x, const double* c, const double* u, const double* w,
+                       double* out, i64 n, i64 m, i64 d, i64 b, double sigma, int num_threads) {
+    run_t<double, double>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_t_matvec(const float* x, const float* c, const float* u, const float* w, float* out,
+                       i64 n, i64 m, i64 d, i64 b, double sigma, bool accumulate_f64,
+                       int num_threads) {
+    if (accumulate_f64)
+        run_t<float, double>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
+    else
+        run_t<float, float>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
 }
 
 bool openmp_enabled() {

@@ -7,7 +7,13 @@ from .contrastive import (
     vicreg_loss_fused,
     vicreg_loss_reference,
 )
-from .gaussian import gaussian_kernel, gaussian_kernel_matvec, gaussian_kernel_matvec_reference
+from .gaussian import (
+    gaussian_kernel,
+    gaussian_kernel_matvec,
+    gaussian_kernel_matvec_reference,
+    gaussian_kernel_t_matvec,
+    gaussian_kernel_t_matvec_reference,
+)
 from .nystrom import (
     gaussian_kernel_tile,
     kernel_t_matvec,
@@ -15,18 +21,24 @@ from .nystrom import (
     weighted_gram_rhs,
     whitened_tile,
 )
+from .selections import RowSelection, selected_gram_matvec, selected_row_sums
 from .similarity import cosine_similarity_matrix, covariance, off_diagonal
 
 __all__ = [
+    "RowSelection",
     "cosine_similarity_matrix",
     "covariance",
     "gaussian_kernel",
     "gaussian_kernel_matvec",
     "gaussian_kernel_matvec_reference",
+    "gaussian_kernel_t_matvec",
+    "gaussian_kernel_t_matvec_reference",
     "gaussian_kernel_tile",
     "kernel_t_matvec",
     "nt_xent_loss_fused",
     "off_diagonal",
+    "selected_gram_matvec",
+    "selected_row_sums",
     "supcon_loss_fused",
     "supcon_loss_reference",
     "vicreg_loss_fused",

@@ -11,6 +11,9 @@ For rows :math:`x_i` of ``x`` (N, d), centres :math:`c_j` of ``centers`` (M, d) 
 for ``v`` (M, B) (or (M,), giving an (N,) result).  :func:`gaussian_kernel_matvec` computes the
 product without materialising :math:`K` (native C++/CUDA kernels), and
 :func:`gaussian_kernel_matvec_reference` is the pure-torch reference, chunked over rows.
+:func:`gaussian_kernel_t_matvec` is the transposed product
+:math:`K^\top\operatorname{diag}(w)\,U` (native C++ kernel; reference
+:func:`gaussian_kernel_t_matvec_reference`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ import torch
 
 from .. import _native
 
-__all__ = ["gaussian_kernel", "gaussian_kernel_matvec", "gaussian_kernel_matvec_reference"]
+__all__ = [
+    "gaussian_kernel",
+    "gaussian_kernel_matvec",
+    "gaussian_kernel_matvec_reference",
+    "gaussian_kernel_t_matvec",
+    "gaussian_kernel_t_matvec_reference",
+]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
@@ -319,4 +328,158 @@ def gaussian_kernel_matvec(
             raise RuntimeError(
                 f"backend='native' supports CPU and CUDA tensors, got device {x.device}"
             )
+    return out.squeeze(1) if vector else out
+
+
+def _check_t_inputs(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    u: torch.Tensor,
+    row_weights: torch.Tensor | None,
+    *,
+    check_finite: bool,
+) -> tuple[torch.Tensor, bool]:
+    """Validate the transposed product's inputs; return u as (N, B) and whether it was 1-D."""
+    _check_inputs(x, centers, None, check_finite=check_finite)
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
+    vector = u.dim() == 1
+    u2 = u.unsqueeze(1) if vector else u
+    if u2.dim() != 2 or u2.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"u must be ({x.shape[0]},) or ({x.shape[0]}, B) (one row per point of x), got "
+            f"shape {tuple(u.shape)}"
+        )
+    tensors = [("u", u2)]
+    if row_weights is not None:
+        if not isinstance(row_weights, torch.Tensor):
+            raise TypeError(f"row_weights must be a torch.Tensor, got {type(row_weights).__name__}")
+        if row_weights.shape != (x.shape[0],):
+            raise ValueError(
+                f"row_weights must have shape ({x.shape[0]},), got {tuple(row_weights.shape)}"
+            )
+        tensors.append(("row_weights", row_weights))
+    for name, t in tensors:
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} dtype {t.dtype} does not match x dtype {x.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+        if check_finite and t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf values")
+    return u2, vector
+
+
+def gaussian_kernel_t_matvec_reference(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    u: torch.Tensor,
+    sigma: float,
+    *,
+    row_weights: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    accumulate: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Pure-torch reference for :func:`gaussian_kernel_t_matvec`, chunked over the rows of x.
+
+    Parameters and result as :func:`gaussian_kernel_t_matvec`; ``chunk_size`` is the rows of
+    ``x`` per kernel block (default: about 1 Mi kernel values per block).
+    """
+    s = _check_sigma(sigma)
+    u2, vector = _check_t_inputs(x, centers, u, row_weights, check_finite=True)
+    acc = _accumulate_dtype(x.dtype, accumulate)
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    n, m = x.shape[0], centers.shape[0]
+    step = chunk_size or max(1, _DEFAULT_CHUNK_ELEMENTS // max(m, 1))
+    out = torch.zeros((m, u2.shape[1]), dtype=acc, device=x.device)
+    if m:
+        c = centers.to(acc)
+        shift = c.mean(dim=0)
+        for start in range(0, n, step):
+            ub = u2[start : start + step].to(acc)
+            if row_weights is not None:
+                ub = ub * row_weights[start : start + step, None].to(acc)
+            out += _kernel_block(x[start : start + step].to(acc), c, s, shift).T @ ub
+    out = out.to(x.dtype)
+    return out.squeeze(1) if vector else out
+
+
+def gaussian_kernel_t_matvec(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    u: torch.Tensor,
+    sigma: float,
+    *,
+    row_weights: torch.Tensor | None = None,
+    backend: str = "auto",
+    accumulate: torch.dtype | None = None,
+    check_finite: bool = True,
+) -> torch.Tensor:
+    r"""Transposed fused product :math:`K(x, c)^\top \operatorname{diag}(w)\, U`.
+
+    .. math::
+
+        \mathrm{out}_{jb} = \sum_{i=1}^{N} \exp\left(-\frac{\lVert x_i - c_j \rVert^2}
+        {2\sigma^2}\right) w_i U_{ib}
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, d) points, float32 or float64.
+    centers : torch.Tensor
+        (M, d) centres, same dtype and device as ``x``.
+    u : torch.Tensor
+        (N, B) right-hand sides, or (N,) (the result is then (M,)).
+    sigma : float
+        Kernel width, finite and > 0.
+    row_weights : torch.Tensor, optional
+        (N,) per-point weights :math:`w_i` (default 1).
+    backend : {"auto", "native", "torch"}
+        As in :func:`gaussian_kernel_matvec`; the native kernel exists for CPU tensors
+        (``"auto"`` uses torch on other devices, where the product is one GEMM per block).
+    accumulate : torch.dtype, optional
+        ``torch.float64`` computes in float64 for float32 inputs.
+    check_finite : bool
+        Raise ``ValueError`` if an input contains NaN or inf.
+
+    Returns
+    -------
+    torch.Tensor
+        (M, B) (or (M,)), dtype and device of ``x``; N = 0 gives zeros.
+
+    Notes
+    -----
+    The native CPU kernel splits the rows into fixed segments (depending on N only) and sums
+    them in order, so its result is bitwise independent of the thread count. No gradient.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    s = _check_sigma(sigma)
+    u2, vector = _check_t_inputs(x, centers, u, row_weights, check_finite=check_finite)
+    acc = _accumulate_dtype(x.dtype, accumulate)
+    use_native = backend == "native"
+    if backend == "auto":
+        tensors = (x, centers, u2) if row_weights is None else (x, centers, u2, row_weights)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        use_native = not needs_grad and x.device.type == "cpu" and _native.cpu_available()
+    if use_native and x.device.type != "cpu":
+        raise RuntimeError(
+            f"the native transposed Gaussian product runs on CPU tensors, got device {x.device}; "
+            "use backend='torch' or 'auto'"
+        )
+    if not use_native:
+        return gaussian_kernel_t_matvec_reference(
+            x, centers, u, s, row_weights=row_weights, accumulate=accumulate
+        )
+    n, d = x.shape
+    m, b = centers.shape[0], u2.shape[1]
+    out = torch.empty((m, b), dtype=x.dtype, device=x.device)
+    if m and b:
+        xc, cc, uc = x.contiguous(), centers.contiguous(), u2.contiguous()
+        wc = None if row_weights is None else row_weights.contiguous()
+        _native.require_cpu().gaussian_t_matvec_cpu(
+            xc.data_ptr(), cc.data_ptr(), uc.data_ptr(), 0 if wc is None else wc.data_ptr(),
+            out.data_ptr(), n, m, d, b, s, _DTYPE_NAMES[x.dtype],
+            x.dtype == torch.float32 and acc == torch.float64, torch.get_num_threads(),
+        )  # fmt: skip
     return out.squeeze(1) if vector else out
