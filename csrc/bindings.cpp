@@ -121,35 +121,36 @@ void supcon_backward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t
                                         normalize, eps, grad_scale, num_threads);
 }
 
-void vicreg_forward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out, i64 n, i64 d,
-                        double lam, double mu, double nu, double gamma, double eps,
-                        const std::string& dtype, int num_threads) {
+// VICReg: state is float64 with vicreg_state_size(d) entries, filled by the forward pass and
+// read by the backward pass.
+void vicreg_forward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out,
+                        std::uintptr_t state, i64 n, i64 d, double lam, double mu, double nu,
+                        double gamma, double eps, const std::string& dtype, int num_threads) {
     check_dtype(dtype);
     py::gil_scoped_release release;
     if (dtype == "float64")
         contrastx::cpu::vicreg_forward(ptr<const double>(z1), ptr<const double>(z2),
-                                       ptr<double>(out), n, d, lam, mu, nu, gamma, eps,
-                                       num_threads);
+                                       ptr<double>(out), ptr<double>(state), n, d, lam, mu, nu,
+                                       gamma, eps, num_threads);
     else
         contrastx::cpu::vicreg_forward(ptr<const float>(z1), ptr<const float>(z2),
-                                       ptr<float>(out), n, d, lam, mu, nu, gamma, eps,
-                                       num_threads);
+                                       ptr<float>(out), ptr<double>(state), n, d, lam, mu, nu,
+                                       gamma, eps, num_threads);
 }
 
-void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t g1,
-                         std::uintptr_t g2, i64 n, i64 d, double lam, double mu, double nu,
-                         double gamma, double eps, double grad_scale, const std::string& dtype,
-                         int num_threads) {
+void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t state,
+                         std::uintptr_t g1, std::uintptr_t g2, i64 n, i64 d, double lam,
+                         double grad_scale, const std::string& dtype, int num_threads) {
     check_dtype(dtype);
     py::gil_scoped_release release;
     if (dtype == "float64")
         contrastx::cpu::vicreg_backward(ptr<const double>(z1), ptr<const double>(z2),
-                                        ptr<double>(g1), ptr<double>(g2), n, d, lam, mu, nu,
-                                        gamma, eps, grad_scale, num_threads);
+                                        ptr<const double>(state), ptr<double>(g1),
+                                        ptr<double>(g2), n, d, lam, grad_scale, num_threads);
     else
         contrastx::cpu::vicreg_backward(ptr<const float>(z1), ptr<const float>(z2),
-                                        ptr<float>(g1), ptr<float>(g2), n, d, lam, mu, nu, gamma,
-                                        eps, grad_scale, num_threads);
+                                        ptr<const double>(state), ptr<float>(g1), ptr<float>(g2),
+                                        n, d, lam, grad_scale, num_threads);
 }
 
 // Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype; ptr, cols
@@ -318,14 +319,17 @@ PYBIND11_MODULE(_C, m) {
           py::arg("d"), py::arg("tau"), py::arg("normalize"), py::arg("eps"),
           py::arg("grad_scale"), py::arg("dtype"), py::arg("num_threads") = 0,
           "Streaming SupCon backward: grad_x (m, d) on host pointers.");
+    m.def("vicreg_state_size", &contrastx::cpu::vicreg_state_size, py::arg("d"),
+          "float64 entries of the state the VICReg forward pass hands to the backward pass.");
     m.def("vicreg_forward_cpu", &vicreg_forward_cpu, py::arg("z1"), py::arg("z2"), py::arg("out"),
-          py::arg("n"), py::arg("d"), py::arg("lam"), py::arg("mu"), py::arg("nu"),
-          py::arg("gamma"), py::arg("eps"), py::arg("dtype"), py::arg("num_threads") = 0,
-          "VICReg forward: out (4,) = loss, invariance, variance, covariance terms.");
+          py::arg("state"), py::arg("n"), py::arg("d"), py::arg("lam"), py::arg("mu"),
+          py::arg("nu"), py::arg("gamma"), py::arg("eps"), py::arg("dtype"),
+          py::arg("num_threads") = 0,
+          "VICReg forward: out (4,) = loss, invariance, variance, covariance terms; fills state.");
     m.def("vicreg_backward_cpu", &vicreg_backward_cpu, py::arg("z1"), py::arg("z2"),
-          py::arg("g1"), py::arg("g2"), py::arg("n"), py::arg("d"), py::arg("lam"), py::arg("mu"),
-          py::arg("nu"), py::arg("gamma"), py::arg("eps"), py::arg("grad_scale"),
-          py::arg("dtype"), py::arg("num_threads") = 0, "VICReg backward: g1, g2 (n, d).");
+          py::arg("state"), py::arg("g1"), py::arg("g2"), py::arg("n"), py::arg("d"),
+          py::arg("lam"), py::arg("grad_scale"), py::arg("dtype"), py::arg("num_threads") = 0,
+          "VICReg backward from the forward state: g1, g2 (n, d).");
 #ifdef CONTRASTX_WITH_CUDA
     m.def("supcon_forward_cuda", &supcon_forward_cuda, py::arg("x"), py::arg("labels"),
           py::arg("w"), py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("inv_norm"),

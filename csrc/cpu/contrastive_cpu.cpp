@@ -19,9 +19,10 @@
 //     the normalisation row by row.
 // Scratch is O(M D + threads * kRB * (kCB + dp)); the M x M matrix never exists.
 //
-// VICReg.  Each view is transposed and centred in float64 (D x N), the upper triangle of the
-// covariance is a set of vectorised dot products (parallel over rows of C), and the gradient
-// 2/(N-1) Zc G (G = dL/dC, symmetric) is formed row by row; C and G stay in scratch.
+// VICReg.  Each view is transposed and centred in float64 (D x N); the upper triangle of the
+// covariance comes in 4 x 4 blocks of dot products (16 accumulators per micro-kernel, blocks in
+// parallel); the forward pass hands the views' means and G = dL/dC (symmetric) to the backward
+// pass, which forms the gradient 2/(N-1) Zc G row by row with 64 output features in registers.
 #include "contrastive_cpu.hpp"
 
 #include <algorithm>
@@ -424,85 +425,170 @@ void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, 
 // VICReg (float64 internally)
 // ---------------------------------------------------------------------------------------------
 
-CX_CLONES double dot_f64(const double* a, const double* b, i64 n) {
-    constexpr int W = kWidth<double>;
-    Vec<double> s[4] = {};
-    i64 i = 0;
-    for (; i + 4 * W <= n; i += 4 * W)
-        for (int g = 0; g < 4; ++g) s[g] += load(a + i + g * W) * load(b + i + g * W);
-    for (; i + W <= n; i += W) s[0] += load(a + i) * load(b + i);
-    double r = hsum<double>((s[0] + s[1]) + (s[2] + s[3]));
-    for (; i < n; ++i) r += a[i] * b[i];
-    return r;
-}
+constexpr int kCB4 = 4;  // covariance: 4 x 4 blocks of feature pairs per micro-kernel
+constexpr i64 kGB = 64;  // gradient: output features per register block (kGB / W vectors)
 
-// row (d) = zc (d) @ G (d x d, row-major).
-CX_CLONES void row_times_matrix(const double* zc, const double* G, double* row, i64 d) {
-    for (i64 b = 0; b < d; ++b) row[b] = 0.0;
-    for (i64 a = 0; a < d; ++a) {
-        const double za = zc[a];
-        const double* ga = G + a * d;
-        for (i64 b = 0; b < d; ++b) row[b] += za * ga[b];
-    }
-}
-
-// Covariance of one view: zt (d x n, centred, float64), mean (d), cov (d x d).
+// Centred, transposed copy of one view: zt (d4 x n_pad, float64, zero padding), mean (d).
 template <typename TI>
-void view_covariance(const TI* z, i64 n, i64 d, int nt, double* zt, double* mean, double* cov) {
+void centre_transpose(const TI* z, i64 n, i64 d, i64 n_pad, int nt, double* zt, double* mean) {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
     for (i64 a = 0; a < d; ++a) {
-        double* row = zt + a * n;
-        double s = 0.0;
-        for (i64 i = 0; i < n; ++i) s += (row[i] = static_cast<double>(z[i * d + a]));
-        const double mu = s / double(n);
+        double* row = zt + a * n_pad;
+        double sum = 0.0;
+        for (i64 i = 0; i < n; ++i) sum += (row[i] = static_cast<double>(z[i * d + a]));
+        const double mu = sum / double(n);
         mean[a] = mu;
         for (i64 i = 0; i < n; ++i) row[i] -= mu;
     }
+}
+
+// cov[a][b] for a in [a0, a0+4), b in [b0, b0+4): 16 dot products of zt rows, W lanes each.
+CX_CLONES void cov_block(const double* zt, i64 n_pad, i64 a0, i64 b0, double f, double* out16) {
+    constexpr int W = kWidth<double>;
+    Vec<double> acc[kCB4][kCB4] = {};
+    const double* ra[kCB4];
+    const double* rb[kCB4];
+    for (int q = 0; q < kCB4; ++q) {
+        ra[q] = zt + (a0 + q) * n_pad;
+        rb[q] = zt + (b0 + q) * n_pad;
+    }
+    for (i64 i = 0; i < n_pad; i += W) {
+        Vec<double> va[kCB4], vb[kCB4];
+        for (int q = 0; q < kCB4; ++q) {
+            va[q] = load(ra[q] + i);
+            vb[q] = load(rb[q] + i);
+        }
+        for (int qa = 0; qa < kCB4; ++qa)
+            for (int qb = 0; qb < kCB4; ++qb) acc[qa][qb] += va[qa] * vb[qb];
+    }
+    for (int qa = 0; qa < kCB4; ++qa)
+        for (int qb = 0; qb < kCB4; ++qb) out16[qa * kCB4 + qb] = hsum<double>(acc[qa][qb]) * f;
+}
+
+// Covariance (d x d, row-major) of a centred transposed view, upper 4 x 4 blocks in parallel.
+void view_covariance(const double* zt, i64 n, i64 n_pad, i64 d, int nt, double* cov) {
+    const i64 nb = (d + kCB4 - 1) / kCB4;
+    const i64 pairs = nb * (nb + 1) / 2;
     const double f = 1.0 / double(n - 1);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
 #endif
-    for (i64 a = 0; a < d; ++a)
-        for (i64 b = a; b < d; ++b)
-            cov[a * d + b] = cov[b * d + a] = dot_f64(zt + a * n, zt + b * n, n) * f;
+    for (i64 k = 0; k < pairs; ++k) {
+        i64 ab = 0, rest = k;  // k -> (ab, bb) with bb >= ab
+        while (rest >= nb - ab) rest -= nb - ab++;
+        const i64 bb = ab + rest;
+        double blk[kCB4 * kCB4];
+        cov_block(zt, n_pad, ab * kCB4, bb * kCB4, f, blk);
+        for (int qa = 0; qa < kCB4; ++qa)
+            for (int qb = 0; qb < kCB4; ++qb) {
+                const i64 a = ab * kCB4 + qa, b = bb * kCB4 + qb;
+                if (a < d && b < d) cov[a * d + b] = cov[b * d + a] = blk[qa * kCB4 + qb];
+            }
+    }
+}
+
+// g_i = fc * ((z_i - mean) @ G) + sgn * fi * (z1_i - z2_i) for rows [r0, r1) of one view;
+// G is d x gp (gp = d rounded up to kGB, zero padding), kept in registers kGB columns at a time.
+template <typename TI>
+CX_ALWAYS_INLINE void grad_rows_impl(const TI* z, const TI* z1, const TI* z2, const double* mean,
+                                     const double* G, i64 d, i64 gp, i64 r0, i64 r1, double fc,
+                                     double sfi, double* zc, TI* g) {
+    constexpr int W = kWidth<double>;
+    constexpr int NV = kGB / W;
+    for (i64 i = r0; i < r1; ++i) {
+        for (i64 a = 0; a < d; ++a) zc[a] = static_cast<double>(z[i * d + a]) - mean[a];
+        for (i64 b0 = 0; b0 < gp; b0 += kGB) {
+            Vec<double> acc[NV] = {};
+            for (i64 a = 0; a < d; ++a) {
+                const Vec<double> s = splat(zc[a]);
+                const double* ga = G + a * gp + b0;
+                for (int k = 0; k < NV; ++k) acc[k] += s * load(ga + k * W);
+            }
+            double row[kGB];
+            for (int k = 0; k < NV; ++k) store(row + k * W, acc[k]);
+            const i64 bend = std::min(d, b0 + kGB);
+            for (i64 b = b0; b < bend; ++b) {
+                const double diff = double(z1[i * d + b]) - double(z2[i * d + b]);
+                g[i * d + b] = static_cast<TI>(fc * row[b - b0] + sfi * diff);
+            }
+        }
+    }
+}
+
+#define CX_DEFINE_GRAD_FN(SUFFIX, TI)                                                          \
+    CX_CLONES void grad_rows_##SUFFIX(const TI* z, const TI* z1, const TI* z2,                  \
+                                      const double* mean, const double* G, i64 d, i64 gp,       \
+                                      i64 r0, i64 r1, double fc, double sfi, double* zc,        \
+                                      TI* g) {                                                  \
+        grad_rows_impl<TI>(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);                  \
+    }
+CX_DEFINE_GRAD_FN(f64, double)
+CX_DEFINE_GRAD_FN(f32, float)
+#undef CX_DEFINE_GRAD_FN
+
+CX_ALWAYS_INLINE void grad_rows(const double* z, const double* z1, const double* z2,
+                                const double* mean, const double* G, i64 d, i64 gp, i64 r0,
+                                i64 r1, double fc, double sfi, double* zc, double* g) {
+    grad_rows_f64(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);
+}
+CX_ALWAYS_INLINE void grad_rows(const float* z, const float* z1, const float* z2,
+                                const double* mean, const double* G, i64 d, i64 gp, i64 r0,
+                                i64 r1, double fc, double sfi, double* zc, float* g) {
+    grad_rows_f32(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);
 }
 
 struct VicregParams {
     double lam, mu, nu, gamma, eps;
 };
 
-void check_vicreg_args(i64 n, i64 d, const VicregParams& p) {
+void check_vicreg_args(i64 n, i64 d, double eps) {
     if (n < 2) throw std::invalid_argument("VICReg needs at least 2 rows");
     if (d < 1) throw std::invalid_argument("VICReg needs at least 1 feature");
-    if (!(p.eps > 0.0)) throw std::invalid_argument("eps must be > 0");
+    if (!(eps > 0.0)) throw std::invalid_argument("eps must be > 0");
 }
 
-// O(N D^2) work: below ~2^25 multiply-adds (a few ms) one thread is faster than paying for
-// OpenMP barriers, especially on a loaded machine.
+// O(N D^2) work: below ~2^20 multiply-adds per thread, fewer threads are faster than paying
+// for OpenMP barriers.
 int vicreg_threads(int requested, i64 n, i64 d) {
-    constexpr i64 kMinWorkPerThread = i64(1) << 24;
-    return resolve_threads(requested, std::max<i64>(1, std::min(d, n * d * d / kMinWorkPerThread)));
+    constexpr i64 kMinWorkPerThread = i64(1) << 20;
+    return resolve_threads(requested, std::max<i64>(1, n * d * d / kMinWorkPerThread));
 }
+
+i64 vicreg_grad_pad(i64 d) { return round_up(d, kGB); }
 
 template <typename TI>
-void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, i64 n, i64 d, const VicregParams& p,
-                        int num_threads) {
-    check_vicreg_args(n, d, p);
+void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, double* state, i64 n, i64 d,
+                        const VicregParams& p, int num_threads) {
+    check_vicreg_args(n, d, p.eps);
     const int nt = vicreg_threads(num_threads, n, d);
-    std::vector<double> zt(static_cast<std::size_t>(n * d)), mean(d), cov(d * d);
+    const i64 n_pad = round_up(n, kWidth<double>), d4 = round_up(d, kCB4), gp = vicreg_grad_pad(d);
+    Buffer<double> zt(d4 * n_pad);  // zero padding rows / columns
+    std::vector<double> cov(d * d);
     double var = 0.0, covt = 0.0;
-    for (const TI* z : {z1, z2}) {
-        view_covariance(z, n, d, nt, zt.data(), mean.data(), cov.data());
-        double v = 0.0, c = 0.0;
+    for (int v = 0; v < 2; ++v) {
+        double* mean = state + v * d;
+        double* G = state + 2 * d + v * d * gp;  // dL/dC of this view, d x gp
+        centre_transpose(v == 0 ? z1 : z2, n, d, n_pad, nt, zt.get(), mean);
+        view_covariance(zt.get(), n, n_pad, d, nt, cov.data());
+        double vs = 0.0, cs = 0.0;
         for (i64 a = 0; a < d; ++a) {
-            v += std::max(0.0, p.gamma - std::sqrt(cov[a * d + a] + p.eps));
-            for (i64 b = 0; b < d; ++b)
-                if (b != a) c += cov[a * d + b] * cov[a * d + b];
+            const double sd = std::sqrt(cov[a * d + a] + p.eps);
+            vs += std::max(0.0, p.gamma - sd);
+            for (i64 b = 0; b < gp; ++b) {
+                double gab = 0.0;
+                if (b < d && b != a) {
+                    cs += cov[a * d + b] * cov[a * d + b];
+                    gab = 2.0 * p.nu * cov[a * d + b] / double(d);
+                } else if (b == a) {
+                    gab = p.gamma - sd > 0.0 ? -p.mu / (2.0 * double(d) * sd) : 0.0;
+                }
+                G[a * gp + b] = gab;
+            }
         }
-        var += v / double(d);
-        covt += c / double(d);
+        var += vs / double(d);
+        covt += cs / double(d);
     }
     double inv = 0.0;
     for (i64 e = 0; e < n * d; ++e) {
@@ -517,53 +603,28 @@ void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, i64 n, i64 d, const
 }
 
 template <typename TI>
-void vicreg_backward_run(const TI* z1, const TI* z2, TI* g1, TI* g2, i64 n, i64 d,
-                         const VicregParams& p, double grad_scale, int num_threads) {
-    check_vicreg_args(n, d, p);
+void vicreg_backward_run(const TI* z1, const TI* z2, const double* state, TI* g1, TI* g2, i64 n,
+                         i64 d, double lam, double grad_scale, int num_threads) {
+    check_vicreg_args(n, d, 1.0);
     const int nt = vicreg_threads(num_threads, n, d);
-    std::vector<double> zt(static_cast<std::size_t>(n * d)), mean(2 * d), cov(d * d), G(2 * d * d);
-    // G_v = dL/dC_v (symmetric): 2 nu C_ab / D off the diagonal, the hinge on the diagonal.
-    for (int v = 0; v < 2; ++v) {
-        view_covariance(v == 0 ? z1 : z2, n, d, nt, zt.data(), mean.data() + v * d, cov.data());
-        double* Gv = G.data() + v * d * d;
-        for (i64 a = 0; a < d; ++a)
-            for (i64 b = 0; b < d; ++b) {
-                if (a != b) {
-                    Gv[a * d + b] = 2.0 * p.nu * cov[a * d + b] / double(d);
-                } else {
-                    const double sd = std::sqrt(cov[a * d + a] + p.eps);
-                    Gv[a * d + a] = p.gamma - sd > 0.0 ? -p.mu / (2.0 * double(d) * sd) : 0.0;
-                }
-            }
-    }
+    const i64 gp = vicreg_grad_pad(d);
     const double fc = grad_scale * 2.0 / double(n - 1);
-    const double fi = grad_scale * 2.0 * p.lam / double(n * d);
-    const double* Gp = G.data();
-    const double* mp = mean.data();
-    std::vector<double> rows(static_cast<std::size_t>(2 * nt * d));  // nothing throws inside
-    double* rows_p = rows.data();
+    const double fi = grad_scale * 2.0 * lam / double(n * d);
+    Buffer<double> zc(i64(nt) * round_up(d, 8));  // nothing throws inside the region
+    double* zcp = zc.get();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        double* row = rows_p + i64(thread_id()) * 2 * d;
+        double* zrow = zcp + i64(thread_id()) * round_up(d, 8);
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-        for (i64 i = 0; i < n; ++i) {
-            for (int v = 0; v < 2; ++v) {
-                const TI* z = v == 0 ? z1 : z2;
-                const double* Gv = Gp + v * d * d;
-                double* zc = row + d;
-                for (i64 a = 0; a < d; ++a) zc[a] = double(z[i * d + a]) - mp[v * d + a];
-                row_times_matrix(zc, Gv, row, d);
-                TI* g = (v == 0 ? g1 : g2) + i * d;
-                const double sgn = v == 0 ? 1.0 : -1.0;
-                for (i64 b = 0; b < d; ++b) {
-                    const double diff = double(z1[i * d + b]) - double(z2[i * d + b]);
-                    g[b] = static_cast<TI>(fc * row[b] + sgn * fi * diff);
-                }
-            }
+        for (i64 blk = 0; blk < (n + 63) / 64; ++blk) {
+            const i64 r0 = blk * 64, r1 = std::min(n, r0 + 64);
+            for (int v = 0; v < 2; ++v)
+                grad_rows(v == 0 ? z1 : z2, z1, z2, state + v * d, state + 2 * d + v * d * gp, d,
+                          gp, r0, r1, fc, v == 0 ? fi : -fi, zrow, v == 0 ? g1 : g2);
         }
     }
 }
@@ -595,25 +656,23 @@ void supcon_backward(const float* x, const i64* labels, const float* w, const fl
                                grad_scale, num_threads);
 }
 
-void vicreg_forward(const double* z1, const double* z2, double* out, i64 n, i64 d, double lam,
-                    double mu, double nu, double gamma, double eps, int num_threads) {
-    vicreg_forward_run<double>(z1, z2, out, n, d, {lam, mu, nu, gamma, eps}, num_threads);
+i64 vicreg_state_size(i64 d) { return 2 * d + 2 * d * vicreg_grad_pad(d); }
+
+void vicreg_forward(const double* z1, const double* z2, double* out, double* state, i64 n, i64 d,
+                    double lam, double mu, double nu, double gamma, double eps, int num_threads) {
+    vicreg_forward_run<double>(z1, z2, out, state, n, d, {lam, mu, nu, gamma, eps}, num_threads);
 }
-void vicreg_forward(const float* z1, const float* z2, float* out, i64 n, i64 d, double lam,
-                    double mu, double nu, double gamma, double eps, int num_threads) {
-    vicreg_forward_run<float>(z1, z2, out, n, d, {lam, mu, nu, gamma, eps}, num_threads);
+void vicreg_forward(const float* z1, const float* z2, float* out, double* state, i64 n, i64 d,
+                    double lam, double mu, double nu, double gamma, double eps, int num_threads) {
+    vicreg_forward_run<float>(z1, z2, out, state, n, d, {lam, mu, nu, gamma, eps}, num_threads);
 }
-void vicreg_backward(const double* z1, const double* z2, double* g1, double* g2, i64 n, i64 d,
-                     double lam, double mu, double nu, double gamma, double eps,
-                     double grad_scale, int num_threads) {
-    vicreg_backward_run<double>(z1, z2, g1, g2, n, d, {lam, mu, nu, gamma, eps}, grad_scale,
-                                num_threads);
+void vicreg_backward(const double* z1, const double* z2, const double* state, double* g1,
+                     double* g2, i64 n, i64 d, double lam, double grad_scale, int num_threads) {
+    vicreg_backward_run<double>(z1, z2, state, g1, g2, n, d, lam, grad_scale, num_threads);
 }
-void vicreg_backward(const float* z1, const float* z2, float* g1, float* g2, i64 n, i64 d,
-                     double lam, double mu, double nu, double gamma, double eps,
-                     double grad_scale, int num_threads) {
-    vicreg_backward_run<float>(z1, z2, g1, g2, n, d, {lam, mu, nu, gamma, eps}, grad_scale,
-                               num_threads);
+void vicreg_backward(const float* z1, const float* z2, const double* state, float* g1, float* g2,
+                     i64 n, i64 d, double lam, double grad_scale, int num_threads) {
+    vicreg_backward_run<float>(z1, z2, state, g1, g2, n, d, lam, grad_scale, num_threads);
 }
 
 }  // namespace contrastx::cpu

@@ -37,18 +37,23 @@ void supcon_backward(const float* x, const std::int64_t* labels, const float* w,
 
 // VICReg of two views z1, z2 (N x D, N >= 2), evaluated in float64 internally:
 //   out[0] = loss, out[1] = s (MSE), out[2] = v(z1) + v(z2), out[3] = c(z1) + c(z2).
-// The D x D covariances live only in kernel scratch.
-void vicreg_forward(const double* z1, const double* z2, double* out, std::int64_t n,
+// The forward pass also fills `state` (float64, vicreg_state_size(D) entries: the views' means
+// and the gradients dL/dC of their covariances), which the backward pass reuses; the D x D
+// covariances themselves live only in kernel scratch.
+std::int64_t vicreg_state_size(std::int64_t d);
+void vicreg_forward(const double* z1, const double* z2, double* out, double* state,
+                    std::int64_t n, std::int64_t d, double lam, double mu, double nu, double gamma,
+                    double eps, int num_threads);
+void vicreg_forward(const float* z1, const float* z2, float* out, double* state, std::int64_t n,
                     std::int64_t d, double lam, double mu, double nu, double gamma, double eps,
                     int num_threads);
-void vicreg_forward(const float* z1, const float* z2, float* out, std::int64_t n, std::int64_t d,
-                    double lam, double mu, double nu, double gamma, double eps, int num_threads);
-// g1, g2 (N x D) = grad_scale * d loss / d z1, z2.
-void vicreg_backward(const double* z1, const double* z2, double* g1, double* g2, std::int64_t n,
-                     std::int64_t d, double lam, double mu, double nu, double gamma, double eps,
-                     double grad_scale, int num_threads);
-void vicreg_backward(const float* z1, const float* z2, float* g1, float* g2, std::int64_t n,
-                     std::int64_t d, double lam, double mu, double nu, double gamma, double eps,
-                     double grad_scale, int num_threads);
+// g1, g2 (N x D) = grad_scale * d loss / d z1, z2, from the state of the forward pass on the
+// same inputs (lam: the invariance weight).
+void vicreg_backward(const double* z1, const double* z2, const double* state, double* g1,
+                     double* g2, std::int64_t n, std::int64_t d, double lam, double grad_scale,
+                     int num_threads);
+void vicreg_backward(const float* z1, const float* z2, const double* state, float* g1, float* g2,
+                     std::int64_t n, std::int64_t d, double lam, double grad_scale,
+                     int num_threads);
 
 }  // namespace contrastx::cpu

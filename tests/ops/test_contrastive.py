@@ -280,7 +280,7 @@ def test_missing_extension_falls_back_and_native_raises(monkeypatch):
 
 # --- VICReg -----------------------------------------------------------------------------------
 
-VICREG_SHAPES = [(2, 1), (3, 2), (37, 5), (64, 64), (130, 17), (301, 9)]
+VICREG_SHAPES = [(2, 1), (3, 2), (37, 5), (64, 64), (130, 17), (301, 9), (40, 133)]
 
 
 @pytest.mark.usefixtures("native_cpu")
@@ -311,10 +311,12 @@ def test_vicreg_bindings_write_every_output_and_auto_is_native():
     g1 = torch.full((33, 7), float("nan"), dtype=torch.float64)
     g2 = g1.clone()
     params = (25.0, 25.0, 1.0, 1.0, 1e-4)
-    mod.vicreg_forward_cpu(z1.data_ptr(), z2.data_ptr(), out.data_ptr(), 33, 7, *params,
-                           "float64", 2)  # fmt: skip
-    mod.vicreg_backward_cpu(z1.data_ptr(), z2.data_ptr(), g1.data_ptr(), g2.data_ptr(), 33, 7,
-                            *params, 1.0, "float64", 2)  # fmt: skip
+    state = torch.full((mod.vicreg_state_size(7),), float("nan"), dtype=torch.float64)
+    mod.vicreg_forward_cpu(z1.data_ptr(), z2.data_ptr(), out.data_ptr(), state.data_ptr(), 33, 7,
+                           *params, "float64", 2)  # fmt: skip
+    assert torch.isfinite(state).all()
+    mod.vicreg_backward_cpu(z1.data_ptr(), z2.data_ptr(), state.data_ptr(), g1.data_ptr(),
+                            g2.data_ptr(), 33, 7, params[0], 1.0, "float64", 2)  # fmt: skip
     assert torch.isfinite(out).all() and torch.isfinite(g1).all() and torch.isfinite(g2).all()
     torch.testing.assert_close(out[0], out[1] * 25 + out[2] * 25 + out[3], rtol=1e-14, atol=0)
     assert torch.equal(vicreg_loss(z1, z2), vicreg_loss_fused(z1, z2, backend="native"))

@@ -42,7 +42,8 @@ recomputes the tiles; memory is :math:`O(M D)`.
 :math:`C(V) = (V - \bar V)^\top (V - \bar V) / (N - 1)`, with
 :math:`\partial \mathcal{L} / \partial V = \frac{2}{N-1} (V - \bar V) G` for
 :math:`G = \partial \mathcal{L} / \partial C` plus the invariance term.  The native CPU kernel
-evaluates everything in float64; the D x D covariances stay inside it.
+evaluates everything in float64; the D x D covariances stay inside it, and the forward pass
+keeps the views' means and :math:`G` (:math:`2D + 2D^2` numbers) for the backward pass.
 
 Backends: ``"native"`` (C++ on CPU tensors, CUDA for CUDA tensors; raises ``RuntimeError``
 when unavailable; VICReg has no CUDA kernel yet), ``"torch"`` (dense reference, differentiable
@@ -389,24 +390,27 @@ class _VICRegFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z1, z2, params):  # type: ignore[override]
         n, d = z1.shape
+        mod = _native.require_cpu()
         out = torch.empty(4, dtype=z1.dtype)
-        _native.require_cpu().vicreg_forward_cpu(
-            z1.data_ptr(), z2.data_ptr(), out.data_ptr(), n, d, *params,
+        # Means and dL/dC of both views, computed here and reused by the backward pass.
+        state = torch.empty(mod.vicreg_state_size(d), dtype=torch.float64)
+        mod.vicreg_forward_cpu(
+            z1.data_ptr(), z2.data_ptr(), out.data_ptr(), state.data_ptr(), n, d, *params,
             _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
         )  # fmt: skip
-        ctx.save_for_backward(z1, z2)
-        ctx.params = params
+        ctx.save_for_backward(z1, z2, state)
+        ctx.lam = params[0]
         return out[0].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        z1, z2 = ctx.saved_tensors
+        z1, z2, state = ctx.saved_tensors
         n, d = z1.shape
         g1, g2 = torch.empty_like(z1), torch.empty_like(z2)
         _native.require_cpu().vicreg_backward_cpu(
-            z1.data_ptr(), z2.data_ptr(), g1.data_ptr(), g2.data_ptr(), n, d, *ctx.params,
-            float(grad), _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
+            z1.data_ptr(), z2.data_ptr(), state.data_ptr(), g1.data_ptr(), g2.data_ptr(), n, d,
+            ctx.lam, float(grad), _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
         )  # fmt: skip
         return g1, g2, None
 
