@@ -19,6 +19,8 @@ from contrastx.ops import (
     gaussian_kernel_matvec_reference,
     gaussian_kernel_t_matvec,
     gaussian_kernel_t_matvec_reference,
+    gaussian_weighted_gram,
+    gaussian_weighted_gram_reference,
 )
 
 N, M = 200_000, 1_000
@@ -77,4 +79,23 @@ def test_gaussian_t_matvec(benchmark, record_time, dtype, d, b, impl):
     benchmark.extra_info.update(n=N, m=M, d=d, b=b, threads=torch.get_num_threads())
     out = benchmark.pedantic(T_IMPLS[impl], args=(x, c, u), rounds=3, iterations=1, warmup_rounds=1)
     assert out.shape == (M, b)
+    record_time(group, impl, benchmark)
+
+
+G_IMPLS = {
+    "native": lambda x, c: gaussian_weighted_gram(x, c, SIGMA, backend="native"),
+    "torch": lambda x, c: gaussian_weighted_gram_reference(x, c, SIGMA),
+}
+
+
+@pytest.mark.parametrize("impl", ["native", "torch"])
+@pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_gaussian_weighted_gram(benchmark, record_time, dtype, d, impl):
+    x, c, _ = inputs(dtype, d, 1)
+    group = f"gram {str(dtype)[6:]} d={d} T={torch.get_num_threads()}"
+    benchmark.group = group
+    benchmark.extra_info.update(n=N, m=M, d=d, threads=torch.get_num_threads())
+    out = benchmark.pedantic(G_IMPLS[impl], args=(x, c), rounds=3, iterations=1, warmup_rounds=1)
+    assert out.shape == (M, M)
     record_time(group, impl, benchmark)

@@ -66,6 +66,21 @@ void gaussian_t_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u,
                                           num_threads);
 }
 
+void gaussian_weighted_gram_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t w,
+                                std::uintptr_t out, i64 n, i64 m, i64 d, double sigma,
+                                const std::string& dtype, bool accumulate_f64, int num_threads) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cpu::gaussian_weighted_gram(ptr<const double>(x), ptr<const double>(c),
+                                               ptr<const double>(w), ptr<double>(out), n, m, d,
+                                               sigma, num_threads);
+    else
+        contrastx::cpu::gaussian_weighted_gram(ptr<const float>(x), ptr<const float>(c),
+                                               ptr<const float>(w), ptr<float>(out), n, m, d,
+                                               sigma, accumulate_f64, num_threads);
+}
+
 #ifdef CONTRASTX_WITH_CUDA
 void gaussian_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
                           std::uintptr_t out, i64 n, i64 m, i64 d, i64 b, double sigma,
@@ -301,6 +316,10 @@ PYBIND11_MODULE(_C, m) {
           py::arg("u"), py::arg("w"), py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"),
           py::arg("b"), py::arg("sigma"), py::arg("dtype"), py::arg("accumulate_f64"),
           py::arg("num_threads"), "out (m, b) = K(x, c)^T diag(w) u on the CPU.");
+    m.def("gaussian_weighted_gram_cpu", &gaussian_weighted_gram_cpu, py::arg("x"), py::arg("c"),
+          py::arg("w"), py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"),
+          py::arg("sigma"), py::arg("dtype"), py::arg("accumulate_f64"), py::arg("num_threads"),
+          "out (m, m) = K(x, c)^T diag(w) K(x, c) on the CPU.");
     m.def("selected_gram_matvec_cpu", &selected_gram_matvec_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("v"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),

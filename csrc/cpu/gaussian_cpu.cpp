@@ -22,6 +22,8 @@
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "aligned_buffer.hpp"
 #include "parallel.hpp"
@@ -416,6 +418,167 @@ void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i
         }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Weighted Gram matrix G = K(X, C)^T diag(w) K(X, C), (m, m), symmetric.
+//
+// Rows go in blocks of kGR.  For a block, the threads first evaluate its kernel rows (split by
+// rows) into two packed tiles shared by all threads: Kp, column panels of kNR centres
+// (Kp[panel][r][0..kNR)), and KWp = w o K in row panels of kMR2 centres (KWp[panel][r][...]);
+// after a barrier every thread updates its own fixed set of kMR2 x kNR blocks of G on or above
+// the diagonal, kMR2 * kNR / W accumulators in registers over the block's rows.  Every entry of
+// G is summed over the rows in order by one thread at a time, so the result is bitwise
+// independent of the thread count; the lower triangle is mirrored at the end.
+// ---------------------------------------------------------------------------------------------
+constexpr i64 kGR = 256;  // rows per block
+constexpr int kMR2 = 6;   // Gram rows per micro-kernel
+constexpr int kNRV = 2;   // Gram columns per micro-kernel, in SIMD vectors
+
+template <typename T>
+CX_ALWAYS_INLINE void gram_micro(const T* kw, const T* kp, i64 rows, T* g, i64 ldg) {
+    constexpr int W = kWidth<T>;
+    Vec<T> a[kMR2][kNRV];
+    for (int q = 0; q < kMR2; ++q)
+        for (int v = 0; v < kNRV; ++v) a[q][v] = load(g + q * ldg + v * W);
+    for (i64 r = 0; r < rows; ++r) {
+        Vec<T> b[kNRV];
+        for (int v = 0; v < kNRV; ++v) b[v] = load(kp + r * kNRV * W + v * W);
+        for (int q = 0; q < kMR2; ++q) {
+            const Vec<T> s = splat(kw[r * kMR2 + q]);
+            for (int v = 0; v < kNRV; ++v) a[q][v] += s * b[v];
+        }
+    }
+    for (int q = 0; q < kMR2; ++q)
+        for (int v = 0; v < kNRV; ++v) store(g + q * ldg + v * W, a[q][v]);
+}
+
+// Kernel rows [r0, r0 + rows) of the block into the packed tiles (rows of the block: rr).
+template <typename TI, typename T>
+CX_ALWAYS_INLINE void gram_pack_impl(const TI* x, const TI* w, i64 r0, i64 rr0, i64 rows, i64 d,
+                                     const T* ct, i64 m, i64 m_pad, i64 n_nr, T neg_gamma_s,
+                                     T* xbuf, T* kp, T* kw) {
+    constexpr int W = kWidth<T>;
+    constexpr i64 NR = kNRV * W;
+    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    for (i64 r = 0; r < rows; ++r) {
+        const i64 row = r0 + r, rr = rr0 + r;
+        for (i64 k = 0; k < d; ++k) xbuf[k] = static_cast<T>(x[row * d + k]);
+        const T wr = w ? static_cast<T>(w[row]) : T(1);
+        for (i64 blk = 0; blk < m_pad; blk += kMB) {
+            for (i64 j = 0; j < kMB; j += kG * W) {
+                Vec<T> e[kG];
+                kernel_group(xbuf, d, ct + blk * d, j, neg_gamma, e);
+                T vals[kG * W];
+                for (int g = 0; g < kG; ++g) store(vals + g * W, e[g]);
+                for (i64 t = 0; t < kG * W; ++t) {
+                    const i64 col = blk + j + t;
+                    const T kv = col < m ? vals[t] : T(0);
+                    if (col < n_nr * NR) kp[((col / NR) * kGR + rr) * NR + col % NR] = kv;
+                    kw[((col / kMR2) * kGR + rr) * kMR2 + col % kMR2] = wr * kv;
+                }
+            }
+        }
+    }
+}
+
+#define CX_DEFINE_GRAM_FNS(SUFFIX, TI, T)                                                      \
+    CX_CLONES void gram_pack_##SUFFIX(const TI* x, const TI* w, i64 r0, i64 rr0, i64 rows,      \
+                                      i64 d, const T* ct, i64 m, i64 m_pad, i64 n_nr,           \
+                                      T neg_gamma, T* xbuf, T* kp, T* kw) {                     \
+        gram_pack_impl<TI, T>(x, w, r0, rr0, rows, d, ct, m, m_pad, n_nr, neg_gamma, xbuf, kp,  \
+                              kw);                                                              \
+    }                                                                                          \
+    CX_CLONES void gram_micro_##SUFFIX(const T* kw, const T* kp, i64 rows, T* g, i64 ldg) {     \
+        gram_micro<T>(kw, kp, rows, g, ldg);                                                    \
+    }
+
+CX_DEFINE_GRAM_FNS(f64, double, double)
+CX_DEFINE_GRAM_FNS(f32, float, float)
+CX_DEFINE_GRAM_FNS(f32acc64, float, double)
+
+#undef CX_DEFINE_GRAM_FNS
+
+template <typename TI, typename T>
+struct GramFns;
+template <>
+struct GramFns<double, double> {
+    static constexpr auto pack = &gram_pack_f64;
+    static constexpr auto micro = &gram_micro_f64;
+};
+template <>
+struct GramFns<float, float> {
+    static constexpr auto pack = &gram_pack_f32;
+    static constexpr auto micro = &gram_micro_f32;
+};
+template <>
+struct GramFns<float, double> {
+    static constexpr auto pack = &gram_pack_f32acc64;
+    static constexpr auto micro = &gram_micro_f32acc64;
+};
+
+template <typename TI, typename T>
+void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 d, double sigma,
+              int num_threads) {
+    if (n < 0 || m < 0 || d < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (m == 0) return;
+    constexpr int W = kWidth<T>;
+    constexpr i64 NR = kNRV * W;
+    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+    const i64 m_pad = round_up(m, kMB);
+    const i64 n_nr = (m + NR - 1) / NR;      // column panels of G
+    const i64 n_mr = (m + kMR2 - 1) / kMR2;  // row panels of G
+    const i64 ldg = n_nr * NR;
+    const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
+    // Tiles cover every padded centre the kernel groups produce (m_pad >= ldg, n_mr * kMR2).
+    const i64 kw_panels = (m_pad + kMR2 - 1) / kMR2;
+    Buffer<T> kp(n_nr * kGR * NR), kw(kw_panels * kGR * kMR2);
+    Buffer<T> g(round_up(n_mr * kMR2, kMR2) * ldg);  // zero-initialised accumulators
+    // Blocks of G on or above the diagonal: (row panel p, column panel q) with q*NR + NR > p*kMR2.
+    std::vector<std::pair<i64, i64>> blocks;
+    for (i64 p = 0; p < n_mr; ++p)
+        for (i64 q = (p * kMR2) / NR; q < n_nr; ++q) blocks.emplace_back(p, q);
+    const i64 n_blocks = static_cast<i64>(blocks.size());
+    const int nt = resolve_threads(num_threads, n_blocks);
+    const i64 xbuf_sz = round_up(std::max<i64>(d, 1), 16);
+    Buffer<T> xbufs(xbuf_sz * nt);  // allocated here: nothing may throw inside the region
+    const T* ctp = ct.get();
+    T* kpp = kp.get();
+    T* kwp = kw.get();
+    T* gp = g.get();
+    const std::pair<i64, i64>* bl = blocks.data();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        const int t = thread_id();
+        T* xbuf = xbufs.get() + i64(t) * xbuf_sz;
+        for (i64 r0 = 0; r0 < n; r0 += kGR) {
+            const i64 rows = std::min(kGR, n - r0);
+            // Rows of this block split evenly between the threads.
+            const i64 lo = rows * t / nt, hi = rows * (t + 1) / nt;
+            if (hi > lo)
+                GramFns<TI, T>::pack(x, w, r0 + lo, lo, hi - lo, d, ctp, m, m_pad, n_nr,
+                                     neg_gamma, xbuf, kpp, kwp);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+            for (i64 k = t; k < n_blocks; k += nt) {
+                const i64 p = bl[k].first, q = bl[k].second;
+                GramFns<TI, T>::micro(kwp + p * kGR * kMR2, kpp + q * kGR * NR, rows,
+                                      gp + p * kMR2 * ldg + q * NR, ldg);
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
+    }
+    // Upper triangle (a <= b) as computed; the lower one mirrored.
+    for (i64 a = 0; a < m; ++a)
+        for (i64 b = 0; b < m; ++b)
+            out[a * m + b] = static_cast<TI>(a <= b ? gp[a * ldg + b] : gp[b * ldg + a]);
+}
+
 }  // namespace
 
 void gaussian_matvec(const double* x, const double* c, const double* v, double* out, i64 n, i64 m,
@@ -443,6 +606,19 @@ void gaussian_t_matvec(const float* x, const float* c, const float* u, const flo
         run_t<float, double>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
     else
         run_t<float, float>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_weighted_gram(const double* x, const double* c, const double* w, double* out,
+                            i64 n, i64 m, i64 d, double sigma, int num_threads) {
+    run_gram<double, double>(x, c, w, out, n, m, d, sigma, num_threads);
+}
+
+void gaussian_weighted_gram(const float* x, const float* c, const float* w, float* out, i64 n,
+                            i64 m, i64 d, double sigma, bool accumulate_f64, int num_threads) {
+    if (accumulate_f64)
+        run_gram<float, double>(x, c, w, out, n, m, d, sigma, num_threads);
+    else
+        run_gram<float, float>(x, c, w, out, n, m, d, sigma, num_threads);
 }
 
 bool openmp_enabled() {

@@ -25,6 +25,15 @@ void gaussian_t_matvec(const float* x, const float* c, const float* u, const flo
                        std::int64_t n, std::int64_t m, std::int64_t d, std::int64_t b, double sigma,
                        bool accumulate_f64, int num_threads);
 
+// out (m, m) = K(x, c)^T diag(w) K(x, c) (w nullptr: all 1), symmetric.  Bitwise independent
+// of num_threads (every entry sums the rows in order).
+void gaussian_weighted_gram(const double* x, const double* c, const double* w, double* out,
+                            std::int64_t n, std::int64_t m, std::int64_t d, double sigma,
+                            int num_threads);
+void gaussian_weighted_gram(const float* x, const float* c, const float* w, float* out,
+                            std::int64_t n, std::int64_t m, std::int64_t d, double sigma,
+                            bool accumulate_f64, int num_threads);
+
 bool openmp_enabled();
 int openmp_max_threads();
 // Which instruction set the target_clones dispatcher picks on this machine ("x86-64-v4", ...).

@@ -13,6 +13,8 @@ from .gaussian import (
     gaussian_kernel_matvec_reference,
     gaussian_kernel_t_matvec,
     gaussian_kernel_t_matvec_reference,
+    gaussian_weighted_gram,
+    gaussian_weighted_gram_reference,
 )
 from .nystrom import (
     gaussian_kernel_tile,
@@ -34,6 +36,8 @@ __all__ = [
     "gaussian_kernel_t_matvec",
     "gaussian_kernel_t_matvec_reference",
     "gaussian_kernel_tile",
+    "gaussian_weighted_gram",
+    "gaussian_weighted_gram_reference",
     "kernel_t_matvec",
     "nt_xent_loss_fused",
     "off_diagonal",

@@ -1,18 +1,22 @@
-"""Transposed Gaussian product K(X, C)^T diag(w) U: native CPU kernel and torch reference vs
-an exact float64 loop.
+"""Transposed Gaussian product K(X, C)^T diag(w) U and weighted Gram K^T diag(w) K: native
+CPU kernels and torch references vs an exact float64 computation.
 
-Tolerances are relative to ``scale = K^T |w o U|`` per element: float64 <= 1e-12, float32 <=
-1e-5, float32 with float64 accumulation <= 1e-6 (the reference evaluates the float32 inputs
-in float64). The output is poisoned by the kernel contract (``torch.empty``) and compared
-element by element, so an unwritten entry fails. Sizes are off the CPU blocks (32 rows, 128
-centres, SIMD width 8 / 16, 4096-row segments).
+Tolerances are relative to ``scale = K^T |w o U|`` (Gram: ``K^T |w| K``) per element: float64
+<= 1e-12, float32 <= 1e-5, float32 with float64 accumulation <= 1e-6 (the reference evaluates
+the float32 inputs in float64). Outputs come from ``torch.empty`` and are compared element by
+element, so an unwritten entry fails. Sizes are off the CPU blocks (32 / 256 rows, 128
+centres, 6 x 16 Gram blocks, SIMD width 8 / 16, 4096-row segments).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from contrastx.ops import gaussian_kernel_t_matvec, gaussian_kernel_t_matvec_reference
+from contrastx.ops import (
+    gaussian_kernel_t_matvec,
+    gaussian_kernel_t_matvec_reference,
+    gaussian_weighted_gram,
+)
 
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 SHAPES = [
@@ -121,3 +125,61 @@ def test_bad_inputs():
         gaussian_kernel_t_matvec(x, c, u, 0.0)
     with pytest.raises(ValueError, match="backend"):
         gaussian_kernel_t_matvec(x, c, u, 1.0, backend="gpu")
+
+
+def exact_gram(x, c, w, sigma):
+    x, c = x.double(), c.double()
+    k = torch.exp(-(x[:, None, :] - c[None, :, :]).pow(2).sum(-1) / (2.0 * sigma * sigma))
+    wd = torch.ones(x.shape[0], dtype=torch.float64) if w is None else w.double()
+    return (k * wd[:, None]).T @ k, (k * wd.abs()[:, None]).T @ k
+
+
+GRAM_SHAPES = [(1, 1, 1), (2, 7, 3), (37, 129, 5), (300, 17, 2), (600, 131, 17), (513, 200, 4)]
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "m", "d"), GRAM_SHAPES)
+def test_gram_matches_exact(n, m, d, dtype, backend):
+    x, c, _, w = make(n, m, d, 1, dtype, seed=n + m + d)
+    sigma = 0.5 * d**0.5 + 0.3
+    for weights in (w, None):
+        g = gaussian_weighted_gram(x, c, sigma, row_weights=weights, backend=backend)
+        assert g.dtype == dtype and torch.equal(g, g.T)
+        check(g, *exact_gram(x, c, weights, sigma), RTOL[dtype])
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_gram_float64_accumulation_and_empty(backend):
+    x, c, _, w = make(400, 50, 3, 1, torch.float32, seed=5)
+    g = gaussian_weighted_gram(x, c, 1.2, row_weights=w, backend=backend, accumulate=torch.float64)
+    check(g, *exact_gram(x, c, w, 1.2), 1e-6)
+    zero = gaussian_weighted_gram(x[:0], c, 1.2, backend=backend)
+    assert zero.shape == (50, 50) and not zero.any()
+    assert gaussian_weighted_gram(x, c[:0], 1.2, backend=backend).shape == (0, 0)
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_gram_native_bitwise_independent_of_threads():
+    x, c, _, w = make(3000, 140, 4, 1, torch.float64, seed=9)
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = gaussian_weighted_gram(x, c, 1.0, row_weights=w, backend="native")
+        torch.set_num_threads(max(2, prev))
+        two = gaussian_weighted_gram(x, c, 1.0, row_weights=w, backend="native")
+    finally:
+        torch.set_num_threads(prev)
+    assert torch.equal(one, two)
+
+
+def test_gram_bad_inputs():
+    x, c, _, w = make(10, 4, 2, 1, torch.float64)
+    with pytest.raises(ValueError, match="row_weights must have shape"):
+        gaussian_weighted_gram(x, c, 1.0, row_weights=w[:4])
+    bad = w.clone()
+    bad[0] = float("inf")
+    with pytest.raises(ValueError, match="row_weights contains NaN or inf"):
+        gaussian_weighted_gram(x, c, 1.0, row_weights=bad)
+    with pytest.raises(TypeError, match="centers dtype"):
+        gaussian_weighted_gram(x, c.float(), 1.0)
