@@ -16,6 +16,8 @@
 #ifdef CONTRASTX_WITH_CUDA
 #include "cuda/contrastive_cuda.hpp"
 #include "cuda/gaussian_cuda.hpp"
+#include "cuda/gaussian_t_cuda.hpp"
+#include "cuda/vicreg_cuda.hpp"
 #endif
 
 namespace py = pybind11;
@@ -204,6 +206,57 @@ void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_pt
 }
 
 #ifdef CONTRASTX_WITH_CUDA
+// workspace: gaussian_t_workspace_bytes(n, m, b, acc64) bytes of device memory; w == 0: none.
+void gaussian_t_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u,
+                            std::uintptr_t w, std::uintptr_t workspace, std::uintptr_t out, i64 n,
+                            i64 m, i64 d, i64 b, double sigma, const std::string& dtype,
+                            bool accumulate_f64, std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::gaussian_t_matvec(ptr<const double>(x), ptr<const double>(c),
+                                           ptr<const double>(u), ptr<const double>(w),
+                                           ptr<double>(workspace), ptr<double>(out), n, m, d, b,
+                                           sigma, stream);
+    else
+        contrastx::cuda::gaussian_t_matvec(ptr<const float>(x), ptr<const float>(c),
+                                           ptr<const float>(u), ptr<const float>(w),
+                                           ptr<void>(workspace), ptr<float>(out), n, m, d, b,
+                                           sigma, accumulate_f64, stream);
+}
+
+// VICReg on CUDA: state as for the CPU; workspace vicreg_cuda_workspace_bytes(n, d) bytes.
+void vicreg_forward_cuda(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out,
+                         std::uintptr_t state, std::uintptr_t workspace, i64 n, i64 d, double lam,
+                         double mu, double nu, double gamma, double eps, const std::string& dtype,
+                         std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::vicreg_forward(ptr<const double>(z1), ptr<const double>(z2),
+                                        ptr<double>(out), ptr<double>(state), ptr<void>(workspace),
+                                        n, d, lam, mu, nu, gamma, eps, stream);
+    else
+        contrastx::cuda::vicreg_forward(ptr<const float>(z1), ptr<const float>(z2),
+                                        ptr<float>(out), ptr<double>(state), ptr<void>(workspace),
+                                        n, d, lam, mu, nu, gamma, eps, stream);
+}
+
+void vicreg_backward_cuda(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t state,
+                          std::uintptr_t g1, std::uintptr_t g2, i64 n, i64 d, double lam,
+                          double grad_scale, const std::string& dtype, std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::vicreg_backward(ptr<const double>(z1), ptr<const double>(z2),
+                                         ptr<const double>(state), ptr<double>(g1),
+                                         ptr<double>(g2), n, d, lam, grad_scale, stream);
+    else
+        contrastx::cuda::vicreg_backward(ptr<const float>(z1), ptr<const float>(z2),
+                                         ptr<const double>(state), ptr<float>(g1), ptr<float>(g2),
+                                         n, d, lam, grad_scale, stream);
+}
+
 void supcon_forward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
                          std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss,
                          std::uintptr_t inv_norm, i64 m, i64 d, double tau, bool normalize,
@@ -350,6 +403,23 @@ PYBIND11_MODULE(_C, m) {
           py::arg("lam"), py::arg("grad_scale"), py::arg("dtype"), py::arg("num_threads") = 0,
           "VICReg backward from the forward state: g1, g2 (n, d).");
 #ifdef CONTRASTX_WITH_CUDA
+    m.def("gaussian_t_workspace_bytes", &contrastx::cuda::gaussian_t_workspace_bytes,
+          py::arg("n"), py::arg("m"), py::arg("b"), py::arg("accumulate_in_double"));
+    m.def("gaussian_t_matvec_cuda", &gaussian_t_matvec_cuda, py::arg("x"), py::arg("c"),
+          py::arg("u"), py::arg("w"), py::arg("workspace"), py::arg("out"), py::arg("n"),
+          py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"), py::arg("dtype"),
+          py::arg("accumulate_f64"), py::arg("stream"),
+          "out (m, b) = K(x, c)^T diag(w) u on a CUDA stream.");
+    m.def("vicreg_cuda_workspace_bytes", &contrastx::cuda::vicreg_cuda_workspace_bytes,
+          py::arg("n"), py::arg("d"));
+    m.def("vicreg_forward_cuda", &vicreg_forward_cuda, py::arg("z1"), py::arg("z2"),
+          py::arg("out"), py::arg("state"), py::arg("workspace"), py::arg("n"), py::arg("d"),
+          py::arg("lam"), py::arg("mu"), py::arg("nu"), py::arg("gamma"), py::arg("eps"),
+          py::arg("dtype"), py::arg("stream"), "VICReg forward on a CUDA stream.");
+    m.def("vicreg_backward_cuda", &vicreg_backward_cuda, py::arg("z1"), py::arg("z2"),
+          py::arg("state"), py::arg("g1"), py::arg("g2"), py::arg("n"), py::arg("d"),
+          py::arg("lam"), py::arg("grad_scale"), py::arg("dtype"), py::arg("stream"),
+          "VICReg backward on a CUDA stream.");
     m.def("supcon_forward_cuda", &supcon_forward_cuda, py::arg("x"), py::arg("labels"),
           py::arg("w"), py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("inv_norm"),
           py::arg("m"), py::arg("d"), py::arg("tau"), py::arg("normalize"), py::arg("eps"),

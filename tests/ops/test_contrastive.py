@@ -367,5 +367,26 @@ def test_supcon_native_cuda_side_stream_and_errors():
     assert abs(float(loss) - float(ref)) <= 1e-5 * abs(float(ref))
     with pytest.raises(ValueError, match="labels are on"):
         supcon_loss_fused(z, y.cpu())
-    with pytest.raises(RuntimeError, match="CPU tensors only"):
-        vicreg_loss_fused(z, z, backend="native")
+
+
+@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "d"), VICREG_SHAPES)
+def test_vicreg_native_cuda_matches_reference(n, d, dtype):
+    _cuda_kernels_or_skip()
+    g = torch.Generator().manual_seed(n * d + 1)
+    scale = torch.linspace(0.3, 2.0, d, dtype=torch.float64)
+    z1 = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
+    z2 = z1 + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    z = torch.cat([z1, z2]).to(dtype)
+    ref, gref = _loss_and_grad(lambda v: vicreg_loss_reference(v[:n], v[n:]), z.double())
+    zc = z.cuda()
+    side = torch.cuda.Stream()  # the kernels run on the current stream
+    with torch.cuda.stream(side):
+        loss, grad = _loss_and_grad(lambda v: vicreg_loss_fused(v[:n], v[n:], backend="native"), zc)
+    side.synchronize()
+    assert loss.device.type == "cuda" and grad.device.type == "cuda"
+    _assert_close(loss.cpu(), grad.cpu(), ref, gref, RTOL[dtype])
+    auto = vicreg_loss_fused(zc[:n], zc[n:])  # auto picks the CUDA kernel
+    assert abs(float(auto) - float(ref)) <= RTOL[dtype] * abs(float(ref)) + 1e-300

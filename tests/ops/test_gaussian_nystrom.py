@@ -183,3 +183,31 @@ def test_gram_bad_inputs():
         gaussian_weighted_gram(x, c, 1.0, row_weights=bad)
     with pytest.raises(TypeError, match="centers dtype"):
         gaussian_weighted_gram(x, c.float(), 1.0)
+
+
+@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "m", "d", "b"), [*SHAPES, (20_000, 300, 6, 2)])
+def test_native_cuda_matches_exact(n, m, d, b, dtype):
+    from contrastx import _native
+
+    if not _native.cuda_available():
+        pytest.skip("contrastx CUDA kernels not usable")
+    x, c, u, w = make(n, m, d, b, dtype, seed=n + m + d + b)
+    sigma = 0.5 * d**0.5 + 0.3
+    for weights in (w, None):
+        out = gaussian_kernel_t_matvec(
+            x.cuda(),
+            c.cuda(),
+            u.cuda(),
+            sigma,
+            row_weights=None if weights is None else weights.cuda(),
+            backend="native",
+        )
+        assert out.device.type == "cuda" and out.dtype == dtype
+        check(out.cpu(), *exact(x, c, u, weights, sigma), RTOL[dtype])
+    acc = gaussian_kernel_t_matvec(
+        x.cuda(), c.cuda(), u.cuda(), sigma, backend="native", accumulate=torch.float64
+    )
+    check(acc.cpu(), *exact(x, c, u, None, sigma), 1e-6 if dtype == torch.float32 else 1e-12)

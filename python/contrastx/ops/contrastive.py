@@ -46,7 +46,7 @@ evaluates everything in float64; the D x D covariances stay inside it, and the f
 keeps the views' means and :math:`G` (:math:`2D + 2D^2` numbers) for the backward pass.
 
 Backends: ``"native"`` (C++ on CPU tensors, CUDA for CUDA tensors; raises ``RuntimeError``
-when unavailable; VICReg has no CUDA kernel yet), ``"torch"`` (dense reference, differentiable
+when unavailable), ``"torch"`` (dense reference, differentiable
 to any order), ``"auto"`` (native when available for the device and dtype, else torch).  The
 native results are differentiable once (``torch.autograd.Function`` with
 ``once_differentiable``): a double backward needs ``backend="torch"``.
@@ -77,16 +77,15 @@ _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 # --- validation -------------------------------------------------------------------------------
 
 
-def resolve_contrastive_backend(backend: str, z: torch.Tensor, *, kind: str = "supcon") -> str:
+def resolve_contrastive_backend(backend: str, z: torch.Tensor) -> str:
     """Return ``"native"`` or ``"torch"`` for ``backend`` and tensors like ``z``.
 
     Parameters
     ----------
     backend : {"auto", "native", "torch"}
     z : torch.Tensor
-        An input of the loss (its device and dtype decide).
-    kind : {"supcon", "vicreg"}
-        VICReg has native kernels on the CPU only.
+        An input of the loss (its device and dtype decide; every loss has CPU and CUDA
+        kernels).
 
     Raises
     ------
@@ -108,19 +107,15 @@ def resolve_contrastive_backend(backend: str, z: torch.Tensor, *, kind: str = "s
             return "torch"
         if dev == "cpu":
             return "native" if _native.cpu_available() else "torch"
-        if dev == "cuda" and kind == "supcon":
+        if dev == "cuda":
             return "native" if _native.cuda_available() else "torch"
         return "torch"
     if not ok_dtype:
         raise TypeError(f"backend='native' needs float32 or float64 inputs, got {z.dtype}")
     if dev == "cpu":
         _native.require_cpu()
-    elif dev == "cuda" and kind == "supcon":
-        _native.require_cuda()
     elif dev == "cuda":
-        raise RuntimeError(
-            "the native VICReg kernel exists for CPU tensors only; use backend='torch' or 'auto'"
-        )
+        _native.require_cuda()
     else:
         raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {dev}")
     return "native"
@@ -386,18 +381,33 @@ def vicreg_loss_reference(
     )
 
 
+def _cuda_stream(t: torch.Tensor) -> int:
+    return torch.cuda.current_stream(t.device).cuda_stream
+
+
 class _VICRegFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z1, z2, params):  # type: ignore[override]
         n, d = z1.shape
         mod = _native.require_cpu()
-        out = torch.empty(4, dtype=z1.dtype)
+        dev = z1.device
+        out = torch.empty(4, dtype=z1.dtype, device=dev)
         # Means and dL/dC of both views, computed here and reused by the backward pass.
-        state = torch.empty(mod.vicreg_state_size(d), dtype=torch.float64)
-        mod.vicreg_forward_cpu(
-            z1.data_ptr(), z2.data_ptr(), out.data_ptr(), state.data_ptr(), n, d, *params,
-            _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
-        )  # fmt: skip
+        state = torch.empty(mod.vicreg_state_size(d), dtype=torch.float64, device=dev)
+        dtype = _DTYPE_NAMES[z1.dtype]
+        if dev.type == "cpu":
+            mod.vicreg_forward_cpu(
+                z1.data_ptr(), z2.data_ptr(), out.data_ptr(), state.data_ptr(), n, d, *params,
+                dtype, torch.get_num_threads(),
+            )  # fmt: skip
+        else:
+            mod = _native.require_cuda()
+            ws = torch.empty(mod.vicreg_cuda_workspace_bytes(n, d), dtype=torch.uint8, device=dev)
+            with torch.cuda.device(dev):
+                mod.vicreg_forward_cuda(
+                    z1.data_ptr(), z2.data_ptr(), out.data_ptr(), state.data_ptr(),
+                    ws.data_ptr(), n, d, *params, dtype, _cuda_stream(z1),
+                )  # fmt: skip
         ctx.save_for_backward(z1, z2, state)
         ctx.lam = params[0]
         return out[0].clone()
@@ -408,10 +418,18 @@ class _VICRegFunction(torch.autograd.Function):
         z1, z2, state = ctx.saved_tensors
         n, d = z1.shape
         g1, g2 = torch.empty_like(z1), torch.empty_like(z2)
-        _native.require_cpu().vicreg_backward_cpu(
-            z1.data_ptr(), z2.data_ptr(), state.data_ptr(), g1.data_ptr(), g2.data_ptr(), n, d,
-            ctx.lam, float(grad), _DTYPE_NAMES[z1.dtype], torch.get_num_threads(),
-        )  # fmt: skip
+        dtype = _DTYPE_NAMES[z1.dtype]
+        if z1.device.type == "cpu":
+            _native.require_cpu().vicreg_backward_cpu(
+                z1.data_ptr(), z2.data_ptr(), state.data_ptr(), g1.data_ptr(), g2.data_ptr(),
+                n, d, ctx.lam, float(grad), dtype, torch.get_num_threads(),
+            )  # fmt: skip
+        else:
+            with torch.cuda.device(z1.device):
+                _native.require_cuda().vicreg_backward_cuda(
+                    z1.data_ptr(), z2.data_ptr(), state.data_ptr(), g1.data_ptr(),
+                    g2.data_ptr(), n, d, ctx.lam, float(grad), dtype, _cuda_stream(z1),
+                )  # fmt: skip
         return g1, g2, None
 
 
@@ -442,7 +460,7 @@ def vicreg_loss_fused(
     gamma, eps : float
         Target standard deviation and the variance floor :math:`\epsilon > 0`.
     backend : {"auto", "native", "torch"}
-        The native kernel runs on CPU tensors only (``"auto"`` uses torch on other devices).
+        Native: C++ for CPU tensors, CUDA for CUDA tensors.
     check_finite : bool
         Raise ``ValueError`` on NaN / inf.
 
@@ -464,7 +482,7 @@ def vicreg_loss_fused(
         require_finite("z2", z2)
     e = check_positive("eps", eps)
     weights = (float(invariance_weight), float(variance_weight), float(covariance_weight))
-    if resolve_contrastive_backend(backend, z1, kind="vicreg") == "torch" or z1.shape[1] == 0:
+    if resolve_contrastive_backend(backend, z1) == "torch" or z1.shape[1] == 0:
         return vicreg_loss_reference(z1, z2, *weights, gamma, e)
     params = (*weights, float(gamma), e)
     return _VICRegFunction.apply(z1.contiguous(), z2.contiguous(), params)

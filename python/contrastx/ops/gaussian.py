@@ -439,8 +439,8 @@ def gaussian_kernel_t_matvec(
     row_weights : torch.Tensor, optional
         (N,) per-point weights :math:`w_i` (default 1).
     backend : {"auto", "native", "torch"}
-        As in :func:`gaussian_kernel_matvec`; the native kernel exists for CPU tensors
-        (``"auto"`` uses torch on other devices, where the product is one GEMM per block).
+        As in :func:`gaussian_kernel_matvec` (native: C++ for CPU tensors, CUDA for CUDA
+        tensors).
     accumulate : torch.dtype, optional
         ``torch.float64`` computes in float64 for float32 inputs.
     check_finite : bool
@@ -453,8 +453,9 @@ def gaussian_kernel_t_matvec(
 
     Notes
     -----
-    The native CPU kernel splits the rows into fixed segments (depending on N only) and sums
-    them in order, so its result is bitwise independent of the thread count. No gradient.
+    The native kernels split the rows into fixed segments (depending on N only) and sum them
+    in order, so their results are bitwise independent of the thread count / launch timing
+    (CPU and CUDA differ from each other by rounding). No gradient.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
@@ -465,12 +466,14 @@ def gaussian_kernel_t_matvec(
     if backend == "auto":
         tensors = (x, centers, u2) if row_weights is None else (x, centers, u2, row_weights)
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        use_native = not needs_grad and x.device.type == "cpu" and _native.cpu_available()
-    if use_native and x.device.type != "cpu":
-        raise RuntimeError(
-            f"the native transposed Gaussian product runs on CPU tensors, got device {x.device}; "
-            "use backend='torch' or 'auto'"
-        )
+        if needs_grad:
+            use_native = False
+        elif x.device.type == "cpu":
+            use_native = _native.cpu_available()
+        elif x.device.type == "cuda":
+            use_native = _native.cuda_available()
+    if use_native and x.device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {x.device}")
     if not use_native:
         return gaussian_kernel_t_matvec_reference(
             x, centers, u, s, row_weights=row_weights, accumulate=accumulate
@@ -481,11 +484,25 @@ def gaussian_kernel_t_matvec(
     if m and b:
         xc, cc, uc = x.contiguous(), centers.contiguous(), u2.contiguous()
         wc = None if row_weights is None else row_weights.contiguous()
-        _native.require_cpu().gaussian_t_matvec_cpu(
-            xc.data_ptr(), cc.data_ptr(), uc.data_ptr(), 0 if wc is None else wc.data_ptr(),
-            out.data_ptr(), n, m, d, b, s, _DTYPE_NAMES[x.dtype],
-            x.dtype == torch.float32 and acc == torch.float64, torch.get_num_threads(),
-        )  # fmt: skip
+        w_ptr = 0 if wc is None else wc.data_ptr()
+        acc64 = x.dtype == torch.float32 and acc == torch.float64
+        dtype = _DTYPE_NAMES[x.dtype]
+        if x.device.type == "cpu":
+            _native.require_cpu().gaussian_t_matvec_cpu(
+                xc.data_ptr(), cc.data_ptr(), uc.data_ptr(), w_ptr, out.data_ptr(),
+                n, m, d, b, s, dtype, acc64, torch.get_num_threads(),
+            )  # fmt: skip
+        else:
+            mod = _native.require_cuda()
+            in_double = x.dtype == torch.float64 or acc64
+            nbytes = mod.gaussian_t_workspace_bytes(n, m, b, in_double)
+            ws = torch.empty(max(1, nbytes), dtype=torch.uint8, device=x.device)
+            with torch.cuda.device(x.device):
+                stream = torch.cuda.current_stream(x.device).cuda_stream
+                mod.gaussian_t_matvec_cuda(
+                    xc.data_ptr(), cc.data_ptr(), uc.data_ptr(), w_ptr, ws.data_ptr(),
+                    out.data_ptr(), n, m, d, b, s, dtype, acc64, stream,
+                )  # fmt: skip
     return out.squeeze(1) if vector else out
 
 

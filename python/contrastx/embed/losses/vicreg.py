@@ -94,7 +94,7 @@ def vicreg_loss(
         and z1.device == z2.device
         and z1.shape[1] > 0
         and eps > 0
-        and resolve_contrastive_backend(backend, z1, kind="vicreg") == "native"
+        and resolve_contrastive_backend(backend, z1) == "native"
     ):
         return vicreg_loss_fused(
             z1, z2, invariance_weight, variance_weight, covariance_weight, gamma, eps,
