@@ -455,13 +455,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "torch": torch.__version__,
         "strategy_used": engine.strategy_,
+        "pool_backend_used": engine.pool_backend_,
         "strategy_reason": engine.strategy_reason_,
     }
     if cfg.mode == "shared":
         n_pool = int(engine.data_pool_index_.size)
         config["data_pool_size"] = n_pool
         config["data_pool_fraction"] = n_bkg / n_pool
-    print(f"engine: {cfg.mode} mode, strategy {engine.strategy_} ({engine.strategy_reason_})")
+    backend = f", {engine.pool_backend_} pool products" if engine.pool_backend_ else ""
+    print(
+        f"engine: {cfg.mode} mode, strategy {engine.strategy_}{backend} ({engine.strategy_reason_})"
+    )
     hyps = [NULL] + ([SIGNAL] if n_sig > 0 else [])
     out_json = args.summary or args.out.with_suffix(".json")
     with ToyResultsFile(args.out, config, key, overwrite=args.overwrite) as res:

@@ -351,6 +351,7 @@ class ToyEngine:
             )
         self._prepared = False
         self.strategy_: str | None = None
+        self.pool_backend_: str | None = None  # "pool": "native" (CPU kernel) or "torch"
 
     # ------------------------------------------------------------------ setup
     def prepare(self) -> None:
@@ -402,6 +403,8 @@ class ToyEngine:
         self._s_ref = s_r.to(torch.float64)
         self._z_ref = z_r.to(torch.float64)
         self.strategy_, self.strategy_reason_ = self._choose_strategy()
+        if self.strategy_ == "pool":
+            self.pool_backend_ = "native" if self._selected_rows_native() else "torch"
         if self.strategy_ == "pool":
             self._twt_eigh = torch.linalg.eigh(self._twt)
             pool_pts = self.background[torch.from_numpy(self.data_pool_index_)].to(self.device)
@@ -664,7 +667,7 @@ class ToyEngine:
             max_iter=cfg.cg_max_iter,
             chunk_rows=chunk,
             twt_eigh=self._twt_eigh,
-            backend="native" if self._selected_rows_native() else "torch",
+            backend=self.pool_backend_,
         )
         alpha = self._precond.inv_t(beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
