@@ -16,6 +16,7 @@
 #ifdef CONTRASTX_WITH_CUDA
 #include "cuda/contrastive_cuda.hpp"
 #include "cuda/gaussian_cuda.hpp"
+#include "cuda/gaussian_gram_cuda.hpp"
 #include "cuda/gaussian_t_cuda.hpp"
 #include "cuda/vicreg_cuda.hpp"
 #endif
@@ -225,6 +226,24 @@ void gaussian_t_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u
                                            sigma, accumulate_f64, stream);
 }
 
+// workspace: gaussian_gram_workspace_bytes(n, m, acc64) bytes of device memory; w == 0: none.
+void gaussian_weighted_gram_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t w,
+                                 std::uintptr_t workspace, std::uintptr_t out, i64 n, i64 m, i64 d,
+                                 double sigma, const std::string& dtype, bool accumulate_f64,
+                                 std::uintptr_t stream) {
+    check_dtype(dtype);
+    py::gil_scoped_release release;
+    if (dtype == "float64")
+        contrastx::cuda::gaussian_weighted_gram(ptr<const double>(x), ptr<const double>(c),
+                                                ptr<const double>(w), ptr<void>(workspace),
+                                                ptr<double>(out), n, m, d, sigma, stream);
+    else
+        contrastx::cuda::gaussian_weighted_gram(ptr<const float>(x), ptr<const float>(c),
+                                                ptr<const float>(w), ptr<void>(workspace),
+                                                ptr<float>(out), n, m, d, sigma, accumulate_f64,
+                                                stream);
+}
+
 // VICReg on CUDA: state as for the CPU; workspace vicreg_cuda_workspace_bytes(n, d) bytes.
 void vicreg_forward_cuda(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out,
                          std::uintptr_t state, std::uintptr_t workspace, i64 n, i64 d, double lam,
@@ -410,6 +429,12 @@ PYBIND11_MODULE(_C, m) {
           py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"), py::arg("dtype"),
           py::arg("accumulate_f64"), py::arg("stream"),
           "out (m, b) = K(x, c)^T diag(w) u on a CUDA stream.");
+    m.def("gaussian_gram_workspace_bytes", &contrastx::cuda::gaussian_gram_workspace_bytes,
+          py::arg("n"), py::arg("m"), py::arg("accumulate_in_double"));
+    m.def("gaussian_weighted_gram_cuda", &gaussian_weighted_gram_cuda, py::arg("x"), py::arg("c"),
+          py::arg("w"), py::arg("workspace"), py::arg("out"), py::arg("n"), py::arg("m"),
+          py::arg("d"), py::arg("sigma"), py::arg("dtype"), py::arg("accumulate_f64"),
+          py::arg("stream"), "out (m, m) = K(x, c)^T diag(w) K(x, c) on a CUDA stream.");
     m.def("vicreg_cuda_workspace_bytes", &contrastx::cuda::vicreg_cuda_workspace_bytes,
           py::arg("n"), py::arg("d"));
     m.def("vicreg_forward_cuda", &vicreg_forward_cuda, py::arg("z1"), py::arg("z2"),

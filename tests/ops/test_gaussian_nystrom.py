@@ -211,3 +211,30 @@ def test_native_cuda_matches_exact(n, m, d, b, dtype):
         x.cuda(), c.cuda(), u.cuda(), sigma, backend="native", accumulate=torch.float64
     )
     check(acc.cpu(), *exact(x, c, u, None, sigma), 1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "m", "d"), [*GRAM_SHAPES, (20_000, 70, 6), (100, 300, 0)])
+def test_gram_native_cuda_matches_exact(n, m, d, dtype):
+    from contrastx import _native
+
+    if not _native.cuda_available():
+        pytest.skip("contrastx CUDA kernels not usable")
+    x, c, _, w = make(n, m, d, 1, dtype, seed=n + m + d)
+    sigma = 0.5 * d**0.5 + 0.3
+    for weights in (w, None):
+        g = gaussian_weighted_gram(
+            x.cuda(),
+            c.cuda(),
+            sigma,
+            row_weights=None if weights is None else weights.cuda(),
+            backend="native",
+        )
+        assert g.device.type == "cuda" and torch.equal(g, g.T)
+        check(g.cpu(), *exact_gram(x, c, weights, sigma), RTOL[dtype])
+    again = gaussian_weighted_gram(x.cuda(), c.cuda(), sigma, row_weights=w.cuda())
+    assert torch.equal(
+        again, gaussian_weighted_gram(x.cuda(), c.cuda(), sigma, row_weights=w.cuda())
+    )

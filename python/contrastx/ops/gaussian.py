@@ -335,6 +335,19 @@ def gaussian_kernel_matvec(
     return out.squeeze(1) if vector else out
 
 
+def _use_native(backend: str, x: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> bool:
+    """Resolve ``backend`` for a native product on ``x``'s device (see gaussian_kernel_matvec)."""
+    if backend == "auto":
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return False  # the native kernels have no backward
+        if x.device.type == "cpu":
+            return _native.cpu_available()
+        return x.device.type == "cuda" and _native.cuda_available()
+    if backend == "native" and x.device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {x.device}")
+    return backend == "native"
+
+
 def _check_t_inputs(
     x: torch.Tensor,
     centers: torch.Tensor,
@@ -462,19 +475,8 @@ def gaussian_kernel_t_matvec(
     s = _check_sigma(sigma)
     u2, vector = _check_t_inputs(x, centers, u, row_weights, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
-    use_native = backend == "native"
-    if backend == "auto":
-        tensors = (x, centers, u2) if row_weights is None else (x, centers, u2, row_weights)
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        if needs_grad:
-            use_native = False
-        elif x.device.type == "cpu":
-            use_native = _native.cpu_available()
-        elif x.device.type == "cuda":
-            use_native = _native.cuda_available()
-    if use_native and x.device.type not in ("cpu", "cuda"):
-        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {x.device}")
-    if not use_native:
+    tensors = (x, centers, u2) if row_weights is None else (x, centers, u2, row_weights)
+    if not _use_native(backend, x, tensors):
         return gaussian_kernel_t_matvec_reference(
             x, centers, u, s, row_weights=row_weights, accumulate=accumulate
         )
@@ -563,7 +565,8 @@ def gaussian_weighted_gram(
     row_weights : torch.Tensor, optional
         (N,) per-point weights :math:`w_i` (default 1).
     backend : {"auto", "native", "torch"}
-        As in :func:`gaussian_kernel_t_matvec` (native: CPU tensors).
+        As in :func:`gaussian_kernel_matvec` (native: C++ for CPU tensors, CUDA for CUDA
+        tensors).
     accumulate : torch.dtype, optional
         ``torch.float64`` computes in float64 for float32 inputs.
     check_finite : bool
@@ -578,7 +581,9 @@ def gaussian_weighted_gram(
     -----
     The native CPU kernel computes the upper triangle only (packed kernel tiles shared by
     the threads, a 6 x 16 register-blocked update per block of G) and sums every entry over
-    the rows in order: bitwise independent of the thread count. No gradient. For NPLM's
+    the rows in order: bitwise independent of the thread count. The CUDA kernel sums fixed
+    row segments in order (deterministic; it needs ``segments x M x M`` accumulators of
+    device scratch, at most 32 segments). No gradient. For NPLM's
     whitened systems use :func:`contrastx.ops.nystrom.weighted_gram` with ``whiten``
     (whitening an explicit :math:`G` afterwards amplifies its rounding by
     :math:`\kappa(K_{MM})`).
@@ -589,17 +594,8 @@ def gaussian_weighted_gram(
     ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
     _check_t_inputs(x, centers, ones, row_weights, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
-    use_native = backend == "native"
-    if backend == "auto":
-        tensors = (x, centers) if row_weights is None else (x, centers, row_weights)
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        use_native = not needs_grad and x.device.type == "cpu" and _native.cpu_available()
-    if use_native and x.device.type != "cpu":
-        raise RuntimeError(
-            f"the native weighted Gram runs on CPU tensors, got device {x.device}; use "
-            "backend='torch' or 'auto'"
-        )
-    if not use_native:
+    tensors = (x, centers) if row_weights is None else (x, centers, row_weights)
+    if not _use_native(backend, x, tensors):
         return gaussian_weighted_gram_reference(
             x, centers, s, row_weights=row_weights, accumulate=accumulate
         )
@@ -609,9 +605,22 @@ def gaussian_weighted_gram(
     if m:
         xc, cc = x.contiguous(), centers.contiguous()
         wc = None if row_weights is None else row_weights.contiguous()
-        _native.require_cpu().gaussian_weighted_gram_cpu(
-            xc.data_ptr(), cc.data_ptr(), 0 if wc is None else wc.data_ptr(), out.data_ptr(),
-            n, m, d, s, _DTYPE_NAMES[x.dtype], x.dtype == torch.float32 and acc == torch.float64,
-            torch.get_num_threads(),
-        )  # fmt: skip
+        w_ptr = 0 if wc is None else wc.data_ptr()
+        acc64 = x.dtype == torch.float32 and acc == torch.float64
+        dtype = _DTYPE_NAMES[x.dtype]
+        if x.device.type == "cpu":
+            _native.require_cpu().gaussian_weighted_gram_cpu(
+                xc.data_ptr(), cc.data_ptr(), w_ptr, out.data_ptr(), n, m, d, s, dtype, acc64,
+                torch.get_num_threads(),
+            )  # fmt: skip
+        else:
+            mod = _native.require_cuda()
+            nbytes = mod.gaussian_gram_workspace_bytes(n, m, x.dtype == torch.float64 or acc64)
+            ws = torch.empty(max(1, nbytes), dtype=torch.uint8, device=x.device)
+            with torch.cuda.device(x.device):
+                stream = torch.cuda.current_stream(x.device).cuda_stream
+                mod.gaussian_weighted_gram_cuda(
+                    xc.data_ptr(), cc.data_ptr(), w_ptr, ws.data_ptr(), out.data_ptr(),
+                    n, m, d, s, dtype, acc64, stream,
+                )  # fmt: skip
     return out
