@@ -185,10 +185,12 @@ class ToyConfig:
         ``pool_memory_bytes`` and its estimated flops are lower, else ``"stream"``.
         ``"exact"`` needs ``"stream"`` (it factorises each toy's matrix).
     pool_dtype : {"float64", "float32"}
-        Storage and GEMM precision of the whitened pool :math:`Z_P` (``"pool"``).
-        :math:`Z_P` is always evaluated and whitened in ``dtype`` first; float32 storage
-        halves memory and speeds the CPU GEMMs up 1.5-2.5x at a cost in :math:`t` of
-        ~2e-4 to 6e-4 relative (see the module notes), within Falkon's own CG spread.
+        Storage precision of the whitened pool :math:`Z_P` (``"pool"``). :math:`Z_P` is
+        always evaluated and whitened in ``dtype`` first; float32 storage halves memory.
+        The native CPU kernel computes in float64 either way (:math:`t` within ~1e-9 of
+        float64 storage); the dense GEMMs of the GPU / torch path run in the storage
+        dtype, and float32 there moves :math:`t` by ~2e-4 to 6e-4 relative (see the
+        module notes), within Falkon's own CG spread.
     pool_backend : {"auto", "native", "torch"}
         Products over the stored pool (``"pool"``): ``"native"`` is the CPU kernel over
         each toy's selected rows, ``"torch"`` the dense GEMMs with a 0/1 selection matrix;
@@ -405,7 +407,6 @@ class ToyEngine:
         self.strategy_, self.strategy_reason_ = self._choose_strategy()
         if self.strategy_ == "pool":
             self.pool_backend_ = "native" if self._selected_rows_native() else "torch"
-        if self.strategy_ == "pool":
             self._twt_eigh = torch.linalg.eigh(self._twt)
             pool_pts = self.background[torch.from_numpy(self.data_pool_index_)].to(self.device)
             self._zpool = whitened_features(
