@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("float64", "float32"),
         default="float64",
         help="storage precision of the whitened data pool (float32: half the memory; the "
-        "native CPU kernel computes in float64 either way, t within ~1e-9; GPU GEMMs run in "
+        "native CPU kernel computes in float64 either way, t within ~1e-7; GPU GEMMs run in "
         "float32, t within ~6e-4 relative, a few more CG iterations)",
     )
     dev.add_argument(

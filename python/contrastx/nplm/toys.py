@@ -41,17 +41,18 @@ Two modes
       from :math:`A_b` by an orthogonal factor, under which CG's iterates, residual
       norms and hence its stopping step are invariant, so the truncated Falkon step is
       the same. Signal events are added per block the same way (the whitened rows of
-      the signal events drawn in the block). A toy's data are exactly reproducible; on
-      a CPU so is its :math:`t`, bit for bit (the native kernel's sums do not depend on
-      the other toys of the block or the thread count); on a GPU :math:`t` is
-      reproducible to the GEMMs' rounding (which depends on the block width) as
-      amplified by the ill-conditioned whitened system: ~1e-7 relative measured at
-      d = 4, up to ~1e-4 when a toy's CG stops one iteration earlier, far inside Falkon's
-      own sensitivity to its memory blocking (~5e-4). Float32 storage (``pool_dtype``)
-      halves the memory; with the native kernel (float64 arithmetic) :math:`t` stays
-      within ~1e-9 of float64 storage and the CG takes Falkon's iteration counts on its
-      reference cases, while float32 GEMMs (GPU / ``torch`` path) move :math:`t` by ~2e-4
-      (up to 6e-4 seen on benchmark toys) and cost a few more CG iterations.
+      the signal events drawn in the block). A toy's data are exactly reproducible; its
+      :math:`t` is reproducible to the rounding of the GEMMs whose blocking depends on
+      the block width (on a CPU only the small :math:`(B, M)\times(M, M)` products of the
+      CG: the native data term does not depend on the other toys or the thread count;
+      on a GPU also the pool GEMMs), as amplified by the ill-conditioned whitened system:
+      ~1e-7 relative measured at d = 4, up to ~1e-4 when a toy's CG stops one iteration
+      earlier, far inside Falkon's own sensitivity to its memory blocking (~5e-4).
+      Float32 storage (``pool_dtype``) halves the memory; with the native kernel (float64
+      arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-10 on the Falkon
+      cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
+      (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on benchmark toys)
+      and cost a few more CG iterations.
     * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
       accumulated from its kernel rows (:math:`O(N_D M^2)` per toy: whitening solve and
       Gram), and the block's :math:`M\times M` systems are solved together (batched
@@ -187,7 +188,7 @@ class ToyConfig:
     pool_dtype : {"float64", "float32"}
         Storage precision of the whitened pool :math:`Z_P` (``"pool"``). :math:`Z_P` is
         always evaluated and whitened in ``dtype`` first; float32 storage halves memory.
-        The native CPU kernel computes in float64 either way (:math:`t` within ~1e-9 of
+        The native CPU kernel computes in float64 either way (:math:`t` within ~1e-7 of
         float64 storage); the dense GEMMs of the GPU / torch path run in the storage
         dtype, and float32 there moves :math:`t` by ~2e-4 to 6e-4 relative (see the
         module notes), within Falkon's own CG spread.
@@ -687,11 +688,16 @@ class ToyEngine:
         a = alpha.T.to(self.dtype).contiguous()  # (M, B)
         out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
         ref = self._ref
-        # Fused K(R, C) @ a (native where built), in row tiles that bound the (rows, B) output.
         width = max(self.config.M, a.shape[1])
         step = rows_per_tile(width, ref.element_size(), self.config.tile_bytes)
         for lo in range(0, ref.shape[0], step):
-            f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
+            if ref.device.type == "cpu":
+                # Fused native K(R, C) @ a (where built): 2-14x the tile + GEMM on a CPU.
+                f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
+            else:
+                # On a GPU the kernel tile + one GEMM over the block's columns is faster than
+                # the fused kernel, which re-evaluates K once per chunk of 16 columns.
+                f = gaussian_kernel_tile(ref[lo : lo + step], self._centers, self.sigma_) @ a
             out += torch.exp(f.to(torch.float64)).sum(0)
         return out
 
