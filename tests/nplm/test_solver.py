@@ -224,7 +224,7 @@ def test_pooled_step_on_falkon_case(case_loader):
     float64 storage of the whitened data, dense torch GEMMs or the native row-selection
     kernel: Falkon's CG iteration count and t (measured 3e-6 relative; case1: 6e-7). float32
     storage with the native kernel (float64 arithmetic): the same (22 and 20 iterations, t
-    within 5e-10 of float64). float32 storage with float32 GEMMs (torch): the rounded
+    within 4e-9 of float64; case1 5e-8). float32 storage with float32 GEMMs (torch): the rounded
     products slow the CG by a few iterations (26 vs 22; case1 21 vs 20), which moves t by
     1.6e-4 (case1 6e-5), less than Falkon's own distance to the exact step (1.7e-4; case1
     4.8e-4).

@@ -49,8 +49,8 @@ Two modes
       ~1e-7 relative measured at d = 4, up to ~1e-4 when a toy's CG stops one iteration
       earlier, far inside Falkon's own sensitivity to its memory blocking (~5e-4).
       Float32 storage (``pool_dtype``) halves the memory; with the native kernel (float64
-      arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-10 on the Falkon
-      cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
+      arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-8 and 4e-9 on the
+      Falkon cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
       (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on benchmark toys)
       and cost a few more CG iterations.
     * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
