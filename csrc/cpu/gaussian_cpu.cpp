@@ -37,6 +37,7 @@ using i64 = std::int64_t;
 using detail::Buffer;
 using detail::resolve_threads;
 using detail::round_up;
+using detail::team_size;
 using detail::thread_id;
 
 constexpr i64 kMB = 128;  // centres per packed block
@@ -551,19 +552,19 @@ void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        const int t = thread_id();
+        const int t = thread_id(), team = team_size();  // team <= nt
         T* xbuf = xbufs.get() + i64(t) * xbuf_sz;
         for (i64 r0 = 0; r0 < n; r0 += kGR) {
             const i64 rows = std::min(kGR, n - r0);
             // Rows of this block split evenly between the threads.
-            const i64 lo = rows * t / nt, hi = rows * (t + 1) / nt;
+            const i64 lo = rows * t / team, hi = rows * (t + 1) / team;
             if (hi > lo)
                 GramFns<TI, T>::pack(x, w, r0 + lo, lo, hi - lo, d, ctp, m, m_pad, n_nr,
                                      neg_gamma, xbuf, kpp, kwp);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-            for (i64 k = t; k < n_blocks; k += nt) {
+            for (i64 k = t; k < n_blocks; k += team) {
                 const i64 p = bl[k].first, q = bl[k].second;
                 GramFns<TI, T>::micro(kwp + p * kGR * kMR2, kpp + q * kGR * NR, rows,
                                       gp + p * kMR2 * ldg + q * NR, ldg);

@@ -40,4 +40,14 @@ inline int thread_id() {
 #endif
 }
 
+// Threads in the current team: OpenMP may start fewer than num_threads asked for, so code that
+// splits work by thread id must use this, not the request.
+inline int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 }  // namespace contrastx::cpu::detail

@@ -28,6 +28,7 @@ using i64 = std::int64_t;
 using i32 = std::int32_t;
 using detail::Buffer;
 using detail::resolve_threads;
+using detail::team_size;
 using detail::thread_id;
 using V = Vec<double>;
 constexpr int W = kWidth<double>;
@@ -185,17 +186,20 @@ void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, 
     {
         const int t = thread_id();
         double* y = yp + i64(t) * kChunk;
-        for (i64 ch = 0; ch < n_chunks; ++ch) {
-            const i32 hi = static_cast<i32>(std::min(n, (ch + 1) * kChunk));
-            for (i64 j = first[t]; j < first[t + 1]; ++j) {
-                const i64 lo_k = cur[j], end = ptr[cols[j] + 1];
-                i64 hi_k = lo_k;
-                while (hi_k < end && rows[hi_k] < hi) ++hi_k;
-                if (hi_k == lo_k) continue;
-                chunk(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, y, out + j * m);
-                cur[j] = hi_k;
+        // Ranges t, t + team, ...: all of them even if OpenMP started fewer threads than nt.
+        for (int part = t; part < nt; part += team_size())
+            for (i64 ch = 0; ch < n_chunks; ++ch) {
+                const i32 hi = static_cast<i32>(std::min(n, (ch + 1) * kChunk));
+                for (i64 j = first[part]; j < first[part + 1]; ++j) {
+                    const i64 lo_k = cur[j], end = ptr[cols[j] + 1];
+                    i64 hi_k = lo_k;
+                    while (hi_k < end && rows[hi_k] < hi) ++hi_k;
+                    if (hi_k == lo_k) continue;
+                    chunk(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, y,
+                          out + j * m);
+                    cur[j] = hi_k;
+                }
             }
-        }
     }
 }
 
