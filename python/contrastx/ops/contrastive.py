@@ -137,6 +137,10 @@ def _anchor_weights(ids: torch.Tensor, m: int, dtype: torch.dtype):
     return w.to(dtype), c.to(dtype)
 
 
+def _cuda_stream(t: torch.Tensor) -> int:
+    return torch.cuda.current_stream(t.device).cuda_stream
+
+
 def _supcon_native_forward(z, ids, w, c, tau, normalize, eps):
     m, d = z.shape
     lse = torch.empty(m, dtype=z.dtype, device=z.device)
@@ -151,10 +155,10 @@ def _supcon_native_forward(z, ids, w, c, tau, normalize, eps):
         mod = _native.require_cuda()
         inv = torch.empty(m, dtype=z.dtype, device=z.device)
         with torch.cuda.device(z.device):
-            stream = torch.cuda.current_stream(z.device).cuda_stream
             mod.supcon_forward_cuda(
                 z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
-                row_loss.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, dtype, stream,
+                row_loss.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, dtype,
+                _cuda_stream(z),
             )  # fmt: skip
     return lse, row_loss
 
@@ -173,10 +177,10 @@ def _supcon_native_backward(z, ids, w, c, lse, tau, normalize, eps, grad):
     mod = _native.require_cuda()
     inv = torch.empty(m, dtype=z.dtype, device=z.device)
     with torch.cuda.device(z.device):
-        stream = torch.cuda.current_stream(z.device).cuda_stream
         mod.supcon_backward_cuda(
             z.data_ptr(), ids.data_ptr(), w.data_ptr(), c.data_ptr(), lse.data_ptr(),
-            gx.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, 1.0, dtype, stream,
+            gx.data_ptr(), inv.data_ptr(), m, d, tau, normalize, eps, 1.0, dtype,
+            _cuda_stream(z),
         )  # fmt: skip
     return gx.mul_(grad.to(gx.dtype))
 
@@ -379,10 +383,6 @@ def vicreg_loss_reference(
         + variance_weight * (var(z1) + var(z2))
         + covariance_weight * (cov(z1) + cov(z2))
     )
-
-
-def _cuda_stream(t: torch.Tensor) -> int:
-    return torch.cuda.current_stream(t.device).cuda_stream
 
 
 class _VICRegFunction(torch.autograd.Function):

@@ -294,16 +294,7 @@ def gaussian_kernel_matvec(
     v2, vector = _check_inputs(x, centers, v, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
 
-    use_native = backend == "native"
-    if backend == "auto":
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, centers, v2))
-        if needs_grad:
-            use_native = False  # the native kernels have no backward
-        elif x.device.type == "cpu":
-            use_native = _native.cpu_available()
-        elif x.device.type == "cuda":
-            use_native = _native.cuda_available()
-    if not use_native:
+    if not _use_native(backend, x, (x, centers, v2)):
         out = _reference(x, centers, v2, s, acc, None)
         return out.squeeze(1) if vector else out
 
@@ -320,7 +311,7 @@ def gaussian_kernel_matvec(
                 xc.data_ptr(), cc.data_ptr(), vc.data_ptr(), out.data_ptr(),
                 n, m, d, b, s, dtype, acc64, torch.get_num_threads(),
             )  # fmt: skip
-        elif x.device.type == "cuda":
+        else:
             mod = _native.require_cuda()
             with torch.cuda.device(x.device):
                 stream = torch.cuda.current_stream(x.device).cuda_stream
@@ -328,10 +319,6 @@ def gaussian_kernel_matvec(
                     xc.data_ptr(), cc.data_ptr(), vc.data_ptr(), out.data_ptr(),
                     n, m, d, b, s, dtype, acc64, stream,
                 )  # fmt: skip
-        else:
-            raise RuntimeError(
-                f"backend='native' supports CPU and CUDA tensors, got device {x.device}"
-            )
     return out.squeeze(1) if vector else out
 
 
@@ -351,23 +338,30 @@ def _use_native(backend: str, x: torch.Tensor, tensors: tuple[torch.Tensor, ...]
 def _check_t_inputs(
     x: torch.Tensor,
     centers: torch.Tensor,
-    u: torch.Tensor,
+    u: torch.Tensor | None,
     row_weights: torch.Tensor | None,
     *,
     check_finite: bool,
-) -> tuple[torch.Tensor, bool]:
-    """Validate the transposed product's inputs; return u as (N, B) and whether it was 1-D."""
+) -> tuple[torch.Tensor | None, bool]:
+    """Validate the transposed product's (or, without ``u``, the Gram's) inputs.
+
+    Returns ``u`` as (N, B) and whether it was 1-D.
+    """
     _check_inputs(x, centers, None, check_finite=check_finite)
-    if not isinstance(u, torch.Tensor):
-        raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
-    vector = u.dim() == 1
-    u2 = u.unsqueeze(1) if vector else u
-    if u2.dim() != 2 or u2.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"u must be ({x.shape[0]},) or ({x.shape[0]}, B) (one row per point of x), got "
-            f"shape {tuple(u.shape)}"
-        )
-    tensors = [("u", u2)]
+    tensors = []
+    vector = False
+    u2 = None
+    if u is not None:
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
+        vector = u.dim() == 1
+        u2 = u.unsqueeze(1) if vector else u
+        if u2.dim() != 2 or u2.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"u must be ({x.shape[0]},) or ({x.shape[0]}, B) (one row per point of x), got "
+                f"shape {tuple(u.shape)}"
+            )
+        tensors.append(("u", u2))
     if row_weights is not None:
         if not isinstance(row_weights, torch.Tensor):
             raise TypeError(f"row_weights must be a torch.Tensor, got {type(row_weights).__name__}")
@@ -519,8 +513,7 @@ def gaussian_weighted_gram_reference(
 ) -> torch.Tensor:
     r"""Pure-torch reference for :func:`gaussian_weighted_gram`, chunked over the rows of x."""
     s = _check_sigma(sigma)
-    ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-    _check_t_inputs(x, centers, ones, row_weights, check_finite=True)
+    _check_t_inputs(x, centers, None, row_weights, check_finite=True)
     acc = _accumulate_dtype(x.dtype, accumulate)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -591,8 +584,7 @@ def gaussian_weighted_gram(
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     s = _check_sigma(sigma)
-    ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-    _check_t_inputs(x, centers, ones, row_weights, check_finite=check_finite)
+    _check_t_inputs(x, centers, None, row_weights, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
     tensors = (x, centers) if row_weights is None else (x, centers, row_weights)
     if not _use_native(backend, x, tensors):
