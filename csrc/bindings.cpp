@@ -12,6 +12,7 @@
 #include "contrastx_build_config.h"
 #include "cpu/contrastive_cpu.hpp"
 #include "cpu/gaussian_cpu.hpp"
+#include "cpu/isa.hpp"
 #include "cpu/selected_gram_cpu.hpp"
 #ifdef CONTRASTX_WITH_CUDA
 #include "cuda/contrastive_cuda.hpp"
@@ -316,6 +317,17 @@ void supcon_backward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_
 }
 #endif
 
+std::string cpu_isa() { return contrastx::cpu::isa_name(contrastx::cpu::active_isa()); }
+std::string cpu_isa_best() { return contrastx::cpu::isa_name(contrastx::cpu::best_isa()); }
+
+void set_cpu_isa(const std::string& name) {
+    using contrastx::cpu::Isa;
+    for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512})
+        if (name == contrastx::cpu::isa_name(isa)) return contrastx::cpu::set_active_isa(isa);
+    throw std::invalid_argument("unknown instruction-set level '" + name +
+                                "' (avx512, avx2 or baseline)");
+}
+
 py::dict build_info() {
     py::dict info;
     info["version"] = CONTRASTX_VERSION;
@@ -335,7 +347,7 @@ py::dict build_info() {
     info["openmp"] = contrastx::cpu::openmp_enabled();
     info["compiler"] = CONTRASTX_CXX_COMPILER;
     info["build_type"] = CONTRASTX_BUILD_TYPE;
-    info["simd"] = contrastx::cpu::simd_level();
+    info["simd"] = contrastx::cpu::isa_name(contrastx::cpu::best_isa());
     return info;
 }
 
@@ -380,6 +392,11 @@ PYBIND11_MODULE(_C, m) {
     m.def("cuda_runtime_info", &cuda_runtime_info,
           "Device count, query error, CUDA runtime and driver versions (never raises).");
     m.def("openmp_max_threads", &contrastx::cpu::openmp_max_threads);
+    m.def("cpu_isa", &cpu_isa,
+          "Instruction-set level the CPU kernels use now: 'avx512', 'avx2' or 'baseline'.");
+    m.def("cpu_isa_best", &cpu_isa_best, "Best instruction-set level of this CPU and build.");
+    m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"),
+          "Use this instruction-set level (at most cpu_isa_best()).");
     m.def("gaussian_matvec_cpu", &gaussian_matvec_cpu, py::arg("x"), py::arg("c"), py::arg("v"),
           py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"),
           py::arg("dtype"), py::arg("accumulate_f64") = false, py::arg("num_threads") = 0,

@@ -1,14 +1,15 @@
 // Streaming contrastive losses on the CPU (SupCon / NT-Xent) and a fused VICReg.
 //
 // SupCon / NT-Xent.  Rows z_i (M x D) are normalised once and packed twice: row-major with the
-// feature dimension padded to the SIMD width W (zp, M_pad x dp: rows broadcast into the
-// similarity micro-kernel and columns of the gradient product), and transposed per block of
-// kCB candidate columns (zt[blk][k][jj], so a vector of consecutive candidates needs one
-// contiguous load).  Anchor rows are split into blocks of kRB rows, the OpenMP work items
-// (dynamic schedule; each row is computed by one thread in a fixed order, so results do not
-// depend on the thread count).  For each block of rows the candidate blocks are visited in
-// order and a kRB x kCB tile of S = Z Z^T / tau is computed in a register-blocked micro-kernel
-// into thread-local scratch; the self-similarity and the padding columns are set to -inf.
+// feature dimension padded to the SIMD width W of the level in use (zp, M_pad x dp: rows
+// broadcast into the similarity micro-kernel and columns of the gradient product), and
+// transposed per block of kCB candidate columns (zt[blk][k][jj], so a vector of consecutive
+// candidates needs one contiguous load).  Anchor rows are split into blocks of kRB rows, the
+// OpenMP work items (dynamic schedule; each row is computed by one thread in a fixed order, so
+// results do not depend on the thread count).  For each block of rows the candidate blocks are
+// visited in order and a kRB x kCB tile of S = Z Z^T / tau is computed in a register-blocked
+// micro-kernel into thread-local scratch; the self-similarity and the padding columns are set
+// to -inf.
 //   * forward: an online log-sum-exp per row (tile max, rescale of the running sum, vectorised
 //     exp_nonpos) and the sum of the positives' similarities (label compare in SIMD lanes);
 //     writes lse (M) and the per-row loss (M).
@@ -22,7 +23,13 @@
 // VICReg.  Each view is transposed and centred in float64 (D x N); the upper triangle of the
 // covariance comes in 4 x 4 blocks of dot products (16 accumulators per micro-kernel, blocks in
 // parallel); the forward pass hands the views' means and G = dL/dC (symmetric) to the backward
-// pass, which forms the gradient 2/(N-1) Zc G row by row with 64 output features in registers.
+// pass, which forms the gradient 2/(N-1) Zc G row by row with kGV vectors of output features in
+// registers.
+//
+// Hot functions are templates on the vector width, compiled per instruction-set level
+// (AVX-512 / AVX2 / baseline) with CX_ISA_KERNEL; each driver reads the active level once and
+// uses its width for the kernels and for the width-dependent layouts (isa.hpp).  Results are
+// bitwise reproducible for a given level; levels differ in the last bits.
 #include "contrastive_cpu.hpp"
 
 #include <algorithm>
@@ -36,6 +43,7 @@
 #include <vector>
 
 #include "aligned_buffer.hpp"
+#include "isa.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
 
@@ -56,11 +64,14 @@ constexpr int kG = 2;     // SIMD vectors of candidates in the similarity micro-
 constexpr int kMR2 = 8;   // rows of the gradient micro-kernel
 constexpr int kE = 4;     // SIMD vectors per exp_nonpos call
 
-static_assert(kCB % (kG * kWidth<float>) == 0 && kCB % (kG * kWidth<double>) == 0, "kCB");
-static_assert(kCB % (kE * kWidth<float>) == 0 && kCB % (kE * kWidth<double>) == 0, "kCB");
+// The widest vectors (64 bytes); narrower widths divide them.
+static_assert(kCB % (kG * kWidth<float, 64>) == 0 && kCB % (kG * kWidth<double, 64>) == 0, "kCB");
+static_assert(kCB % (kE * kWidth<float, 64>) == 0 && kCB % (kE * kWidth<double, 64>) == 0, "kCB");
 static_assert(kRB % kMR2 == 0 && kMR2 % kMR == 0, "kRB");
 
-// Labels are compared in integer lanes of the same width as T.
+// Labels are compared in integer lanes of the same width as T.  A 64-bit lane holds the label in
+// both 32-bit halves (lab_value), so that 32-bit compares give the same lane mask: baseline x86
+// (SSE2) has no 64-bit integer compare, which GCC would otherwise expand lane by lane.
 template <typename T>
 struct LabelLane;
 template <>
@@ -75,19 +86,36 @@ template <typename T>
 using Lab = typename LabelLane<T>::type;
 
 template <typename T>
-CX_ALWAYS_INLINE UVec<T> load_lab(const Lab<T>* p) {
-    return *reinterpret_cast<const UVec<T>*>(p);
+Lab<T> lab_value(i64 label) {  // label in [0, 2^31)
+    const Lab<T> l = static_cast<Lab<T>>(label);
+    if constexpr (sizeof(Lab<T>) == 8) return l | (l << 32);
+    else return l;
+}
+template <typename T>
+constexpr Lab<T> kLabSentinel = ~Lab<T>(0);  // no row's label
+
+template <typename T, int VB>
+using Mask = decltype(Vec<T, VB>{} < Vec<T, VB>{});
+
+// Lanes of p[0 : W] equal to yi (yi: one stored label in every lane).
+template <int VB, typename T>
+CX_ALWAYS_INLINE Mask<T, VB> label_eq(const Lab<T>* p, UVec<T, VB> yi) {
+    const UVec<T, VB> l = load_vec<UVec<T, VB>>(p);
+    if constexpr (sizeof(T) == 8 && VB == 16) {
+        using U32 = UVec<float, VB>;
+        return (Mask<T, VB>)((U32)l == (U32)yi);
+    } else {
+        return (Mask<T, VB>)(l == yi);
+    }
 }
 
-template <typename T>
-using Mask = decltype(Vec<T>{} < Vec<T>{});
-
-template <typename T>
-CX_ALWAYS_INLINE T hmax(Vec<T> v) {
-    T buf[kWidth<T>];
+template <typename V>
+CX_ALWAYS_INLINE VecElem<V> hmax(V v) {
+    using T = VecElem<V>;
+    T buf[kLanes<V>];
     store(buf, v);
     T r = buf[0];
-    for (int i = 1; i < kWidth<T>; ++i) r = buf[i] > r ? buf[i] : r;
+    for (int i = 1; i < kLanes<V>; ++i) r = buf[i] > r ? buf[i] : r;
     return r;
 }
 
@@ -98,7 +126,7 @@ CX_ALWAYS_INLINE T hmax(Vec<T> v) {
 // Read-only data shared by all threads.
 template <typename T>
 struct Packed {
-    i64 m, d, dp, m_pad;
+    i64 m, d, dp, m_pad;  // dp: d rounded up to the SIMD width of the kernels that read it
     const T* zp;        // m_pad x dp
     const T* zt;        // (m_pad / kCB) x d x kCB
     const Lab<T>* lab;  // m_pad (padding: a sentinel no row has)
@@ -109,17 +137,17 @@ struct Packed {
 };
 
 // S (rows_mr x kCB, ld kCB) = inv_tau * Z[rows] (rows_mr x dp) @ Z[block]^T (zt: d x kCB).
-template <typename T>
+template <int VB, typename T>
 CX_ALWAYS_INLINE void sim_tile(const T* zrows, i64 dp, i64 d, i64 rows_mr, const T* zt, T inv_tau,
                                T* S) {
-    constexpr int W = kWidth<T>;
+    constexpr int W = kWidth<T, VB>;
     for (i64 r0 = 0; r0 < rows_mr; r0 += kMR) {
         const T* a = zrows + r0 * dp;
         for (i64 j0 = 0; j0 < kCB; j0 += kG * W) {
-            Vec<T> acc[kMR][kG] = {};
+            Vec<T, VB> acc[kMR][kG] = {};
             for (i64 k = 0; k < d; ++k) {
-                Vec<T> b[kG];
-                for (int g = 0; g < kG; ++g) b[g] = load(zt + k * kCB + j0 + g * W);
+                Vec<T, VB> b[kG];
+                for (int g = 0; g < kG; ++g) b[g] = load<VB>(zt + k * kCB + j0 + g * W);
                 for (int r = 0; r < kMR; ++r) {
                     const T ar = a[r * dp + k];
                     for (int g = 0; g < kG; ++g) acc[r][g] += ar * b[g];
@@ -141,50 +169,55 @@ CX_ALWAYS_INLINE void mask_row(T* s, i64 i, i64 c0, i64 m) {
 }
 
 // Forward over one block of anchor rows [r0, r0 + rows).
-template <typename T>
+template <int VB, typename T>
 CX_ALWAYS_INLINE void forward_block_impl(const Packed<T>& P, i64 r0, i64 rows, T* S, T* lse,
                                          T* row_loss) {
-    constexpr int W = kWidth<T>;
+    using V = Vec<T, VB>;
+    using U = UVec<T, VB>;
+    constexpr int W = kWidth<T, VB>;
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     const i64 rows_mr = round_up(rows, kMR2);
     T mx[kRB], sum[kRB], pos[kRB];
     for (i64 r = 0; r < kRB; ++r) mx[r] = ninf, sum[r] = T(0), pos[r] = T(0);
-    const Vec<T> vninf = splat(ninf);
+    const V vninf = splat<VB>(ninf);
     for (i64 c0 = 0; c0 < P.m_pad; c0 += kCB) {
-        sim_tile(P.zp + r0 * P.dp, P.dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
+        sim_tile<VB>(P.zp + r0 * P.dp, P.dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
         for (i64 r = 0; r < rows; ++r) {
             const i64 i = r0 + r;
             if (P.colw[i] == T(0)) continue;  // no positive: its loss term is not needed
             T* s = S + r * kCB;
             mask_row(s, i, c0, P.m);
-            Vec<T> vm = vninf;
+            V vm = vninf;
             for (i64 j = 0; j < kCB; j += W) {
-                const Vec<T> v = load(s + j);
+                const V v = load<VB>(s + j);
                 vm = v > vm ? v : vm;
             }
-            const T tmax = hmax<T>(vm);
+            const T tmax = hmax(vm);
             if (tmax == ninf) continue;  // nothing valid in this tile
             const T mnew = std::max(mx[r], tmax);
             const T scale = std::exp(mx[r] - mnew);  // 0 on the first valid tile
-            const Vec<T> vmn = splat(mnew);
-            const UVec<T> yi = UVec<T>{} + P.lab[i];
-            Vec<T> vs = Vec<T>{}, vp = Vec<T>{};
+            const V vmn = splat<VB>(mnew);
+            const U yi = U{} + P.lab[i];
+            V vs = V{}, vp = V{};
             for (i64 j0 = 0; j0 < kCB; j0 += kE * W) {
-                Vec<T> e[kE], sv[kE];
+                V e[kE], sv[kE];
                 for (int g = 0; g < kE; ++g) {
-                    sv[g] = load(s + j0 + g * W);
+                    sv[g] = load<VB>(s + j0 + g * W);
                     e[g] = sv[g] - vmn;
                 }
-                exp_nonpos<kE, T>(e);
+                exp_nonpos<kE>(e);
+                // Bit masks rather than selects: GCC 12 expands a select on the combination of a
+                // floating-point and an integer compare lane by lane with AVX-512, and a select
+                // on a 64-bit lane mask lane by lane on the baseline.
                 for (int g = 0; g < kE; ++g) {
-                    const Mask<T> valid = sv[g] != vninf;
-                    const Mask<T> same = (Mask<T>)(load_lab<T>(P.lab + c0 + j0 + g * W) == yi);
-                    vs += valid ? e[g] : Vec<T>{};
-                    vp += (valid & same) ? sv[g] : Vec<T>{};
+                    const U valid = (U)(sv[g] != vninf);
+                    const U same = (U)label_eq<VB, T>(P.lab + c0 + j0 + g * W, yi);
+                    vs += (V)((U)e[g] & valid);
+                    vp += (V)((U)sv[g] & (valid & same));
                 }
             }
-            sum[r] = sum[r] * scale + hsum<T>(vs);
-            pos[r] += hsum<T>(vp);
+            sum[r] = sum[r] * scale + hsum(vs);
+            pos[r] += hsum(vp);
             mx[r] = mnew;
         }
     }
@@ -202,41 +235,43 @@ CX_ALWAYS_INLINE void forward_block_impl(const Packed<T>& P, i64 r0, i64 rows, T
 }
 
 // Backward over one block of anchor rows.  acc: kRB x dp scratch.
-template <typename T>
+template <int VB, typename T>
 CX_ALWAYS_INLINE void backward_block_impl(const Packed<T>& P, i64 r0, i64 rows, T* S, T* acc,
                                           const unsigned char* proj, const double* inv,
                                           double gscale, T* grad) {
-    constexpr int W = kWidth<T>;
+    using V = Vec<T, VB>;
+    using U = UVec<T, VB>;
+    constexpr int W = kWidth<T, VB>;
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     const i64 rows_mr = round_up(rows, kMR2);
     const i64 dp = P.dp;
-    const Vec<T> vninf = splat(ninf);
+    const V vninf = splat<VB>(ninf);
     for (i64 e = 0; e < kRB * dp; ++e) acc[e] = T(0);
     for (i64 c0 = 0; c0 < P.m_pad; c0 += kCB) {
-        sim_tile(P.zp + r0 * dp, dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
+        sim_tile<VB>(P.zp + r0 * dp, dp, P.d, rows_mr, P.zt + c0 * P.d, P.inv_tau, S);
         for (i64 r = 0; r < rows; ++r) {
             const i64 i = r0 + r;
             T* s = S + r * kCB;
             mask_row(s, i, c0, P.m);
-            const Vec<T> li = splat(P.coll[i]);
+            const V li = splat<VB>(P.coll[i]);
             const T wi = P.colw[i], ci = P.colc[i];
-            const UVec<T> yi = UVec<T>{} + P.lab[i];
+            const U yi = U{} + P.lab[i];
             for (i64 j0 = 0; j0 < kCB; j0 += kE * W) {
-                Vec<T> e[2 * kE], sv[kE];
+                V e[2 * kE], sv[kE];
                 for (int g = 0; g < kE; ++g) {
-                    sv[g] = load(s + j0 + g * W);
+                    sv[g] = load<VB>(s + j0 + g * W);
                     e[g] = sv[g] - li;  // row term: softmax of anchor i
-                    e[kE + g] = sv[g] - load(P.coll + c0 + j0 + g * W);  // column term
+                    e[kE + g] = sv[g] - load<VB>(P.coll + c0 + j0 + g * W);  // column term
                 }
-                exp_nonpos<2 * kE, T>(e);
-                for (int g = 0; g < kE; ++g) {
+                exp_nonpos<2 * kE>(e);
+                for (int g = 0; g < kE; ++g) {  // bit masks, as in the forward
                     const i64 j = c0 + j0 + g * W;
-                    const Mask<T> valid = sv[g] != vninf;
-                    const Mask<T> same = (Mask<T>)(load_lab<T>(P.lab + j) == yi);
-                    const Vec<T> cpos = ci + load(P.colc + j);
-                    Vec<T> h = wi * e[g] + load(P.colw + j) * e[kE + g];
-                    h -= same ? cpos : Vec<T>{};
-                    store(s + j0 + g * W, valid ? h : Vec<T>{});
+                    const U valid = (U)(sv[g] != vninf);
+                    const U same = (U)label_eq<VB, T>(P.lab + j, yi);
+                    const V cpos = ci + load<VB>(P.colc + j);
+                    V h = wi * e[g] + load<VB>(P.colw + j) * e[kE + g];
+                    h -= (V)((U)cpos & same);
+                    store(s + j0 + g * W, (V)((U)h & valid));
                 }
             }
         }
@@ -244,10 +279,10 @@ CX_ALWAYS_INLINE void backward_block_impl(const Packed<T>& P, i64 r0, i64 rows, 
         const T* zb = P.zp + c0 * dp;
         for (i64 q0 = 0; q0 < rows_mr; q0 += kMR2) {
             for (i64 d0 = 0; d0 < dp; d0 += W) {
-                Vec<T> a[kMR2];
-                for (int r = 0; r < kMR2; ++r) a[r] = load(acc + (q0 + r) * dp + d0);
+                V a[kMR2];
+                for (int r = 0; r < kMR2; ++r) a[r] = load<VB>(acc + (q0 + r) * dp + d0);
                 for (i64 j = 0; j < kCB; ++j) {
-                    const Vec<T> b = load(zb + j * dp + d0);
+                    const V b = load<VB>(zb + j * dp + d0);
                     for (int r = 0; r < kMR2; ++r) a[r] += S[(q0 + r) * kCB + j] * b;
                 }
                 for (int r = 0; r < kMR2; ++r) store(acc + (q0 + r) * dp + d0, a[r]);
@@ -269,38 +304,8 @@ CX_ALWAYS_INLINE void backward_block_impl(const Packed<T>& P, i64 r0, i64 rows, 
     }
 }
 
-#define CX_DEFINE_SUPCON_FNS(SUFFIX, T)                                                      \
-    CX_CLONES void forward_block_##SUFFIX(const Packed<T>& P, i64 r0, i64 rows, T* S, T* lse, \
-                                          T* row_loss) {                                    \
-        forward_block_impl<T>(P, r0, rows, S, lse, row_loss);                               \
-    }                                                                                        \
-    CX_CLONES void backward_block_##SUFFIX(const Packed<T>& P, i64 r0, i64 rows, T* S,       \
-                                           T* acc, const unsigned char* proj,               \
-                                           const double* inv, double gscale, T* grad) {     \
-        backward_block_impl<T>(P, r0, rows, S, acc, proj, inv, gscale, grad);               \
-    }
-
-CX_DEFINE_SUPCON_FNS(f64, double)
-CX_DEFINE_SUPCON_FNS(f32, float)
-
-#undef CX_DEFINE_SUPCON_FNS
-
-void forward_block(const Packed<double>& P, i64 r0, i64 rows, double* S, double* lse,
-                   double* row_loss) {
-    forward_block_f64(P, r0, rows, S, lse, row_loss);
-}
-void forward_block(const Packed<float>& P, i64 r0, i64 rows, float* S, float* lse,
-                   float* row_loss) {
-    forward_block_f32(P, r0, rows, S, lse, row_loss);
-}
-void backward_block(const Packed<double>& P, i64 r0, i64 rows, double* S, double* acc,
-                    const unsigned char* proj, const double* inv, double gscale, double* grad) {
-    backward_block_f64(P, r0, rows, S, acc, proj, inv, gscale, grad);
-}
-void backward_block(const Packed<float>& P, i64 r0, i64 rows, float* S, float* acc,
-                    const unsigned char* proj, const double* inv, double gscale, float* grad) {
-    backward_block_f32(P, r0, rows, S, acc, proj, inv, gscale, grad);
-}
+CX_ISA_KERNEL(forward_block, forward_block_impl)
+CX_ISA_KERNEL(backward_block, backward_block_impl)
 
 void check_supcon_args(i64 m, i64 d, double tau, double eps) {
     if (m < 0 || d < 0) throw std::invalid_argument("negative size");
@@ -309,7 +314,8 @@ void check_supcon_args(i64 m, i64 d, double tau, double eps) {
     if (m >= (i64(1) << 31)) throw std::invalid_argument("too many rows");
 }
 
-// Owns the packed copies of Z and the per-column data.
+// Owns the packed copies of Z and the per-column data; the feature dimension is padded to a
+// multiple of `width` elements (the SIMD width of the kernels that will read it).
 template <typename T>
 struct Workspace {
     Buffer<T> zp, zt, colw, colc, coll;
@@ -319,8 +325,8 @@ struct Workspace {
     Packed<T> P{};
 
     Workspace(const T* x, const i64* labels, const T* w, const T* c, const T* lse, i64 m, i64 d,
-              double tau, bool normalize, double eps)
-        : zp(round_up(m, kCB) * round_up(d, kWidth<T>)),
+              double tau, bool normalize, double eps, i64 width)
+        : zp(round_up(m, kCB) * round_up(d, width)),
           zt(round_up(m, kCB) * d),
           colw(round_up(m, kCB)),
           colc(round_up(m, kCB)),
@@ -328,7 +334,7 @@ struct Workspace {
           lab(round_up(m, kCB)),
           inv(static_cast<std::size_t>(m), 1.0),
           proj(static_cast<std::size_t>(m), 0) {
-        const i64 dp = round_up(d, kWidth<T>), m_pad = round_up(m, kCB);
+        const i64 dp = round_up(d, width), m_pad = round_up(m, kCB);
         for (i64 i = 0; i < m; ++i) {
             if (labels[i] < 0 || labels[i] >= m)
                 throw std::invalid_argument("labels must be class ids in [0, M)");
@@ -347,13 +353,13 @@ struct Workspace {
                 zi[k] = zk;
                 ti[k * kCB] = zk;
             }
-            lab.get()[i] = static_cast<Lab<T>>(labels[i]);
+            lab.get()[i] = lab_value<T>(labels[i]);
             colw.get()[i] = w[i];
             colc.get()[i] = c[i];
             if (lse) coll.get()[i] = lse[i];
         }
         for (i64 i = m; i < m_pad; ++i) {
-            lab.get()[i] = ~Lab<T>(0);
+            lab.get()[i] = kLabSentinel<T>;
             if (lse) coll.get()[i] = std::numeric_limits<T>::infinity();
         }
         P.m = m, P.d = d, P.dp = dp, P.m_pad = m_pad;
@@ -363,13 +369,10 @@ struct Workspace {
     }
 };
 
-template <typename T>
-void supcon_forward_run(const T* x, const i64* labels, const T* w, const T* c, T* lse,
-                        T* row_loss, i64 m, i64 d, double tau, bool normalize, double eps,
-                        int num_threads) {
-    check_supcon_args(m, d, tau, eps);
-    if (m == 0) return;
-    Workspace<T> ws(x, labels, w, c, nullptr, m, d, tau, normalize, eps);
+template <int VB, typename T>
+void supcon_forward_vb(const T* x, const i64* labels, const T* w, const T* c, T* lse, T* row_loss,
+                       i64 m, i64 d, double tau, bool normalize, double eps, int num_threads) {
+    Workspace<T> ws(x, labels, w, c, nullptr, m, d, tau, normalize, eps, kWidth<T, VB>);
     const i64 nblocks = (m + kRB - 1) / kRB;
     const int nt = resolve_threads(num_threads, nblocks);
     Buffer<T> scratch(i64(nt) * kRB * kCB);
@@ -385,18 +388,29 @@ void supcon_forward_run(const T* x, const i64* labels, const T* w, const T* c, T
 #endif
         for (i64 ib = 0; ib < nblocks; ++ib) {
             const i64 r0 = ib * kRB;
-            forward_block(P, r0, std::min(kRB, m - r0), S, lse, row_loss);
+            forward_block<VB>(P, r0, std::min(kRB, m - r0), S, lse, row_loss);
         }
     }
 }
 
 template <typename T>
-void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, const T* lse,
-                         T* grad_x, i64 m, i64 d, double tau, bool normalize, double eps,
-                         double grad_scale, int num_threads) {
+void supcon_forward_run(const T* x, const i64* labels, const T* w, const T* c, T* lse,
+                        T* row_loss, i64 m, i64 d, double tau, bool normalize, double eps,
+                        int num_threads) {
     check_supcon_args(m, d, tau, eps);
-    if (m == 0 || d == 0) return;
-    Workspace<T> ws(x, labels, w, c, lse, m, d, tau, normalize, eps);
+    if (m == 0) return;
+    const Isa isa = active_isa();
+    with_vector_bytes(isa, [&](auto vb) {
+        supcon_forward_vb<decltype(vb)::value>(x, labels, w, c, lse, row_loss, m, d, tau,
+                                               normalize, eps, num_threads);
+    });
+}
+
+template <int VB, typename T>
+void supcon_backward_vb(const T* x, const i64* labels, const T* w, const T* c, const T* lse,
+                        T* grad_x, i64 m, i64 d, double tau, bool normalize, double eps,
+                        double grad_scale, int num_threads) {
+    Workspace<T> ws(x, labels, w, c, lse, m, d, tau, normalize, eps, kWidth<T, VB>);
     const i64 nblocks = (m + kRB - 1) / kRB;
     const int nt = resolve_threads(num_threads, nblocks);
     const i64 per_thread = kRB * kCB + kRB * ws.P.dp;  // multiple of 16 elements: aligned
@@ -416,9 +430,23 @@ void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, 
 #endif
         for (i64 ib = 0; ib < nblocks; ++ib) {
             const i64 r0 = ib * kRB;
-            backward_block(P, r0, std::min(kRB, m - r0), S, acc, proj, inv, grad_scale, grad_x);
+            backward_block<VB>(P, r0, std::min(kRB, m - r0), S, acc, proj, inv, grad_scale,
+                               grad_x);
         }
     }
+}
+
+template <typename T>
+void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, const T* lse,
+                         T* grad_x, i64 m, i64 d, double tau, bool normalize, double eps,
+                         double grad_scale, int num_threads) {
+    check_supcon_args(m, d, tau, eps);
+    if (m == 0 || d == 0) return;
+    const Isa isa = active_isa();
+    with_vector_bytes(isa, [&](auto vb) {
+        supcon_backward_vb<decltype(vb)::value>(x, labels, w, c, lse, grad_x, m, d, tau,
+                                                normalize, eps, grad_scale, num_threads);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,7 +454,12 @@ void supcon_backward_run(const T* x, const i64* labels, const T* w, const T* c, 
 // ---------------------------------------------------------------------------------------------
 
 constexpr int kCB4 = 4;  // covariance: 4 x 4 blocks of feature pairs per micro-kernel
-constexpr i64 kGB = 64;  // gradient: output features per register block (kGB / W vectors)
+constexpr i64 kGB = 64;  // gradient: columns of G padded to a multiple of kGB (any level)
+constexpr int kGV = 8;   // gradient: SIMD vectors of output features per register block
+
+// A register block of the gradient (kGV vectors) is at most kGB features and divides kGB, so
+// the level-independent padding of G (part of the forward-backward state) suits every level.
+static_assert(kGB % (kGV * kWidth<double, 64>) == 0, "kGB");
 
 // Centred, transposed copy of one view: zt (d4 x n_pad, float64, zero padding), mean (d).
 template <typename TI>
@@ -444,10 +477,14 @@ void centre_transpose(const TI* z, i64 n, i64 d, i64 n_pad, int nt, double* zt, 
     }
 }
 
-// cov[a][b] for a in [a0, a0+4), b in [b0, b0+4): 16 dot products of zt rows, W lanes each.
-CX_CLONES void cov_block(const double* zt, i64 n_pad, i64 a0, i64 b0, double f, double* out16) {
-    constexpr int W = kWidth<double>;
-    Vec<double> acc[kCB4][kCB4] = {};
+// cov[a][b] for a in [a0, a0+4), b in [b0, b0+4): 16 dot products of zt rows, W lanes each
+// (n_pad: a multiple of W).
+template <int VB>
+CX_ALWAYS_INLINE void cov_block_impl(const double* zt, i64 n_pad, i64 a0, i64 b0, double f,
+                                     double* out16) {
+    using V = Vec<double, VB>;
+    constexpr int W = kWidth<double, VB>;
+    V acc[kCB4][kCB4] = {};
     const double* ra[kCB4];
     const double* rb[kCB4];
     for (int q = 0; q < kCB4; ++q) {
@@ -455,19 +492,23 @@ CX_CLONES void cov_block(const double* zt, i64 n_pad, i64 a0, i64 b0, double f, 
         rb[q] = zt + (b0 + q) * n_pad;
     }
     for (i64 i = 0; i < n_pad; i += W) {
-        Vec<double> va[kCB4], vb[kCB4];
+        V va[kCB4], vb[kCB4];
         for (int q = 0; q < kCB4; ++q) {
-            va[q] = load(ra[q] + i);
-            vb[q] = load(rb[q] + i);
+            va[q] = load<VB>(ra[q] + i);
+            vb[q] = load<VB>(rb[q] + i);
         }
         for (int qa = 0; qa < kCB4; ++qa)
             for (int qb = 0; qb < kCB4; ++qb) acc[qa][qb] += va[qa] * vb[qb];
     }
     for (int qa = 0; qa < kCB4; ++qa)
-        for (int qb = 0; qb < kCB4; ++qb) out16[qa * kCB4 + qb] = hsum<double>(acc[qa][qb]) * f;
+        for (int qb = 0; qb < kCB4; ++qb) out16[qa * kCB4 + qb] = hsum(acc[qa][qb]) * f;
 }
 
-// Covariance (d x d, row-major) of a centred transposed view, upper 4 x 4 blocks in parallel.
+CX_ISA_KERNEL(cov_block, cov_block_impl)
+
+// Covariance (d x d, row-major) of a centred transposed view, upper 4 x 4 blocks in parallel
+// (n_pad: a multiple of kWidth<double, VB>).
+template <int VB>
 void view_covariance(const double* zt, i64 n, i64 n_pad, i64 d, int nt, double* cov) {
     const i64 nb = (d + kCB4 - 1) / kCB4;
     const i64 pairs = nb * (nb + 1) / 2;
@@ -480,7 +521,7 @@ void view_covariance(const double* zt, i64 n, i64 n_pad, i64 d, int nt, double* 
         while (rest >= nb - ab) rest -= nb - ab++;
         const i64 bb = ab + rest;
         double blk[kCB4 * kCB4];
-        cov_block(zt, n_pad, ab * kCB4, bb * kCB4, f, blk);
+        cov_block<VB>(zt, n_pad, ab * kCB4, bb * kCB4, f, blk);
         for (int qa = 0; qa < kCB4; ++qa)
             for (int qb = 0; qb < kCB4; ++qb) {
                 const i64 a = ab * kCB4 + qa, b = bb * kCB4 + qb;
@@ -490,25 +531,27 @@ void view_covariance(const double* zt, i64 n, i64 n_pad, i64 d, int nt, double* 
 }
 
 // g_i = fc * ((z_i - mean) @ G) + sgn * fi * (z1_i - z2_i) for rows [r0, r1) of one view;
-// G is d x gp (gp = d rounded up to kGB, zero padding), kept in registers kGB columns at a time.
-template <typename TI>
+// G is d x gp (gp = d rounded up to kGB, zero padding), kept in registers kGV vectors (kGV W
+// columns) at a time.
+template <int VB, typename TI>
 CX_ALWAYS_INLINE void grad_rows_impl(const TI* z, const TI* z1, const TI* z2, const double* mean,
                                      const double* G, i64 d, i64 gp, i64 r0, i64 r1, double fc,
                                      double sfi, double* zc, TI* g) {
-    constexpr int W = kWidth<double>;
-    constexpr int NV = kGB / W;
+    using V = Vec<double, VB>;
+    constexpr int W = kWidth<double, VB>;
+    constexpr i64 NB = i64(kGV) * W;  // columns per register block; divides gp
     for (i64 i = r0; i < r1; ++i) {
         for (i64 a = 0; a < d; ++a) zc[a] = static_cast<double>(z[i * d + a]) - mean[a];
-        for (i64 b0 = 0; b0 < gp; b0 += kGB) {
-            Vec<double> acc[NV] = {};
+        for (i64 b0 = 0; b0 < d; b0 += NB) {  // blocks past d are padding only
+            V acc[kGV] = {};
             for (i64 a = 0; a < d; ++a) {
-                const Vec<double> s = splat(zc[a]);
+                const V s = splat<VB>(zc[a]);
                 const double* ga = G + a * gp + b0;
-                for (int k = 0; k < NV; ++k) acc[k] += s * load(ga + k * W);
+                for (int k = 0; k < kGV; ++k) acc[k] += s * load<VB>(ga + k * W);
             }
-            double row[kGB];
-            for (int k = 0; k < NV; ++k) store(row + k * W, acc[k]);
-            const i64 bend = std::min(d, b0 + kGB);
+            double row[NB];
+            for (int k = 0; k < kGV; ++k) store(row + k * W, acc[k]);
+            const i64 bend = b0 + NB < d ? b0 + NB : d;
             for (i64 b = b0; b < bend; ++b) {
                 const double diff = double(z1[i * d + b]) - double(z2[i * d + b]);
                 g[i * d + b] = static_cast<TI>(fc * row[b - b0] + sfi * diff);
@@ -517,27 +560,7 @@ CX_ALWAYS_INLINE void grad_rows_impl(const TI* z, const TI* z1, const TI* z2, co
     }
 }
 
-#define CX_DEFINE_GRAD_FN(SUFFIX, TI)                                                          \
-    CX_CLONES void grad_rows_##SUFFIX(const TI* z, const TI* z1, const TI* z2,                  \
-                                      const double* mean, const double* G, i64 d, i64 gp,       \
-                                      i64 r0, i64 r1, double fc, double sfi, double* zc,        \
-                                      TI* g) {                                                  \
-        grad_rows_impl<TI>(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);                  \
-    }
-CX_DEFINE_GRAD_FN(f64, double)
-CX_DEFINE_GRAD_FN(f32, float)
-#undef CX_DEFINE_GRAD_FN
-
-CX_ALWAYS_INLINE void grad_rows(const double* z, const double* z1, const double* z2,
-                                const double* mean, const double* G, i64 d, i64 gp, i64 r0,
-                                i64 r1, double fc, double sfi, double* zc, double* g) {
-    grad_rows_f64(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);
-}
-CX_ALWAYS_INLINE void grad_rows(const float* z, const float* z1, const float* z2,
-                                const double* mean, const double* G, i64 d, i64 gp, i64 r0,
-                                i64 r1, double fc, double sfi, double* zc, float* g) {
-    grad_rows_f32(z, z1, z2, mean, G, d, gp, r0, r1, fc, sfi, zc, g);
-}
+CX_ISA_KERNEL(grad_rows, grad_rows_impl)
 
 struct VicregParams {
     double lam, mu, nu, gamma, eps;
@@ -558,12 +581,12 @@ int vicreg_threads(int requested, i64 n, i64 d) {
 
 i64 vicreg_grad_pad(i64 d) { return round_up(d, kGB); }
 
-template <typename TI>
-void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, double* state, i64 n, i64 d,
-                        const VicregParams& p, int num_threads) {
-    check_vicreg_args(n, d, p.eps);
+template <int VB, typename TI>
+void vicreg_forward_vb(const TI* z1, const TI* z2, TI* out, double* state, i64 n, i64 d,
+                       const VicregParams& p, int num_threads) {
     const int nt = vicreg_threads(num_threads, n, d);
-    const i64 n_pad = round_up(n, kWidth<double>), d4 = round_up(d, kCB4), gp = vicreg_grad_pad(d);
+    const i64 n_pad = round_up(n, kWidth<double, VB>), d4 = round_up(d, kCB4);
+    const i64 gp = vicreg_grad_pad(d);
     Buffer<double> zt(d4 * n_pad);  // zero padding rows / columns
     std::vector<double> cov(d * d);
     double var = 0.0, covt = 0.0;
@@ -571,7 +594,7 @@ void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, double* state, i64 
         double* mean = state + v * d;
         double* G = state + 2 * d + v * d * gp;  // dL/dC of this view, d x gp
         centre_transpose(v == 0 ? z1 : z2, n, d, n_pad, nt, zt.get(), mean);
-        view_covariance(zt.get(), n, n_pad, d, nt, cov.data());
+        view_covariance<VB>(zt.get(), n, n_pad, d, nt, cov.data());
         double vs = 0.0, cs = 0.0;
         for (i64 a = 0; a < d; ++a) {
             const double sd = std::sqrt(cov[a * d + a] + p.eps);
@@ -603,9 +626,20 @@ void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, double* state, i64 
 }
 
 template <typename TI>
-void vicreg_backward_run(const TI* z1, const TI* z2, const double* state, TI* g1, TI* g2, i64 n,
-                         i64 d, double lam, double grad_scale, int num_threads) {
-    check_vicreg_args(n, d, 1.0);
+void vicreg_forward_run(const TI* z1, const TI* z2, TI* out, double* state, i64 n, i64 d,
+                        const VicregParams& p, int num_threads) {
+    check_vicreg_args(n, d, p.eps);
+    const Isa isa = active_isa();
+    with_vector_bytes(isa, [&](auto vb) {
+        vicreg_forward_vb<decltype(vb)::value>(z1, z2, out, state, n, d, p, num_threads);
+    });
+}
+
+// The state's layout (gp) does not depend on the level: forward and backward may run at
+// different levels.
+template <int VB, typename TI>
+void vicreg_backward_vb(const TI* z1, const TI* z2, const double* state, TI* g1, TI* g2, i64 n,
+                        i64 d, double lam, double grad_scale, int num_threads) {
     const int nt = vicreg_threads(num_threads, n, d);
     const i64 gp = vicreg_grad_pad(d);
     const double fc = grad_scale * 2.0 / double(n - 1);
@@ -623,10 +657,21 @@ void vicreg_backward_run(const TI* z1, const TI* z2, const double* state, TI* g1
         for (i64 blk = 0; blk < (n + 63) / 64; ++blk) {
             const i64 r0 = blk * 64, r1 = std::min(n, r0 + 64);
             for (int v = 0; v < 2; ++v)
-                grad_rows(v == 0 ? z1 : z2, z1, z2, state + v * d, state + 2 * d + v * d * gp, d,
-                          gp, r0, r1, fc, v == 0 ? fi : -fi, zrow, v == 0 ? g1 : g2);
+                grad_rows<VB>(v == 0 ? z1 : z2, z1, z2, state + v * d, state + 2 * d + v * d * gp,
+                              d, gp, r0, r1, fc, v == 0 ? fi : -fi, zrow, v == 0 ? g1 : g2);
         }
     }
+}
+
+template <typename TI>
+void vicreg_backward_run(const TI* z1, const TI* z2, const double* state, TI* g1, TI* g2, i64 n,
+                         i64 d, double lam, double grad_scale, int num_threads) {
+    check_vicreg_args(n, d, 1.0);
+    const Isa isa = active_isa();
+    with_vector_bytes(isa, [&](auto vb) {
+        vicreg_backward_vb<decltype(vb)::value>(z1, z2, state, g1, g2, n, d, lam, grad_scale,
+                                                num_threads);
+    });
 }
 
 }  // namespace

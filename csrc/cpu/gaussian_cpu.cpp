@@ -7,13 +7,15 @@
 // centres (d x kMB), so that the squared distances from one row to a vector of consecutive
 // centres need only contiguous loads.
 // Distances use direct differences sum_k (x_k - c_k)^2 (no cancellation, never negative),
-// accumulated in registers over the features; exp is the vectorised exp_nonpos.
+// accumulated in registers over the features, scaled by -log2(e) / (2 sigma^2); the kernel
+// value is the vectorised exp2_nonpos of that (simd.hpp).
 //   * b == 1: the products K_ij v_j are accumulated in registers as the kernel values are
 //     produced (kG SIMD vectors of centres at a time);
 //   * b > 1: a kRB x kMB tile of K is written to a thread-local buffer, then multiplied by a
 //     packed kMB x W panel of V in an MR x W register-blocked micro-kernel (W = SIMD width).
-// Hot functions are compiled for x86-64-v4 / v3 / baseline with target_clones (GCC on x86-64
-// Linux) and the best variant is chosen at load time, so wheels stay portable.
+// Hot functions are templates on the vector width, compiled per instruction-set level
+// (AVX-512 / AVX2 / baseline) with CX_ISA_KERNEL; each driver reads the active level once
+// (isa.hpp), so wheels stay portable.
 #include "gaussian_cpu.hpp"
 
 #include <algorithm>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "aligned_buffer.hpp"
+#include "isa.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
 
@@ -43,74 +46,77 @@ using detail::thread_id;
 constexpr i64 kMB = 128;  // centres per packed block
 constexpr i64 kRB = 32;   // rows of X per work item
 constexpr int kMR = 4;    // rows of the micro-kernel
-constexpr int kG = 4;     // SIMD vectors of centres evaluated together
+// SIMD vectors of centres evaluated together: 8 with AVX-512's 32 registers, 4 with AVX2's 16.
+template <int VB>
+constexpr int kG = VB == 64 ? 8 : 4;
 
-static_assert(kMB % (kG * kWidth<float>) == 0 && kMB % (kG * kWidth<double>) == 0,
+static_assert(kMB % (kG<64> * kWidth<float, 64>) == 0 && kMB % (kG<32> * kWidth<float, 32>) == 0,
               "kMB must hold whole groups of SIMD vectors");
 static_assert(kRB % kMR == 0, "kRB must be a multiple of kMR");
 
 // Kernel values of row xr against the kG * W centres of a packed block (d x kMB) starting at
-// column j: e[g] = exp(neg_gamma * |xr - c|^2) for the g-th vector of centres.
-template <typename T>
-CX_ALWAYS_INLINE void kernel_group(const T* xr, i64 d, const T* cblock, i64 j, Vec<T> neg_gamma,
-                                   Vec<T> (&e)[kG]) {
-    constexpr int W = kWidth<T>;
-    for (int g = 0; g < kG; ++g) e[g] = Vec<T>{};
+// column j: e[g] = 2^(neg_gamma * |xr - c|^2) = exp(-|xr - c|^2 / (2 sigma^2)) for the g-th
+// vector of centres (neg_gamma = -log2(e) / (2 sigma^2), see kernel_scale).
+template <int VB, typename T>
+CX_ALWAYS_INLINE void kernel_group(const T* xr, i64 d, const T* cblock, i64 j,
+                                   Vec<T, VB> neg_gamma, Vec<T, VB> (&e)[kG<VB>]) {
+    constexpr int W = kWidth<T, VB>;
+    for (int g = 0; g < kG<VB>; ++g) e[g] = Vec<T, VB>{};
     for (i64 k = 0; k < d; ++k) {
-        const Vec<T> xk = splat(xr[k]);
+        const Vec<T, VB> xk = splat<VB>(xr[k]);
         const T* ck = cblock + k * kMB + j;
-        for (int g = 0; g < kG; ++g) {
-            const Vec<T> diff = xk - load(ck + g * W);
+        for (int g = 0; g < kG<VB>; ++g) {
+            const Vec<T, VB> diff = xk - load<VB>(ck + g * W);
             e[g] += diff * diff;
         }
     }
-    for (int g = 0; g < kG; ++g) e[g] *= neg_gamma;
-    exp_nonpos<kG, T>(e);
+    for (int g = 0; g < kG<VB>; ++g) e[g] *= neg_gamma;
+    exp2_nonpos(e);
 }
 
 // b == 1: out[r] = sum_j K(x_r, c_j) v_j for the rows of one block.
-template <typename TI, typename T>
+template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void block_b1_impl(const TI* x, i64 rows, i64 d, const T* ct, const T* vv,
                                     i64 m_pad, T neg_gamma_s, T* xbuf, TI* out) {
-    constexpr int W = kWidth<T>;
-    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    constexpr int W = kWidth<T, VB>;
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 r = 0; r < rows; ++r) {
         for (i64 k = 0; k < d; ++k) xbuf[k] = static_cast<T>(x[r * d + k]);
-        Vec<T> part[kG] = {};
+        Vec<T, VB> part[kG<VB>] = {};
         for (i64 blk = 0; blk < m_pad; blk += kMB) {
             const T* cblock = ct + blk * d;
             const T* vb = vv + blk;
-            for (i64 j = 0; j < kMB; j += kG * W) {
-                Vec<T> e[kG];
-                kernel_group(xbuf, d, cblock, j, neg_gamma, e);
-                for (int g = 0; g < kG; ++g) part[g] += e[g] * load(vb + j + g * W);
+            for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+                Vec<T, VB> e[kG<VB>];
+                kernel_group<VB>(xbuf, d, cblock, j, neg_gamma, e);
+                for (int g = 0; g < kG<VB>; ++g) part[g] += e[g] * load<VB>(vb + j + g * W);
             }
         }
-        for (int g = 1; g < kG; ++g) part[0] += part[g];
-        out[r] = static_cast<TI>(hsum<T>(part[0]));
+        for (int g = 1; g < kG<VB>; ++g) part[0] += part[g];
+        out[r] = static_cast<TI>(hsum(part[0]));
     }
 }
 
 // acc (kMR x W, leading dimension ldacc) += ktile (kMR x kMB, ld kMB) @ vpanel (kMB x W).
-template <typename T>
+template <int VB, typename T>
 CX_ALWAYS_INLINE void micro_kernel(const T* ktile, const T* vpanel, T* acc, i64 ldacc) {
-    constexpr int W = kWidth<T>;
-    Vec<T> a[kMR];
-    for (int r = 0; r < kMR; ++r) a[r] = load(acc + r * ldacc);
+    constexpr int W = kWidth<T, VB>;
+    Vec<T, VB> a[kMR];
+    for (int r = 0; r < kMR; ++r) a[r] = load<VB>(acc + r * ldacc);
     for (i64 j = 0; j < kMB; ++j) {
-        const Vec<T> vj = load(vpanel + j * W);
+        const Vec<T, VB> vj = load<VB>(vpanel + j * W);
         for (int r = 0; r < kMR; ++r) a[r] += ktile[r * kMB + j] * vj;
     }
     for (int r = 0; r < kMR; ++r) store(acc + r * ldacc, a[r]);
 }
 
 // b > 1: the rows of one block.  xbuf: kRB x d, ktile: kRB x kMB, acc: kRB x b_pad.
-template <typename TI, typename T>
+template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void block_multi_impl(const TI* x, i64 rows, i64 d, const T* ct, const T* vp,
                                        i64 m_pad, i64 b, i64 b_pad, T neg_gamma_s, T* xbuf,
                                        T* ktile, T* acc, TI* out) {
-    constexpr int W = kWidth<T>;
-    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    constexpr int W = kWidth<T, VB>;
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
     for (i64 i = 0; i < kRB * b_pad; ++i) acc[i] = T(0);
     const i64 rows_mr = round_up(rows, kMR);
@@ -118,58 +124,27 @@ CX_ALWAYS_INLINE void block_multi_impl(const TI* x, i64 rows, i64 d, const T* ct
     for (i64 blk = 0; blk < m_pad; blk += kMB) {
         const T* cblock = ct + blk * d;
         for (i64 r = 0; r < rows; ++r) {
-            for (i64 j = 0; j < kMB; j += kG * W) {
-                Vec<T> e[kG];
-                kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
-                for (int g = 0; g < kG; ++g) store(ktile + r * kMB + j + g * W, e[g]);
+            for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+                Vec<T, VB> e[kG<VB>];
+                kernel_group<VB>(xbuf + r * d, d, cblock, j, neg_gamma, e);
+                for (int g = 0; g < kG<VB>; ++g) store(ktile + r * kMB + j + g * W, e[g]);
             }
         }
         for (i64 p = 0; p < b_pad / W; ++p) {
             const T* vpanel = vp + p * m_pad * W + blk * W;
             for (i64 r0 = 0; r0 < rows_mr; r0 += kMR)
-                micro_kernel(ktile + r0 * kMB, vpanel, acc + r0 * b_pad + p * W, b_pad);
+                micro_kernel<VB>(ktile + r0 * kMB, vpanel, acc + r0 * b_pad + p * W, b_pad);
         }
     }
     for (i64 r = 0; r < rows; ++r)
         for (i64 c = 0; c < b; ++c) out[r * b + c] = static_cast<TI>(acc[r * b_pad + c]);
 }
 
-// Non-template entry points, one per (input type, compute type), cloned per ISA level.
-#define CX_DEFINE_BLOCK_FNS(SUFFIX, TI, T)                                                     \
-    CX_CLONES void block_b1_##SUFFIX(const TI* x, i64 rows, i64 d, const T* ct, const T* vv,   \
-                                     i64 m_pad, T neg_gamma, T* xbuf, TI* out) {               \
-        block_b1_impl<TI, T>(x, rows, d, ct, vv, m_pad, neg_gamma, xbuf, out);                 \
-    }                                                                                          \
-    CX_CLONES void block_multi_##SUFFIX(const TI* x, i64 rows, i64 d, const T* ct,             \
-                                        const T* vp, i64 m_pad, i64 b, i64 b_pad, T neg_gamma, \
-                                        T* xbuf, T* ktile, T* acc, TI* out) {                  \
-        block_multi_impl<TI, T>(x, rows, d, ct, vp, m_pad, b, b_pad, neg_gamma, xbuf, ktile,   \
-                                acc, out);                                                     \
-    }
+CX_ISA_KERNEL(block_b1, block_b1_impl)
+CX_ISA_KERNEL(block_multi, block_multi_impl)
 
-CX_DEFINE_BLOCK_FNS(f64, double, double)
-CX_DEFINE_BLOCK_FNS(f32, float, float)
-CX_DEFINE_BLOCK_FNS(f32acc64, float, double)
-
-#undef CX_DEFINE_BLOCK_FNS
-
-template <typename TI, typename T>
-struct BlockFns;
-template <>
-struct BlockFns<double, double> {
-    static constexpr auto b1 = &block_b1_f64;
-    static constexpr auto multi = &block_multi_f64;
-};
-template <>
-struct BlockFns<float, float> {
-    static constexpr auto b1 = &block_b1_f32;
-    static constexpr auto multi = &block_multi_f32;
-};
-template <>
-struct BlockFns<float, double> {
-    static constexpr auto b1 = &block_b1_f32acc64;
-    static constexpr auto multi = &block_multi_f32acc64;
-};
+// The factor of |x - c|^2 in the exponent of 2: exp(-t / (2 sigma^2)) = 2^(t * kernel_scale).
+inline double kernel_scale(double sigma) { return -kLog2e<double> / (2.0 * sigma * sigma); }
 
 // Centres transposed per block of kMB, ct[blk][k][jj] (m rounded up to kMB; padding is 0).
 template <typename TI, typename T>
@@ -182,18 +157,11 @@ Buffer<T> pack_centres(const TI* c, i64 m, i64 d) {
     return ct;
 }
 
-template <typename TI, typename T>
-void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b, double sigma,
-         int num_threads) {
-    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
-    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
-    if (n == 0 || b == 0) return;
-    if (m == 0) {
-        std::fill(out, out + n * b, TI(0));
-        return;
-    }
-    constexpr int W = kWidth<T>;
-    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+template <int VB, typename TI, typename T>
+void run_vb(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b,
+            double sigma, int num_threads) {
+    constexpr int W = kWidth<T, VB>;
+    const T neg_gamma = static_cast<T>(kernel_scale(sigma));
     const i64 m_pad = round_up(m, kMB);
     const i64 b_pad = b == 1 ? 1 : round_up(b, W);
 
@@ -235,13 +203,27 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
             const i64 r0 = ib * kRB;
             const i64 rows = std::min(kRB, n - r0);
             if (b == 1)
-                BlockFns<TI, T>::b1(x + r0 * d, rows, d, ctp, vpp, m_pad, neg_gamma, xbuf,
-                                    out + r0);
+                block_b1<VB>(x + r0 * d, rows, d, ctp, vpp, m_pad, neg_gamma, xbuf, out + r0);
             else
-                BlockFns<TI, T>::multi(x + r0 * d, rows, d, ctp, vpp, m_pad, b, b_pad, neg_gamma,
-                                       xbuf, ktile, acc, out + r0 * b);
+                block_multi<VB>(x + r0 * d, rows, d, ctp, vpp, m_pad, b, b_pad, neg_gamma, xbuf,
+                                ktile, acc, out + r0 * b);
         }
     }
+}
+
+template <typename TI, typename T>
+void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b, double sigma,
+         int num_threads) {
+    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (n == 0 || b == 0) return;
+    if (m == 0) {
+        std::fill(out, out + n * b, TI(0));
+        return;
+    }
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        run_vb<decltype(vb)::value, TI, T>(x, c, v, out, n, m, d, b, sigma, num_threads);
+    });
 }
 
 
@@ -261,33 +243,33 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
 constexpr i64 kSegMin = 4096;
 constexpr i64 kMaxSeg = 32;
 
-template <typename TI, typename T>
+template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void tblock_b1_impl(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,
                                      const T* cblock, T neg_gamma_s, T* xbuf, T* wu, T* acc) {
-    constexpr int W = kWidth<T>;
-    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    constexpr int W = kWidth<T, VB>;
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
     for (i64 r = 0; r < rows; ++r)
         wu[r] = w ? static_cast<T>(w[r]) * static_cast<T>(u[r]) : static_cast<T>(u[r]);
-    for (i64 j = 0; j < kMB; j += kG * W) {
-        Vec<T> a[kG];
-        for (int g = 0; g < kG; ++g) a[g] = load(acc + j + g * W);
+    for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+        Vec<T, VB> a[kG<VB>];
+        for (int g = 0; g < kG<VB>; ++g) a[g] = load<VB>(acc + j + g * W);
         for (i64 r = 0; r < rows; ++r) {
-            Vec<T> e[kG];
-            kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
-            const Vec<T> s = splat(wu[r]);
-            for (int g = 0; g < kG; ++g) a[g] += e[g] * s;
+            Vec<T, VB> e[kG<VB>];
+            kernel_group<VB>(xbuf + r * d, d, cblock, j, neg_gamma, e);
+            const Vec<T, VB> s = splat<VB>(wu[r]);
+            for (int g = 0; g < kG<VB>; ++g) a[g] += e[g] * s;
         }
-        for (int g = 0; g < kG; ++g) store(acc + j + g * W, a[g]);
+        for (int g = 0; g < kG<VB>; ++g) store(acc + j + g * W, a[g]);
     }
 }
 
-template <typename TI, typename T>
+template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void tblock_multi_impl(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,
                                         const T* cblock, i64 b, i64 b_pad, T neg_gamma_s, T* xbuf,
                                         T* ktile, T* up, T* acc) {
-    constexpr int W = kWidth<T>;
-    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    constexpr int W = kWidth<T, VB>;
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
     // up: rows x b_pad, the weighted right-hand sides of the block (padding columns 0).
     for (i64 r = 0; r < rows; ++r) {
@@ -296,17 +278,17 @@ CX_ALWAYS_INLINE void tblock_multi_impl(const TI* x, const TI* u, const TI* w, i
         for (i64 cc = b; cc < b_pad; ++cc) up[r * b_pad + cc] = T(0);
     }
     for (i64 r = 0; r < rows; ++r)
-        for (i64 j = 0; j < kMB; j += kG * W) {
-            Vec<T> e[kG];
-            kernel_group(xbuf + r * d, d, cblock, j, neg_gamma, e);
-            for (int g = 0; g < kG; ++g) store(ktile + r * kMB + j + g * W, e[g]);
+        for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+            Vec<T, VB> e[kG<VB>];
+            kernel_group<VB>(xbuf + r * d, d, cblock, j, neg_gamma, e);
+            for (int g = 0; g < kG<VB>; ++g) store(ktile + r * kMB + j + g * W, e[g]);
         }
     for (i64 p = 0; p < b_pad; p += W)
         for (i64 c0 = 0; c0 < kMB; c0 += kMR) {
-            Vec<T> a[kMR];
-            for (int q = 0; q < kMR; ++q) a[q] = load(acc + (c0 + q) * b_pad + p);
+            Vec<T, VB> a[kMR];
+            for (int q = 0; q < kMR; ++q) a[q] = load<VB>(acc + (c0 + q) * b_pad + p);
             for (i64 r = 0; r < rows; ++r) {
-                const Vec<T> ur = load(up + r * b_pad + p);
+                const Vec<T, VB> ur = load<VB>(up + r * b_pad + p);
                 const T* kr = ktile + r * kMB + c0;
                 for (int q = 0; q < kMR; ++q) a[q] += kr[q] * ur;
             }
@@ -314,54 +296,14 @@ CX_ALWAYS_INLINE void tblock_multi_impl(const TI* x, const TI* u, const TI* w, i
         }
 }
 
-#define CX_DEFINE_TBLOCK_FNS(SUFFIX, TI, T)                                                    \
-    CX_CLONES void tblock_b1_##SUFFIX(const TI* x, const TI* u, const TI* w, i64 rows, i64 d,   \
-                                      const T* cblock, T neg_gamma, T* xbuf, T* wu, T* acc) {   \
-        tblock_b1_impl<TI, T>(x, u, w, rows, d, cblock, neg_gamma, xbuf, wu, acc);              \
-    }                                                                                          \
-    CX_CLONES void tblock_multi_##SUFFIX(const TI* x, const TI* u, const TI* w, i64 rows,       \
-                                         i64 d, const T* cblock, i64 b, i64 b_pad,              \
-                                         T neg_gamma, T* xbuf, T* ktile, T* up, T* acc) {       \
-        tblock_multi_impl<TI, T>(x, u, w, rows, d, cblock, b, b_pad, neg_gamma, xbuf, ktile,    \
-                                 up, acc);                                                      \
-    }
+CX_ISA_KERNEL(tblock_b1, tblock_b1_impl)
+CX_ISA_KERNEL(tblock_multi, tblock_multi_impl)
 
-CX_DEFINE_TBLOCK_FNS(f64, double, double)
-CX_DEFINE_TBLOCK_FNS(f32, float, float)
-CX_DEFINE_TBLOCK_FNS(f32acc64, float, double)
-
-#undef CX_DEFINE_TBLOCK_FNS
-
-template <typename TI, typename T>
-struct TBlockFns;
-template <>
-struct TBlockFns<double, double> {
-    static constexpr auto b1 = &tblock_b1_f64;
-    static constexpr auto multi = &tblock_multi_f64;
-};
-template <>
-struct TBlockFns<float, float> {
-    static constexpr auto b1 = &tblock_b1_f32;
-    static constexpr auto multi = &tblock_multi_f32;
-};
-template <>
-struct TBlockFns<float, double> {
-    static constexpr auto b1 = &tblock_b1_f32acc64;
-    static constexpr auto multi = &tblock_multi_f32acc64;
-};
-
-template <typename TI, typename T>
-void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i64 m, i64 d,
-           i64 b, double sigma, int num_threads) {
-    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
-    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
-    if (m == 0 || b == 0) return;
-    if (n == 0) {
-        std::fill(out, out + m * b, TI(0));
-        return;
-    }
-    constexpr int W = kWidth<T>;
-    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+template <int VB, typename TI, typename T>
+void run_t_vb(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i64 m, i64 d,
+              i64 b, double sigma, int num_threads) {
+    constexpr int W = kWidth<T, VB>;
+    const T neg_gamma = static_cast<T>(kernel_scale(sigma));
     const i64 m_pad = round_up(m, kMB);
     const i64 b_pad = b == 1 ? 1 : round_up(b, W);
     const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
@@ -403,11 +345,11 @@ void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i
                 const i64 rows = std::min(kRB, r_end - r0);
                 const TI* wr = w ? w + r0 : nullptr;
                 if (b == 1)
-                    TBlockFns<TI, T>::b1(x + r0 * d, u + r0, wr, rows, d, cblock, neg_gamma, xbuf,
-                                         wu, acc);
+                    tblock_b1<VB>(x + r0 * d, u + r0, wr, rows, d, cblock, neg_gamma, xbuf, wu,
+                                  acc);
                 else
-                    TBlockFns<TI, T>::multi(x + r0 * d, u + r0 * b, wr, rows, d, cblock, b, b_pad,
-                                            neg_gamma, xbuf, ktile, up, acc);
+                    tblock_multi<VB>(x + r0 * d, u + r0 * b, wr, rows, d, cblock, b, b_pad,
+                                     neg_gamma, xbuf, ktile, up, acc);
             }
         }
     }
@@ -417,6 +359,21 @@ void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i
             for (i64 seg = 0; seg < n_seg; ++seg) s += part[seg * slice + j * b_pad + cc];
             out[j * b + cc] = static_cast<TI>(s);
         }
+}
+
+template <typename TI, typename T>
+void run_t(const TI* x, const TI* c, const TI* u, const TI* w, TI* out, i64 n, i64 m, i64 d,
+           i64 b, double sigma, int num_threads) {
+    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (m == 0 || b == 0) return;
+    if (n == 0) {
+        std::fill(out, out + m * b, TI(0));
+        return;
+    }
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        run_t_vb<decltype(vb)::value, TI, T>(x, c, u, w, out, n, m, d, b, sigma, num_threads);
+    });
 }
 
 
@@ -435,17 +392,17 @@ constexpr i64 kGR = 256;  // rows per block
 constexpr int kMR2 = 6;   // Gram rows per micro-kernel
 constexpr int kNRV = 2;   // Gram columns per micro-kernel, in SIMD vectors
 
-template <typename T>
-CX_ALWAYS_INLINE void gram_micro(const T* kw, const T* kp, i64 rows, T* g, i64 ldg) {
-    constexpr int W = kWidth<T>;
-    Vec<T> a[kMR2][kNRV];
+template <int VB, typename T>
+CX_ALWAYS_INLINE void gram_micro_impl(const T* kw, const T* kp, i64 rows, T* g, i64 ldg) {
+    constexpr int W = kWidth<T, VB>;
+    Vec<T, VB> a[kMR2][kNRV];
     for (int q = 0; q < kMR2; ++q)
-        for (int v = 0; v < kNRV; ++v) a[q][v] = load(g + q * ldg + v * W);
+        for (int v = 0; v < kNRV; ++v) a[q][v] = load<VB>(g + q * ldg + v * W);
     for (i64 r = 0; r < rows; ++r) {
-        Vec<T> b[kNRV];
-        for (int v = 0; v < kNRV; ++v) b[v] = load(kp + r * kNRV * W + v * W);
+        Vec<T, VB> b[kNRV];
+        for (int v = 0; v < kNRV; ++v) b[v] = load<VB>(kp + r * kNRV * W + v * W);
         for (int q = 0; q < kMR2; ++q) {
-            const Vec<T> s = splat(kw[r * kMR2 + q]);
+            const Vec<T, VB> s = splat<VB>(kw[r * kMR2 + q]);
             for (int v = 0; v < kNRV; ++v) a[q][v] += s * b[v];
         }
     }
@@ -454,24 +411,24 @@ CX_ALWAYS_INLINE void gram_micro(const T* kw, const T* kp, i64 rows, T* g, i64 l
 }
 
 // Kernel rows [r0, r0 + rows) of the block into the packed tiles (rows of the block: rr).
-template <typename TI, typename T>
+template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void gram_pack_impl(const TI* x, const TI* w, i64 r0, i64 rr0, i64 rows, i64 d,
                                      const T* ct, i64 m, i64 m_pad, i64 n_nr, T neg_gamma_s,
                                      T* xbuf, T* kp, T* kw) {
-    constexpr int W = kWidth<T>;
+    constexpr int W = kWidth<T, VB>;
     constexpr i64 NR = kNRV * W;
-    const Vec<T> neg_gamma = splat(neg_gamma_s);
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 r = 0; r < rows; ++r) {
         const i64 row = r0 + r, rr = rr0 + r;
         for (i64 k = 0; k < d; ++k) xbuf[k] = static_cast<T>(x[row * d + k]);
         const T wr = w ? static_cast<T>(w[row]) : T(1);
         for (i64 blk = 0; blk < m_pad; blk += kMB) {
-            for (i64 j = 0; j < kMB; j += kG * W) {
-                Vec<T> e[kG];
-                kernel_group(xbuf, d, ct + blk * d, j, neg_gamma, e);
-                T vals[kG * W];
-                for (int g = 0; g < kG; ++g) store(vals + g * W, e[g]);
-                for (i64 t = 0; t < kG * W; ++t) {
+            for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+                Vec<T, VB> e[kG<VB>];
+                kernel_group<VB>(xbuf, d, ct + blk * d, j, neg_gamma, e);
+                T vals[kG<VB> * W];
+                for (int g = 0; g < kG<VB>; ++g) store(vals + g * W, e[g]);
+                for (i64 t = 0; t < kG<VB> * W; ++t) {
                     const i64 col = blk + j + t;
                     const T kv = col < m ? vals[t] : T(0);
                     if (col < n_nr * NR) kp[((col / NR) * kGR + rr) * NR + col % NR] = kv;
@@ -482,50 +439,15 @@ CX_ALWAYS_INLINE void gram_pack_impl(const TI* x, const TI* w, i64 r0, i64 rr0, 
     }
 }
 
-#define CX_DEFINE_GRAM_FNS(SUFFIX, TI, T)                                                      \
-    CX_CLONES void gram_pack_##SUFFIX(const TI* x, const TI* w, i64 r0, i64 rr0, i64 rows,      \
-                                      i64 d, const T* ct, i64 m, i64 m_pad, i64 n_nr,           \
-                                      T neg_gamma, T* xbuf, T* kp, T* kw) {                     \
-        gram_pack_impl<TI, T>(x, w, r0, rr0, rows, d, ct, m, m_pad, n_nr, neg_gamma, xbuf, kp,  \
-                              kw);                                                              \
-    }                                                                                          \
-    CX_CLONES void gram_micro_##SUFFIX(const T* kw, const T* kp, i64 rows, T* g, i64 ldg) {     \
-        gram_micro<T>(kw, kp, rows, g, ldg);                                                    \
-    }
+CX_ISA_KERNEL(gram_pack, gram_pack_impl)
+CX_ISA_KERNEL(gram_micro, gram_micro_impl)
 
-CX_DEFINE_GRAM_FNS(f64, double, double)
-CX_DEFINE_GRAM_FNS(f32, float, float)
-CX_DEFINE_GRAM_FNS(f32acc64, float, double)
-
-#undef CX_DEFINE_GRAM_FNS
-
-template <typename TI, typename T>
-struct GramFns;
-template <>
-struct GramFns<double, double> {
-    static constexpr auto pack = &gram_pack_f64;
-    static constexpr auto micro = &gram_micro_f64;
-};
-template <>
-struct GramFns<float, float> {
-    static constexpr auto pack = &gram_pack_f32;
-    static constexpr auto micro = &gram_micro_f32;
-};
-template <>
-struct GramFns<float, double> {
-    static constexpr auto pack = &gram_pack_f32acc64;
-    static constexpr auto micro = &gram_micro_f32acc64;
-};
-
-template <typename TI, typename T>
-void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 d, double sigma,
-              int num_threads) {
-    if (n < 0 || m < 0 || d < 0) throw std::invalid_argument("negative size");
-    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
-    if (m == 0) return;
-    constexpr int W = kWidth<T>;
+template <int VB, typename TI, typename T>
+void run_gram_vb(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 d,
+                 double sigma, int num_threads) {
+    constexpr int W = kWidth<T, VB>;
     constexpr i64 NR = kNRV * W;
-    const T neg_gamma = static_cast<T>(-1.0 / (2.0 * sigma * sigma));
+    const T neg_gamma = static_cast<T>(kernel_scale(sigma));
     const i64 m_pad = round_up(m, kMB);
     const i64 n_nr = (m + NR - 1) / NR;      // column panels of G
     const i64 n_mr = (m + kMR2 - 1) / kMR2;  // row panels of G
@@ -559,15 +481,15 @@ void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 
             // Rows of this block split evenly between the threads.
             const i64 lo = rows * t / team, hi = rows * (t + 1) / team;
             if (hi > lo)
-                GramFns<TI, T>::pack(x, w, r0 + lo, lo, hi - lo, d, ctp, m, m_pad, n_nr,
-                                     neg_gamma, xbuf, kpp, kwp);
+                gram_pack<VB>(x, w, r0 + lo, lo, hi - lo, d, ctp, m, m_pad, n_nr, neg_gamma, xbuf,
+                              kpp, kwp);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
             for (i64 k = t; k < n_blocks; k += team) {
                 const i64 p = bl[k].first, q = bl[k].second;
-                GramFns<TI, T>::micro(kwp + p * kGR * kMR2, kpp + q * kGR * NR, rows,
-                                      gp + p * kMR2 * ldg + q * NR, ldg);
+                gram_micro<VB>(kwp + p * kGR * kMR2, kpp + q * kGR * NR, rows,
+                               gp + p * kMR2 * ldg + q * NR, ldg);
             }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -578,6 +500,17 @@ void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 
     for (i64 a = 0; a < m; ++a)
         for (i64 b = 0; b < m; ++b)
             out[a * m + b] = static_cast<TI>(a <= b ? gp[a * ldg + b] : gp[b * ldg + a]);
+}
+
+template <typename TI, typename T>
+void run_gram(const TI* x, const TI* c, const TI* w, TI* out, i64 n, i64 m, i64 d, double sigma,
+              int num_threads) {
+    if (n < 0 || m < 0 || d < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (m == 0) return;
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        run_gram_vb<decltype(vb)::value, TI, T>(x, c, w, out, n, m, d, sigma, num_threads);
+    });
 }
 
 }  // namespace
@@ -635,19 +568,6 @@ int openmp_max_threads() {
     return omp_get_max_threads();
 #else
     return 1;
-#endif
-}
-
-const char* simd_level() {
-#if CX_HAVE_CLONES
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
-    return "x86-64";
-#elif defined(__x86_64__)
-    return "x86-64 (no target_clones)";
-#else
-    return "generic";
 #endif
 }
 

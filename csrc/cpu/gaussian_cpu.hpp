@@ -36,7 +36,5 @@ void gaussian_weighted_gram(const float* x, const float* c, const float* w, floa
 
 bool openmp_enabled();
 int openmp_max_threads();
-// Which instruction set the target_clones dispatcher picks on this machine ("x86-64-v4", ...).
-const char* simd_level();
 
 }  // namespace contrastx::cpu

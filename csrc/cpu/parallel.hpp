@@ -1,6 +1,5 @@
-// What every CPU kernel needs for dispatch and threading: the target_clones attribute (the
-// best ISA variant of a hot function is chosen at load time, so wheels stay portable) and
-// the OpenMP thread helpers (which compile to one thread without OpenMP).
+// The OpenMP thread helpers every CPU kernel uses (they compile to one thread without OpenMP).
+// Instruction-set dispatch lives in isa.hpp.
 #pragma once
 
 #include <algorithm>
@@ -10,14 +9,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
-    defined(__linux__)
-#define CX_HAVE_CLONES 1
-#define CX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CX_HAVE_CLONES 0
-#define CX_CLONES
-#endif
 
 namespace contrastx::cpu::detail {
 

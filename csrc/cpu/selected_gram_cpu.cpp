@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "aligned_buffer.hpp"
+#include "isa.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
 
@@ -30,27 +31,29 @@ using detail::Buffer;
 using detail::resolve_threads;
 using detail::team_size;
 using detail::thread_id;
-using V = Vec<double>;
-constexpr int W = kWidth<double>;
 
 constexpr i64 kChunk = 128;  // rows of z per chunk (~kChunk * f rows per right-hand side)
 constexpr int kR = 8;        // rows per dot-product group in step 1
 constexpr int kU = 8;        // vectors of out_j accumulated together in step 2
 
-typedef float F8 __attribute__((vector_size(32), aligned(4)));
-
-// W consecutive entries of a row as float64.
-CX_ALWAYS_INLINE V loadz(const double* p) { return load(p); }
-CX_ALWAYS_INLINE V loadz(const float* p) {
-    return __builtin_convertvector(*reinterpret_cast<const F8*>(p), V);
+// W consecutive entries of a row as float64 (W = doubles per vector).
+template <int VB>
+CX_ALWAYS_INLINE Vec<double, VB> loadz(const double* p) {
+    return load<VB>(p);
+}
+template <int VB>
+CX_ALWAYS_INLINE Vec<double, VB> loadz(const float* p) {
+    return __builtin_convertvector(load_vec<Vec<float, VB / 2>>(p), Vec<double, VB>);
 }
 
 // y[q] = z[rows[q]] . v for q < cnt (v has m entries; z rows have m entries, stride m).
 // kR rows at a time against each vector of v (kR independent accumulation chains, kR row
 // streams in flight); the remainder one row at a time with two chains.
-template <typename TZ>
+template <int VB, typename TZ>
 CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* v,
                                 double* y) {
+    using V = Vec<double, VB>;
+    constexpr int W = kWidth<double, VB>;
     const i64 mv = m / W * W;
     i64 q = 0;
     for (; q + kR <= cnt; q += kR) {
@@ -58,11 +61,11 @@ CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, co
         for (int u = 0; u < kR; ++u) r[u] = z + i64(rows[q + u]) * m;
         V a[kR] = {};
         for (i64 c = 0; c < mv; c += W) {
-            const V vc = load(v + c);
-            for (int u = 0; u < kR; ++u) a[u] += loadz(r[u] + c) * vc;
+            const V vc = load<VB>(v + c);
+            for (int u = 0; u < kR; ++u) a[u] += loadz<VB>(r[u] + c) * vc;
         }
         for (int u = 0; u < kR; ++u) {
-            double s = hsum<double>(a[u]);
+            double s = hsum(a[u]);
             for (i64 t = mv; t < m; ++t) s += double(r[u][t]) * v[t];
             y[q + u] = s;
         }
@@ -70,38 +73,40 @@ CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, co
     for (; q < cnt; ++q) {
         const TZ* r = z + i64(rows[q]) * m;
         V a = {};
-        for (i64 c = 0; c < mv; c += W) a += loadz(r + c) * load(v + c);
-        double s = hsum<double>(a);
+        for (i64 c = 0; c < mv; c += W) a += loadz<VB>(r + c) * load<VB>(v + c);
+        double s = hsum(a);
         for (i64 t = mv; t < m; ++t) s += double(r[t]) * v[t];
         y[q] = s;
     }
 }
 
 // out += sum_q y[q] z[rows[q]] (y == nullptr: weights 1), summed in row order per entry.
-template <typename TZ>
+template <int VB, typename TZ>
 CX_ALWAYS_INLINE void axpys_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* y,
                                  double* out) {
+    using V = Vec<double, VB>;
+    constexpr int W = kWidth<double, VB>;
     const i64 mv = m / W * W;
     i64 c = 0;
     for (; c + kU * W <= mv; c += kU * W) {
         V acc[kU];
-        for (int u = 0; u < kU; ++u) acc[u] = load(out + c + u * W);
+        for (int u = 0; u < kU; ++u) acc[u] = load<VB>(out + c + u * W);
         for (i64 q = 0; q < cnt; ++q) {
             const TZ* r = z + i64(rows[q]) * m + c;
             if (y) {
-                const V yq = splat(y[q]);
-                for (int u = 0; u < kU; ++u) acc[u] += yq * loadz(r + u * W);
+                const V yq = splat<VB>(y[q]);
+                for (int u = 0; u < kU; ++u) acc[u] += yq * loadz<VB>(r + u * W);
             } else {
-                for (int u = 0; u < kU; ++u) acc[u] += loadz(r + u * W);
+                for (int u = 0; u < kU; ++u) acc[u] += loadz<VB>(r + u * W);
             }
         }
         for (int u = 0; u < kU; ++u) store(out + c + u * W, acc[u]);
     }
     for (; c < mv; c += W) {
-        V acc = load(out + c);
+        V acc = load<VB>(out + c);
         for (i64 q = 0; q < cnt; ++q) {
-            const V zq = loadz(z + i64(rows[q]) * m + c);
-            acc = y ? acc + splat(y[q]) * zq : acc + zq;
+            const V zq = loadz<VB>(z + i64(rows[q]) * m + c);
+            acc = y ? acc + splat<VB>(y[q]) * zq : acc + zq;
         }
         store(out + c, acc);
     }
@@ -116,25 +121,14 @@ CX_ALWAYS_INLINE void axpys_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, c
 }
 
 // One chunk for one right-hand side: dots (if v) then the weighted row sum.
-#define CX_DEFINE_CHUNK_FN(SUFFIX, TZ)                                                       \
-    CX_CLONES void chunk_##SUFFIX(const TZ* z, i64 m, const i32* rows, i64 cnt,               \
-                                  const double* v, double* y, double* out) {                  \
-        if (v) dots_impl<TZ>(z, m, rows, cnt, v, y);                                          \
-        axpys_impl<TZ>(z, m, rows, cnt, v ? y : nullptr, out);                                \
-    }
-
-CX_DEFINE_CHUNK_FN(f64, double)
-CX_DEFINE_CHUNK_FN(f32, float)
-#undef CX_DEFINE_CHUNK_FN
-
-CX_ALWAYS_INLINE void chunk(const double* z, i64 m, const i32* rows, i64 cnt, const double* v,
-                            double* y, double* out) {
-    chunk_f64(z, m, rows, cnt, v, y, out);
+template <int VB, typename TZ>
+CX_ALWAYS_INLINE void chunk_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* v,
+                                 double* y, double* out) {
+    if (v) dots_impl<VB>(z, m, rows, cnt, v, y);
+    axpys_impl<VB>(z, m, rows, cnt, v ? static_cast<const double*>(y) : nullptr, out);
 }
-CX_ALWAYS_INLINE void chunk(const float* z, i64 m, const i32* rows, i64 cnt, const double* v,
-                            double* y, double* out) {
-    chunk_f32(z, m, rows, cnt, v, y, out);
-}
+
+CX_ISA_KERNEL(chunk, chunk_impl)
 
 void check_selection(i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, const i64* cols,
                      i64 b) {
@@ -154,11 +148,9 @@ void check_selection(i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, c
             throw std::invalid_argument("selection column index out of range");
 }
 
-template <typename TZ>
-void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, const i64* cols,
-         i64 b, const double* v, double* out, int num_threads) {
-    check_selection(n, m, ptr, rows, n_sel, cols, b);
-    if (b == 0 || m == 0) return;
+template <int VB, typename TZ>
+void run_vb(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, const i64* cols, i64 b,
+            const double* v, double* out, int num_threads) {
     std::fill(out, out + b * m, 0.0);
     // Contiguous ranges of right-hand sides with about equal selected-row counts.
     i64 total = 0;
@@ -195,12 +187,22 @@ void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, 
                     i64 hi_k = lo_k;
                     while (hi_k < end && rows[hi_k] < hi) ++hi_k;
                     if (hi_k == lo_k) continue;
-                    chunk(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, y,
-                          out + j * m);
+                    chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, y,
+                              out + j * m);
                     cur[j] = hi_k;
                 }
             }
     }
+}
+
+template <typename TZ>
+void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, const i64* cols,
+         i64 b, const double* v, double* out, int num_threads) {
+    check_selection(n, m, ptr, rows, n_sel, cols, b);
+    if (b == 0 || m == 0) return;
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        run_vb<decltype(vb)::value>(z, n, m, ptr, rows, cols, b, v, out, num_threads);
+    });
 }
 
 }  // namespace

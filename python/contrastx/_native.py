@@ -7,19 +7,33 @@ use, and a missing or broken build is reported by :func:`native_info` and by a
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "CPU_ISA_ENV",
     "cpu_available",
+    "cpu_isa",
+    "cpu_isa_levels",
     "cuda_available",
     "load",
     "load_error",
     "native_info",
     "require_cpu",
     "require_cuda",
+    "set_cpu_isa",
+    "use_cpu_isa",
 ]
+
+#: Environment variable read when the extension is first loaded: the instruction-set level of
+#: the CPU kernels ("avx512", "avx2" or "baseline"; at most the best this CPU supports).
+CPU_ISA_ENV = "CONTRASTX_CPU_ISA"
+_ISA_ORDER = ("baseline", "avx2", "avx512")
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -38,11 +52,26 @@ def load() -> ModuleType | None:
                 from . import _C  # type: ignore[attr-defined]
 
                 _module = _C
+                _apply_isa_env(_C)
             except Exception as exc:  # ImportError, OSError (bad .so), anything at init
                 _module = None
                 _error = f"{type(exc).__name__}: {exc}"
             _tried = True
     return _module
+
+
+def _apply_isa_env(mod: ModuleType) -> None:
+    requested = os.environ.get(CPU_ISA_ENV, "").strip().lower()
+    if not requested:
+        return
+    try:
+        mod.set_cpu_isa(requested)
+    except ValueError as exc:
+        warnings.warn(
+            f"{CPU_ISA_ENV}={requested!r} ignored: {exc}; the CPU kernels use {mod.cpu_isa()!r}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def load_error() -> str | None:
@@ -95,6 +124,49 @@ def require_cuda() -> ModuleType:
     return mod
 
 
+def cpu_isa_levels() -> tuple[str, ...]:
+    """Instruction-set levels the CPU kernels can use here, lowest first.
+
+    ``"baseline"`` (SSE2 on x86-64, or the only level of builds for other CPUs), ``"avx2"``
+    (x86-64-v3: AVX2 + FMA) and ``"avx512"`` (x86-64-v4), up to the best this CPU supports.
+    """
+    best = require_cpu().cpu_isa_best()
+    return _ISA_ORDER[: _ISA_ORDER.index(best) + 1]
+
+
+def cpu_isa() -> str:
+    """The instruction-set level the CPU kernels use now (see :func:`cpu_isa_levels`)."""
+    return str(require_cpu().cpu_isa())
+
+
+def set_cpu_isa(level: str | None) -> None:
+    """Make the CPU kernels use ``level`` (``None``: the best this CPU supports).
+
+    Process-wide; kernels already running finish on the level they started with.  Lower
+    levels are for tests and benchmarks (for example the AVX2 code on an AVX-512 machine);
+    results agree between levels to rounding, not bitwise.  The environment variable
+    ``CONTRASTX_CPU_ISA`` sets the level when the extension is loaded.
+
+    Raises
+    ------
+    ValueError
+        For an unknown level or one this CPU (or this build) does not support.
+    """
+    mod = require_cpu()
+    mod.set_cpu_isa(mod.cpu_isa_best() if level is None else level)
+
+
+@contextmanager
+def use_cpu_isa(level: str | None) -> Iterator[str]:
+    """Context manager: :func:`set_cpu_isa` for the block, the previous level restored after."""
+    previous = cpu_isa()
+    set_cpu_isa(level)
+    try:
+        yield cpu_isa()
+    finally:
+        set_cpu_isa(previous)
+
+
 def native_info() -> dict[str, Any]:
     """What the native extension contains and what is usable now.
 
@@ -102,7 +174,8 @@ def native_info() -> dict[str, Any]:
     -------
     dict
         ``extension_loaded`` (bool), ``import_error`` (str or None), ``cpu_kernels`` (native
-        CPU kernels callable), ``openmp`` and ``openmp_max_threads``, ``cuda_compiled``,
+        CPU kernels callable), ``cpu_isa`` (instruction-set level in use) and ``cpu_isa_best``,
+        ``openmp`` and ``openmp_max_threads``, ``cuda_compiled``,
         ``cuda_architectures``, ``cuda_version`` (of the nvcc used to build), ``cuda_kernels``
         (compiled and a device is visible to the extension's CUDA runtime),
         ``cuda_device_count``, ``cuda_runtime_error``, ``cuda_runtime_version``,
@@ -117,6 +190,8 @@ def native_info() -> dict[str, Any]:
         "cpu_kernels": mod is not None,
         "openmp": False,
         "openmp_max_threads": 0,
+        "cpu_isa": None,
+        "cpu_isa_best": None,
         "cuda_compiled": False,
         "cuda_architectures": "",
         "cuda_version": "",
@@ -133,6 +208,8 @@ def native_info() -> dict[str, Any]:
         info.update(
             openmp=bool(build["openmp"]),
             openmp_max_threads=int(mod.openmp_max_threads()),
+            cpu_isa=str(mod.cpu_isa()),
+            cpu_isa_best=str(mod.cpu_isa_best()),
             cuda_compiled=bool(build["cuda_compiled"]),
             cuda_architectures=build["cuda_architectures"],
             cuda_version=build["cuda_version"],

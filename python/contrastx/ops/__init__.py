@@ -1,5 +1,6 @@
 """Numerical operations with a pure-torch reference and native (C++/CUDA) kernels."""
 
+from .._native import cpu_isa, cpu_isa_levels, set_cpu_isa, use_cpu_isa
 from .contrastive import (
     nt_xent_loss_fused,
     supcon_loss_fused,
@@ -30,6 +31,8 @@ __all__ = [
     "RowSelection",
     "cosine_similarity_matrix",
     "covariance",
+    "cpu_isa",
+    "cpu_isa_levels",
     "gaussian_kernel",
     "gaussian_kernel_matvec",
     "gaussian_kernel_matvec_reference",
@@ -43,8 +46,10 @@ __all__ = [
     "off_diagonal",
     "selected_gram_matvec",
     "selected_row_sums",
+    "set_cpu_isa",
     "supcon_loss_fused",
     "supcon_loss_reference",
+    "use_cpu_isa",
     "vicreg_loss_fused",
     "vicreg_loss_reference",
     "weighted_gram",
