@@ -63,7 +63,7 @@ template <typename T, typename Acc>
 __global__ void __launch_bounds__(kThreads)
     gaussian_gram_partial_kernel(const T* __restrict__ x, const T* __restrict__ c,
                                  const T* __restrict__ w, Acc* __restrict__ ws, i64 n, i64 m,
-                                 i64 d, i64 seg_len, i64 n_tiles, Acc neg_gamma) {
+                                 i64 d, i64 seg_len, i64 nt, Acc neg_gamma) {
     constexpr int kT = Tile<Acc>::value;
     constexpr int kRB = kT / 16;    // Gram entries per thread per dimension (16 x 16 threads)
     constexpr int kC = 2 * kT;      // centres per tile: kT row-side, then kT column-side
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ __align__(16) Acc kb[kR][kT];
 
     i64 p, q;
-    upper_tile(static_cast<i64>(blockIdx.x), n_tiles, p, q);
+    upper_tile(static_cast<i64>(blockIdx.x), nt, p, q);
     const i64 j_base = p * kT;
     const i64 l_base = q * kT;
     const i64 seg = blockIdx.y;
@@ -191,14 +191,15 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // out[j][l] = out[l][j] = sum_{seg} ws[(seg * m + j) * m + l] (j <= l), segments in order.
-// One block per kRT x kRT tile (p, q), q >= p, of out; blockDim = (kRT, kRTY).
+// One block per kRT x kRT tile (p, q), q >= p, of out (nt = ceil(m / kRT) tiles per edge);
+// blockDim = (kRT, kRTY).
 template <typename T, typename Acc>
 __global__ void __launch_bounds__(kRT * kRTY)
     gaussian_gram_reduce_kernel(const Acc* __restrict__ ws, T* __restrict__ out, i64 m,
-                                i64 n_seg, i64 n_tiles) {
+                                i64 n_seg, i64 nt) {
     __shared__ T sh[kRT][kRT + 1];
     i64 p, q;
-    upper_tile(static_cast<i64>(blockIdx.x), n_tiles, p, q);
+    upper_tile(static_cast<i64>(blockIdx.x), nt, p, q);
     const i64 j_base = p * kRT;
     const i64 l_base = q * kRT;
     const i64 mm = m * m;
@@ -235,15 +236,15 @@ i64 segments(i64 n) {
     return std::min(kMaxSeg, std::max<i64>(1, s));
 }
 
-// Number of tiles of edge `edge` on or above the diagonal of an m x m matrix; throws when the
-// launch grid (blockIdx.x) cannot hold them.
-i64 upper_tiles(i64 m, i64 edge) {
+// Tiles of edge `edge` along one side of an m x m matrix (nt, what the kernels take); the grid
+// has nt (nt + 1) / 2 blocks, one per tile on or above the diagonal.  Throws when the launch grid
+// (blockIdx.x) cannot hold them.
+i64 edge_tiles(i64 m, i64 edge) {
     const i64 nt = (m + edge - 1) / edge;
     if (nt > 65535) throw std::invalid_argument("contrastx CUDA: too many centres");
-    const i64 tiles = nt * (nt + 1) / 2;
-    if (tiles > static_cast<i64>(INT_MAX))
+    if (nt * (nt + 1) / 2 > static_cast<i64>(INT_MAX))
         throw std::invalid_argument("contrastx CUDA: too many centres");
-    return tiles;
+    return nt;
 }
 
 template <typename T, typename Acc>
@@ -253,8 +254,9 @@ void launch(const T* x, const T* c, const T* w, Acc* ws, T* out, i64 n, i64 m, i
     if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
     if (m == 0) return;
     constexpr int kT = Tile<Acc>::value;
-    const i64 n_tiles = upper_tiles(m, kT);
-    const i64 n_rtiles = upper_tiles(m, kRT);
+    // Kernels take tiles per edge (upper_tile's nt); grids have one block per upper tile.
+    const i64 nt = edge_tiles(m, kT);
+    const i64 nrt = edge_tiles(m, kRT);
     auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
     if (n == 0) {
         check(cudaMemsetAsync(out, 0, sizeof(T) * m * m, stream), "cudaMemsetAsync");
@@ -263,13 +265,13 @@ void launch(const T* x, const T* c, const T* w, Acc* ws, T* out, i64 n, i64 m, i
     const i64 n_seg = segments(n);
     const i64 seg_len = (n + n_seg - 1) / n_seg;
     const Acc neg_gamma = static_cast<Acc>(-1.0 / (2.0 * sigma * sigma));
-    const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(n_seg));
+    const dim3 grid(static_cast<unsigned>(nt * (nt + 1) / 2), static_cast<unsigned>(n_seg));
     gaussian_gram_partial_kernel<T, Acc><<<grid, kThreads, 0, stream>>>(
-        x, c, w, ws, n, m, d, seg_len, n_tiles, neg_gamma);
+        x, c, w, ws, n, m, d, seg_len, nt, neg_gamma);
     check(cudaGetLastError(), "partial kernel launch");
     gaussian_gram_reduce_kernel<T, Acc>
-        <<<static_cast<unsigned>(n_rtiles), dim3(kRT, kRTY), 0, stream>>>(ws, out, m, n_seg,
-                                                                          n_rtiles);
+        <<<static_cast<unsigned>(nrt * (nrt + 1) / 2), dim3(kRT, kRTY), 0, stream>>>(
+            ws, out, m, n_seg, nrt);
     check(cudaGetLastError(), "reduce kernel launch");
 }
 
