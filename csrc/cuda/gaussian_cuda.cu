@@ -123,7 +123,9 @@ template <typename T, typename Acc>
 void launch(const T* x, const T* c, const T* v, T* out, i64 n, i64 m, i64 d, i64 b, double sigma,
             std::uintptr_t stream_handle) {
     if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
-    if (d > 0x7fffffffLL) throw std::invalid_argument("contrastx CUDA: too many features");
+    // The kernels step an int feature index by kDC (k0 += kDC, k0 + kk < d): keep that from
+    // overflowing.
+    if (d > 0x7fffffffLL - kDC) throw std::invalid_argument("contrastx CUDA: too many features");
     if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
     if (n == 0 || b == 0) return;
     auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
