@@ -39,8 +39,6 @@ __device__ __forceinline__ float exp_t(float a) { return expf(a); }
 __device__ __forceinline__ double exp_t(double a) { return exp(a); }
 __device__ __forceinline__ float log_t(float a) { return logf(a); }
 __device__ __forceinline__ double log_t(double a) { return log(a); }
-__device__ __forceinline__ float sqrt_t(float a) { return sqrtf(a); }
-__device__ __forceinline__ double sqrt_t(double a) { return sqrt(a); }
 
 template <typename T>
 __device__ __forceinline__ T inf_t();
@@ -53,21 +51,23 @@ __device__ __forceinline__ double inf_t<double>() {
     return __longlong_as_double(0x7ff0000000000000LL);
 }
 
+// The squared norm and the eps floor are float64, as on the CPU (in float32 |x_i|^2 overflows
+// for |x_i| > ~1.8e19, which gave z_i = 0).
 template <typename T>
 __global__ void norm_kernel(const T* __restrict__ x, T* __restrict__ inv, i64 m, int d,
-                            bool normalize, T eps) {
+                            bool normalize, double eps) {
     const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= m) return;
     if (!normalize) {
         inv[i] = T(1);
         return;
     }
-    T s = T(0);
+    double s = 0.0;
     for (int k = 0; k < d; ++k) {
-        const T v = x[i * d + k];
+        const double v = static_cast<double>(x[i * d + k]);
         s = fma(v, v, s);
     }
-    inv[i] = T(1) / fmax(sqrt_t(s), eps);
+    inv[i] = static_cast<T>(1.0 / fmax(sqrt(s), eps));
 }
 
 // Dot products of the (normalised, 1/tau-scaled) row i with the kTN candidates of tile j0.
@@ -222,16 +222,20 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T>
 __global__ void norm_backward_kernel(const T* __restrict__ x, const T* __restrict__ inv,
-                                     T* __restrict__ grad, i64 m, int d, T eps) {
+                                     T* __restrict__ grad, i64 m, int d, double eps) {
     const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= m) return;
     const T iv = inv[i];
     T* g = grad + i * d;
     const T* xi = x + i * d;
-    T nn = T(0), dot = T(0);
-    for (int k = 0; k < d; ++k) nn = fma(xi[k], xi[k], nn);
+    double nn = 0.0;  // as in norm_kernel
+    T dot = T(0);
+    for (int k = 0; k < d; ++k) {
+        const double v = static_cast<double>(xi[k]);
+        nn = fma(v, v, nn);
+    }
     // |x_i| >= eps: project out the radial component (below eps, z = x / eps is linear).
-    if (sqrt_t(nn) >= eps)
+    if (sqrt(nn) >= eps)
         for (int k = 0; k < d; ++k) dot = fma(xi[k] * iv, g[k], dot);
     for (int k = 0; k < d; ++k) g[k] = (g[k] - xi[k] * iv * dot) * iv;
 }
@@ -259,7 +263,7 @@ void forward(const T* x, const i64* labels, const T* w, const T* c, T* lse, T* r
     auto stream = reinterpret_cast<cudaStream_t>(handle);
     const unsigned blocks = static_cast<unsigned>((m + kThreads - 1) / kThreads);
     norm_kernel<T><<<blocks, kThreads, 0, stream>>>(x, inv, m, static_cast<int>(d), normalize,
-                                                    static_cast<T>(eps));
+                                                    eps);
     check(cudaGetLastError(), "norm kernel launch");
     supcon_forward_kernel<T><<<blocks, kThreads, 0, stream>>>(
         x, labels, w, c, inv, lse, row_loss, m, static_cast<int>(d), static_cast<T>(1.0 / tau));
@@ -277,7 +281,7 @@ void backward(const T* x, const i64* labels, const T* w, const T* c, const T* ls
     const i64 groups = (d + kDG - 1) / kDG;
     if (groups > 65535) throw std::invalid_argument("contrastx CUDA: too many features");
     norm_kernel<T><<<blocks, kThreads, 0, stream>>>(x, inv, m, static_cast<int>(d), normalize,
-                                                    static_cast<T>(eps));
+                                                    eps);
     check(cudaGetLastError(), "norm kernel launch");
     const dim3 grid(blocks, static_cast<unsigned>(groups));
     supcon_backward_kernel<T><<<grid, kThreads, 0, stream>>>(
@@ -286,8 +290,7 @@ void backward(const T* x, const i64* labels, const T* w, const T* c, const T* ls
     check(cudaGetLastError(), "backward kernel launch");
     if (normalize) {
         norm_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(x, inv, grad, m,
-                                                                 static_cast<int>(d),
-                                                                 static_cast<T>(eps));
+                                                                 static_cast<int>(d), eps);
         check(cudaGetLastError(), "norm backward kernel launch");
     }
 }
