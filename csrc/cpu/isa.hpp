@@ -11,7 +11,9 @@
 
 #include <type_traits>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11)
+// CX_NO_ISA_VARIANTS: build the baseline only (what other compilers and CPUs get), for tests.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) && \
+    !defined(CX_NO_ISA_VARIANTS)
 #define CX_ISA_VARIANTS 1
 #define CX_TARGET_VB64 __attribute__((target("arch=x86-64-v4")))
 #define CX_TARGET_VB32 __attribute__((target("arch=x86-64-v3")))
