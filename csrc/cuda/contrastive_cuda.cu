@@ -20,6 +20,7 @@
 #include <string>
 
 #include "contrastive_cuda.hpp"
+#include "runtime_errors.hpp"
 
 namespace contrastx::cuda {
 namespace {
@@ -240,11 +241,7 @@ __global__ void norm_backward_kernel(const T* __restrict__ x, const T* __restric
     for (int k = 0; k < d; ++k) g[k] = (g[k] - xi[k] * iv * dot) * iv;
 }
 
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("contrastx CUDA: ") + what + ": " +
-                                 cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
+using detail::check;
 
 void check_args(i64 m, i64 d, double tau, double eps) {
     if (m < 0 || d < 0) throw std::invalid_argument("negative size");

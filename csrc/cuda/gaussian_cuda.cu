@@ -11,6 +11,7 @@
 #include <string>
 
 #include "gaussian_cuda.hpp"
+#include "runtime_errors.hpp"
 
 namespace contrastx::cuda {
 namespace {
@@ -100,11 +101,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("contrastx CUDA: ") + what + ": " +
-                                 cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
+using detail::check;
 
 template <typename T, typename Acc, int kBC>
 void launch_bc(const T* x, const T* c, const T* v, T* out, i64 n, i64 m, i64 d, i64 b,

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "gaussian_gram_cuda.hpp"
+#include "runtime_errors.hpp"
 
 namespace contrastx::cuda {
 namespace {
@@ -224,17 +225,9 @@ __global__ void __launch_bounds__(kRT * kRTY)
     }
 }
 
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("contrastx CUDA: ") + what + ": " +
-                                 cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
+using detail::check;
 
-i64 segments(i64 n) {
-    if (n < 0) throw std::invalid_argument("negative size");
-    const i64 s = (n + kSegRows - 1) / kSegRows;
-    return std::min(kMaxSeg, std::max<i64>(1, s));
-}
+i64 segments(i64 n) { return detail::segment_count(n, kSegRows, kMaxSeg); }
 
 // Tiles of edge `edge` along one side of an m x m matrix (nt, what the kernels take); the grid
 // has nt (nt + 1) / 2 blocks, one per tile on or above the diagonal.  Throws when the launch grid

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "gaussian_t_cuda.hpp"
+#include "runtime_errors.hpp"
 
 namespace contrastx::cuda {
 namespace {
@@ -134,17 +135,9 @@ __global__ void gaussian_t_reduce_kernel(const Acc* __restrict__ ws, T* __restri
     }
 }
 
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("contrastx CUDA: ") + what + ": " +
-                                 cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
+using detail::check;
 
-i64 segments(i64 n) {
-    if (n < 0) throw std::invalid_argument("negative size");
-    const i64 s = (n + kSegRows - 1) / kSegRows;
-    return std::min(kMaxSeg, std::max<i64>(1, s));
-}
+i64 segments(i64 n) { return detail::segment_count(n, kSegRows, kMaxSeg); }
 
 template <typename T, typename Acc, int kBC>
 void launch_bc(const T* x, const T* c, const T* u, const T* w, Acc* ws, T* out, i64 n, i64 m,

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "vicreg_cuda.hpp"
+#include "runtime_errors.hpp"
 
 namespace contrastx::cuda {
 namespace {
@@ -254,11 +255,7 @@ __global__ void __launch_bounds__(kBCols * kBLanes)
     }
 }
 
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("contrastx CUDA: ") + what + ": " +
-                                 cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
+using detail::check;
 
 void check_args(i64 n, i64 d, double eps) {
     if (n < 2) throw std::invalid_argument("VICReg needs at least 2 rows");
