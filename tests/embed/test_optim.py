@@ -11,7 +11,7 @@ def test_lars_step_matches_formula():
     lin = torch.nn.Linear(3, 2)
     w0, b0 = lin.weight.detach().clone(), lin.bias.detach().clone()
     opt = LARS(lin.parameters(), lr=0.5, weight_decay=0.1, momentum=0.9, trust_coefficient=0.01)
-    lin(torch.randn(4, 3)).square().sum().backward()
+    lin(torch.randn(4, 3, generator=torch.Generator().manual_seed(1))).square().sum().backward()
     gw, gb = lin.weight.grad.clone(), lin.bias.grad.clone()
     opt.step()
     u = gw + 0.1 * w0
@@ -25,9 +25,10 @@ def test_lars_momentum_and_state_roundtrip():
     torch.manual_seed(0)
     lin = torch.nn.Linear(3, 2)
     opt = LARS(lin.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(2)
     for _ in range(2):
         opt.zero_grad()
-        lin(torch.randn(4, 3)).sum().backward()
+        lin(torch.randn(4, 3, generator=gen)).sum().backward()
         opt.step()
     state = opt.state_dict()
     opt2 = LARS(lin.parameters(), lr=0.1)
