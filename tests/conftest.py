@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from contrastx.events import Events
-from contrastx.events.layout import N_OBJECTS
+from contrastx.events.layout import N_OBJECTS, SLOT_ETA_MAX
 
 
 def random_events(n: int, seed: int = 0, n_processes: int = 4) -> Events:
@@ -20,7 +20,9 @@ def random_events(n: int, seed: int = 0, n_processes: int = 4) -> Events:
         pt = np.sort(rng.exponential(30.0, (n, k)) + 3.0, axis=1)[:, ::-1]
         filled = np.arange(k)[None, :] < mult[:, None]
         p[:, lo:hi, 0] = np.where(filled, pt, 0)
-        p[:, lo:hi, 1] = np.where(filled, rng.normal(0, 1.5, (n, k)), 0)
+        eta_max = SLOT_ETA_MAX[lo]  # inside the group's acceptance, as in real events
+        eta = np.clip(rng.normal(0, 1.5, (n, k)), -eta_max, eta_max)
+        p[:, lo:hi, 1] = np.where(filled, eta, 0)
         p[:, lo:hi, 2] = np.where(filled, rng.uniform(-np.pi, np.pi, (n, k)), 0)
     labels = rng.integers(0, n_processes, n)
     return Events(p, labels=labels, metadata={"maker": "random_events", "seed": seed})

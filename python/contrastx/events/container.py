@@ -10,26 +10,52 @@ import numpy as np
 
 from .layout import (
     ELECTRON_SLOTS,
+    ETA,
+    ETA_TOLERANCE,
     JET_SLOTS,
+    MET_SLOT,
     MUON_SLOTS,
     N_FEATURES,
     N_OBJECTS,
+    PHI,
+    PHI_TOLERANCE,
     PROCESSES,
     PT,
     SLOT_CLASS_IDS,
+    SLOT_ETA_MAX,
+    SLOT_NAMES,
+    ObjectType,
 )
 
 UNKNOWN_LABEL = -1
 """Label of an event whose process is not known (e.g. a black-box event)."""
 
 
-def check_particles(particles: Any, *, name: str = "particles") -> np.ndarray:
+def check_particles(particles: Any, *, name: str = "particles", first_event: int = 0) -> np.ndarray:
     """Validate an (N, 19, 3) particle array and return it as C-contiguous float32.
+
+    Besides the shape and finiteness, the values must be physically possible
+    (see the module docstring of :mod:`contrastx.events.layout`): pT >= 0,
+    padded slots (pT = 0) all zero, MET eta = 0, |eta| within the slot group's
+    acceptance (:data:`~contrastx.events.layout.SLOT_ETA_MAX` plus
+    :data:`~contrastx.events.layout.ETA_TOLERANCE`) and phi in [-pi, pi] (up to
+    :data:`~contrastx.events.layout.PHI_TOLERANCE`).
+
+    Parameters
+    ----------
+    particles : array_like, shape (N, 19, 3)
+        ``(pT, eta, phi)`` of every slot.
+    name : str
+        What to call the array in error messages (e.g. ``"events.h5:Particles"``).
+    first_event : int
+        Index of the array's first event in its source, so that messages give the
+        event's index in the file when a file is checked chunk by chunk.
 
     Raises
     ------
     ValueError
-        On a wrong shape or a NaN/inf entry; the message names the problem.
+        On a wrong shape, a NaN/inf entry or a physically impossible value; the
+        message names the problem, the first offending event and slot, and the value.
     """
     arr = np.asarray(particles)
     if arr.ndim != 3 or arr.shape[1:] != (N_OBJECTS, N_FEATURES):
@@ -43,9 +69,63 @@ def check_particles(particles: Any, *, name: str = "particles") -> np.ndarray:
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
-            f"{name} contains NaN or inf (first at event {bad[0]}, slot {bad[1]}, feature {bad[2]})"
+            f"{name} contains NaN or inf (first at event {bad[0] + first_event}, "
+            f"slot {bad[1]}, feature {bad[2]})"
+        )
+    problem = _first_unphysical(arr)
+    if problem is not None:
+        raise ValueError(
+            f"{name} has {problem[0]} (first at event {problem[1] + first_event}{problem[2]})"
         )
     return arr
+
+
+_FEATURE_NAMES = ("pT", "eta", "phi")
+
+
+def _first_unphysical(arr: np.ndarray) -> tuple[str, int, str] | None:
+    """The physically impossible value that comes first in event order, if any.
+
+    ``arr`` is a finite (N, 19, 3) float32 array. Returns ``(problem, event,
+    where)``, ``where`` naming the slot, the value and how many slots share the
+    problem, or None when every value is possible.
+    """
+    pt, eta, phi = arr[..., PT], arr[..., ETA], arr[..., PHI]
+    padded = pt == 0
+    is_met = np.arange(N_OBJECTS) == MET_SLOT
+    # (check, mask of offending slots, feature to show); ties go to the earlier check
+    checks = (
+        ("pt", pt < 0, PT),
+        ("met_eta", is_met & (eta != 0) & ~padded, ETA),
+        ("padding", padded & ((eta != 0) | (phi != 0)), ETA),
+        ("eta", ~is_met & (np.abs(eta) > SLOT_ETA_MAX + ETA_TOLERANCE), ETA),
+        ("phi", np.abs(phi) > np.pi + PHI_TOLERANCE, PHI),
+    )
+    found: tuple[str, np.ndarray, int, int] | None = None
+    for check, mask, feature in checks:
+        flat = mask.reshape(-1)
+        if flat.any() and (found is None or int(flat.argmax()) < found[3]):
+            found = (check, mask, feature, int(flat.argmax()))
+    if found is None:
+        return None
+    check, mask, feature, pos = found
+    event, slot = divmod(pos, N_OBJECTS)
+    if check == "padding" and arr[event, slot, ETA] == 0:
+        feature = PHI
+    group = ObjectType(SLOT_CLASS_IDS[slot]).name.lower()
+    problem = {
+        "pt": "a negative pT",
+        "met_eta": "a non-zero MET eta (MET has eta = 0)",
+        "padding": "a padded slot (pT = 0) that is not all zero",
+        "eta": f"|eta| beyond the {group} acceptance |eta| < {SLOT_ETA_MAX[slot]:g} "
+        f"(tolerance {ETA_TOLERANCE:g})",
+        "phi": f"phi outside [-pi, pi] (tolerance {PHI_TOLERANCE:g})",
+    }[check]
+    count = int(mask.sum())
+    also = f"; {count} such slots in all" if count > 1 else ""
+    value = float(arr[event, slot, feature])
+    where = f", slot {slot} ({SLOT_NAMES[slot]}): {_FEATURE_NAMES[feature]} = {value:.7g}{also}"
+    return problem, event, where
 
 
 @dataclass(eq=False)

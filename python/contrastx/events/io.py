@@ -247,7 +247,9 @@ class EventFile(_HDF5Handle):
         start, stop, _ = slice(start, stop).indices(len(self))
         stop = max(stop, start)
         raw = self._particles[start:stop]
-        particles = check_particles(raw[..., :N_FEATURES], name=f"{self.path}:{PARTICLES_KEY}")
+        particles = check_particles(
+            raw[..., :N_FEATURES], name=f"{self.path}:{PARTICLES_KEY}", first_event=start
+        )
         return Events(
             particles,
             labels=self._label_slice(start, stop),

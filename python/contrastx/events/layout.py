@@ -16,6 +16,16 @@ Features are ``(pT [GeV], eta, phi)``. The ADC2021 HDF5 files store a fourth
 column with the class id; in memory contrastx keeps only the three kinematic
 features and derives the class id from the slot (:data:`SLOT_CLASS_IDS`).
 
+Physical range of the values (checked wherever events enter contrastx, see
+:func:`contrastx.events.container.check_particles`):
+
+* pT >= 0; a slot with pT = 0 is padding and holds (0, 0, 0);
+* MET has eta = 0;
+* |eta| within the acceptance of its object group (:data:`ELECTRON_ETA_MAX`,
+  :data:`MUON_ETA_MAX`, :data:`JET_ETA_MAX`, the ADC2021 reconstruction and
+  contrastx's generators) plus :data:`ETA_TOLERANCE`;
+* phi in [-pi, pi], up to :data:`PHI_TOLERANCE` (float32 rounding of pi).
+
 Process labels follow the paper's side files for the backgrounds
 (0 W, 1 QCD, 2 Z, 3 ttbar) and continue with the four ADC2021 signals.
 """
@@ -73,7 +83,33 @@ SLOT_NAMES = (
 )
 """Human-readable name of every slot: MET, e1..e4, mu1..mu4, j1..j10."""
 
+ELECTRON_ETA_MAX = 3.0
+"""Electron acceptance, |eta| < 3 (ADC2021 reconstruction)."""
+
+MUON_ETA_MAX = 2.1
+"""Muon acceptance, |eta| < 2.1 (ADC2021 reconstruction)."""
+
+JET_ETA_MAX = 4.0
+"""Jet acceptance, |eta| < 4 (ADC2021 reconstruction)."""
+
+ETA_TOLERANCE = 0.1
+"""Margin added to the acceptance before an |eta| counts as impossible: room for
+rounding and for a reconstruction that applies its cut to a slightly different
+eta (before smearing, or of the track), while a value from another layout or a
+swapped column is still caught."""
+
+PHI_TOLERANCE = 1e-5
+"""Margin on |phi| <= pi: covers pi rounded to float32 (pi + 8.7e-8) and wrapping
+done in single precision."""
+
+SLOT_ETA_MAX = np.array(
+    [0.0] + [ELECTRON_ETA_MAX] * N_ELECTRONS + [MUON_ETA_MAX] * N_MUONS + [JET_ETA_MAX] * N_JETS,
+    dtype=np.float64,
+)
+"""Acceptance |eta| of every slot, shape (19,); 0 for MET, whose eta is always 0."""
+
 assert len(SLOT_NAMES) == N_OBJECTS and SLOT_CLASS_IDS.shape == (N_OBJECTS,)
+assert SLOT_ETA_MAX.shape == (N_OBJECTS,)
 
 BACKGROUNDS = ("W", "QCD", "Z", "ttbar")
 """Standard Model background processes, in the label order of the paper's code."""
