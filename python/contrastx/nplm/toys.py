@@ -112,7 +112,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastx import _native
+from contrastx.ops._backend import resolve_backend
 from contrastx.ops.gaussian import gaussian_kernel_matvec
 from contrastx.ops.nystrom import (
     DEFAULT_TILE_BYTES,
@@ -455,9 +455,8 @@ class ToyEngine:
 
     def _selected_rows_native(self) -> bool:
         """Whether the pool products run on the native row-selection kernel (CPU)."""
-        backend = self.config.pool_backend
-        if backend == "auto":
-            return self.device.type == "cpu" and _native.cpu_available()
+        op = "the pool products (pool_backend)"
+        backend = resolve_backend(self.config.pool_backend, self.device, op=op, cuda_ok=False)
         return backend == "native"
 
     # ------------------------------------------------------------------- draws

@@ -57,8 +57,10 @@ from __future__ import annotations
 import torch
 
 from .. import _native
+from ._backend import NATIVE_DTYPES as _DTYPE_NAMES
+from ._backend import resolve_backend
 from ._validation import check_finite as require_finite
-from ._validation import check_labels, check_positive, check_rows
+from ._validation import check_labels, check_like, check_positive, check_rows
 from .similarity import cosine_similarity_matrix, covariance, off_diagonal
 
 __all__ = [
@@ -70,55 +72,17 @@ __all__ = [
     "vicreg_loss_reference",
 ]
 
-_BACKENDS = ("auto", "native", "torch")
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-
 
 # --- validation -------------------------------------------------------------------------------
 
 
 def resolve_contrastive_backend(backend: str, z: torch.Tensor) -> str:
-    """Return ``"native"`` or ``"torch"`` for ``backend`` and tensors like ``z``.
+    """Return ``"native"`` or ``"torch"`` for a contrastive loss of tensors like ``z``.
 
-    Parameters
-    ----------
-    backend : {"auto", "native", "torch"}
-    z : torch.Tensor
-        An input of the loss (its device and dtype decide; every loss has CPU and CUDA
-        kernels).
-
-    Raises
-    ------
-    ValueError
-        Unknown backend.
-    TypeError
-        ``backend="native"`` with a dtype other than float32 / float64.
-    RuntimeError
-        ``backend="native"`` and no native kernel for the device.
+    :func:`contrastx.ops._backend.resolve_backend` for these losses (every one has CPU and
+    CUDA kernels for float32 and float64); raises as that function does.
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if backend == "torch":
-        return "torch"
-    dev = z.device.type
-    ok_dtype = z.dtype in _DTYPE_NAMES
-    if backend == "auto":
-        if not ok_dtype:
-            return "torch"
-        if dev == "cpu":
-            return "native" if _native.cpu_available() else "torch"
-        if dev == "cuda":
-            return "native" if _native.cuda_available() else "torch"
-        return "torch"
-    if not ok_dtype:
-        raise TypeError(f"backend='native' needs float32 or float64 inputs, got {z.dtype}")
-    if dev == "cpu":
-        _native.require_cpu()
-    elif dev == "cuda":
-        _native.require_cuda()
-    else:
-        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {dev}")
-    return "native"
+    return resolve_backend(backend, z.device, op="the fused contrastive losses", dtype=z.dtype)
 
 
 # --- SupCon / NT-Xent -------------------------------------------------------------------------
@@ -342,8 +306,7 @@ def nt_xent_loss_fused(
         raise ValueError(
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
-    if z1.dtype != z2.dtype or z1.device != z2.device:
-        raise ValueError("z1 and z2 must have the same dtype and device")
+    check_like("z2", z2, "z1", z1)
     t = check_positive("temperature", temperature)
     e = check_positive("eps", eps)
     if check_finite:
@@ -475,8 +438,7 @@ def vicreg_loss_fused(
         raise ValueError(
             f"z1 and z2 must have the same shape; got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
-    if z1.dtype != z2.dtype or z1.device != z2.device:
-        raise ValueError("z1 and z2 must have the same dtype and device")
+    check_like("z2", z2, "z1", z1)
     if check_finite:
         require_finite("z1", z1)
         require_finite("z2", z2)

@@ -20,11 +20,12 @@ matrix :math:`K^\top\operatorname{diag}(w)K` (native C++ kernel; reference
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .. import _native
+from ._backend import NATIVE_DTYPES as _DTYPE_NAMES
+from ._backend import resolve_backend
+from ._validation import check_like, check_positive, check_tensor
 
 __all__ = [
     "gaussian_kernel",
@@ -37,30 +38,17 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-_BACKENDS = ("auto", "native", "torch")
 # Rows per chunk in the torch reference are chosen so that a chunk of K holds about this many
 # elements (8 MiB in float64; larger chunks fall out of cache and are slower).
 _DEFAULT_CHUNK_ELEMENTS = 1 << 20
 
 
 def _check_sigma(sigma: float) -> float:
-    if isinstance(sigma, torch.Tensor):
-        if sigma.numel() != 1:
-            raise ValueError(f"sigma must be a scalar, got a tensor of shape {tuple(sigma.shape)}")
-        sigma = sigma.item()
-    try:
-        s = float(sigma)
-    except (TypeError, ValueError):
-        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}") from None
-    if not (math.isfinite(s) and s > 0.0):
-        raise ValueError(f"sigma must be finite and > 0, got {sigma!r}")
-    return s
+    return check_positive("sigma", sigma)
 
 
 def _check_matrix(name: str, t: object) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    check_tensor(name, t)
     if t.dim() != 2:
         raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
     if t.dtype not in _FLOAT_DTYPES:
@@ -79,14 +67,10 @@ def _check_inputs(
             f"x and centers must have the same number of features, got x {tuple(x.shape)} "
             f"and centers {tuple(centers.shape)}"
         )
-    if centers.dtype != x.dtype:
-        raise TypeError(f"centers dtype {centers.dtype} does not match x dtype {x.dtype}")
-    if centers.device != x.device:
-        raise ValueError(f"centers is on {centers.device} but x is on {x.device}")
+    check_like("centers", centers, "x", x)
     vector = False
     if v is not None:
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"v must be a torch.Tensor, got {type(v).__name__}")
+        check_tensor("v", v)
         if v.dim() == 1:
             vector = True
             v = v.unsqueeze(1)
@@ -97,10 +81,7 @@ def _check_inputs(
                 f"v must have one row per centre: v has {v.shape[0]} rows, centers has "
                 f"{centers.shape[0]}"
             )
-        if v.dtype != x.dtype:
-            raise TypeError(f"v dtype {v.dtype} does not match x dtype {x.dtype}")
-        if v.device != x.device:
-            raise ValueError(f"v is on {v.device} but x is on {x.device}")
+        check_like("v", v, "x", x)
     if check_finite:
         for name, t in (("x", x), ("centers", centers), ("v", v)):
             # One reduction per tensor; the sum is non-finite iff an element is NaN or inf
@@ -288,13 +269,11 @@ def gaussian_kernel_matvec(
     >>> gaussian_kernel_matvec(x, c, torch.ones(50, dtype=torch.float64), 1.0).shape
     torch.Size([1000])
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     s = _check_sigma(sigma)
     v2, vector = _check_inputs(x, centers, v, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
 
-    if not _use_native(backend, x, (x, centers, v2)):
+    if not _use_native(backend, x, (x, centers, v2), "the Gaussian kernel product"):
         out = _reference(x, centers, v2, s, acc, None)
         return out.squeeze(1) if vector else out
 
@@ -322,17 +301,10 @@ def gaussian_kernel_matvec(
     return out.squeeze(1) if vector else out
 
 
-def _use_native(backend: str, x: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> bool:
-    """Resolve ``backend`` for a native product on ``x``'s device (see gaussian_kernel_matvec)."""
-    if backend == "auto":
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            return False  # the native kernels have no backward
-        if x.device.type == "cpu":
-            return _native.cpu_available()
-        return x.device.type == "cuda" and _native.cuda_available()
-    if backend == "native" and x.device.type not in ("cpu", "cuda"):
-        raise RuntimeError(f"backend='native' supports CPU and CUDA tensors, got device {x.device}")
-    return backend == "native"
+def _use_native(backend: str, x: torch.Tensor, tensors: tuple[torch.Tensor, ...], op: str) -> bool:
+    """Whether ``op`` runs natively (:func:`resolve_backend`; the kernels have no backward)."""
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    return resolve_backend(backend, x.device, op=op, needs_grad=needs_grad) == "native"
 
 
 def _check_t_inputs(
@@ -352,8 +324,7 @@ def _check_t_inputs(
     vector = False
     u2 = None
     if u is not None:
-        if not isinstance(u, torch.Tensor):
-            raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
+        check_tensor("u", u)
         vector = u.dim() == 1
         u2 = u.unsqueeze(1) if vector else u
         if u2.dim() != 2 or u2.shape[0] != x.shape[0]:
@@ -363,18 +334,14 @@ def _check_t_inputs(
             )
         tensors.append(("u", u2))
     if row_weights is not None:
-        if not isinstance(row_weights, torch.Tensor):
-            raise TypeError(f"row_weights must be a torch.Tensor, got {type(row_weights).__name__}")
+        check_tensor("row_weights", row_weights)
         if row_weights.shape != (x.shape[0],):
             raise ValueError(
                 f"row_weights must have shape ({x.shape[0]},), got {tuple(row_weights.shape)}"
             )
         tensors.append(("row_weights", row_weights))
     for name, t in tensors:
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name} dtype {t.dtype} does not match x dtype {x.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+        check_like(name, t, "x", x)
         if check_finite and t.numel() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or inf values")
     return u2, vector
@@ -464,13 +431,11 @@ def gaussian_kernel_t_matvec(
     in order, so their results are bitwise independent of the thread count / launch timing
     (CPU and CUDA differ from each other by rounding). No gradient.
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     s = _check_sigma(sigma)
     u2, vector = _check_t_inputs(x, centers, u, row_weights, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
     tensors = (x, centers, u2) if row_weights is None else (x, centers, u2, row_weights)
-    if not _use_native(backend, x, tensors):
+    if not _use_native(backend, x, tensors, "the transposed Gaussian kernel product"):
         return gaussian_kernel_t_matvec_reference(
             x, centers, u, s, row_weights=row_weights, accumulate=accumulate
         )
@@ -581,13 +546,11 @@ def gaussian_weighted_gram(
     (whitening an explicit :math:`G` afterwards amplifies its rounding by
     :math:`\kappa(K_{MM})`).
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     s = _check_sigma(sigma)
     _check_t_inputs(x, centers, None, row_weights, check_finite=check_finite)
     acc = _accumulate_dtype(x.dtype, accumulate)
     tensors = (x, centers) if row_weights is None else (x, centers, row_weights)
-    if not _use_native(backend, x, tensors):
+    if not _use_native(backend, x, tensors, "the weighted Gaussian Gram matrix"):
         return gaussian_weighted_gram_reference(
             x, centers, s, row_weights=row_weights, accumulate=accumulate
         )

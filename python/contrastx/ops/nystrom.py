@@ -44,10 +44,10 @@ condition number of order :math:`10^{12}`).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from ._validation import check_like, check_positive, check_tensor
 
 __all__ = [
     "DEFAULT_TILE_BYTES",
@@ -67,8 +67,8 @@ DEFAULT_TILE_BYTES = 64 * 2**20
 
 
 def _check_points(x: Tensor, centers: Tensor, sigma: float) -> None:
-    if not isinstance(x, Tensor) or not isinstance(centers, Tensor):
-        raise TypeError("x and centers must be torch tensors")
+    check_tensor("x", x)
+    check_tensor("centers", centers)
     if x.ndim != 2 or centers.ndim != 2:
         raise ValueError(
             f"x and centers must be 2-D (rows, features); got {tuple(x.shape)} and "
@@ -85,10 +85,8 @@ def _check_points(x: Tensor, centers: Tensor, sigma: float) -> None:
         raise TypeError(
             f"x and centers must share a floating dtype; got {x.dtype} and {centers.dtype}"
         )
-    if x.device != centers.device:
-        raise ValueError(f"x is on {x.device} but centers on {centers.device}")
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite positive number; got {sigma!r}")
+    check_like("centers", centers, "x", x)
+    check_positive("sigma", sigma)
 
 
 def rows_per_tile(m: int, itemsize: int, tile_bytes: int = DEFAULT_TILE_BYTES) -> int:
@@ -125,16 +123,10 @@ def _tile(x: Tensor, centers: Tensor, c2: Tensor, scale: float) -> Tensor:
 def _as_rows(v: Tensor | None, n: int, name: str, like: Tensor) -> Tensor | None:
     if v is None:
         return None
-    if not isinstance(v, Tensor):
-        raise TypeError(f"{name} must be a torch tensor")
+    check_tensor(name, v)
     if v.ndim not in (1, 2) or v.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) or ({n}, B); got {tuple(v.shape)}")
-    if v.dtype != like.dtype or v.device != like.device:
-        raise TypeError(
-            f"{name} must match x in dtype and device ({like.dtype}, {like.device}); got "
-            f"({v.dtype}, {v.device})"
-        )
-    return v
+    return check_like(name, v, "x", like)
 
 
 def kernel_t_matvec(
@@ -190,10 +182,12 @@ def kernel_t_matvec(
 def _check_whiten(whiten: Tensor | None, m: int, like: Tensor) -> None:
     if whiten is None:
         return
-    if not isinstance(whiten, Tensor) or whiten.shape != (m, m):
-        raise ValueError(f"whiten must be an ({m}, {m}) upper-triangular tensor")
-    if whiten.dtype != like.dtype or whiten.device != like.device:
-        raise TypeError("whiten must match x in dtype and device")
+    check_tensor("whiten", whiten)
+    if whiten.shape != (m, m):
+        raise ValueError(
+            f"whiten must be an ({m}, {m}) upper-triangular tensor; got {tuple(whiten.shape)}"
+        )
+    check_like("whiten", whiten, "x", like)
 
 
 def whitened_tile(k: Tensor, whiten: Tensor | None) -> Tensor:
@@ -363,9 +357,11 @@ def whitened_features(
 
 
 def _check_masked(z: Tensor, weights: Tensor) -> None:
-    if not isinstance(z, Tensor) or z.ndim != 2:
-        raise ValueError("z must be a 2-D tensor (rows, M)")
-    if not isinstance(weights, Tensor) or weights.ndim != 2 or weights.shape[0] != z.shape[0]:
+    check_tensor("z", z)
+    check_tensor("weights", weights)
+    if z.ndim != 2:
+        raise ValueError(f"z must be a 2-D tensor (rows, M); got shape {tuple(z.shape)}")
+    if weights.ndim != 2 or weights.shape[0] != z.shape[0]:
         raise ValueError(f"weights must have shape ({z.shape[0]}, B); got {tuple(weights.shape)}")
     if weights.device != z.device:
         raise ValueError(f"weights is on {weights.device} but z on {z.device}")

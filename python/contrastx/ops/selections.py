@@ -32,12 +32,11 @@ import torch
 from torch import Tensor
 
 from .. import _native
+from ._backend import NATIVE_DTYPES as _DTYPE_NAMES
+from ._backend import resolve_backend
 from .nystrom import masked_gram_matvec, masked_row_sums
 
 __all__ = ["RowSelection", "selected_gram_matvec", "selected_row_sums"]
-
-_BACKENDS = ("auto", "native", "torch")
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 class RowSelection:
@@ -129,30 +128,18 @@ def _columns(sel: RowSelection, columns: Tensor | None) -> Tensor:
 
 
 def _check(z: Tensor, sel: RowSelection) -> None:
-    if not isinstance(z, Tensor) or z.ndim != 2:
-        raise ValueError("z must be a 2-D tensor (rows, M)")
+    if not isinstance(z, Tensor):
+        raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
+    if z.ndim != 2:
+        raise ValueError(f"z must be a 2-D tensor (rows, M); got shape {tuple(z.shape)}")
     if not isinstance(sel, RowSelection):
         raise TypeError(f"sel must be a RowSelection, got {type(sel).__name__}")
     if sel.n_rows != z.shape[0]:
         raise ValueError(f"the selection indexes {sel.n_rows} rows but z has {z.shape[0]}")
 
 
-def _resolve_backend(backend: str, z: Tensor) -> str:
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    native_ok = z.device.type == "cpu" and z.dtype in _DTYPE_NAMES
-    if backend == "auto":
-        return "native" if native_ok and _native.cpu_available() else "torch"
-    if backend == "native":
-        if z.device.type != "cpu":
-            raise RuntimeError(
-                "the native row-selection kernel runs on CPU tensors; on a GPU use "
-                "backend='torch' or 'auto' (dense GEMMs)"
-            )
-        if z.dtype not in _DTYPE_NAMES:
-            raise TypeError(f"backend='native' needs a float32 or float64 z, got {z.dtype}")
-        _native.require_cpu()
-    return backend
+#: What the native row-selection kernel computes (for :func:`resolve_backend`'s messages).
+_OP = "the row-selection Gram products"
 
 
 def selected_gram_matvec(
@@ -189,7 +176,7 @@ def selected_gram_matvec(
     cols = _columns(sel, columns)
     if v.ndim != 2 or v.shape[0] != z.shape[1] or v.shape[1] != cols.numel():
         raise ValueError(f"v must have shape ({z.shape[1]}, {cols.numel()}); got {tuple(v.shape)}")
-    if _resolve_backend(backend, z) == "torch":
+    if resolve_backend(backend, z.device, op=_OP, dtype=z.dtype, cuda_ok=False) == "torch":
         w = sel.dense(device=z.device)
         c = None if columns is None else cols.to(z.device)
         return masked_gram_matvec(z, w, v, columns=c, chunk_rows=chunk_rows)
@@ -218,7 +205,7 @@ def selected_row_sums(
     """
     _check(z, sel)
     cols = _columns(sel, columns)
-    if _resolve_backend(backend, z) == "torch":
+    if resolve_backend(backend, z.device, op=_OP, dtype=z.dtype, cuda_ok=False) == "torch":
         w = sel.dense(device=z.device)
         if columns is not None:
             w = w[:, cols.to(z.device)]
