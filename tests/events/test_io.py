@@ -105,7 +105,7 @@ def test_bad_files(tmp_path):
         read_events(tmp_path / "nope.h5")
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f["Jets"] = np.zeros(3)
-    with pytest.raises(KeyError, match=r"no dataset 'Particles'.*\['Jets'\]"):
+    with pytest.raises(ValueError, match=r"empty\.h5: no dataset 'Particles'.*\['Jets'\]"):
         read_events(tmp_path / "empty.h5")
     with h5py.File(tmp_path / "shape.h5", "w") as f:
         f["Particles"] = np.zeros((3, 18, 4), np.float32)
@@ -118,5 +118,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(ValueError, match="NaN or inf"):
         read_events(tmp_path / "nan.h5")
     (tmp_path / "text.h5").write_text("not hdf5")
-    with pytest.raises(OSError, match="not a readable HDF5 file"):
+    with pytest.raises(
+        OSError, match=r"text\.h5: not a readable HDF5 event file: no HDF5 signature"
+    ):
         read_events(tmp_path / "text.h5")

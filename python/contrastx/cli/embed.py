@@ -15,21 +15,49 @@ from pathlib import Path
 import numpy as np
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="contrastx-embed",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help="model file from contrastx-train")
     p.add_argument("--events", type=Path, required=True, help="contrastx/ADC2021 event file")
     p.add_argument("--labels", type=Path, default=None, help="label side file (ADC2021 input)")
     p.add_argument("--process", default=None, help="label every event as this process (ADC2021)")
-    p.add_argument("--out", type=Path, default=Path("contrastx-embedding.h5"))
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--chunk-size", type=int, default=262_144, help="events read per chunk")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("contrastx-embedding.h5"),
+        help="embedding file to write (HDF5: embedding, labels, source and model as attributes; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=4096,
+        help="events per forward pass of the model; sets memory use, not the results "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=262_144,
+        help="events read from the file at a time (default: %(default)s)",
+    )
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (else refuse)"
+    )
     return p
 
 
@@ -41,22 +69,22 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     if args.out.exists() and not args.overwrite:
-        print(f"contrastx-embed: {args.out} exists (use --overwrite)", file=sys.stderr)
+        print(f"contrastx-embed: error: {args.out} exists (use --overwrite)", file=sys.stderr)
         return 2
     device = "cpu" if args.gpu is None else f"cuda:{args.gpu}"
     try:
         loaded = load_model(args.model)
         parts, labels, ids = [], [], []
-        with EventFile(args.events, process=args.process, labels=args.labels) as f:
+        with EventFile(
+            args.events, process=args.process, labels=args.labels, allow_empty=False
+        ) as f:
             names = f.process_names
             for chunk in f.iter_chunks(args.chunk_size):
                 parts.append(loaded.embed(chunk, batch_size=args.batch_size, device=device))
                 labels.append(chunk.labels)
                 if chunk.event_ids is not None:
                     ids.append(chunk.event_ids)
-        d = loaded.latent_dim
-        z = np.concatenate(parts) if parts else np.zeros((0, d), np.float32)
-        y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        z, y = np.concatenate(parts), np.concatenate(labels)  # the file holds events
         write_embedding(
             args.out,
             z,

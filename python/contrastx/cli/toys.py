@@ -230,11 +230,11 @@ def _default_sample(args: argparse.Namespace, n_ref: int, n_bkg: float, n_sig: f
 
 
 def _read_input(path: Path, args: argparse.Namespace):
-    import h5py
+    from contrastx.events.io import open_h5
 
     if not path.is_file():
         raise ValueError(f"--input {path} does not exist")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "r", what="input file") as f:
         is_embedding = "embedding" in f
         if is_embedding:
             if "labels" not in f:
@@ -249,6 +249,8 @@ def _read_input(path: Path, args: argparse.Namespace):
             raise ValueError(
                 f"{path}: embedding must be (N, D) with N labels; got {x.shape} and {labels.shape}"
             )
+        if x.shape[0] == 0:
+            raise ValueError(f"{path}: the embedding file holds no events")
         if raw is None:
             names = list(PROCESSES)
         elif isinstance(raw, str):

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
+
+from ..events.io import open_h5
 
 FORMAT_NAME = "contrastx-embedding"
 FORMAT_VERSION = 1
@@ -70,6 +71,9 @@ def write_embedding(
         If ``path`` exists and ``overwrite`` is False.
     ValueError
         On mismatched shapes or a non-finite embedding.
+    OSError
+        If the file cannot be created, or another process holds it (see
+        :func:`contrastx.events.io.open_h5`).
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -83,7 +87,7 @@ def write_embedding(
     if not np.isfinite(z).all():
         raise ValueError("embedding contains NaN or inf")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
+    with open_h5(path, "w", what="embedding file") as f:
         f.create_dataset("embedding", data=z)
         ds = f.create_dataset("labels", data=y.astype(np.int64))
         ds.attrs["process_names"] = [str(p) for p in process_names]
@@ -98,19 +102,40 @@ def write_embedding(
 
 
 def read_embedding(path: str | os.PathLike) -> EmbeddingData:
-    """Read a file written by :func:`write_embedding`."""
+    """Read a file written by :func:`write_embedding`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    OSError
+        If it is not a readable HDF5 file, is corrupted, or another process holds it.
+    ValueError
+        If it is not a contrastx embedding file or lacks a dataset or attribute.
+    """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"embedding file not found: {path}")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "r", what="embedding file") as f:
         if f.attrs.get("format") != FORMAT_NAME:
             raise ValueError(f"{path}: not a contrastx embedding file")
-        return EmbeddingData(
-            embedding=f["embedding"][...],
-            labels=f["labels"][...],
-            process_names=tuple(str(p) for p in f["labels"].attrs["process_names"]),
-            source_file=str(f.attrs.get("source_file", "")),
-            model_config=json.loads(f.attrs.get("model_config", "{}")),
-            metadata=json.loads(f.attrs.get("metadata", "{}")),
-            event_ids=f["EvtId"][...] if "EvtId" in f else None,
-        )
+        missing = [k for k in ("embedding", "labels") if k not in f]
+        if missing:
+            raise ValueError(
+                f"{path}: no dataset {missing[0]!r} in this embedding file "
+                f"(top-level keys: {sorted(f.keys())})"
+            )
+        if "process_names" not in f["labels"].attrs:
+            raise ValueError(f"{path}: dataset 'labels' has no 'process_names' attribute")
+        try:
+            return EmbeddingData(
+                embedding=f["embedding"][...],
+                labels=f["labels"][...],
+                process_names=tuple(str(p) for p in f["labels"].attrs["process_names"]),
+                source_file=str(f.attrs.get("source_file", "")),
+                model_config=json.loads(f.attrs.get("model_config", "{}")),
+                metadata=json.loads(f.attrs.get("metadata", "{}")),
+                event_ids=f["EvtId"][...] if "EvtId" in f else None,
+            )
+        except OSError as err:
+            raise OSError(f"{path}: cannot read the embedding file (corrupted?): {err}") from err
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: an attribute is not valid JSON ({err})") from None

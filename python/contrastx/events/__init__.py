@@ -3,7 +3,15 @@
 from . import layout
 from .container import UNKNOWN_LABEL, Events, check_particles
 from .injection import inject_signal, n_signal_for_fraction
-from .io import EventFile, EventWriter, load_labels, open_events, read_events, write_events
+from .io import (
+    EventFile,
+    EventWriter,
+    load_labels,
+    open_events,
+    open_h5,
+    read_events,
+    write_events,
+)
 from .layout import ADC2021_MIXTURE, BACKGROUNDS, PROCESSES, SIGNALS
 from .preprocessing import Preprocessor
 from .sampler import ClassBalancedBatchSampler
@@ -28,6 +36,7 @@ __all__ = [
     "make_splits",
     "n_signal_for_fraction",
     "open_events",
+    "open_h5",
     "read_events",
     "write_events",
 ]

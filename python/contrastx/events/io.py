@@ -16,12 +16,17 @@ Reading streams: :class:`EventFile` reads any slice ``[start, stop)`` and
 iterates in chunks, so a file larger than memory can be processed piece by piece.
 :class:`EventWriter` appends chunk by chunk, so long generation jobs write
 incrementally and can resume.
+
+Every HDF5 file contrastx opens goes through :func:`open_h5`, whose errors name
+the file and the problem (missing, not HDF5, truncated or corrupted, locked by
+another run).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -54,11 +59,126 @@ DEFAULT_CHUNK = 65_536
 PathLike = str | os.PathLike
 
 
-def _missing_key(path: Path, key: str, f: h5py.File) -> KeyError:
-    return KeyError(
+def _missing_key(path: Path, key: str, f: h5py.File) -> ValueError:
+    return ValueError(
         f"{path}: no dataset {key!r} in this HDF5 file (top-level keys: {sorted(f.keys())}); "
         "expected an ADC2021 or contrastx event file"
     )
+
+
+_H5_MODES = ("r", "r+", "a", "w", "x")
+_LOCK_TEXT = "unable to lock file"
+
+
+def _hdf5_reason(err: BaseException) -> str:
+    """HDF5's own reason, without h5py's "Unable to synchronously open file (...)" wrapper."""
+    text = str(err)
+    match = re.search(r"\((.*)\)\s*$", text)
+    return match.group(1) if match else text
+
+
+def _is_lock_error(err: BaseException) -> bool:
+    return _LOCK_TEXT in str(err).lower()
+
+
+def _locked(path: Path, what: str) -> BlockingIOError:
+    return BlockingIOError(
+        f"{path}: the {what} is locked: another run is writing it, or it is open in another "
+        "program; wait for that to finish or use another file"
+    )
+
+
+def open_h5(path: PathLike, mode: str = "r", *, what: str = "HDF5 file") -> h5py.File:
+    """Open an HDF5 file with errors that name the file and the problem.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+    mode : {"r", "r+", "a", "w", "x"}
+        As for :class:`h5py.File`: read, read/write an existing file, read/write or
+        create, create or truncate, create but refuse an existing file. Before
+        truncating (``"w"``), the file is checked not to be held by another process:
+        HDF5 truncates a file before it tries to lock it, so a second run writing the
+        same output would otherwise wipe the first run's file and only then fail.
+    what : str
+        What the file is, for messages (``"event file"``, ``"embedding file"``).
+
+    Returns
+    -------
+    h5py.File
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is opened for reading (``"r"``, ``"r+"``) and does not exist.
+    FileExistsError
+        If ``mode="x"`` and the file exists.
+    BlockingIOError
+        If another process holds the file (HDF5 file locking): another run writes it,
+        or a program has it open. A subclass of :class:`OSError`.
+    OSError
+        If the file is not HDF5, truncated or corrupted, or cannot be created; the
+        message gives HDF5's reason.
+    ValueError
+        On an unknown ``mode``.
+    """
+    if mode not in _H5_MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, _H5_MODES))}; got {mode!r}")
+    path = Path(path)
+    exists = path.exists()
+    if mode in ("r", "r+") and not exists:
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if mode == "x" and exists:
+        raise FileExistsError(f"{path} exists; refusing to overwrite the {what}")
+    if mode == "w" and exists:
+        try:
+            h5py.File(path, "r+").close()  # takes the write lock without truncating
+        except OSError as err:
+            if _is_lock_error(err):
+                raise _locked(path, what) from err
+            # not HDF5 or corrupted: truncating it is what "w" asks for
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        if _is_lock_error(err):
+            raise _locked(path, what) from err
+        reason = _hdf5_reason(err)
+        if mode in ("r", "r+") or (mode == "a" and exists):
+            if "signature not found" in reason:
+                reason = "no HDF5 signature: another format, or the start of the file is damaged"
+            elif "truncated file" in reason:
+                reason = f"truncated, e.g. by an interrupted write or copy ({reason})"
+            raise OSError(f"{path}: not a readable HDF5 {what}: {reason}") from err
+        raise OSError(f"{path}: cannot create the {what}: {reason}") from err
+
+
+def _read(path: Path, ds: h5py.Dataset, rows: slice | None = None) -> np.ndarray:
+    """A dataset (or its ``rows``); an HDF5 read error names the file, dataset and rows."""
+    try:
+        return ds[()] if rows is None else ds[rows]
+    except OSError as err:
+        where = "" if rows is None else f"rows {rows.start}..{rows.stop} of "
+        raise OSError(
+            f"{path}: cannot read {where}dataset {ds.name.lstrip('/')!r}: "
+            f"{_hdf5_reason(err)} (the file is corrupted or truncated)"
+        ) from err
+
+
+def _json_attr(path: Path, f: h5py.File, key: str) -> Any:
+    try:
+        return json.loads(f.attrs.get(key, "{}"))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: root attribute {key!r} is not valid JSON ({err})") from None
+
+
+def _process_names(path: Path, f: h5py.File) -> tuple[str, ...]:
+    try:
+        return tuple(str(p) for p in f[LABELS_KEY].attrs["process_names"])
+    except KeyError:
+        raise ValueError(
+            f"{path}: dataset {LABELS_KEY!r} has no 'process_names' attribute"
+        ) from None
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -93,12 +213,15 @@ def load_labels(
         if not path.exists():
             raise FileNotFoundError(f"label side file not found: {path}")
         if path.suffix == ".npy":
-            arr = np.load(path)
+            try:
+                arr = np.load(path)
+            except (OSError, ValueError) as err:
+                raise ValueError(f"{path}: not a readable .npy label file ({err})") from None
         else:
-            with h5py.File(path, "r") as f:
+            with open_h5(path, "r", what="label side file") as f:
                 if key not in f:
                     raise _missing_key(path, key, f)
-                arr = f[key][()]
+                arr = _read(path, f[key])
     else:
         arr = np.asarray(source)
     arr = np.asarray(arr).reshape(-1) if np.ndim(arr) == 2 and min(np.shape(arr)) == 1 else arr
@@ -148,6 +271,22 @@ class EventFile(_HDF5Handle):
         into ``process_names``.
     process_names : sequence of str, optional
         Names for ADC2021 labels; default :data:`~contrastx.events.layout.PROCESSES`.
+    allow_empty : bool
+        Accept a file that holds no events (default; e.g. an output being written).
+        With False an empty file raises ValueError, for inputs that must have events.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    OSError
+        If it is not a readable HDF5 file or another process holds it (see
+        :func:`open_h5`).
+    ValueError
+        If it lacks ``Particles`` (or a contrastx file its ``labels``), a dataset has
+        the wrong shape, the labels do not match, or it is empty and ``allow_empty``
+        is False. Values are checked as they are read (see
+        :func:`~contrastx.events.container.check_particles`).
 
     Examples
     --------
@@ -163,14 +302,10 @@ class EventFile(_HDF5Handle):
         process: str | None = None,
         labels: PathLike | np.ndarray | None = None,
         process_names: Sequence[str] | None = None,
+        allow_empty: bool = True,
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"event file not found: {self.path}")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as err:
-            raise OSError(f"{self.path}: not a readable HDF5 file ({err})") from err
+        self._file = open_h5(self.path, "r", what="event file")
         f = self._file
         try:
             if PARTICLES_KEY not in f:
@@ -186,6 +321,11 @@ class EventFile(_HDF5Handle):
                     f"{self.path}: dataset {PARTICLES_KEY!r} must have shape (N, {N_OBJECTS}, 4) "
                     f"(pT, eta, phi, class) or (N, {N_OBJECTS}, 3); got {shape}"
                 )
+            if shape[0] == 0 and not allow_empty:
+                raise ValueError(
+                    f"{self.path}: the event file holds no events (dataset {PARTICLES_KEY!r} "
+                    "has 0 rows)"
+                )
             self.format = "contrastx" if f.attrs.get("format") == FORMAT_NAME else "adc2021"
             self.metadata: dict[str, Any] = {}
             if self.format == "contrastx":
@@ -196,9 +336,14 @@ class EventFile(_HDF5Handle):
                         f"{self.path} is a contrastx file with its own labels; "
                         "do not pass process= or labels="
                     )
-                self.metadata = json.loads(f.attrs.get("metadata", "{}"))
-                self.process_names = tuple(str(p) for p in f[LABELS_KEY].attrs["process_names"])
+                self.metadata = _json_attr(self.path, f, "metadata")
+                self.process_names = _process_names(self.path, f)
                 self._labels: Any = f[LABELS_KEY]
+                if self._labels.shape != (shape[0],):
+                    raise ValueError(
+                        f"{self.path}: dataset {LABELS_KEY!r} has shape {self._labels.shape}; "
+                        f"expected ({shape[0]},), one label per event"
+                    )
             else:
                 self.process_names = (
                     tuple(process_names) if process_names is not None else PROCESSES
@@ -240,26 +385,32 @@ class EventFile(_HDF5Handle):
     def _label_slice(self, start: int, stop: int) -> np.ndarray:
         if isinstance(self._labels, (int, np.integer)):
             return np.full(stop - start, int(self._labels), dtype=np.int64)
-        return np.asarray(self._labels[start:stop], dtype=np.int64)
+        if isinstance(self._labels, np.ndarray):
+            return self._labels[start:stop].astype(np.int64)
+        return np.asarray(_read(self.path, self._labels, slice(start, stop)), dtype=np.int64)
 
     def read(self, start: int = 0, stop: int | None = None) -> Events:
         """Read events ``[start, stop)`` (Python slice semantics, negative indices allowed)."""
         start, stop, _ = slice(start, stop).indices(len(self))
         stop = max(stop, start)
-        raw = self._particles[start:stop]
+        rows = slice(start, stop)
+        raw = _read(self.path, self._particles, rows)
         particles = check_particles(
             raw[..., :N_FEATURES], name=f"{self.path}:{PARTICLES_KEY}", first_event=start
         )
-        return Events(
-            particles,
-            labels=self._label_slice(start, stop),
-            process_names=self.process_names,
-            weights=None if self._weights is None else self._weights[start:stop],
-            event_ids=None
-            if self._evtid is None
-            else np.asarray(self._evtid[start:stop]).reshape(-1),
-            metadata=self.metadata,
-        )
+        weights = None if self._weights is None else _read(self.path, self._weights, rows)
+        ids = None if self._evtid is None else _read(self.path, self._evtid, rows).reshape(-1)
+        try:
+            return Events(
+                particles,
+                labels=self._label_slice(start, stop),
+                process_names=self.process_names,
+                weights=weights,
+                event_ids=ids,
+                metadata=self.metadata,
+            )
+        except ValueError as err:
+            raise ValueError(f"{self.path}: {err}") from None
 
     def iter_chunks(
         self, chunk_size: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
@@ -285,12 +436,21 @@ def read_events(
     process: str | None = None,
     labels: PathLike | np.ndarray | None = None,
     process_names: Sequence[str] | None = None,
+    allow_empty: bool = False,
 ) -> Events:
     """Read ``[start, stop)`` of an ADC2021 or contrastx event file into memory.
 
-    Parameters are those of :class:`EventFile`.
+    Parameters are those of :class:`EventFile`, except that ``allow_empty``
+    defaults to False here: a file read to be analysed must hold events (an empty
+    slice of a non-empty file is fine).
     """
-    with EventFile(path, process=process, labels=labels, process_names=process_names) as f:
+    with EventFile(
+        path,
+        process=process,
+        labels=labels,
+        process_names=process_names,
+        allow_empty=allow_empty,
+    ) as f:
         return f.read(start, stop)
 
 
@@ -337,24 +497,29 @@ class EventWriter(_HDF5Handle):
                 f"{self.path} exists; pass overwrite/mode='w' to replace it or mode='a' to append"
             )
         if exists and mode == "a":
-            self._file = h5py.File(self.path, "a")
+            self._file = open_h5(self.path, "a", what="event file")
             f = self._file
-            if f.attrs.get("format") != FORMAT_NAME:
+            try:
+                if f.attrs.get("format") != FORMAT_NAME:
+                    raise ValueError(f"{self.path} is not a contrastx event file; cannot append")
+                stored = _process_names(self.path, f)
+                if stored != self.process_names:
+                    raise ValueError(
+                        f"{self.path} has process_names {stored}, not {self.process_names}"
+                    )
+                missing = [k for k in (PARTICLES_KEY, LABELS_KEY) if k not in f]
+                if missing:
+                    raise _missing_key(self.path, missing[0], f)
+            except Exception:
                 f.close()
-                raise ValueError(f"{self.path} is not a contrastx event file; cannot append")
-            stored = tuple(str(p) for p in f[LABELS_KEY].attrs["process_names"])
-            if stored != self.process_names:
-                f.close()
-                raise ValueError(
-                    f"{self.path} has process_names {stored}, not {self.process_names}"
-                )
+                raise
             self.weighted = WEIGHTS_KEY in f
             self.with_event_ids = EVTID_KEY in f
             if metadata is not None:
                 f.attrs["metadata"] = metadata_to_json(metadata)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.path, "w")
+        self._file = open_h5(self.path, "w", what="event file")
         f = self._file
         self.weighted = weighted
         self.with_event_ids = with_event_ids
@@ -425,11 +590,14 @@ class EventWriter(_HDF5Handle):
             datasets.append((WEIGHTS_KEY, events.weights))
         if self.with_event_ids:
             datasets.append((EVTID_KEY, events.event_ids))
-        for key, arr in datasets:
-            ds = f[key]
-            ds.resize(n0 + n, axis=0)
-            ds[n0:] = arr
-        f.flush()
+        try:
+            for key, arr in datasets:
+                ds = f[key]
+                ds.resize(n0 + n, axis=0)
+                ds[n0:] = arr
+            f.flush()
+        except OSError as err:
+            raise OSError(f"{self.path}: cannot write events: {_hdf5_reason(err)}") from err
 
 
 def write_events(path: PathLike, events: Events, *, overwrite: bool = False, **kwargs: Any) -> Path:
