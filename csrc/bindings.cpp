@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "contrastx_build_config.h"
 #include "cpu/contrastive_cpu.hpp"
@@ -37,70 +38,72 @@ void check_dtype(const std::string& dtype) {
         throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dtype + "'");
 }
 
-void gaussian_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v, std::uintptr_t out,
-                         i64 n, i64 m, i64 d, i64 b, double sigma, const std::string& dtype,
-                         bool accumulate_f64, int num_threads) {
+// The one dtype dispatch of every kernel wrapper below: checks `dtype` (std::invalid_argument,
+// ValueError in Python, with the GIL held), releases the GIL and calls `call(T{})` with
+// T = double for "float64" and float for "float32".  A wrapper is one call expression written
+// once for both types: its dtype arguments are ptr<const T>(...) / ptr<T>(...), which selects
+// the kernel's float or double overload.
+template <typename Call>
+void dispatch(const std::string& dtype, Call&& call) {
     check_dtype(dtype);
     py::gil_scoped_release release;
     if (dtype == "float64")
-        contrastx::cpu::gaussian_matvec(ptr<const double>(x), ptr<const double>(c),
-                                        ptr<const double>(v), ptr<double>(out), n, m, d, b, sigma,
-                                        num_threads);
+        call(double{});
     else
-        contrastx::cpu::gaussian_matvec(ptr<const float>(x), ptr<const float>(c),
-                                        ptr<const float>(v), ptr<float>(out), n, m, d, b, sigma,
-                                        accumulate_f64, num_threads);
+        call(float{});
 }
 
-// w == 0 means no row weights.
+// The float32 Gaussian kernels take accumulate_f64 before their last argument (num_threads or
+// stream); the float64 ones always accumulate in float64 and have no such argument.  Calls
+// call(accumulate_f64, last) for T = float and call(last) for T = double.
+template <typename T, typename Last, typename Call>
+void with_accumulate(bool accumulate_f64, Last last, Call&& call) {
+    if constexpr (std::is_same_v<T, float>)
+        call(accumulate_f64, last);
+    else
+        call(last);
+}
+
+// Gaussian products: see cpu/gaussian_cpu.hpp.  x, c, v, u, w, out have the dtype; w == 0
+// means no row weights.
+void gaussian_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v, std::uintptr_t out,
+                         i64 n, i64 m, i64 d, i64 b, double sigma, const std::string& dtype,
+                         bool accumulate_f64, int num_threads) {
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, num_threads, [&](auto... tail) {
+            contrastx::cpu::gaussian_matvec(ptr<const T>(x), ptr<const T>(c), ptr<const T>(v),
+                                            ptr<T>(out), n, m, d, b, sigma, tail...);
+        });
+    });
+}
+
 void gaussian_t_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u,
                            std::uintptr_t w, std::uintptr_t out, i64 n, i64 m, i64 d, i64 b,
                            double sigma, const std::string& dtype, bool accumulate_f64,
                            int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::gaussian_t_matvec(ptr<const double>(x), ptr<const double>(c),
-                                          ptr<const double>(u), ptr<const double>(w),
-                                          ptr<double>(out), n, m, d, b, sigma, num_threads);
-    else
-        contrastx::cpu::gaussian_t_matvec(ptr<const float>(x), ptr<const float>(c),
-                                          ptr<const float>(u), ptr<const float>(w),
-                                          ptr<float>(out), n, m, d, b, sigma, accumulate_f64,
-                                          num_threads);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, num_threads, [&](auto... tail) {
+            contrastx::cpu::gaussian_t_matvec(ptr<const T>(x), ptr<const T>(c), ptr<const T>(u),
+                                              ptr<const T>(w), ptr<T>(out), n, m, d, b, sigma,
+                                              tail...);
+        });
+    });
 }
 
 void gaussian_weighted_gram_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t w,
                                 std::uintptr_t out, i64 n, i64 m, i64 d, double sigma,
                                 const std::string& dtype, bool accumulate_f64, int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::gaussian_weighted_gram(ptr<const double>(x), ptr<const double>(c),
-                                               ptr<const double>(w), ptr<double>(out), n, m, d,
-                                               sigma, num_threads);
-    else
-        contrastx::cpu::gaussian_weighted_gram(ptr<const float>(x), ptr<const float>(c),
-                                               ptr<const float>(w), ptr<float>(out), n, m, d,
-                                               sigma, accumulate_f64, num_threads);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, num_threads, [&](auto... tail) {
+            contrastx::cpu::gaussian_weighted_gram(ptr<const T>(x), ptr<const T>(c),
+                                                   ptr<const T>(w), ptr<T>(out), n, m, d, sigma,
+                                                   tail...);
+        });
+    });
 }
-
-#ifdef CONTRASTX_WITH_CUDA
-void gaussian_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
-                          std::uintptr_t out, i64 n, i64 m, i64 d, i64 b, double sigma,
-                          const std::string& dtype, bool accumulate_f64, std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::gaussian_matvec(ptr<const double>(x), ptr<const double>(c),
-                                         ptr<const double>(v), ptr<double>(out), n, m, d, b, sigma,
-                                         stream);
-    else
-        contrastx::cuda::gaussian_matvec(ptr<const float>(x), ptr<const float>(c),
-                                         ptr<const float>(v), ptr<float>(out), n, m, d, b, sigma,
-                                         accumulate_f64, stream);
-}
-#endif
 
 // Contrastive losses: see cpu/contrastive_cpu.hpp for the contract.  labels are int64 class
 // ids in [0, m); w, c, lse, row_loss, grad_x (and the CUDA workspace inv_norm) have the dtype.
@@ -108,36 +111,24 @@ void supcon_forward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t 
                         std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss, i64 m, i64 d,
                         double tau, bool normalize, double eps, const std::string& dtype,
                         int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::supcon_forward(ptr<const double>(x), ptr<const i64>(labels),
-                                       ptr<const double>(w), ptr<const double>(c),
-                                       ptr<double>(lse), ptr<double>(row_loss), m, d, tau,
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::supcon_forward(ptr<const T>(x), ptr<const i64>(labels), ptr<const T>(w),
+                                       ptr<const T>(c), ptr<T>(lse), ptr<T>(row_loss), m, d, tau,
                                        normalize, eps, num_threads);
-    else
-        contrastx::cpu::supcon_forward(ptr<const float>(x), ptr<const i64>(labels),
-                                       ptr<const float>(w), ptr<const float>(c), ptr<float>(lse),
-                                       ptr<float>(row_loss), m, d, tau, normalize, eps,
-                                       num_threads);
+    });
 }
 
 void supcon_backward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
                          std::uintptr_t c, std::uintptr_t lse, std::uintptr_t grad_x, i64 m,
                          i64 d, double tau, bool normalize, double eps, double grad_scale,
                          const std::string& dtype, int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::supcon_backward(ptr<const double>(x), ptr<const i64>(labels),
-                                        ptr<const double>(w), ptr<const double>(c),
-                                        ptr<const double>(lse), ptr<double>(grad_x), m, d, tau,
-                                        normalize, eps, grad_scale, num_threads);
-    else
-        contrastx::cpu::supcon_backward(ptr<const float>(x), ptr<const i64>(labels),
-                                        ptr<const float>(w), ptr<const float>(c),
-                                        ptr<const float>(lse), ptr<float>(grad_x), m, d, tau,
-                                        normalize, eps, grad_scale, num_threads);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::supcon_backward(ptr<const T>(x), ptr<const i64>(labels), ptr<const T>(w),
+                                        ptr<const T>(c), ptr<const T>(lse), ptr<T>(grad_x), m, d,
+                                        tau, normalize, eps, grad_scale, num_threads);
+    });
 }
 
 // VICReg: state is float64 with vicreg_state_size(d) entries, filled by the forward pass and
@@ -145,31 +136,23 @@ void supcon_backward_cpu(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t
 void vicreg_forward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t out,
                         std::uintptr_t state, i64 n, i64 d, double lam, double mu, double nu,
                         double gamma, double eps, const std::string& dtype, int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::vicreg_forward(ptr<const double>(z1), ptr<const double>(z2),
-                                       ptr<double>(out), ptr<double>(state), n, d, lam, mu, nu,
-                                       gamma, eps, num_threads);
-    else
-        contrastx::cpu::vicreg_forward(ptr<const float>(z1), ptr<const float>(z2),
-                                       ptr<float>(out), ptr<double>(state), n, d, lam, mu, nu,
-                                       gamma, eps, num_threads);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::vicreg_forward(ptr<const T>(z1), ptr<const T>(z2), ptr<T>(out),
+                                       ptr<double>(state), n, d, lam, mu, nu, gamma, eps,
+                                       num_threads);
+    });
 }
 
 void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t state,
                          std::uintptr_t g1, std::uintptr_t g2, i64 n, i64 d, double lam,
                          double grad_scale, const std::string& dtype, int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::vicreg_backward(ptr<const double>(z1), ptr<const double>(z2),
-                                        ptr<const double>(state), ptr<double>(g1),
-                                        ptr<double>(g2), n, d, lam, grad_scale, num_threads);
-    else
-        contrastx::cpu::vicreg_backward(ptr<const float>(z1), ptr<const float>(z2),
-                                        ptr<const double>(state), ptr<float>(g1), ptr<float>(g2),
-                                        n, d, lam, grad_scale, num_threads);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::vicreg_backward(ptr<const T>(z1), ptr<const T>(z2),
+                                        ptr<const double>(state), ptr<T>(g1), ptr<T>(g2), n, d,
+                                        lam, grad_scale, num_threads);
+    });
 }
 
 // Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype; ptr, cols
@@ -178,53 +161,54 @@ void selected_gram_matvec_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel
                               std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
                               std::uintptr_t v, std::uintptr_t out, const std::string& dtype,
                               int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::selected_gram_matvec(ptr<const double>(z), n, m, ptr<const i64>(sel_ptr),
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::selected_gram_matvec(ptr<const T>(z), n, m, ptr<const i64>(sel_ptr),
                                              ptr<const std::int32_t>(rows), n_sel,
                                              ptr<const i64>(cols), b, ptr<const double>(v),
                                              ptr<double>(out), num_threads);
-    else
-        contrastx::cpu::selected_gram_matvec(ptr<const float>(z), n, m, ptr<const i64>(sel_ptr),
-                                             ptr<const std::int32_t>(rows), n_sel,
-                                             ptr<const i64>(cols), b, ptr<const double>(v),
-                                             ptr<double>(out), num_threads);
+    });
 }
 
 void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
                            std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
                            std::uintptr_t out, const std::string& dtype, int num_threads) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cpu::selected_row_sums(ptr<const double>(z), n, m, ptr<const i64>(sel_ptr),
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cpu::selected_row_sums(ptr<const T>(z), n, m, ptr<const i64>(sel_ptr),
                                           ptr<const std::int32_t>(rows), n_sel,
                                           ptr<const i64>(cols), b, ptr<double>(out), num_threads);
-    else
-        contrastx::cpu::selected_row_sums(ptr<const float>(z), n, m, ptr<const i64>(sel_ptr),
-                                          ptr<const std::int32_t>(rows), n_sel,
-                                          ptr<const i64>(cols), b, ptr<double>(out), num_threads);
+    });
 }
 
 #ifdef CONTRASTX_WITH_CUDA
+// CUDA kernels: device pointers of the current device, launched on `stream`.
+void gaussian_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
+                          std::uintptr_t out, i64 n, i64 m, i64 d, i64 b, double sigma,
+                          const std::string& dtype, bool accumulate_f64, std::uintptr_t stream) {
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, stream, [&](auto... tail) {
+            contrastx::cuda::gaussian_matvec(ptr<const T>(x), ptr<const T>(c), ptr<const T>(v),
+                                             ptr<T>(out), n, m, d, b, sigma, tail...);
+        });
+    });
+}
+
 // workspace: gaussian_t_workspace_bytes(n, m, b, acc64) bytes of device memory; w == 0: none.
 void gaussian_t_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u,
                             std::uintptr_t w, std::uintptr_t workspace, std::uintptr_t out, i64 n,
                             i64 m, i64 d, i64 b, double sigma, const std::string& dtype,
                             bool accumulate_f64, std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::gaussian_t_matvec(ptr<const double>(x), ptr<const double>(c),
-                                           ptr<const double>(u), ptr<const double>(w),
-                                           ptr<double>(workspace), ptr<double>(out), n, m, d, b,
-                                           sigma, stream);
-    else
-        contrastx::cuda::gaussian_t_matvec(ptr<const float>(x), ptr<const float>(c),
-                                           ptr<const float>(u), ptr<const float>(w),
-                                           ptr<void>(workspace), ptr<float>(out), n, m, d, b,
-                                           sigma, accumulate_f64, stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        // ptr<T>: the float64 overload takes a double*, the float32 one a void*.
+        with_accumulate<T>(accumulate_f64, stream, [&](auto... tail) {
+            contrastx::cuda::gaussian_t_matvec(ptr<const T>(x), ptr<const T>(c), ptr<const T>(u),
+                                               ptr<const T>(w), ptr<T>(workspace), ptr<T>(out), n,
+                                               m, d, b, sigma, tail...);
+        });
+    });
 }
 
 // workspace: gaussian_gram_workspace_bytes(n, m, acc64) bytes of device memory; w == 0: none.
@@ -232,17 +216,14 @@ void gaussian_weighted_gram_cuda(std::uintptr_t x, std::uintptr_t c, std::uintpt
                                  std::uintptr_t workspace, std::uintptr_t out, i64 n, i64 m, i64 d,
                                  double sigma, const std::string& dtype, bool accumulate_f64,
                                  std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::gaussian_weighted_gram(ptr<const double>(x), ptr<const double>(c),
-                                                ptr<const double>(w), ptr<void>(workspace),
-                                                ptr<double>(out), n, m, d, sigma, stream);
-    else
-        contrastx::cuda::gaussian_weighted_gram(ptr<const float>(x), ptr<const float>(c),
-                                                ptr<const float>(w), ptr<void>(workspace),
-                                                ptr<float>(out), n, m, d, sigma, accumulate_f64,
-                                                stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, stream, [&](auto... tail) {
+            contrastx::cuda::gaussian_weighted_gram(ptr<const T>(x), ptr<const T>(c),
+                                                    ptr<const T>(w), ptr<void>(workspace),
+                                                    ptr<T>(out), n, m, d, sigma, tail...);
+        });
+    });
 }
 
 // VICReg on CUDA: state as for the CPU; workspace vicreg_cuda_workspace_bytes(n, d) bytes.
@@ -250,49 +231,35 @@ void vicreg_forward_cuda(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t ou
                          std::uintptr_t state, std::uintptr_t workspace, i64 n, i64 d, double lam,
                          double mu, double nu, double gamma, double eps, const std::string& dtype,
                          std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::vicreg_forward(ptr<const double>(z1), ptr<const double>(z2),
-                                        ptr<double>(out), ptr<double>(state), ptr<void>(workspace),
-                                        n, d, lam, mu, nu, gamma, eps, stream);
-    else
-        contrastx::cuda::vicreg_forward(ptr<const float>(z1), ptr<const float>(z2),
-                                        ptr<float>(out), ptr<double>(state), ptr<void>(workspace),
-                                        n, d, lam, mu, nu, gamma, eps, stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cuda::vicreg_forward(ptr<const T>(z1), ptr<const T>(z2), ptr<T>(out),
+                                        ptr<double>(state), ptr<void>(workspace), n, d, lam, mu,
+                                        nu, gamma, eps, stream);
+    });
 }
 
 void vicreg_backward_cuda(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t state,
                           std::uintptr_t g1, std::uintptr_t g2, i64 n, i64 d, double lam,
                           double grad_scale, const std::string& dtype, std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::vicreg_backward(ptr<const double>(z1), ptr<const double>(z2),
-                                         ptr<const double>(state), ptr<double>(g1),
-                                         ptr<double>(g2), n, d, lam, grad_scale, stream);
-    else
-        contrastx::cuda::vicreg_backward(ptr<const float>(z1), ptr<const float>(z2),
-                                         ptr<const double>(state), ptr<float>(g1), ptr<float>(g2),
-                                         n, d, lam, grad_scale, stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cuda::vicreg_backward(ptr<const T>(z1), ptr<const T>(z2),
+                                         ptr<const double>(state), ptr<T>(g1), ptr<T>(g2), n, d,
+                                         lam, grad_scale, stream);
+    });
 }
 
 void supcon_forward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
                          std::uintptr_t c, std::uintptr_t lse, std::uintptr_t row_loss,
                          std::uintptr_t inv_norm, i64 m, i64 d, double tau, bool normalize,
                          double eps, const std::string& dtype, std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::supcon_forward(ptr<const double>(x), ptr<const i64>(labels),
-                                        ptr<const double>(w), ptr<const double>(c),
-                                        ptr<double>(lse), ptr<double>(row_loss),
-                                        ptr<double>(inv_norm), m, d, tau, normalize, eps, stream);
-    else
-        contrastx::cuda::supcon_forward(ptr<const float>(x), ptr<const i64>(labels),
-                                        ptr<const float>(w), ptr<const float>(c), ptr<float>(lse),
-                                        ptr<float>(row_loss), ptr<float>(inv_norm), m, d, tau,
-                                        normalize, eps, stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cuda::supcon_forward(ptr<const T>(x), ptr<const i64>(labels), ptr<const T>(w),
+                                        ptr<const T>(c), ptr<T>(lse), ptr<T>(row_loss),
+                                        ptr<T>(inv_norm), m, d, tau, normalize, eps, stream);
+    });
 }
 
 void supcon_backward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_t w,
@@ -300,20 +267,13 @@ void supcon_backward_cuda(std::uintptr_t x, std::uintptr_t labels, std::uintptr_
                           std::uintptr_t inv_norm, i64 m, i64 d, double tau, bool normalize,
                           double eps, double grad_scale, const std::string& dtype,
                           std::uintptr_t stream) {
-    check_dtype(dtype);
-    py::gil_scoped_release release;
-    if (dtype == "float64")
-        contrastx::cuda::supcon_backward(ptr<const double>(x), ptr<const i64>(labels),
-                                         ptr<const double>(w), ptr<const double>(c),
-                                         ptr<const double>(lse), ptr<double>(grad_x),
-                                         ptr<double>(inv_norm), m, d, tau, normalize, eps,
-                                         grad_scale, stream);
-    else
-        contrastx::cuda::supcon_backward(ptr<const float>(x), ptr<const i64>(labels),
-                                         ptr<const float>(w), ptr<const float>(c),
-                                         ptr<const float>(lse), ptr<float>(grad_x),
-                                         ptr<float>(inv_norm), m, d, tau, normalize, eps,
-                                         grad_scale, stream);
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        contrastx::cuda::supcon_backward(ptr<const T>(x), ptr<const i64>(labels), ptr<const T>(w),
+                                         ptr<const T>(c), ptr<const T>(lse), ptr<T>(grad_x),
+                                         ptr<T>(inv_norm), m, d, tau, normalize, eps, grad_scale,
+                                         stream);
+    });
 }
 #endif
 
