@@ -5,85 +5,131 @@ small sample from the built-in fast parametric generator (a quick default run fo
 trying the pipeline, never physics evidence). By default only the Standard Model
 background processes are used for training, as in the primary paper. Settings
 start from a preset (the primary paper's Table I) and any option given overrides it.
+
+Progress goes to stderr: a progress bar with an ETA on a terminal, otherwise (a log
+file, a batch job) one line per epoch with the losses, the elapsed time and the time
+to go.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from ..embed.training import METHODS, PRESETS, TrainConfig, Trainer
+from ..embed.training import PRESETS, TrainConfig, Trainer
+from ..options import add_arguments, option_fields
 
-_OVERRIDES = (
-    "method",
-    "encoder",
-    "latent_dim",
-    "temperature",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "optimizer",
-    "warmup_epochs",
-    "sampling",
-    "augmentation",
-    "preprocessing",
-    "fold",
-    "patience",
-    "alpha",
-    "kl_weight",
-    "seed",
-)
+PROG = "contrastx-train"
+
+
+class _FromPreset:
+    """Shown as the default of the flags a preset sets."""
+
+    def __repr__(self) -> str:
+        return "set by --preset"
+
+
+_PRESET_KEYS = {key for preset in PRESETS.values() for key in preset}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="contrastx-train",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     data = p.add_argument_group("data")
-    data.add_argument("--events", type=Path, default=None, help="contrastx/ADC2021 event file")
+    data.add_argument(
+        "--events",
+        type=Path,
+        default=None,
+        help="contrastx/ADC2021 event file (default: a sample from the fast generator)",
+    )
     data.add_argument("--labels", type=Path, default=None, help="label side file (ADC2021 input)")
     data.add_argument(
         "--processes",
         default="W,QCD,Z,ttbar",
-        help="comma-separated processes to train on ('all' for every labelled event)",
+        help="comma-separated processes to train on, 'all' for every labelled event "
+        "(default: W,QCD,Z,ttbar)",
     )
     data.add_argument(
-        "--n-events", type=int, default=4000, help="fast-generator events when no --events"
+        "--n-events",
+        type=int,
+        default=4000,
+        help="events drawn from the fast generator when no --events is given (default: 4000)",
     )
-    m = p.add_argument_group("model and training (override the preset)")
-    m.add_argument("--preset", choices=sorted(PRESETS), default="supcon-mlp")
-    m.add_argument("--method", choices=METHODS)
-    m.add_argument("--encoder", choices=("mlp", "transformer"))
-    m.add_argument("--latent-dim", type=int, help="embedding dimension D (2..64)")
-    m.add_argument("--temperature", type=float, help="default: Table II / 0.1 (supervised)")
-    m.add_argument("--epochs", type=int)
-    m.add_argument("--batch-size", type=int)
-    m.add_argument("--lr", type=float)
-    m.add_argument("--weight-decay", type=float)
-    m.add_argument("--optimizer", choices=("lars", "adam", "adamw"))
-    m.add_argument("--warmup-epochs", type=int)
-    m.add_argument("--sampling", choices=("realistic", "balanced"))
+    m = p.add_argument_group("model and training (a preset; the flags given override it)")
     m.add_argument(
-        "--augmentation", help="e.g. 'mask:0.5' or 'mask:0.5,rotate,crop:1.5'; 'none' to disable"
+        "--preset",
+        choices=sorted(PRESETS),
+        default="supcon-mlp",
+        help="starting settings: the primary paper's Table I for SimCLR/SupCon with an MLP "
+        "or Transformer and VICReg + CE with a Transformer, or SupCon + KL after Li, Nachman "
+        "and Noll (default: supcon-mlp)",
     )
-    m.add_argument("--preprocessing", choices=("pt", "log_pt"))
-    m.add_argument("--fold", type=int, help="validation fold (0..4)")
-    m.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    m.add_argument("--alpha", type=float, help="VICReg weight in VICReg + CE")
-    m.add_argument("--kl-weight", type=float, help="KL weight of SupCon + KL")
-    m.add_argument("--seed", type=int)
+    shown = {key: _FromPreset() for key in _PRESET_KEYS}
+    add_arguments(m, TrainConfig, defaults=shown)
     run = p.add_argument_group("run")
-    run.add_argument("--out", type=Path, default=Path("contrastx-model.pt"), help="model file")
-    run.add_argument("--checkpoint", type=Path, default=None, help="checkpoint written per epoch")
-    run.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("contrastx-model.pt"),
+        help="model file to write (default: contrastx-model.pt)",
+    )
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint written after every epoch, for --resume (default: none)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint if it exists (same settings required)",
+    )
     run.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on a terminal (progress is logged one line per epoch instead)",
+    )
     return p
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (looked up on every record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"{PROG}: {level}{record.getMessage()}"
+
+
+@contextlib.contextmanager
+def logging_to_stderr() -> Iterator[None]:
+    """Send the library's log records (INFO and above) to stderr while the command runs."""
+    log = logging.getLogger("contrastx")
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter())
+    level = log.level
+    log.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _load_events(args: argparse.Namespace):
@@ -100,32 +146,58 @@ def _load_events(args: argparse.Namespace):
     return read_events(args.events, labels=args.labels)
 
 
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The preset with every training flag given on the command line applied."""
+    names = {f.name for f in option_fields(TrainConfig)}
+    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if given.get("augmentation") == "none":
+        given["augmentation"] = None
+    given["progress"] = not args.no_progress
+    if args.gpu is not None:
+        given["device"] = f"cuda:{args.gpu}"
+    return TrainConfig.from_preset(args.preset, **given)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``contrastx-train``."""
     args = build_parser().parse_args(argv)
+    with logging_to_stderr():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite and not args.resume:
-        print(f"contrastx-train: {args.out} exists (use --overwrite)", file=sys.stderr)
+        print(f"{PROG}: {args.out} exists (use --overwrite)", file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
-    if overrides.get("augmentation") == "none":
-        overrides["augmentation"] = None
-    overrides["progress"] = not args.no_progress
-    if args.gpu is not None:
-        overrides["device"] = f"cuda:{args.gpu}"
     try:
-        config = TrainConfig.from_preset(args.preset, **overrides)
+        config = _config(args)
         events = _load_events(args)
         if args.processes != "all":
             events = events.select([s.strip() for s in args.processes.split(",") if s.strip()])
-        print(f"contrastx-train: {len(events)} events {events.counts()}", file=sys.stderr)
+        print(f"{PROG}: {len(events)} events {events.counts()}", file=sys.stderr)
         trainer = Trainer(config).fit(events, checkpoint=args.checkpoint, resume=args.resume)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError, OSError) as err:
-        print(f"contrastx-train: error: {err}", file=sys.stderr)
+        trainer.save(args.out)
+    except KeyboardInterrupt:
+        where = (
+            f"; {args.checkpoint} holds the last finished epoch (continue with --resume)"
+            if args.checkpoint is not None
+            else ""
+        )
+        print(f"{PROG}: interrupted{where}", file=sys.stderr)
+        return 130
+    except (
+        ValueError,
+        RuntimeError,
+        FileNotFoundError,
+        KeyError,
+        OSError,
+        FloatingPointError,
+    ) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    trainer.save(args.out)
     last = trainer.history_[-1]
     print(
-        f"contrastx-train: wrote {args.out} (D={config.latent_dim}, {len(trainer.history_)} "
+        f"{PROG}: wrote {args.out} (D={config.latent_dim}, {len(trainer.history_)} "
         f"epochs, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
         f"best epoch {trainer.best_epoch_})"
     )

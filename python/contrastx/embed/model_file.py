@@ -15,13 +15,25 @@ key                 content
 ``history``         JSON: list of per-epoch records
 ``class_names``     JSON: process names of the training classes, in label order
 ``metadata``        JSON: free-form provenance
+``weights_sha256``  SHA-256 of ``state_dict`` (see :func:`weights_sha256`)
 ==================  ==========================================================
+
+:func:`load_model` recomputes the checksum and refuses a file whose weights do not
+match it (torch itself does not check the zip archive's CRCs, so flipped bytes in a
+weight would otherwise load silently); a file without a checksum (written before
+checksums were stored) loads with a warning. It also checks every parameter's name
+and shape against the architecture the stored config describes, and names the first
+one that differs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +47,112 @@ from ..events.container import Events
 FORMAT_NAME = "contrastx-model"
 FORMAT_VERSION = 1
 
-__all__ = ["LoadedModel", "build_from_config", "load_model", "save_model"]
+__all__ = [
+    "LoadedModel",
+    "build_from_config",
+    "check_state_dict",
+    "load_model",
+    "load_torch_file",
+    "save_model",
+    "weights_sha256",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a state dict's tensors, independent of how the file stores them.
+
+    The tensors are taken in sorted key order; for each, the key, the dtype, the shape
+    and the element bytes (row-major, in the machine's byte order) are hashed.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to Tensor
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}] must be a tensor; got {type(t).__name__}")
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{t.dtype}\0{tuple(state_dict[name].shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def load_torch_file(
+    path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu"
+) -> Any:
+    """:func:`torch.load` with ``weights_only=True`` and a one-line error naming the file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An existing file.
+    what : str
+        What the file should be, for the message (``"contrastx model file"``).
+    map_location : str or torch.device
+
+    Raises
+    ------
+    ValueError
+        The file is not a torch file, is truncated, or holds objects other than tensors
+        and plain values (torch refuses to unpickle those without ``weights_only=False``,
+        which could run code from the file).
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: not a {what}, or it holds objects other than tensors and plain "
+            "values (refused to unpickle them)"
+        ) from err
+    except Exception as err:  # torch raises several types for foreign or truncated files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path}: not a readable {what} ({first})") from err
+
+
+def check_state_dict(
+    module: nn.Module, state_dict: Mapping[str, Any], source: str | os.PathLike
+) -> None:
+    """Check that ``state_dict`` has exactly ``module``'s tensors, with the same shapes.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``source`` and the first missing, unexpected or differently
+        shaped parameter (with both shapes), instead of torch's multi-line report.
+    """
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ValueError(
+            f"{source}: parameter {missing[0]!r} of the model its config describes is "
+            f"missing from the file{more}"
+        )
+    unexpected = [k for k in state_dict if k not in expected]
+    if unexpected:
+        more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
+        raise ValueError(
+            f"{source}: parameter {unexpected[0]!r} in the file is not part of the model "
+            f"its config describes{more}"
+        )
+    for name, ref in expected.items():
+        value = state_dict[name]
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{source}: parameter {name!r} is not a tensor")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise ValueError(
+                f"{source}: parameter {name!r} has shape {tuple(value.shape)} in the file but "
+                f"{tuple(ref.shape)} in the model its config describes"
+            )
 
 
 def build_from_config(model_config: dict[str, Any]) -> nn.Module:
@@ -129,6 +246,7 @@ def save_model(
         "history": json.dumps(history or []),
         "class_names": json.dumps(class_names),
         "metadata": json.dumps(metadata or {}, sort_keys=True, default=str),
+        "weights_sha256": weights_sha256(state),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -139,27 +257,50 @@ def save_model(
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModel:
     """Read a file written by :func:`save_model`; the model is returned in eval mode.
 
+    The weights are verified against the file's SHA-256 checksum, and their names and
+    shapes against the stored architecture; a file without a checksum (from an older
+    contrastx) loads with a warning.
+
     Raises
     ------
-    FileNotFoundError, ValueError
-        Missing file, or not a contrastx model file.
+    FileNotFoundError
+        Missing file.
+    ValueError
+        Not a contrastx model file, corrupted weights (checksum mismatch), or weights
+        that do not fit the stored architecture; the one-line message names the file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for foreign files
-        raise ValueError(f"{path}: not a readable contrastx model file ({err})") from err
+    payload = load_torch_file(path, "contrastx model file", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a contrastx model file")
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(
             f"{path}: written by a newer contrastx (format {payload['format_version']})"
         )
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a contrastx model file (no state_dict)")
+    odd = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise ValueError(f"{path}: state_dict entry {odd!r} is not a tensor")
+    stored = payload.get("weights_sha256")
+    if stored is None:
+        logger.warning(
+            "%s: no weights checksum (written by an older contrastx); the weights cannot be "
+            "verified",
+            path,
+        )
+    elif weights_sha256(state) != stored:
+        raise ValueError(
+            f"{path}: the weights do not match the file's SHA-256 checksum; the file is "
+            "corrupted (copy or train it again)"
+        )
     model_config = json.loads(payload["model_config"])
     model = build_from_config(model_config)
-    model.load_state_dict(payload["state_dict"])
+    check_state_dict(model, state, path)
+    model.load_state_dict(state)
     model.to(map_location).eval()
     return LoadedModel(
         model=model,

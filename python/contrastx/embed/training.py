@@ -19,17 +19,26 @@ The data are split with :func:`contrastx.events.make_splits` (stratified by labe
 20 % test held out, 5 folds): the model trains on the four folds other than
 ``fold`` and is validated on ``fold``; the test set is never touched. The learning
 rate follows ``warmup_epochs`` of linear warm-up and a cosine decay to
-``final_lr_factor`` of the base (per step). Early stopping watches the validation
-loss. Checkpoints hold the epoch, model, optimiser, scheduler, early-stopping state
-and every random state, so an interrupted run resumes to the same result.
+``final_lr_factor`` of the base (per step). The warm-up lasts at most
+:data:`MAX_WARMUP_FRACTION` (half) of the run: a longer one (a preset's 10 epochs in a
+5-epoch run) is capped with a warning that names both numbers. Early stopping watches
+the validation loss. Checkpoints hold the epoch, model, optimiser, scheduler,
+early-stopping state and every random state, so an interrupted run resumes to the same
+result; a file that is not such a checkpoint is refused with a message naming it.
+
+:meth:`Trainer.fit` reports progress through :mod:`logging` (logger
+``contrastx.embed.training``): a progress bar with an ETA when stderr is a terminal,
+otherwise one INFO line per epoch (losses, time taken, elapsed, time to go) and an early
+estimate during a long first epoch.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
+import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,14 +50,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ..events.container import UNKNOWN_LABEL, Events
+from ..events.preprocessing import KINDS as PREPROCESSINGS
 from ..events.preprocessing import Preprocessor
 from ..events.sampler import ClassBalancedBatchSampler
-from ..events.splits import make_splits
+from ..events.splits import Splits, make_splits
+from ..options import OptionsError, from_mapping, option, options
+from ..options import to_dict as options_to_dict
 from .augmentations import Augmentation, parse_augmentation
-from .encoders import check_latent_dim
+from .encoders import MAX_LATENT_DIM, MIN_LATENT_DIM, check_latent_dim
 from .losses import nt_xent_loss, supcon_kl_loss, supcon_loss, vicreg_ce_loss, vicreg_loss
 from .model import EmbeddingModel, build_model, resolve_device
-from .model_file import save_model
+from .model_file import check_state_dict, load_torch_file, save_model
 from .optim import LARS, warmup_cosine_scheduler
 
 __all__ = [
@@ -61,10 +73,35 @@ __all__ = [
     "same_label_partners",
 ]
 
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "contrastx-checkpoint"
+CHECKPOINT_KEYS = (
+    "epoch",
+    "config",
+    "model",
+    "optimizer",
+    "scheduler",
+    "aug_rng",
+    "torch_rng",
+    "history",
+    "best_loss",
+    "best_epoch",
+    "best_state",
+    "bad_epochs",
+)
+
 METHODS = ("simclr", "supcon", "vicreg", "vicreg_ce", "supcon_kl")
 SUPERVISED = {"supcon", "vicreg_ce", "supcon_kl"}
+ENCODER_KINDS = ("mlp", "transformer")
 OPTIMIZERS = ("lars", "adam", "adamw")
 SAMPLINGS = ("realistic", "balanced")
+
+MAX_WARMUP_FRACTION = 0.5
+"""The learning-rate warm-up lasts at most this fraction of the run's steps."""
+
+EARLY_ESTIMATE_SECONDS = 10.0
+"""Without a progress bar, the first epoch logs a time estimate once it has run this long."""
 
 SELF_SUPERVISED_TEMPERATURES = {4: 0.9, 6: 0.8, 8: 0.6, 16: 0.5, 32: 0.4, 64: 0.3}
 """Primary paper, Table II: NT-Xent temperature per embedding dimension (self-supervised)."""
@@ -91,133 +128,150 @@ def default_temperature(method: str, latent_dim: int) -> float:
     return SUPERVISED_TEMPERATURE
 
 
-@dataclass
+@options(section="train")
 class TrainConfig:
-    """Every knob of a training run, with its default (primary paper's supervised MLP).
+    """Every setting of a training run, with its default (primary paper's supervised MLP).
 
-    Attributes
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    encoder : {"mlp", "transformer"}
-    latent_dim : int
-        Embedding dimension D in [2, 64].
-    temperature : float or None
-        NT-Xent/SupCon temperature; None takes :func:`default_temperature`.
-    epochs, batch_size, lr, weight_decay
-        Table I (supervised SimCLR MLP: 50, 1024, 1.2, 1e-6).
-    optimizer : {"lars", "adam", "adamw"}
-        LARS for the MLP, Adam/AdamW for the Transformer in the paper.
-    warmup_epochs, final_lr_factor
-        Linear warm-up epochs, then cosine decay to ``final_lr_factor * lr`` (10, 1e-3).
-    sampling : {"realistic", "balanced"}
-        Shuffled batches in the sample's own mixture, or class-balanced batches
-        (:class:`~contrastx.events.ClassBalancedBatchSampler`; ``batch_size`` must be
-        a multiple of the number of classes).
-    augmentation : str or None
-        Spec for :func:`~contrastx.embed.augmentations.parse_augmentation`
-        (default ``"mask:0.5"``, the paper's naive masking); None for none.
-    preprocessing : {"pt", "log_pt"}
-        :class:`~contrastx.events.Preprocessor` kind, fitted on the training folds.
-    fold, n_folds, test_fraction
-        Validation fold and split (see :func:`~contrastx.events.make_splits`).
-    patience : int or None
-        Early stopping: stop after this many epochs without a lower validation loss
-        (None: never); the best epoch's weights are restored at the end.
-    alpha : float
-        VICReg weight in VICReg + CE (Eq. 11).
-    kl_weight : float
-        KL weight beta of SupCon + KL.
-    head : str or None
-        ``"projection"``, ``"dino"`` or None; ``"auto"`` picks the projection head for
-        the MLP and the DINO head for the Transformer.
-    encoder_kwargs, head_kwargs : dict
-        Extra architecture settings (e.g. ``{"n_layers": 2}``).
-    seed : int
-        Seeds the split, the model initialisation, the batches and the augmentations.
-    device : str
-        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    progress : bool
-        Show a tqdm progress bar.
+    Built with keywords (``TrainConfig(latent_dim=4, epochs=10)``) or from a preset
+    (:meth:`from_preset`); every value is checked when the object is made (types are
+    never coerced, bounds and choices are enforced) and the error names the key
+    (``train.lr``). The object is frozen: use :func:`dataclasses.replace` for a variant.
     """
 
-    method: str = "supcon"
-    encoder: str = "mlp"
-    latent_dim: int = 8
-    temperature: float | None = None
-    epochs: int = 50
-    batch_size: int = 1024
-    lr: float = 1.2
-    weight_decay: float = 1e-6
-    optimizer: str = "lars"
-    warmup_epochs: int = 10
-    final_lr_factor: float = 1e-3
-    sampling: str = "realistic"
-    augmentation: str | None = "mask:0.5"
-    preprocessing: str = "pt"
-    fold: int = 0
-    n_folds: int = 5
-    test_fraction: float = 0.2
-    patience: int | None = None
-    alpha: float = 0.5
-    kl_weight: float = 0.1
-    head: str | None = "auto"
-    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
-    head_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
+    method: str = option(
+        "supcon",
+        "Training objective: simclr (NT-Xent, self-supervised), supcon (SupCon with process "
+        "labels), vicreg (self-supervised), vicreg_ce (alpha VICReg + (1 - alpha) "
+        "cross-entropy) or supcon_kl (SupCon + KL with a Gaussian output block).",
+        choices=METHODS,
+    )
+    encoder: str = option("mlp", "Encoder architecture.", choices=ENCODER_KINDS)
+    latent_dim: int = option(
+        8, "Embedding dimension D.", ge=MIN_LATENT_DIM, le=MAX_LATENT_DIM, metavar="D"
+    )
+    temperature: float | None = option(
+        None,
+        "NT-Xent/SupCon temperature; unset: the primary paper's Table II value for the "
+        "embedding dimension (self-supervised SimCLR) or 0.1 (supervised).",
+        gt=0,
+    )
+    epochs: int = option(50, "Training epochs (primary paper, Table I: 50).", ge=1)
+    batch_size: int = option(1024, "Events per training step.", ge=2)
+    lr: float = option(
+        1.2,
+        "Peak learning rate, reached after the warm-up (Table I: 1.2 for supervised and 0.8 "
+        "for self-supervised SimCLR with LARS, 1e-3 with Adam).",
+        gt=0,
+    )
+    weight_decay: float = option(1e-6, "Weight decay.", ge=0)
+    optimizer: str = option(
+        "lars", "Optimiser: LARS (the paper's MLP) or Adam/AdamW (its Transformer).",
+        choices=OPTIMIZERS,
+    )  # fmt: skip
+    warmup_epochs: int = option(
+        10,
+        "Epochs of linear learning-rate warm-up before the cosine decay. The warm-up is "
+        "capped at half of the run (with a warning), so a short run is not spent warming up.",
+        ge=0,
+    )
+    final_lr_factor: float = option(
+        1e-3, "The cosine decay ends at this fraction of the peak learning rate.", ge=0, le=1
+    )
+    sampling: str = option(
+        "realistic",
+        "Batches in the sample's own mixture (realistic) or class-balanced (balanced; the "
+        "batch size must be a multiple of the number of classes).",
+        choices=SAMPLINGS,
+    )
+    augmentation: str | None = option(
+        "mask:0.5",
+        "Augmentation spec: comma-separated name[:arg] items from mask[:p], gauss[:sigma], "
+        "smear[:sigma], rotate, crop[:radius[:leading|random]] (e.g. mask:0.5,rotate); "
+        "None (none on the command line) for no augmentation.",
+    )
+    preprocessing: str = option(
+        "pt", "Input preprocessing fitted on the training folds.", choices=PREPROCESSINGS
+    )
+    fold: int = option(0, "Validation fold (the model trains on the other folds).", ge=0)
+    n_folds: int = option(5, "Folds of the training part of the split.", ge=2)
+    test_fraction: float = option(
+        0.2, "Fraction held out as the test set (never used in training).", ge=0, lt=1
+    )
+    patience: int | None = option(
+        None,
+        "Early stopping: stop after this many epochs without a lower validation loss and "
+        "restore the best epoch's weights; unset: never stop early.",
+        ge=1,
+    )
+    alpha: float = option(
+        0.5, "VICReg weight alpha in VICReg + cross-entropy (vicreg_ce).", ge=0, le=1
+    )
+    kl_weight: float = option(0.1, "KL weight beta of SupCon + KL (supcon_kl).", ge=0)
+    head: str | None = option(
+        "auto",
+        "Projection head used by the loss: projection, dino or None; auto picks the "
+        "projection head for the MLP and the DINO head for the Transformer.",
+        choices=("auto", "projection", "dino", None),
+        cli=False,
+    )
+    encoder_kwargs: dict[str, Any] = option(
+        doc="Extra encoder settings (e.g. {n_layers = 2}).", default_factory=dict, cli=False
+    )
+    head_kwargs: dict[str, Any] = option(
+        doc="Extra projection-head settings.", default_factory=dict, cli=False
+    )
+    seed: int = option(
+        0,
+        "Seeds the split, the model initialisation, the batches and the augmentations; "
+        "the same seed gives the same model.",
+        ge=0,
+    )
+    device: str = option("cpu", "Torch device: cpu, cuda or cuda:N.", cli=False)
+    progress: bool = option(
+        True,
+        "Show a progress bar with an ETA when stderr is a terminal. Without a bar (not a "
+        "terminal, or False) progress is logged at INFO, one line per epoch.",
+        cli=False,
+    )
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
-        if self.encoder not in ("mlp", "transformer"):
-            raise ValueError(f"unknown encoder {self.encoder!r}; choose 'mlp' or 'transformer'")
-        check_latent_dim(self.latent_dim)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {SAMPLINGS}")
-        if self.epochs <= 0 or self.batch_size < 2:
-            raise ValueError("epochs must be > 0 and batch_size >= 2")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("lr must be > 0; weight_decay and warmup_epochs >= 0")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {self.temperature}")
-        if self.patience is not None and self.patience <= 0:
-            raise ValueError(f"patience must be positive or None; got {self.patience}")
+    def _check(self) -> None:
+        if self.fold >= self.n_folds:
+            raise OptionsError(
+                f"train.fold must be in [0, {self.n_folds - 1}] (n_folds = {self.n_folds}); "
+                f"got {self.fold}"
+            )
         if self.method in ("simclr", "vicreg") and not self.augmentation:
-            raise ValueError(f"method {self.method!r} needs an augmentation to make two views")
+            raise OptionsError(
+                f"train.method {self.method!r} needs an augmentation to make two views"
+            )
         if self.augmentation:
-            parse_augmentation(self.augmentation)  # validates the spec
-        if self.head not in ("auto", "projection", "dino", None):
-            raise ValueError(f"unknown head {self.head!r}; choose auto, projection, dino or None")
-        if not 0 <= self.fold < self.n_folds:
-            raise ValueError(f"fold must be in [0, {self.n_folds - 1}]; got {self.fold}")
+            try:
+                parse_augmentation(self.augmentation)
+            except ValueError as err:
+                raise OptionsError(f"train.augmentation: {err}") from None
 
     @property
     def resolved_temperature(self) -> float:
+        """The temperature used: ``temperature`` or :func:`default_temperature`."""
         if self.temperature is not None:
             return float(self.temperature)
         return default_temperature(self.method, self.latent_dim)
 
     @property
     def resolved_head(self) -> str | None:
+        """The projection head used: ``head`` with ``"auto"`` resolved."""
         if self.head == "auto":
             return "projection" if self.encoder == "mlp" else "dino"
         return self.head
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly copy."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return json.loads(json.dumps(options_to_dict(self)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training config keys {sorted(unknown)}")
-        return cls(**d)
+        """Rebuild from :meth:`to_dict` output (unknown keys are errors)."""
+        return from_mapping(cls, d)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -232,9 +286,11 @@ class TrainConfig:
         values.update(overrides)
         if name == "vicreg-transformer":
             kw = dict(values.get("encoder_kwargs") or {})
-            kw.setdefault("n_heads", _nearest(VICREG_HEADS, int(values.get("latent_dim", 8))))
+            latent_dim = values.get("latent_dim", 8)
+            if isinstance(latent_dim, int) and not isinstance(latent_dim, bool):
+                kw.setdefault("n_heads", _nearest(VICREG_HEADS, latent_dim))
             values["encoder_kwargs"] = kw
-        return cls(**values)
+        return from_mapping(cls, values)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -322,6 +378,175 @@ def same_label_partners(
     return partners
 
 
+@dataclass
+class _FitState:
+    """What one :meth:`Trainer.fit` call works on, passed between its steps."""
+
+    device: torch.device
+    splits: Splits
+    n_train: int
+    n_validation: int
+    class_names: list[str]
+    preprocessor: Preprocessor
+    model_config: dict[str, Any]
+    model: EmbeddingModel
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    augmentation: Augmentation | None
+    gen: torch.Generator
+    steps_per_epoch: int
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor
+    y_va: torch.Tensor
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(
+        default_factory=lambda: {"loss": float("inf"), "epoch": -1, "state": None, "bad_epochs": 0}
+    )
+    start_epoch: int = 0
+    stopped_early: bool = False
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def format_duration(seconds: float) -> str:
+    """A rounded duration for progress messages (``"8.2 s"``, ``"24 min"``, ``"1.5 h"``)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _ProgressReport:
+    """Progress of one fit: a tqdm bar on a terminal, otherwise log lines with an ETA.
+
+    Without a bar, every epoch logs one INFO line (losses, time taken, elapsed time and
+    the time to go, from the mean epoch time of this session), and the first epoch of the
+    session logs one early estimate once it has run :data:`EARLY_ESTIMATE_SECONDS`.
+    """
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, start_epoch: int) -> None:
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = config.epochs
+        self.use_bar = config.progress and _stderr_is_terminal()
+        self.bar = tqdm(
+            total=config.epochs * steps_per_epoch,
+            initial=start_epoch * steps_per_epoch,
+            disable=not self.use_bar,
+            desc=f"{config.method}/{config.encoder} D={config.latent_dim}",
+            unit="step",
+        )
+        self.t_start = time.perf_counter()
+        self.epoch_t0 = self.t_start
+        self.steps_this_epoch = 0
+        self.epoch_seconds: list[float] = []
+        self.early_estimate_due = not self.use_bar
+
+    def start(self, state: _FitState) -> None:
+        c = self.config
+        if state.start_epoch >= c.epochs:
+            logger.info("all %d epochs are done already; nothing to train", c.epochs)
+            return
+        todo = (
+            f"epochs {state.start_epoch + 1} to {c.epochs}"
+            if state.start_epoch
+            else f"{c.epochs} epochs"
+        )
+        logger.info(
+            "training %s/%s D=%d on %d events (validation %d): %s of %d steps of %d events",
+            c.method,
+            c.encoder,
+            c.latent_dim,
+            state.n_train,
+            state.n_validation,
+            todo,
+            self.steps_per_epoch,
+            c.batch_size,
+        )
+
+    def epoch_start(self) -> None:
+        self.epoch_t0 = time.perf_counter()
+        self.steps_this_epoch = 0
+
+    def step(self, epoch: int, mean_loss: float) -> None:
+        self.steps_this_epoch += 1
+        self.bar.update(1)
+        if self.use_bar:
+            self.bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4f}")
+            return
+        if not self.early_estimate_due or self.steps_this_epoch >= self.steps_per_epoch:
+            return
+        seconds = time.perf_counter() - self.epoch_t0
+        if seconds < EARLY_ESTIMATE_SECONDS:
+            return
+        self.early_estimate_due = False
+        steps_left = (self.epochs - epoch) * self.steps_per_epoch - self.steps_this_epoch
+        logger.info(
+            "the first %d of %d steps of epoch %d/%d took %s; about %s to go",
+            self.steps_this_epoch,
+            self.steps_per_epoch,
+            epoch + 1,
+            self.epochs,
+            format_duration(seconds),
+            format_duration(seconds / self.steps_this_epoch * steps_left),
+        )
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        self.early_estimate_due = False
+        self.epoch_seconds.append(record["seconds"])
+        epoch = record["epoch"] + 1
+        left = self.epochs - epoch
+        if left:
+            eta = format_duration(self._seconds_per_epoch() * left)
+            to_go = f"{'at most' if self.config.patience else 'about'} {eta} to go"
+        else:
+            to_go = "done"
+        logger.log(
+            logging.DEBUG if self.use_bar else logging.INFO,
+            "epoch %d/%d: train loss %.4f, val loss %.4f, took %s; elapsed %s, %s",
+            epoch,
+            self.epochs,
+            record["train_loss"],
+            record["val_loss"],
+            format_duration(record["seconds"]),
+            format_duration(time.perf_counter() - self.t_start),
+            to_go,
+        )
+
+    def _seconds_per_epoch(self) -> float:
+        """Seconds per epoch for the time to go: the mean of this session's last five epochs.
+
+        The first epoch is left out once there are others (it carries start-up costs).
+        """
+        times = self.epoch_seconds[1:] or self.epoch_seconds
+        recent = times[-5:]
+        return sum(recent) / len(recent)
+
+    def stopped_early(self, epoch: int, best_epoch: int) -> None:
+        logger.info(
+            "early stopping before epoch %d/%d: no lower validation loss for %d epochs "
+            "(best epoch %d)",
+            epoch + 1,
+            self.epochs,
+            self.config.patience,
+            best_epoch + 1,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class Trainer:
     """Train an embedding model with one :class:`TrainConfig`.
 
@@ -343,6 +568,8 @@ class Trainer:
         Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``seconds``.
     best_epoch_ : int
         Epoch with the lowest validation loss.
+    stopped_early_ : bool
+        Whether early stopping ended the run before ``epochs``.
 
     Examples
     --------
@@ -452,6 +679,12 @@ class Trainer:
     ) -> Trainer:
         """Train on the four training folds of ``events``, validate on ``config.fold``.
 
+        Progress is shown as a bar with an ETA when stderr is a terminal and
+        ``config.progress`` is true; otherwise it is logged (logger
+        ``contrastx.embed.training``, level INFO): one line per epoch with the losses,
+        the time taken and an estimate of the time to go, and, during a long first
+        epoch, one early estimate.
+
         Parameters
         ----------
         events : Events
@@ -468,6 +701,55 @@ class Trainer:
         -------
         Trainer
             ``self``, with the fitted attributes set.
+
+        Raises
+        ------
+        ValueError
+            Unusable events, or a checkpoint that is not a contrastx checkpoint of this
+            configuration (the message names the file).
+        """
+        c = self.config
+        state = self._setup(events)
+        ckpt_path = Path(checkpoint) if checkpoint is not None else None
+        if resume and ckpt_path is not None and ckpt_path.exists():
+            self._resume(state, ckpt_path)
+        report = _ProgressReport(c, state.steps_per_epoch, state.start_epoch)
+        report.start(state)
+        try:
+            for epoch in range(state.start_epoch, c.epochs):
+                if state.best["bad_epochs"] >= (c.patience or np.inf):
+                    state.stopped_early = True
+                    report.stopped_early(epoch, state.best["epoch"])
+                    break
+                t0 = time.perf_counter()
+                train_loss = self._train_epoch(state, epoch, report)
+                val_loss = self._validate(
+                    state.model, state.x_va, state.y_va, state.augmentation, state.device
+                )
+                record = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "lr": state.opt.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - t0,
+                }
+                state.history.append(record)
+                self._update_best(state, epoch, val_loss)
+                if ckpt_path is not None:
+                    self._checkpoint(ckpt_path, epoch, state)
+                report.epoch_end(record)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, record)
+        finally:
+            report.close()
+        self._finish(state, events)
+        return self
+
+    def _setup(self, events: Events) -> _FitState:
+        """Split and check the data, fit the preprocessing, build model and optimiser.
+
+        The calls that draw random numbers come in a fixed order (model initialisation
+        after ``torch.manual_seed``), so a run is reproducible from its config.
         """
         c = self.config
         if not isinstance(events, Events):
@@ -511,127 +793,110 @@ class Trainer:
         opt = self._optimizer(model)
         steps_per_epoch = self._n_batches(y_all[tr_idx])
         sched = warmup_cosine_scheduler(
-            opt, c.warmup_epochs * steps_per_epoch, c.epochs * steps_per_epoch, c.final_lr_factor
+            opt, self._warmup_steps(steps_per_epoch), c.epochs * steps_per_epoch, c.final_lr_factor
         )
         augmentation = parse_augmentation(c.augmentation) if c.augmentation else None
         gen = torch.Generator().manual_seed(c.seed)
-
-        x_tr = torch.from_numpy(events.particles[tr_idx])
-        y_tr = torch.from_numpy(y_all[tr_idx])
-        x_va = torch.from_numpy(events.particles[va_idx])
-        y_va = torch.from_numpy(y_all[va_idx])
-
-        history: list[dict[str, Any]] = []
-        best = {"loss": float("inf"), "epoch": -1, "state": None, "bad_epochs": 0}
-        start_epoch = 0
-        ckpt_path = Path(checkpoint) if checkpoint is not None else None
-        if resume and ckpt_path is not None and ckpt_path.exists():
-            ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            saved_cfg = json.loads(ck["config"])
-            mine = {k: v for k, v in c.to_dict().items() if k not in ("progress", "device")}
-            theirs = {k: v for k, v in saved_cfg.items() if k not in ("progress", "device")}
-            if mine != theirs:
-                raise ValueError(f"checkpoint {ckpt_path} was written with a different config")
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            gen.set_state(ck["aug_rng"])
-            torch.set_rng_state(ck["torch_rng"])
-            history = json.loads(ck["history"])
-            best = {
-                "loss": float(ck["best_loss"]),
-                "epoch": int(ck["best_epoch"]),
-                "state": ck["best_state"] or None,
-                "bad_epochs": int(ck["bad_epochs"]),
-            }
-            start_epoch = int(ck["epoch"]) + 1
-
-        bar = tqdm(
-            total=c.epochs * steps_per_epoch,
-            initial=start_epoch * steps_per_epoch,
-            disable=not c.progress,
-            desc=f"{c.method}/{c.encoder} D={c.latent_dim}",
-            unit="step",
+        return _FitState(
+            device=device,
+            splits=splits,
+            n_train=int(tr_idx.size),
+            n_validation=int(va_idx.size),
+            class_names=class_names,
+            preprocessor=pre,
+            model_config=model_cfg,
+            model=model,
+            opt=opt,
+            sched=sched,
+            augmentation=augmentation,
+            gen=gen,
+            steps_per_epoch=steps_per_epoch,
+            x_tr=torch.from_numpy(events.particles[tr_idx]),
+            y_tr=torch.from_numpy(y_all[tr_idx]),
+            x_va=torch.from_numpy(events.particles[va_idx]),
+            y_va=torch.from_numpy(y_all[va_idx]),
         )
-        y_tr_np = y_tr.numpy()
-        stopped_early = False
-        try:
-            for epoch in range(start_epoch, c.epochs):
-                if best["bad_epochs"] >= (c.patience or np.inf):
-                    stopped_early = True
-                    break
-                t0 = time.perf_counter()
-                model.train()
-                total, count = 0.0, 0
-                for idx in self._batches(y_tr_np, epoch):
-                    if idx.size < 2:
-                        continue
-                    xb = x_tr[idx].to(device)
-                    yb = y_tr[idx].to(device)
-                    loss = self.compute_loss(model, xb, yb, augmentation, gen)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"non-finite loss at epoch {epoch}; lower the learning rate"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * idx.size
-                    count += idx.size
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{total / count:.4f}")
-                val_loss = self._validate(model, x_va, y_va, augmentation, device)
-                record = {
-                    "epoch": epoch,
-                    "train_loss": total / max(count, 1),
-                    "val_loss": val_loss,
-                    "lr": opt.param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - t0,
-                }
-                history.append(record)
-                if val_loss < best["loss"]:
-                    best.update(
-                        loss=val_loss,
-                        epoch=epoch,
-                        state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                        bad_epochs=0,
-                    )
-                else:
-                    best["bad_epochs"] += 1
-                if ckpt_path is not None:
-                    self._write_checkpoint(ckpt_path, epoch, model, opt, sched, gen, history, best)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, record)
-        finally:
-            bar.close()
 
-        if c.patience is not None and best["state"] is not None:
-            model.load_state_dict(best["state"])
-        model.eval()
-        self.model_ = model
-        self.model_config_ = model_cfg
-        self.preprocessor_ = pre
-        self.class_names_ = class_names
-        self.history_ = history
-        self.best_epoch_ = int(best["epoch"])
-        self.stopped_early_ = stopped_early
-        self.splits_ = splits
-        self.metadata_ = {
-            "source": events.metadata.get("source_file", events.metadata.get("generator", "")),
-            "n_train": int(tr_idx.size),
-            "n_validation": int(va_idx.size),
-            "split": {
-                "n": splits.n,
-                "seed": splits.seed,
-                "test_fraction": splits.test_fraction,
-                "n_folds": splits.n_folds,
-                "fold": c.fold,
-                "stratified": True,
-            },
-            "temperature": c.resolved_temperature,
+    def _warmup_steps(self, steps_per_epoch: int) -> int:
+        """Warm-up steps: ``warmup_epochs``, capped at :data:`MAX_WARMUP_FRACTION` of the run.
+
+        A warm-up longer than that (the presets' 10 epochs in a 5-epoch run) would leave
+        the learning rate below its peak for the whole run; it is capped with a warning.
+        """
+        c = self.config
+        warmup = c.warmup_epochs * steps_per_epoch
+        cap = int(MAX_WARMUP_FRACTION * c.epochs * steps_per_epoch)
+        if warmup > cap:
+            logger.warning(
+                "warmup_epochs = %d is more than %.0f%% of the run's %d epochs; the learning "
+                "rate warms up over the first %g epochs instead (the warm-up is capped at "
+                "%.0f%% of the run)",
+                c.warmup_epochs,
+                100 * MAX_WARMUP_FRACTION,
+                c.epochs,
+                round(cap / steps_per_epoch, 2),
+                100 * MAX_WARMUP_FRACTION,
+            )
+            return cap
+        return warmup
+
+    def _resume(self, state: _FitState, path: Path) -> None:
+        """Restore ``state`` from the checkpoint at ``path`` (written by this configuration)."""
+        c = self.config
+        ck = load_torch_file(path, "contrastx checkpoint")
+        if not isinstance(ck, dict):
+            raise ValueError(f"{path}: not a contrastx checkpoint")
+        kind = ck.get("format", CHECKPOINT_FORMAT)
+        if kind != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not a contrastx checkpoint (a {kind!r} file)")
+        missing = [k for k in CHECKPOINT_KEYS if k not in ck]
+        if missing:
+            raise ValueError(f"{path}: not a contrastx checkpoint (no {missing[0]!r} entry)")
+        saved_cfg = json.loads(ck["config"])
+        mine = {k: v for k, v in c.to_dict().items() if k not in ("progress", "device")}
+        theirs = {k: v for k, v in saved_cfg.items() if k not in ("progress", "device")}
+        if mine != theirs:
+            raise ValueError(f"checkpoint {path} was written with a different config")
+        check_state_dict(state.model, ck["model"], path)
+        state.model.load_state_dict(ck["model"])
+        state.opt.load_state_dict(ck["optimizer"])
+        state.sched.load_state_dict(ck["scheduler"])
+        state.gen.set_state(ck["aug_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        state.history = json.loads(ck["history"])
+        state.best = {
+            "loss": float(ck["best_loss"]),
+            "epoch": int(ck["best_epoch"]),
+            "state": ck["best_state"] or None,
+            "bad_epochs": int(ck["bad_epochs"]),
         }
-        return self
+        state.start_epoch = int(ck["epoch"]) + 1
+        logger.info("resuming from %s after epoch %d/%d", path, state.start_epoch, c.epochs)
+
+    def _train_epoch(self, state: _FitState, epoch: int, report: _ProgressReport) -> float:
+        """One pass over the training batches; returns the mean training loss."""
+        model, opt, sched = state.model, state.opt, state.sched
+        model.train()
+        report.epoch_start()
+        total, count = 0.0, 0
+        for idx in self._batches(state.y_tr.numpy(), epoch):
+            if idx.size < 2:
+                continue
+            xb = state.x_tr[idx].to(state.device)
+            yb = state.y_tr[idx].to(state.device)
+            loss = self.compute_loss(model, xb, yb, state.augmentation, state.gen)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite loss at epoch {epoch}; lower the learning rate"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * idx.size
+            count += idx.size
+            report.step(epoch, total / count)
+        return total / max(count, 1)
 
     @torch.no_grad()
     def _validate(
@@ -657,27 +922,34 @@ class Trainer:
             count += xb.shape[0]
         return total / max(count, 1)
 
-    def _write_checkpoint(
-        self,
-        path: Path,
-        epoch: int,
-        model: EmbeddingModel,
-        opt: torch.optim.Optimizer,
-        sched: torch.optim.lr_scheduler.LRScheduler,
-        gen: torch.Generator,
-        history: list[dict[str, Any]],
-        best: dict[str, Any],
-    ) -> None:
+    @staticmethod
+    def _update_best(state: _FitState, epoch: int, val_loss: float) -> None:
+        """Early-stopping bookkeeping: keep the weights of the lowest validation loss."""
+        best = state.best
+        if val_loss < best["loss"]:
+            best.update(
+                loss=val_loss,
+                epoch=epoch,
+                state={k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()},
+                bad_epochs=0,
+            )
+        else:
+            best["bad_epochs"] += 1
+
+    def _checkpoint(self, path: Path, epoch: int, state: _FitState) -> None:
+        """Write everything a resumed run needs to continue identically (atomic replace)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        best = state.best
         payload = {
+            "format": CHECKPOINT_FORMAT,
             "epoch": epoch,
             "config": json.dumps(self.config.to_dict()),
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "aug_rng": gen.get_state(),
+            "model": {k: v.detach().cpu() for k, v in state.model.state_dict().items()},
+            "optimizer": state.opt.state_dict(),
+            "scheduler": state.sched.state_dict(),
+            "aug_rng": state.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "history": json.dumps(history),
+            "history": json.dumps(state.history),
             "best_loss": best["loss"],
             "best_epoch": best["epoch"],
             "best_state": best["state"] or {},
@@ -686,6 +958,37 @@ class Trainer:
         tmp = path.with_name(path.name + ".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, path)
+
+    def _finish(self, state: _FitState, events: Events) -> None:
+        """Restore the best weights (with early stopping) and set the fitted attributes."""
+        c = self.config
+        model = state.model
+        if c.patience is not None and state.best["state"] is not None:
+            model.load_state_dict(state.best["state"])
+        model.eval()
+        splits = state.splits
+        self.model_ = model
+        self.model_config_ = state.model_config
+        self.preprocessor_ = state.preprocessor
+        self.class_names_ = state.class_names
+        self.history_ = state.history
+        self.best_epoch_ = int(state.best["epoch"])
+        self.stopped_early_ = state.stopped_early
+        self.splits_ = splits
+        self.metadata_ = {
+            "source": events.metadata.get("source_file", events.metadata.get("generator", "")),
+            "n_train": state.n_train,
+            "n_validation": state.n_validation,
+            "split": {
+                "n": splits.n,
+                "seed": splits.seed,
+                "test_fraction": splits.test_fraction,
+                "n_folds": splits.n_folds,
+                "fold": c.fold,
+                "stratified": True,
+            },
+            "temperature": c.resolved_temperature,
+        }
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

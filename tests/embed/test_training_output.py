@@ -1,0 +1,134 @@
+"""Training output (one log line per epoch off a terminal), checkpoint errors, warm-up cap."""
+
+import logging
+import re
+
+import pytest
+import torch
+from contrastx.cli import train as train_cli
+from contrastx.embed.training import TrainConfig, Trainer
+from contrastx.events.generators import generate_sample
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return generate_sample({"W": 160, "ttbar": 160}, seed=1)
+
+
+def _cfg(**kw):
+    base = {
+        "latent_dim": 4,
+        "epochs": 3,
+        "batch_size": 64,
+        "lr": 0.5,
+        "warmup_epochs": 1,
+        "augmentation": None,
+        "progress": True,
+    }
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _epoch_lines(caplog):
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "contrastx.embed.training" and r.getMessage().startswith("epoch ")
+    ]
+
+
+def test_not_a_terminal_one_line_per_epoch(toy, caplog, capsys):
+    # under pytest stderr is not a terminal: no progress bar, one log line per epoch
+    with caplog.at_level(logging.INFO, logger="contrastx"):
+        Trainer(_cfg()).fit(toy)
+    lines = _epoch_lines(caplog)
+    assert len(lines) == 3, lines
+    for i, line in enumerate(lines, 1):
+        assert line.startswith(f"epoch {i}/3: train loss "), line
+        assert "val loss" in line and "elapsed" in line
+    assert re.search(r"took [\d.]+ (s|min|h); .*about [\d.]+ (s|min|h) to go", lines[0])
+    assert lines[-1].endswith("done")
+    assert capsys.readouterr().err == ""  # no progress-bar output
+
+
+def test_early_estimate_in_long_first_epoch(toy, caplog, monkeypatch):
+    from contrastx.embed import training
+
+    monkeypatch.setattr(training, "EARLY_ESTIMATE_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="contrastx"):
+        Trainer(_cfg(epochs=2)).fit(toy)
+    early = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the first")]
+    assert len(early) == 1 and "to go" in early[0], early
+
+
+def test_terminal_shows_a_progress_bar_and_no_epoch_lines(toy, caplog, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    with caplog.at_level(logging.INFO, logger="contrastx"):
+        Trainer(_cfg(epochs=1)).fit(toy)
+    assert _epoch_lines(caplog) == []
+    assert "step" in capsys.readouterr().err  # the tqdm bar
+
+
+def test_warmup_longer_than_half_the_run_is_capped_with_a_warning(toy, caplog):
+    with caplog.at_level(logging.WARNING, logger="contrastx"):
+        tr = Trainer(_cfg(epochs=2, warmup_epochs=10, progress=False)).fit(toy)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "10" in warnings[0] and "2 epochs" in warnings[0], warnings
+    # warm-up over the first epoch (half the run), then cosine decay: the first epoch ends
+    # at the full learning rate instead of 1/10 of it (uncapped: 2/10 at the end of the run)
+    assert tr.history_[0]["lr"] == pytest.approx(0.5)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="contrastx"):
+        Trainer(_cfg(epochs=2, warmup_epochs=1, progress=False)).fit(toy)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+class _Payload:
+    """Not a tensor: torch.load(weights_only=True) refuses to unpickle it."""
+
+
+def test_unsafe_checkpoint_is_refused_in_one_line(toy, tmp_path, capsys):
+    ck = tmp_path / "ck.pt"
+    torch.save({"epoch": 0, "object": _Payload()}, ck)
+    with pytest.raises(ValueError, match="not a contrastx checkpoint") as err:
+        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+    assert str(ck) in str(err.value) and "\n" not in str(err.value)
+    rc = train_cli.main(
+        [
+            *("--out", str(tmp_path / "m.pt"), "--checkpoint", str(ck), "--resume"),
+            *("--n-events", "200", "--epochs", "1", "--batch-size", "64", "--no-progress"),
+        ]
+    )
+    err_lines = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert rc == 2 and len(err_lines) == 1 and str(ck) in err_lines[0], err_lines
+    assert "Traceback" not in err_lines[0]
+
+
+def test_foreign_checkpoints_name_the_file(toy, tmp_path):
+    ck = tmp_path / "ck.pt"
+    torch.save({"weights": torch.zeros(3)}, ck)  # safe, but not a contrastx checkpoint
+    with pytest.raises(ValueError, match="not a contrastx checkpoint") as err:
+        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+    assert str(ck) in str(err.value)
+    ck.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="not a readable") as err:
+        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+    assert str(ck) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_own_checkpoint_resumes_from_the_cli(tmp_path, capsys):
+    ck, out = tmp_path / "ck.pt", tmp_path / "m.pt"
+    args = ["--out", str(out), "--checkpoint", str(ck), "--n-events", "200"]
+    args += ["--epochs", "2", "--batch-size", "64", "--warmup-epochs", "0", "--no-progress"]
+    assert train_cli.main(args) == 0
+    assert train_cli.main([*args, "--resume", "--overwrite"]) == 0, capsys.readouterr().err
+
+
+def test_train_cli_help_texts(capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--preset", "--method", "--epochs", "--lr", "--seed"):
+        block = re.search(rf"^  {flag}\b.*?(?=^  -|\Z)", text, re.M | re.S).group(0)
+        words = [w for w in block.split() if not w.startswith(("-", "{")) and not w.isupper()]
+        assert len(words) >= 3, (flag, block)
