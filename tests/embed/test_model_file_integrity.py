@@ -98,3 +98,22 @@ def test_unsafe_model_file_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="not a readable contrastx model file") as err:
         load_model(tmp_path / "junk.pt")
     _one_line(err)
+
+
+def test_embed_cli_names_a_corrupted_model(tmp_path, capsys):
+    from contrastx.cli import embed as embed_cli
+    from contrastx.events import write_events
+    from contrastx.events.generators import generate_sample
+
+    model = _model()
+    path = save_model(tmp_path / "m.pt", model, CONFIG)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(model.state_dict()["encoder.blocks.3.1.weight"].numpy().tobytes())
+    raw[at] ^= 0x40
+    path.write_bytes(bytes(raw))
+    src = write_events(tmp_path / "ev.h5", generate_sample({"W": 20}, seed=0))
+    rc = embed_cli.main(
+        ["--model", str(path), "--events", str(src), "--out", str(tmp_path / "e.h5")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and str(path) in err[0] and "checksum" in err[0]

@@ -132,3 +132,16 @@ def test_train_cli_help_texts(capsys):
         block = re.search(rf"^  {flag}\b.*?(?=^  -|\Z)", text, re.M | re.S).group(0)
         words = [w for w in block.split() if not w.startswith(("-", "{")) and not w.isupper()]
         assert len(words) >= 3, (flag, block)
+
+
+def test_ctrl_c_prints_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(self, events, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli.Trainer, "fit", interrupted)
+    ck = tmp_path / "ck.pt"
+    rc = train_cli.main(
+        ["--out", str(tmp_path / "m.pt"), "--checkpoint", str(ck), "--n-events", "100"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 130 and "interrupted" in err[-1] and str(ck) in err[-1] and "--resume" in err[-1]
