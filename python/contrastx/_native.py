@@ -21,6 +21,7 @@ __all__ = [
     "cpu_isa",
     "cpu_isa_levels",
     "cuda_available",
+    "cuda_status",
     "load",
     "load_error",
     "native_info",
@@ -117,11 +118,51 @@ def require_cuda() -> ModuleType:
     rt = mod.cuda_runtime_info()
     if rt["device_count"] == 0:
         raise RuntimeError(
-            "the native CUDA kernels are compiled but the CUDA runtime of contrastx._C sees no "
-            f"device ({rt['error'] or 'no GPU'}; driver version {rt['driver_version']}, runtime "
-            f"version {rt['runtime_version']}). Use backend='torch'."
+            f"the native CUDA kernels are compiled but unusable: {cuda_status(True, rt)} "
+            f"(CUDA runtime: {rt['error'] or 'no device'}). Use backend='torch'."
         )
     return mod
+
+
+def cuda_status(compiled: bool, runtime: dict[str, Any]) -> str:
+    """One line for people: whether the CUDA kernels can run here, and if not, why.
+
+    Parameters
+    ----------
+    compiled : bool
+        Whether the extension was built with CUDA.
+    runtime : dict
+        The extension's ``cuda_runtime_info()``: ``device_count``, ``error`` (the CUDA
+        runtime's own words), ``driver_version``, ``runtime_version``.
+
+    Returns
+    -------
+    str
+        ``"N CUDA device(s) usable"``, ``"no CUDA GPU visible"`` (with the likely reason when
+        the runtime names one), or why compiled-in kernels cannot run.
+    """
+    if not compiled:
+        return "not compiled in (contrastx._C was built without CUDA)"
+    count = int(runtime.get("device_count", 0))
+    if count > 0:
+        return f"{count} CUDA device{'s' if count > 1 else ''} usable"
+    error = str(runtime.get("error") or "")
+    driver = int(runtime.get("driver_version", 0) or 0)
+    if "InsufficientDriver" in error and driver > 0:
+        return (
+            f"no usable CUDA GPU: the NVIDIA driver supports CUDA {_cuda_version(driver)}, "
+            f"older than the CUDA runtime {_cuda_version(runtime.get('runtime_version', 0))} "
+            "contrastx._C was built with (update the driver or rebuild with an older toolkit)"
+        )
+    if "InsufficientDriver" in error or "NoDevice" in error or driver == 0 or not error:
+        return "no CUDA GPU visible"
+    return f"no CUDA GPU visible ({error})"
+
+
+def _cuda_version(encoded: object) -> str:
+    """CUDA's integer version (``12040``) as ``"12.4"``."""
+    v = int(encoded or 0)
+    return f"{v // 1000}.{v % 1000 // 10}"
 
 
 def cpu_isa_levels() -> tuple[str, ...]:
@@ -178,7 +219,9 @@ def native_info() -> dict[str, Any]:
         ``openmp`` and ``openmp_max_threads``, ``cuda_compiled``,
         ``cuda_architectures``, ``cuda_version`` (of the nvcc used to build), ``cuda_kernels``
         (compiled and a device is visible to the extension's CUDA runtime),
-        ``cuda_device_count``, ``cuda_runtime_error``, ``cuda_runtime_version``,
+        ``cuda_device_count``, ``cuda_status`` (one line for people: usable, or why not, see
+        :func:`cuda_status`), ``cuda_runtime_error`` (the CUDA runtime's raw error),
+        ``cuda_runtime_version``,
         ``cuda_driver_version``, ``torch_version``, ``torch_cuda_available``,
         ``torch_cuda_device_count``, and the extension's ``build`` dictionary (compiler,
         build type, SIMD level selected on this CPU, ...).
@@ -197,6 +240,7 @@ def native_info() -> dict[str, Any]:
         "cuda_version": "",
         "cuda_kernels": False,
         "cuda_device_count": 0,
+        "cuda_status": cuda_status(False, {}) if mod is not None else "extension not loaded",
         "cuda_runtime_error": None,
         "cuda_runtime_version": 0,
         "cuda_driver_version": 0,
@@ -220,6 +264,7 @@ def native_info() -> dict[str, Any]:
             build=build,
         )
         info["cuda_kernels"] = info["cuda_compiled"] and info["cuda_device_count"] > 0
+        info["cuda_status"] = cuda_status(info["cuda_compiled"], rt)
     try:
         import torch
 

@@ -9,14 +9,18 @@ from collections.abc import Sequence
 
 from .._native import native_info
 
+# Left out of the text report: the build table is printed separately, and the CUDA runtime's
+# raw error (``cudaErrorInsufficientDriver`` on a machine without a GPU) is summed up in
+# ``cuda_status``; ``--json`` has it.
+_TEXT_SKIPS = ("build", "cuda_runtime_error")
+
 
 def _format(info: dict) -> str:
     lines = []
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        if key == "build":
-            continue
-        lines.append(f"{key:<{width}}  {value}")
+    keys = [k for k in info if k not in _TEXT_SKIPS]
+    width = max(len(k) for k in keys)
+    for key in keys:
+        lines.append(f"{key:<{width}}  {info[key]}")
     build = info.get("build") or {}
     if build:
         lines.append("build:")
@@ -32,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="contrastx-info",
         description="Show which native kernels (CPU, CUDA) contrastx was built with and can use.",
     )
-    parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON object (with every field, including the CUDA runtime's raw error)",
+    )
     args = parser.parse_args(argv)
     info = native_info()
     if args.json:
