@@ -145,3 +145,16 @@ def test_ctrl_c_prints_one_line(tmp_path, capsys, monkeypatch):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 130 and "interrupted" in err[-1] and str(ck) in err[-1] and "--resume" in err[-1]
+
+
+def test_checkpoint_without_format_key_still_resumes(toy, tmp_path):
+    ck = tmp_path / "ck.pt"
+    cfg = _cfg(epochs=2, progress=False)
+    first = Trainer(cfg).fit(toy, checkpoint=ck)
+    payload = torch.load(ck, weights_only=True)
+    assert payload.pop("format") == "contrastx-checkpoint"
+    torch.save(payload, ck)  # as contrastx wrote checkpoints before the format key
+    again = Trainer(cfg).fit(toy, checkpoint=ck, resume=True)
+    assert again.history_ == first.history_
+    for k, v in first.model_.state_dict().items():
+        assert torch.equal(v, again.model_.state_dict()[k]), k
