@@ -9,13 +9,16 @@ allowed choices, bounds). From that one declaration come
   error that names the key (``nplm.M``),
 * :func:`from_mapping` for TOML tables (unknown keys are errors naming the key),
 * :func:`add_arguments` / :func:`from_arguments` for command-line flags (the help text
-  is the field's documentation; the default is printed once),
+  is the field's documentation; the default is printed once, also with
+  :class:`HelpFormatter` for the hand-written flags of the same parser),
 * :func:`to_dict` for files and configuration hashes.
 
-An options class may *embed* another (:func:`embedded`): its keys then appear directly
-in the embedding class's TOML table and command line, and are validated by the embedded
-class, so a pipeline section reuses the estimator's options instead of re-declaring
-them. This follows Falkon's ``FalkonOptions``.
+An options class may *embed* another (:func:`embedded`): the embedded class's keys then
+appear directly in the embedding class's TOML table, command line, constructor
+(``ToyOptions(n_ref=4000, n_bkg=200, M=50)``) and attributes (``cfg.M``), and are
+validated by the embedded class, so a pipeline section reuses the estimator's options
+instead of re-declaring them. An embedding may give the embedded class other defaults
+and leave some of its keys out. This follows Falkon's ``FalkonOptions``.
 
 Example
 -------
@@ -38,21 +41,27 @@ from __future__ import annotations
 import argparse
 import contextvars
 import dataclasses
+import inspect
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 __all__ = [
+    "HelpFormatter",
     "OptionsError",
     "add_arguments",
     "embedded",
     "from_arguments",
     "from_mapping",
+    "key_name",
     "option",
+    "option_doc",
     "option_fields",
     "options",
+    "replace_flat",
     "to_dict",
 ]
 
@@ -77,6 +86,7 @@ def option(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    finite: bool = True,
     default_factory: Callable[[], Any] | None = None,
     flag: str | None = None,
     cli: bool = True,
@@ -95,6 +105,8 @@ def option(
         The allowed values.
     ge, gt, le, lt : float, optional
         Bounds (for numbers, and for every item of a tuple of numbers).
+    finite : bool
+        Refuse ``inf`` and ``-inf`` for a number (NaN is always refused).
     default_factory : callable, optional
         For mutable defaults.
     flag : str, optional
@@ -108,6 +120,7 @@ def option(
         "doc": " ".join(doc.split()),
         "choices": None if choices is None else tuple(choices),
         "bounds": (ge, gt, le, lt),
+        "finite": finite,
         "flag": flag,
         "cli": cli,
         "metavar": metavar,
@@ -119,11 +132,41 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def embedded(cls: type, doc: str = "") -> Any:
-    """Embed the options class ``cls``: its keys are accepted flat in the parent's table."""
-    return dataclasses.field(
-        default_factory=cls, metadata={"doc": doc, "embedded": True, "cli": True}
-    )
+def embedded(cls: type, doc: str = "", *, exclude: Iterable[str] = (), **defaults: Any) -> Any:
+    """Embed the options class ``cls``: its keys are accepted flat in the parent.
+
+    Parameters
+    ----------
+    cls : type
+        An :func:`options` class.
+    doc : str
+        What the embedded options are for here (default: the first line of ``cls``'s
+        docstring).
+    exclude : iterable of str
+        Keys of ``cls`` (or of classes it embeds) that are *not* settable through the
+        parent: the parent's code sets them (from ``defaults`` or the class defaults).
+        They are left out of the parent's table, command line, attributes and
+        :func:`to_dict`.
+    **defaults
+        Defaults of ``cls``'s keys that differ in this parent (``M=300``), also for
+        required keys of ``cls``.
+    """
+    exclude = tuple(exclude)
+    known = _all_keys(cls)
+    unknown = sorted((set(exclude) | set(defaults)) - known)
+    if unknown:
+        raise TypeError(f"embedded({cls.__name__}): unknown key(s) {', '.join(unknown)}")
+    meta = {
+        "doc": " ".join(doc.split()),
+        "embedded": True,
+        "cli": True,
+        "exclude": exclude,
+        "defaults": dict(defaults),
+    }
+    if _required_keys(cls) - set(defaults):
+        # No default instance: the parent must be given these keys (checked by its __init__).
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata=meta)
 
 
 def _is_embedded(f: dataclasses.Field) -> bool:
@@ -133,6 +176,23 @@ def _is_embedded(f: dataclasses.Field) -> bool:
 def option_fields(cls: Any) -> tuple[dataclasses.Field, ...]:
     """The dataclass fields of an options class (or instance)."""
     return dataclasses.fields(cls)
+
+
+def option_doc(cls: Any, key: str) -> str:
+    """The documentation of ``key`` (a flat key: embedded classes are searched too)."""
+    _, f = _find_field(cls if isinstance(cls, type) else type(cls), key)
+    return f.metadata.get("doc", "")
+
+
+def _find_field(cls: type, key: str) -> tuple[type, dataclasses.Field]:
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if _is_embedded(f):
+            if key in _all_keys(hints[f.name]):
+                return _find_field(hints[f.name], key)
+        elif f.name == key:
+            return cls, f
+    raise KeyError(f"{cls.__name__} has no option {key!r}")
 
 
 # --------------------------------------------------------------------------- types
@@ -217,17 +277,19 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             raise OptionsError(f"{where} must be true or false; got {value!r} ({_kind(value)})")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # Python and NumPy integers; never bool.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise OptionsError(f"{where} must be an integer; got {value!r} ({_kind(value)})")
-        if isinstance(value, float):
+        if not isinstance(value, numbers.Integral):
             # 1e6 written in a TOML file is a float; exact integers are accepted, nothing
             # is ever rounded.
+            value = float(value)
             if not (math.isfinite(value) and value == int(value)):
                 raise OptionsError(f"{where} must be an integer; got {value!r} (float)")
-            return int(value)
         return int(value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # Python and NumPy numbers; never bool.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise OptionsError(f"{where} must be a number; got {value!r} ({_kind(value)})")
         value = float(value)
         if math.isnan(value):
@@ -244,12 +306,14 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"options: unsupported annotation {tp!r} of {where}")  # programming error
 
 
-def _check_bounds(value: Any, bounds: tuple, where: str) -> None:
+def _check_bounds(value: Any, bounds: tuple, finite: bool, where: str) -> None:
     ge, gt, le, lt = bounds
     items = value if isinstance(value, tuple) else (value,)
     for v in items:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
+        if finite and isinstance(v, float) and not math.isfinite(v):
+            raise OptionsError(f"{where} must be a finite number; got {v}")
         if ge is not None and not v >= ge:
             raise OptionsError(f"{where} must be >= {ge}; got {v}")
         if gt is not None and not v > gt:
@@ -263,6 +327,7 @@ def _check_bounds(value: Any, bounds: tuple, where: str) -> None:
 _SECTION_OVERRIDE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "contrastx_options_section", default=None
 )
+_COMMAND_LINE = "\0command line"
 
 
 def _section(obj_or_cls: Any) -> str:
@@ -272,8 +337,22 @@ def _section(obj_or_cls: Any) -> str:
     return getattr(obj_or_cls, "__options_section__", "") or ""
 
 
-def _where(obj_or_cls: Any, name: str) -> str:
+def key_name(obj_or_cls: Any, name: str) -> str:
+    """How errors name the key ``name`` of ``obj_or_cls``: ``nplm.M``, ``embeddings[0].kind``,
+    or the flag (``--M``) while :func:`from_arguments` builds the object.
+
+    For the messages of cross-field checks (``_check``) that should name the key the
+    same way as the per-field checks do.
+    """
     section = _section(obj_or_cls)
+    if section == _COMMAND_LINE:
+        try:
+            _, f = _find_field(
+                obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls), name
+            )
+        except KeyError:
+            return "--" + name.replace("_", "-")
+        return _flag(f)
     return f"{section}.{name}" if section else name
 
 
@@ -282,8 +361,11 @@ def validate(obj: Any) -> None:
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        where = _where(obj, f.name)
+        where = key_name(obj, f.name)
         if _is_embedded(f):
+            sub = hints[f.name]
+            if not isinstance(value, sub):
+                raise OptionsError(f"{where} must be a {sub.__name__}; got {_kind(value)}")
             continue
         value = _check_type(value, hints[f.name], where)
         choices = f.metadata.get("choices")
@@ -291,19 +373,165 @@ def validate(obj: Any) -> None:
             raise OptionsError(
                 f"{where} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}"
             )
-        _check_bounds(value, f.metadata.get("bounds", (None,) * 4), where)
+        _check_bounds(
+            value, f.metadata.get("bounds", (None,) * 4), f.metadata.get("finite", True), where
+        )
         object.__setattr__(obj, f.name, value)
 
 
+# --------------------------------------------------------------------------- flat keys
+def _routes(cls: type) -> dict[str, str | None]:
+    """Every key settable through ``cls``: own fields -> None, embedded keys -> the field
+    of ``cls`` that embeds them (excluded keys left out)."""
+    cache = cls.__dict__.get("__options_routes__")
+    if cache is not None:
+        return cache
+    hints = _hints(cls)
+    out: dict[str, str | None] = {}
+    for f in dataclasses.fields(cls):
+        if not _is_embedded(f):
+            out[f.name] = None
+    for f in dataclasses.fields(cls):
+        if not _is_embedded(f):
+            continue
+        excluded = set(f.metadata.get("exclude", ()))
+        for key in _routes(hints[f.name]):
+            if key in excluded:
+                continue
+            if key in out:
+                raise TypeError(
+                    f"options {cls.__name__}: key {key!r} of embedded {f.name} clashes with "
+                    "another key (exclude one of them)"
+                )
+            out[key] = f.name
+    cls.__options_routes__ = out
+    return out
+
+
+def _all_keys(cls: type) -> set[str]:
+    """Every flat key of ``cls`` (own and embedded, without the excluded ones)."""
+    return set(_routes(cls))
+
+
+def _required_keys(cls: type) -> set[str]:
+    """Flat keys without a default (own fields, and embedded classes without one)."""
+    hints = _hints(cls)
+    out: set[str] = set()
+    for f in dataclasses.fields(cls):
+        if _is_embedded(f):
+            if f.default is None:
+                sub = hints[f.name]
+                out |= _required_keys(sub) - set(f.metadata.get("defaults", {}))
+        elif f.default is _MISSING and f.default_factory is _MISSING:  # type: ignore[misc]
+            out.add(f.name)
+    return out
+
+
+def _flat_init(cls: type, orig_init: Callable[..., None]) -> Callable[..., None]:
+    """``__init__`` that takes the keys of embedded classes flat and names missing keys."""
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    names = [f.name for f in fields]
+    embeds = {f.name: f for f in fields if _is_embedded(f)}
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__} takes at most {len(names)} positional arguments")
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"{cls.__name__} got two values for {name!r}")
+            kwargs[name] = value
+        routes = _routes(cls)
+        hints = _hints(cls)
+        flat: dict[str, dict[str, Any]] = {name: {} for name in embeds}
+        for key in list(kwargs):
+            if key in embeds:
+                continue
+            if key not in routes:
+                known = ", ".join(sorted(routes))
+                raise OptionsError(f"unknown key {key_name(cls, key)}; known: {known}")
+            target = routes[key]
+            if target is not None:
+                flat[target][key] = kwargs.pop(key)
+        missing = []
+        # Embedded objects built here name their keys with this class's section.
+        token = _SECTION_OVERRIDE.set(_section(cls)) if embeds else None
+        try:
+            _build_embedded(cls, embeds, hints, kwargs, flat, missing)
+        finally:
+            if token is not None:
+                _SECTION_OVERRIDE.reset(token)
+        missing += [
+            f.name
+            for f in fields
+            if not _is_embedded(f)
+            and f.name not in kwargs
+            and f.default is _MISSING
+            and f.default_factory is _MISSING  # type: ignore[misc]
+        ]
+        if missing:
+            keys = ", ".join(key_name(cls, k) for k in missing)
+            raise OptionsError(f"{keys} {'is' if len(missing) == 1 else 'are'} required")
+        orig_init(self, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = orig_init.__doc__
+    __init__.__signature__ = inspect.signature(orig_init)  # type: ignore[attr-defined]
+    return __init__
+
+
+def _build_embedded(
+    cls: type,
+    embeds: dict[str, dataclasses.Field],
+    hints: dict[str, Any],
+    kwargs: dict[str, Any],
+    flat: dict[str, dict[str, Any]],
+    missing: list[str],
+) -> None:
+    """Build (or update) each embedded object in ``kwargs`` from its flat keys."""
+    for name, f in embeds.items():
+        if name in kwargs and kwargs[name] is None:
+            del kwargs[name]  # None: the embedding's default
+        given, values = kwargs.get(name), flat[name]
+        sub = hints[name]
+        if given is None:
+            base = dict(f.metadata.get("defaults", {}))
+            if values or f.default is None:
+                lack = sorted(_required_keys(sub) - set(base) - set(values))
+                if lack:
+                    missing += lack
+                    continue
+                kwargs[name] = sub(**{**base, **values})
+        elif values:
+            if not isinstance(given, sub):
+                raise OptionsError(
+                    f"{key_name(cls, name)} must be a {sub.__name__}; got {_kind(given)}"
+                )
+            kwargs[name] = dataclasses.replace(given, **values)
+
+
+def _flat_getattr(cls: type) -> Callable[[Any, str], Any]:
+    def __getattr__(self: Any, name: str) -> Any:
+        if not name.startswith("_"):
+            target = _routes(type(self)).get(name)
+            if target is not None:
+                return getattr(object.__getattribute__(self, target), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    return __getattr__
+
+
 # --------------------------------------------------------------------------- class decorator
+def _format_value(d: Any) -> str:
+    if isinstance(d, float) and (abs(d) >= 1e5 or (d != 0 and abs(d) < 1e-3)):
+        return f"{d:g}"
+    if isinstance(d, int) and not isinstance(d, bool) and abs(d) >= 10_000:
+        return f"{d:_}"
+    return repr(d)
+
+
 def _default_text(f: dataclasses.Field) -> str:
     if f.default is not _MISSING:
-        d = f.default
-        if isinstance(d, float) and (abs(d) >= 1e5 or (d != 0 and abs(d) < 1e-3)):
-            return f"{d:g}"
-        if isinstance(d, int) and not isinstance(d, bool) and abs(d) >= 10_000:
-            return f"{d:_}"
-        return repr(d)
+        return _format_value(f.default)
     if f.default_factory is not _MISSING:  # type: ignore[misc]
         return repr(f.default_factory())  # type: ignore[misc]
     return "required"
@@ -315,11 +543,22 @@ def _document(cls: type) -> str:
     for f in dataclasses.fields(cls):
         if _is_embedded(f):
             sub = hints[f.name]
-            lines.append(f"{f.name} : {sub.__name__}")
-            lines.append(
-                f"    {f.metadata.get('doc') or sub.__doc__.splitlines()[0]} Its keys are "
-                f"accepted directly in this table (see :class:`{sub.__module__}.{sub.__name__}`)."
+            text = f.metadata.get("doc") or (sub.__doc__ or sub.__name__).splitlines()[0]
+            text += (
+                " Its keys are accepted directly here (constructor, table, command line, "
+                f"attributes; see :class:`{sub.__module__}.{sub.__name__}`)."
             )
+            defaults = f.metadata.get("defaults") or {}
+            if defaults:
+                text += (
+                    " Defaults here: "
+                    + ", ".join(f"{k} = {_format_value(v)}" for k, v in defaults.items())
+                    + "."
+                )
+            if f.metadata.get("exclude"):
+                text += " Not set here: " + ", ".join(f.metadata["exclude"]) + "."
+            lines.append(f"{f.name} : {sub.__name__}")
+            lines.append("    " + text)
             continue
         lines.append(f"{f.name} : {_type_name(hints[f.name])}, default {_default_text(f)}")
         doc = f.metadata.get("doc", "")
@@ -340,7 +579,10 @@ def options(cls: type[T] | None = None, *, section: str = "") -> Any:
         Name used in error messages (``"nplm"`` -> ``nplm.M must be ...``).
 
     A class may define ``_check(self)`` for checks that involve several fields; it runs
-    after the per-field validation and should raise :class:`OptionsError`.
+    after the per-field validation and should raise :class:`OptionsError` (naming keys
+    with :func:`key_name`). Missing required keys and unknown keys are
+    :class:`OptionsError` too. A class that embeds others (:func:`embedded`) takes their
+    keys in its constructor and answers them as attributes.
     """
 
     def wrap(c: type[T]) -> type[T]:
@@ -357,7 +599,11 @@ def options(cls: type[T] | None = None, *, section: str = "") -> Any:
         c.__post_init__ = __post_init__  # type: ignore[attr-defined]
         c.__options_section__ = section  # type: ignore[attr-defined]
         d = dataclasses.dataclass(frozen=True)(c)
-        d.__doc__ = (c.__doc__ or c.__name__).rstrip() + "\n" + _document(d)
+        routes = _routes(d)  # also checks that flat keys do not clash
+        d.__init__ = _flat_init(d, d.__init__)  # type: ignore[misc]
+        if any(r is not None for r in routes.values()):
+            d.__getattr__ = _flat_getattr(d)  # type: ignore[attr-defined]
+        d.__doc__ = inspect.cleandoc(c.__doc__ or c.__name__) + "\n" + _document(d)
         return d
 
     return wrap if cls is None else wrap(cls)
@@ -367,39 +613,35 @@ def options(cls: type[T] | None = None, *, section: str = "") -> Any:
 def from_mapping(cls: type[T], mapping: Mapping[str, Any], *, where: str | None = None) -> T:
     """Build ``cls`` from a (TOML) table; unknown keys and bad values name the key.
 
-    Keys of embedded options classes are accepted directly in ``mapping`` (or as a
+    Keys of embedded options classes are accepted directly in ``mapping`` (or in a
     sub-table under the embedded field's name).
     """
     section = _section(cls) if where is None else where
     if not isinstance(mapping, Mapping):
         raise OptionsError(f"[{section}] must be a table; got {_kind(mapping)}")
     hints = _hints(cls)
-    own: dict[str, Any] = {}
+    routes = _routes(cls)
     embeds = {f.name: hints[f.name] for f in dataclasses.fields(cls) if _is_embedded(f)}
-    sub_values: dict[str, dict[str, Any]] = {name: {} for name in embeds}
-    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
     for key, value in mapping.items():
-        if key in embeds:
-            if isinstance(value, embeds[key]):
-                own[key] = value
-                continue
+        if key in embeds and not isinstance(value, embeds[key]):
             if not isinstance(value, Mapping):
                 raise OptionsError(f"{_join(section, key)} must be a table")
-            sub_values[key].update(value)
-        elif key in names:
-            own[key] = value
+            for k, v in value.items():
+                if routes.get(k) != key:
+                    raise OptionsError(
+                        f"unknown key {_join(section, key)}.{k}; known: "
+                        + ", ".join(sorted(k2 for k2, r in routes.items() if r == key))
+                    )
+                kwargs[k] = v
+        elif key in embeds or key in routes:
+            kwargs[key] = value
         else:
-            target = next((n for n, sub in embeds.items() if key in _all_keys(sub)), None)
-            if target is None:
-                known = sorted(_all_keys(cls))
-                raise OptionsError(f"unknown key {_join(section, key)}; known: {', '.join(known)}")
-            sub_values[target][key] = value
-    for name, values in sub_values.items():
-        if values:
-            own[name] = from_mapping(embeds[name], values, where=section)
+            known = sorted(routes)
+            raise OptionsError(f"unknown key {_join(section, key)}; known: {', '.join(known)}")
     token = _SECTION_OVERRIDE.set(section)
     try:
-        return cls(**own)
+        return cls(**kwargs)
     except OptionsError:
         raise
     except (TypeError, ValueError) as err:
@@ -412,23 +654,19 @@ def _join(section: str, key: str) -> str:
     return f"{section}.{key}" if section else key
 
 
-def _all_keys(cls: type) -> set[str]:
-    hints = _hints(cls)
-    out: set[str] = set()
-    for f in dataclasses.fields(cls):
-        out.add(f.name)
-        if _is_embedded(f):
-            out |= _all_keys(hints[f.name])
-    return out
-
-
 def to_dict(obj: Any, *, flatten: bool = True) -> dict[str, Any]:
-    """Plain (TOML/JSON-friendly) form; embedded options are flattened into the parent."""
+    """Plain (TOML/JSON-friendly) form; embedded options are flattened into the parent.
+
+    Keys an embedding excludes are left out (they are not settable through the parent),
+    so ``from_mapping(cls, to_dict(obj)) == obj`` whenever they hold their defaults.
+    """
     out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if _is_embedded(f):
             sub = to_dict(value, flatten=flatten)
+            for k in f.metadata.get("exclude", ()):
+                _drop(sub, k)
             if flatten:
                 out.update(sub)
             else:
@@ -442,21 +680,24 @@ def to_dict(obj: Any, *, flatten: bool = True) -> dict[str, Any]:
     return out
 
 
+def _drop(d: dict[str, Any], key: str) -> None:
+    d.pop(key, None)
+    for v in d.values():
+        if isinstance(v, dict):
+            _drop(v, key)
+
+
 def replace_flat(obj: T, **changes: Any) -> T:
     """``dataclasses.replace`` that also reaches keys of embedded options."""
-    hints = _hints(type(obj))
-    own = {k: v for k, v in changes.items() if k in {f.name for f in dataclasses.fields(obj)}}
-    rest = {k: v for k, v in changes.items() if k not in own}
-    for f in dataclasses.fields(obj):
-        if not _is_embedded(f) or not rest:
-            continue
-        keys = _all_keys(hints[f.name])
-        mine = {k: rest.pop(k) for k in list(rest) if k in keys}
-        if mine:
-            own[f.name] = replace_flat(getattr(obj, f.name), **mine)
-    if rest:
-        raise OptionsError(f"unknown key(s) {', '.join(sorted(rest))} for {type(obj).__name__}")
-    return dataclasses.replace(obj, **own)
+    routes = _routes(type(obj))
+    unknown = sorted(k for k in changes if k not in routes and k not in _embed_names(obj))
+    if unknown:
+        raise OptionsError(f"unknown key(s) {', '.join(unknown)} for {type(obj).__name__}")
+    return dataclasses.replace(obj, **changes)
+
+
+def _embed_names(obj: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(obj) if _is_embedded(f)}
 
 
 # --------------------------------------------------------------------------- command line
@@ -488,15 +729,42 @@ def _parser_for(tp: Any) -> tuple[Callable[[str], Any], bool]:
             try:
                 return int(text)
             except ValueError:
-                value = float(text)  # "1e6"; fractional values are refused below
-                if value != int(value):
+                try:
+                    value = float(text)  # "1e6"; fractional values are refused below
+                except ValueError:
+                    raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+                if not (math.isfinite(value) and value == int(value)):
                     raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
                 return int(value)
 
+        parse_int.__name__ = "int"
         return parse_int, False
     if tp in (float, str):
         return tp, False
     raise TypeError(f"options: no command-line form for {tp!r}")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help formatter that prints every default once.
+
+    Flags made by :func:`add_arguments` state their default in their help already (their
+    parsed default is ``None``, so options can be laid over a preset); other flags get
+    ``(default: X)`` appended unless their help mentions the default, or the default is
+    ``None`` or ``False``.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "(default:" in text
+            or "%(default)" in text
+            or action.default is None
+            or action.default is False
+            or action.default is argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 def add_arguments(
@@ -505,31 +773,92 @@ def add_arguments(
     *,
     title: str | None = None,
     exclude: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    embedded: bool = True,
     defaults: Mapping[str, Any] | None = None,
+    default_text: Mapping[str, str] | None = None,
 ) -> Any:
     """Add one flag per field of ``cls`` (and of embedded classes) to ``parser``.
 
     The parsed value is ``None`` unless the flag is given, so :func:`from_arguments` can
-    lay flags over a preset; the help text shows the default once (``defaults``
-    overrides the shown default, e.g. for a CLI whose own defaults differ).
+    lay flags over a preset; the help text is the field's documentation followed by the
+    default, once (use :class:`HelpFormatter` for the parser, not argparse's
+    ``ArgumentDefaultsHelpFormatter``, which would add ``(default: None)``).
 
-    Returns the argument group the flags went to.
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+    cls : type
+        An :func:`options` class.
+    title : str, optional
+        Put the flags in a new argument group of this title.
+    exclude : iterable of str
+        Keys without a flag (the caller handles them, e.g. a flag in other units).
+    only : iterable of str, optional
+        Flags for these keys only.
+    embedded : bool
+        Also the keys of embedded classes (with the embedding's defaults).
+    defaults : mapping, optional
+        Defaults to show instead of the declared ones (a command line whose own defaults
+        differ, e.g. a preset).
+    default_text : mapping of str to str, optional
+        Free text to show as the default of a key.
+
+    Returns
+    -------
+    The argument group the flags went to.
     """
     group = parser.add_argument_group(title) if title else parser
-    skip = set(exclude)
+    _add_flags(
+        group,
+        cls,
+        skip=set(exclude),
+        only=None if only is None else set(only),
+        recurse=embedded,
+        shown={k: _format_value(v) for k, v in (defaults or {}).items()} | dict(default_text or {}),
+        inherited={},
+    )
+    return group
+
+
+def _add_flags(
+    group: Any,
+    cls: type,
+    *,
+    skip: set[str],
+    only: set[str] | None,
+    recurse: bool,
+    shown: dict[str, str],
+    inherited: dict[str, str],
+) -> None:
     hints = _hints(cls)
-    shown = dict(defaults or {})
     for f in dataclasses.fields(cls):
+        if _is_embedded(f):
+            if not recurse:
+                continue
+            sub_defaults = {
+                k: _format_value(v) for k, v in (f.metadata.get("defaults") or {}).items()
+            }
+            _add_flags(
+                group,
+                hints[f.name],
+                skip=skip | set(f.metadata.get("exclude", ())),
+                only=only,
+                recurse=True,
+                shown=shown,
+                inherited={**sub_defaults, **inherited},
+            )
+            continue
         if f.name in skip or not f.metadata.get("cli", True):
             continue
-        if _is_embedded(f):
-            add_arguments(group, hints[f.name], exclude=skip, defaults=shown)
+        if only is not None and f.name not in only:
             continue
         parse, is_bool = _parser_for(hints[f.name])
         doc = f.metadata.get("doc", "")
-        default = shown.get(f.name, _MISSING)
-        default_text = _default_text(f) if default is _MISSING else repr(default)
-        help_text = f"{doc} (default: {default_text})".replace("%", "%%")
+        text = shown.get(f.name, inherited.get(f.name))
+        if text is None:
+            text = _default_text(f)
+        help_text = f"{doc} (default: {text})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if is_bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -544,14 +873,21 @@ def add_arguments(
             if f.metadata.get("metavar"):
                 kwargs["metavar"] = f.metadata["metavar"]
         group.add_argument(_flag(f), **kwargs)
-    return group
 
 
 def from_arguments(cls: type[T], namespace: argparse.Namespace, base: T | None = None) -> T:
-    """``base`` (default: ``cls()``) with every flag given on the command line applied."""
-    obj = cls() if base is None else base
-    given = {k: v for k, v in vars(namespace).items() if v is not None and k in _all_keys(cls)}
+    """``base`` (default: ``cls()``) with every flag given on the command line applied.
+
+    Only flags that were given (not ``None``) change ``base``; errors name the flag
+    (``--M must be >= 1; got 0``).
+    """
+    routes = _routes(cls)
+    given = {k: v for k, v in vars(namespace).items() if v is not None and k in routes}
+    token = _SECTION_OVERRIDE.set(_COMMAND_LINE)
     try:
-        return replace_flat(obj, **given)
+        obj = cls() if base is None else base
+        return dataclasses.replace(obj, **given) if given else obj
     except OptionsError as err:
         raise OptionsError(f"command line: {err}") from None
+    finally:
+        _SECTION_OVERRIDE.reset(token)

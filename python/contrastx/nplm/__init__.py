@@ -1,5 +1,7 @@
 """NPLM: the New Physics Learning Machine test with a Gaussian-kernel Nystrom model.
 
+* :mod:`~contrastx.nplm.options` -- every setting of a fit and of a toy run, declared
+  once (:class:`SolverOptions`, :class:`DeviceOptions`, :class:`ToyOptions`);
 * :mod:`~contrastx.nplm.kernel` -- sigma heuristic, centre selection, ``K @ v``;
 * :mod:`~contrastx.nplm.solver` -- :class:`NPLMFit` (Falkon's LogisticFalkon step) and
   :func:`nplm_t`;
@@ -10,6 +12,7 @@
 """
 
 from .kernel import kernel_matvec, select_centers, sigma_heuristic
+from .options import DeviceOptions, SolverOptions, ToyOptions
 from .results import ToyResultsFile, read_toy_results
 from .solver import (
     DEFAULT_CG_TOL,
@@ -38,11 +41,14 @@ __all__ = [
     "DEFAULT_CG_TOL",
     "NULL",
     "SIGNAL",
+    "DeviceOptions",
     "FalkonPreconditioner",
     "NPLMFit",
+    "SolverOptions",
     "ToyBlock",
     "ToyConfig",
     "ToyEngine",
+    "ToyOptions",
     "ToyResultsFile",
     "bonferroni",
     "chi2_z",

@@ -62,6 +62,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,14 +73,21 @@ import torch
 from torch import Tensor
 
 from contrastx.ops.nystrom import (
-    DEFAULT_TILE_BYTES,
     gaussian_kernel_tile,
     rows_per_tile,
     whitened_tile,
 )
 from contrastx.ops.selections import RowSelection, selected_gram_matvec, selected_row_sums
 
-from .kernel import as_points, check_sigma, kernel_matvec, resolve_device, select_centers
+from .kernel import (
+    as_points,
+    check_sigma,
+    kernel_matvec,
+    resolve_device,
+    select_centers,
+    sigma_heuristic,
+)
+from .options import DEFAULT_CG_TOL, SolverOptions
 
 __all__ = [
     "DEFAULT_CG_TOL",
@@ -91,9 +99,6 @@ __all__ = [
     "pc_epsilon_default",
     "pooled_newton_step",
 ]
-
-DEFAULT_CG_TOL = math.sqrt(1e-7)
-"""Falkon's CG tolerance in the NPLM configuration, :math:`\\sqrt{10^{-7}}`."""
 
 _CG_EPS = {torch.float64: 1e-15, torch.float32: 1e-7}
 _PC_EPS = {torch.float64: 1e-13, torch.float32: 1e-5}
@@ -578,13 +583,18 @@ class NPLMFit:
 
     Parameters
     ----------
-    sigma : float
+    sigma : float, optional
         Gaussian kernel width (> 0); see :func:`contrastx.nplm.sigma_heuristic`.
-    M : int
+    M : int, optional
         Number of Nystrom centres, drawn uniformly without replacement from
         ``concat(data, ref)`` unless ``centers`` is given.
-    lam : float
-        Ridge penalty :math:`\lambda` (default 1e-6).
+    lam : float, optional
+        Ridge penalty :math:`\lambda`.
+    options : SolverOptions, optional
+        Every setting of the fit (:class:`contrastx.nplm.SolverOptions`: ``M``, ``lam``,
+        ``sigma``, ``solver``, ``cg_tol``, ``cg_max_iter``, ``pc_epsilon``, ``dtype``,
+        ``tile_bytes``, with their defaults and meaning). ``sigma``, ``M``, ``lam`` and
+        the keyword arguments of the same names, when given, replace its values.
     centers : array_like, optional
         Either explicit centres, shape (M, d), or integer indices into
         ``concat(data, ref)`` (data rows first).
@@ -595,29 +605,13 @@ class NPLMFit:
         One penalty per Newton step (Falkon's ``penalty_list``); overrides ``lam``.
     iter_list : sequence of int, optional
         Maximum CG iterations per Newton step (default ``cg_max_iter`` each).
-    solver : {"cg", "exact"}
-        ``"cg"``: Falkon's preconditioned CG to ``cg_tol`` (reproduces its truncated
-        step); ``"exact"``: Cholesky solve of the same :math:`M\times M` system.
-    cg_tol : float
-        Absolute tolerance on the preconditioned residual (default
-        :math:`\sqrt{10^{-7}}`).
-    cg_max_iter : int
-        Default CG iteration limit per Newton step.
-    pc_epsilon : float, optional
-        Jitter :math:`\epsilon` of :math:`K_{MM} + \epsilon M I` (Falkon's default for
-        ``dtype``: 1e-13 float64, 1e-5 float32).
-    dtype : torch.dtype
-        Precision of the kernel evaluations and Gram accumulation (float64 default;
-        float32 allowed but *not* equivalent: on the reference cases float32 gives
-        t = 36.5 / 233.7 with Falkon's float32 jitter 1e-5 and 44.9 / 264.9 with
-        ``pc_epsilon=1e-7``, against 46.73 / 270.06 in float64 -- the same bias Falkon
-        shows in float32).
     device : str or torch.device, optional
         ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
     random_state : int or numpy Generator, optional
         Seed of the centre draw.
-    tile_bytes : int
-        Memory budget of one kernel tile.
+    solver, cg_tol, cg_max_iter, pc_epsilon, dtype, tile_bytes : optional
+        Replace the value of ``options`` (see :class:`~contrastx.nplm.SolverOptions`);
+        ``dtype`` may be given as a :class:`torch.dtype`.
 
     Attributes
     ----------
@@ -649,50 +643,61 @@ class NPLMFit:
 
     def __init__(
         self,
-        sigma: float,
-        M: int = 1000,
-        lam: float = 1e-6,
+        sigma: float | None = None,
+        M: int | None = None,
+        lam: float | None = None,
         *,
+        options: SolverOptions | None = None,
         centers: Any = None,
         center_labels: Any = None,
         penalty_list: Sequence[float] | None = None,
         iter_list: Sequence[int] | None = None,
-        solver: SolverName = "cg",
-        cg_tol: float = DEFAULT_CG_TOL,
-        cg_max_iter: int = 1000,
-        pc_epsilon: float | None = None,
-        dtype: torch.dtype = torch.float64,
         device: str | torch.device | None = None,
         random_state: int | np.random.Generator | None = None,
-        tile_bytes: int = DEFAULT_TILE_BYTES,
+        solver: SolverName | None = None,
+        cg_tol: float | None = None,
+        cg_max_iter: int | None = None,
+        pc_epsilon: float | None = None,
+        dtype: str | torch.dtype | None = None,
+        tile_bytes: int | None = None,
     ) -> None:
-        self.sigma = sigma
-        self.M = M
-        self.lam = lam
+        if options is None:
+            options = SolverOptions()
+        elif not isinstance(options, SolverOptions):
+            raise TypeError(f"options must be a SolverOptions; got {type(options).__name__}")
+        if isinstance(dtype, torch.dtype):
+            dtype = {torch.float64: "float64", torch.float32: "float32"}.get(dtype, str(dtype))
+        given = {
+            "sigma": sigma,
+            "M": M,
+            "lam": lam,
+            "solver": solver,
+            "cg_tol": cg_tol,
+            "cg_max_iter": cg_max_iter,
+            "pc_epsilon": pc_epsilon,
+            "dtype": dtype,
+            "tile_bytes": tile_bytes,
+        }
+        given = {k: v for k, v in given.items() if v is not None}
+        self.options = dataclasses.replace(options, **given) if given else options
         self.centers = centers
         self.center_labels = center_labels
         self.penalty_list = penalty_list
         self.iter_list = iter_list
-        self.solver = solver
-        self.cg_tol = cg_tol
-        self.cg_max_iter = cg_max_iter
-        self.pc_epsilon = pc_epsilon
-        self.dtype = dtype
         self.device = device
         self.random_state = random_state
-        self.tile_bytes = tile_bytes
 
     # ------------------------------------------------------------------ checks
     def _schedule(self) -> tuple[list[float], list[int]]:
         pens = (
-            [float(self.lam)]
+            [self.options.lam]
             if self.penalty_list is None
             else [float(p) for p in self.penalty_list]
         )
         if not pens or any(not (math.isfinite(p) and p > 0) for p in pens):
             raise ValueError(f"penalties must be finite and > 0; got {pens}")
         if self.iter_list is None:
-            iters = [int(self.cg_max_iter)] * len(pens)
+            iters = [self.options.cg_max_iter] * len(pens)
         else:
             iters = [int(i) for i in self.iter_list]
         if len(iters) != len(pens):
@@ -709,7 +714,7 @@ class NPLMFit:
         n_d, n_r = data.shape[0], ref.shape[0]
         n = n_d + n_r
         if self.centers is None:
-            idx = select_centers(n, int(self.M), self.random_state)
+            idx = select_centers(n, self.options.M, self.random_state)
         else:
             c = self.centers
             arr = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
@@ -720,7 +725,7 @@ class NPLMFit:
                 if np.unique(idx).size != idx.size:
                     raise ValueError("center indices must be distinct")
             else:
-                centers = as_points(arr, "centers", dtype=self.dtype, device=dev, d=data.shape[1])
+                centers = as_points(arr, "centers", dtype=data.dtype, device=dev, d=data.shape[1])
                 if self.center_labels is None:
                     labels = torch.zeros(centers.shape[0], dtype=torch.int64, device=dev)
                 else:
@@ -735,7 +740,7 @@ class NPLMFit:
                 return centers, labels.to(torch.int64), None
         idx_t = torch.as_tensor(idx, device=dev)
         is_data = idx_t < n_d
-        centers = torch.empty(idx.size, data.shape[1], dtype=self.dtype, device=dev)
+        centers = torch.empty(idx.size, data.shape[1], dtype=data.dtype, device=dev)
         centers[is_data] = data[idx_t[is_data]]
         centers[~is_data] = ref[idx_t[~is_data] - n_d]
         return centers, is_data.to(torch.int64), idx
@@ -755,24 +760,22 @@ class NPLMFit:
         -------
         self
         """
-        sigma = check_sigma(self.sigma)
-        if self.dtype not in (torch.float64, torch.float32):
-            raise ValueError(f"dtype must be torch.float64 or torch.float32; got {self.dtype}")
-        if self.solver not in ("cg", "exact"):
-            raise ValueError(f"solver must be 'cg' or 'exact'; got {self.solver!r}")
-        if not (self.cg_tol > 0):
-            raise ValueError(f"cg_tol must be > 0; got {self.cg_tol}")
+        opt = self.options  # validated when built
+        dtype = opt.torch_dtype
         w = float(weight)
         if not (math.isfinite(w) and w > 0):
             raise ValueError(f"weight must be finite and > 0; got {weight!r}")
         pens, iters = self._schedule()
         dev = resolve_device(self.device)
-        ref_t = as_points(ref, "ref", dtype=self.dtype, device=dev)
-        data_t = as_points(data, "data", dtype=self.dtype, device=dev, d=ref_t.shape[1])
+        ref_t = as_points(ref, "ref", dtype=dtype, device=dev)
+        data_t = as_points(data, "data", dtype=dtype, device=dev, d=ref_t.shape[1])
+        sigma = (
+            sigma_heuristic(ref_t.cpu().numpy()) if opt.sigma is None else check_sigma(opt.sigma)
+        )
         centers, labels, idx = self._resolve_centers(data_t, ref_t, dev)
         m = centers.shape[0]
         n_total = data_t.shape[0] + ref_t.shape[0]
-        eps = pc_epsilon_default(self.dtype) if self.pc_epsilon is None else float(self.pc_epsilon)
+        eps = pc_epsilon_default(dtype) if opt.pc_epsilon is None else opt.pc_epsilon
 
         kmm = gaussian_kernel_tile(centers, centers, sigma).to(torch.float64)
         kmm = 0.5 * (kmm + kmm.T)
@@ -782,20 +785,20 @@ class NPLMFit:
         n_vec = torch.tensor([float(n_total)], dtype=torch.float64, device=dev)
         label_data = (labels == 1).to(torch.float64)
 
-        whiten = precond.T.to(self.dtype)
+        whiten = precond.T.to(dtype)
         beta = torch.zeros(1, m, dtype=torch.float64, device=dev)
         n_iter: list[int] = []
         t_path: list[float] = []
         for k, (pen, max_it) in enumerate(zip(pens, iters)):
             s_mat, r_vec, t_prev = _newton_terms(
-                parts, centers, sigma, whiten, None if k == 0 else beta[0], self.tile_bytes
+                parts, centers, sigma, whiten, None if k == 0 else beta[0], opt.tile_bytes
             )
             if k > 0:
                 t_path.append(t_prev)
             s_mat, r_vec = s_mat / n_total, r_vec / n_total
             f_c = beta @ precond.T  # T^T beta = f at the centres (up to the jitter)
             curv_c = label_data * curv_data.d2(f_c) + (1 - label_data) * curv_ref.d2(f_c)
-            if self.solver == "cg":
+            if opt.solver == "cg":
                 precond.init(curv_c, pen, n_vec)
             beta, it = newton_step(
                 precond,
@@ -803,8 +806,8 @@ class NPLMFit:
                 r_vec.unsqueeze(0),
                 beta,
                 pen,
-                solver=self.solver,
-                cg_tol=self.cg_tol,
+                solver=opt.solver,
+                cg_tol=opt.cg_tol,
                 max_iter=max_it,
             )
             n_iter.append(int(it[0]))
@@ -824,9 +827,8 @@ class NPLMFit:
 
     def _f(self, x: Tensor) -> Tensor:
         a = self.alpha_.to(self.centers_.dtype)
-        return kernel_matvec(x, self.centers_, a, self.sigma_, tile_bytes=self.tile_bytes).to(
-            torch.float64
-        )
+        f = kernel_matvec(x, self.centers_, a, self.sigma_, tile_bytes=self.options.tile_bytes)
+        return f.to(torch.float64)
 
     def predict(self, x: Any) -> Tensor:
         r"""The fitted :math:`f(x) = \sum_j \alpha_j k(x, c_j)`, float64, shape (N,)."""

@@ -102,11 +102,10 @@ the same GEMMs run batched over the whole block.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,7 +114,6 @@ from torch import Tensor
 from contrastx.ops._backend import resolve_backend
 from contrastx.ops.gaussian import gaussian_kernel_matvec
 from contrastx.ops.nystrom import (
-    DEFAULT_TILE_BYTES,
     gaussian_kernel_tile,
     rows_per_tile,
     weighted_gram_rhs,
@@ -124,8 +122,9 @@ from contrastx.ops.nystrom import (
 from contrastx.ops.selections import RowSelection
 
 from .kernel import as_points, check_sigma, resolve_device, sigma_heuristic
+from .options import ToyOptions
+from .options import poisson_upper as _poisson_upper
 from .solver import (
-    DEFAULT_CG_TOL,
     FalkonPreconditioner,
     NPLMFit,
     newton_step,
@@ -147,136 +146,8 @@ def toy_rng(seed: int, hypothesis: int, toy_index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, hypothesis, toy_index]))
 
 
-@dataclass(frozen=True)
-class ToyConfig:
-    """Settings of a toy run (stored with the results; see :mod:`contrastx.nplm.toys`).
-
-    Parameters
-    ----------
-    n_ref : int
-        Reference size :math:`N_R`.
-    n_bkg : float
-        Expected background :math:`N(B)` per toy (also sets :math:`w = N(B)/N_R`).
-    n_sig : float
-        Expected signal :math:`N(S)` of the signal toys.
-    M : int
-        Number of centres.
-    lam : float
-        Penalty :math:`\\lambda`.
-    sigma : float or None
-        Kernel width; ``None``: :func:`~contrastx.nplm.sigma_heuristic` on the run's
-        reference draw.
-    mode : {"shared", "paper"}
-    solver : {"cg", "exact"}
-    cg_tol : float
-    cg_max_iter : int
-    dtype : {"float64", "float32"}
-        Precision of the kernel evaluations (float32 biases t low; see
-        :class:`~contrastx.nplm.solver.NPLMFit`).
-    seed : int
-    memory_bytes : int
-        Budget of a block's per-toy working memory (``"stream"``: ~4 ``(M, M)`` float64
-        matrices per toy; ``"pool"``: one byte per data-pool row per toy, the signal
-        rows and a few ``(M,)`` vectors); sets the toys per block.
-    tile_bytes : int
-        Budget of one kernel tile.
-    strategy : {"auto", "pool", "stream"}
-        How ``"shared"`` mode forms each toy's data term (see the module notes).
-        ``"auto"`` picks ``"pool"`` for the CG solver when the whitened data pool fits
-        ``pool_memory_bytes`` and its estimated flops are lower, else ``"stream"``.
-        ``"exact"`` needs ``"stream"`` (it factorises each toy's matrix).
-    pool_dtype : {"float64", "float32"}
-        Storage precision of the whitened pool :math:`Z_P` (``"pool"``). :math:`Z_P` is
-        always evaluated and whitened in ``dtype`` first; float32 storage halves memory.
-        The native CPU kernel computes in float64 either way (:math:`t` within ~1e-7 of
-        float64 storage); the dense GEMMs of the GPU / torch path run in the storage
-        dtype, and float32 there moves :math:`t` by ~2e-4 to 6e-4 relative (see the
-        module notes), within Falkon's own CG spread.
-    pool_backend : {"auto", "native", "torch"}
-        Products over the stored pool (``"pool"``): ``"native"`` is the CPU kernel over
-        each toy's selected rows, ``"torch"`` the dense GEMMs with a 0/1 selection matrix;
-        ``"auto"`` takes the native kernel for a CPU device when the extension is built.
-    data_pool : int or None
-        ``"shared"`` mode: draw the toys' background from a fixed random subset of this
-        many non-reference pool events (drawn once from the setup seed) instead of from
-        all of them. Every toy draws its :math:`N_B` events without replacement from
-        this data pool, so the fraction :math:`f = N(B)/N_\\mathrm{pool}` of the pool
-        shared by any two toys should stay small (the built-in sample of
-        ``contrastx-toys`` has :math:`f = 0.1`).
-    pool_memory_bytes : int
-        Budget of the stored :math:`Z_P` (``N_pool x M`` x 8 or 4 bytes).
-    max_block : int
-        Upper bound on the toys per block (``"pool"``: larger blocks make wider, faster
-        GEMMs).
-    """
-
-    n_ref: int
-    n_bkg: float
-    n_sig: float = 0.0
-    M: int = 1000
-    lam: float = 1e-6
-    sigma: float | None = None
-    mode: Literal["shared", "paper"] = "shared"
-    solver: Literal["cg", "exact"] = "cg"
-    cg_tol: float = DEFAULT_CG_TOL
-    cg_max_iter: int = 1000
-    dtype: Literal["float64", "float32"] = "float64"
-    seed: int = 0
-    memory_bytes: int = 1024 * 2**20
-    tile_bytes: int = DEFAULT_TILE_BYTES
-    strategy: Literal["auto", "pool", "stream"] = "auto"
-    pool_dtype: Literal["float64", "float32"] = "float64"
-    pool_backend: Literal["auto", "native", "torch"] = "auto"
-    data_pool: int | None = None
-    pool_memory_bytes: int = 8 * 2**30
-    max_block: int = 256
-
-    def __post_init__(self) -> None:
-        if int(self.n_ref) < 1:
-            raise ValueError(f"n_ref must be >= 1; got {self.n_ref}")
-        if not (math.isfinite(self.n_bkg) and self.n_bkg > 0):
-            raise ValueError(f"n_bkg (expected N(B)) must be > 0; got {self.n_bkg}")
-        if not (math.isfinite(self.n_sig) and self.n_sig >= 0):
-            raise ValueError(f"n_sig (expected N(S)) must be >= 0; got {self.n_sig}")
-        if int(self.M) < 1:
-            raise ValueError(f"M must be >= 1; got {self.M}")
-        if not (math.isfinite(self.lam) and self.lam > 0):
-            raise ValueError(f"lam must be > 0; got {self.lam}")
-        if self.sigma is not None:
-            check_sigma(self.sigma)
-        if self.mode not in ("shared", "paper"):
-            raise ValueError(f"mode must be 'shared' or 'paper'; got {self.mode!r}")
-        if self.solver not in ("cg", "exact"):
-            raise ValueError(f"solver must be 'cg' or 'exact'; got {self.solver!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be 'float64' or 'float32'; got {self.dtype!r}")
-        if self.strategy not in ("auto", "pool", "stream"):
-            raise ValueError(f"strategy must be 'auto', 'pool' or 'stream'; got {self.strategy!r}")
-        if self.strategy == "pool" and self.solver != "cg":
-            raise ValueError("strategy='pool' needs solver='cg' (use 'stream' for 'exact')")
-        if self.pool_dtype not in _DTYPES:
-            raise ValueError(f"pool_dtype must be 'float64' or 'float32'; got {self.pool_dtype!r}")
-        if self.pool_backend not in ("auto", "native", "torch"):
-            raise ValueError(
-                f"pool_backend must be 'auto', 'native' or 'torch'; got {self.pool_backend!r}"
-            )
-        if self.data_pool is not None and int(self.data_pool) < _poisson_upper(self.n_bkg):
-            raise ValueError(
-                f"data_pool = {self.data_pool} is too small for Poisson(N(B) = {self.n_bkg}) "
-                f"draws without replacement (need >= {_poisson_upper(self.n_bkg)})"
-            )
-        if int(self.max_block) < 1 or int(self.memory_bytes) < 1:
-            raise ValueError("max_block and memory_bytes must be >= 1")
-        if self.M > self.n_ref and self.mode == "shared":
-            raise ValueError(f"M = {self.M} centres cannot be drawn from n_ref = {self.n_ref}")
-
-    @property
-    def weight(self) -> float:
-        """:math:`w = N(B)/N_R`."""
-        return float(self.n_bkg) / int(self.n_ref)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+ToyConfig = ToyOptions
+"""The toy engine's settings: :class:`contrastx.nplm.ToyOptions` (the same class)."""
 
 
 @dataclass
@@ -392,7 +263,8 @@ class ToyEngine:
             self.data_pool_index_ = self.data_pool_index_[keep]
         centers = ref[torch.from_numpy(c_idx).to(ref.device)]
         kmm = gaussian_kernel_tile(centers, centers, self.sigma_).to(torch.float64)
-        self._precond = FalkonPreconditioner(0.5 * (kmm + kmm.T), pc_epsilon_default(self.dtype))
+        eps = pc_epsilon_default(self.dtype) if cfg.pc_epsilon is None else cfg.pc_epsilon
+        self._precond = FalkonPreconditioner(0.5 * (kmm + kmm.T), eps)
         self._whiten = self._precond.T.to(self.dtype)
         # Falkon's preconditioner at beta = 0: curvature w/4 at every (reference) centre.
         curv = torch.full((cfg.M,), 0.25 * cfg.weight, dtype=torch.float64, device=ref.device)
@@ -732,8 +604,3 @@ class ToyEngine:
 
 _CG_PASSES = 28
 """Operator passes per toy assumed by the strategy choice (~25 CG iterations + restarts)."""
-
-
-def _poisson_upper(mu: float) -> int:
-    """A generous upper bound of a Poisson(mu) draw (mu + 6 sqrt(mu) + 10)."""
-    return math.ceil(mu + 6.0 * math.sqrt(mu) + 10.0)
