@@ -81,6 +81,22 @@ def check_particles(particles: Any, *, name: str = "particles", first_event: int
 
 
 _FEATURE_NAMES = ("pT", "eta", "phi")
+_IS_MET = np.arange(N_OBJECTS) == MET_SLOT
+_ETA_LIMIT = np.where(_IS_MET, 0.0, SLOT_ETA_MAX + ETA_TOLERANCE)
+_PHI_LIMIT = np.pi + PHI_TOLERANCE
+
+
+def _all_physical(arr: np.ndarray) -> bool:
+    """Fast test of every rule of :func:`_first_unphysical` (no masks kept)."""
+    if arr.size == 0:
+        return True
+    pt, eta, phi = arr[..., PT], arr[..., ETA], arr[..., PHI]
+    if pt.min() < 0 or np.abs(phi).max() > _PHI_LIMIT:
+        return False
+    if not (np.abs(eta) <= _ETA_LIMIT).all():  # MET's limit 0: its eta is 0
+        return False
+    padded = pt == 0
+    return not ((padded & (eta != 0)).any() or (padded & (phi != 0)).any())
 
 
 def _first_unphysical(arr: np.ndarray) -> tuple[str, int, str] | None:
@@ -90,16 +106,17 @@ def _first_unphysical(arr: np.ndarray) -> tuple[str, int, str] | None:
     where)``, ``where`` naming the slot, the value and how many slots share the
     problem, or None when every value is possible.
     """
+    if _all_physical(arr):
+        return None
     pt, eta, phi = arr[..., PT], arr[..., ETA], arr[..., PHI]
     padded = pt == 0
-    is_met = np.arange(N_OBJECTS) == MET_SLOT
     # (check, mask of offending slots, feature to show); ties go to the earlier check
     checks = (
         ("pt", pt < 0, PT),
-        ("met_eta", is_met & (eta != 0) & ~padded, ETA),
+        ("met_eta", _IS_MET & (eta != 0) & ~padded, ETA),
         ("padding", padded & ((eta != 0) | (phi != 0)), ETA),
-        ("eta", ~is_met & (np.abs(eta) > SLOT_ETA_MAX + ETA_TOLERANCE), ETA),
-        ("phi", np.abs(phi) > np.pi + PHI_TOLERANCE, PHI),
+        ("eta", ~_IS_MET & (np.abs(eta) > _ETA_LIMIT), ETA),
+        ("phi", np.abs(phi) > _PHI_LIMIT, PHI),
     )
     found: tuple[str, np.ndarray, int, int] | None = None
     for check, mask, feature in checks:
