@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from .config import StudyConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["build_results", "markdown_table", "toy_statistics"]
 
@@ -81,6 +84,12 @@ def build_results(
     """
     rc, nc = config.results, config.nplm
     signals = list(config.events.signals)
+    logger.info(
+        "[results] statistics of %d embeddings x %d signals x %d fractions",
+        len(config.embeddings),
+        len(signals),
+        len(nc.fractions),
+    )
     per_emb: dict[str, Any] = {}
     for spec in config.embeddings:
         tr = toys[spec.name]
@@ -144,6 +153,7 @@ def build_results(
     writer.writerows(csv_rows)
     (folder / "table.csv").write_text(buf.getvalue())
 
+    logger.info("[results] figures")
     figures = _figures(folder / "figures", config, per_emb, embeds, toys)
     summary = _effect_summary(per_emb, signals, frac_key, method)
     result = {
@@ -304,6 +314,7 @@ def _figures(
         idx = np.flatnonzero(emb.labels == k)
         pick.append(rng.choice(idx, min(idx.size, rc.latent_events), replace=False))
     idx = np.sort(np.concatenate(pick))
+    logger.info("[results] latent-space map of %s (%d events, %s)", lat, idx.size, rc.latent_method)
     fig = plot_latent_by_process(
         emb.embedding[idx], emb.labels[idx], emb.process_names, method=rc.latent_method,
         seed=config.run.seed, title=f"Latent space of {lat}",

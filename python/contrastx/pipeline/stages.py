@@ -14,14 +14,23 @@ incremental results files (:class:`contrastx.nplm.ToyResultsFile`); the events a
 splits stages are seconds long and simply start again. Every start, skip, finish and
 failure is appended to ``<out_dir>/pipeline-log.jsonl``.
 
+Progress goes to :mod:`logging` (logger ``contrastx.pipeline.stages``, INFO; the training
+epochs to ``contrastx.embed.training``): every stage says when it starts and finishes, and
+the long ones report as they go. On a terminal, training and toys show a progress bar with
+an ETA; otherwise (a log file, a batch job) they write one line per epoch or per block of
+toys, with the time elapsed and the time to go.
+
 The compute device (``run.device``) does not enter the keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +57,8 @@ STAGE_VERSION = 1
 """Bumped when a stage's outputs change meaning (invalidates every cache)."""
 
 LOG_NAME = "pipeline-log.jsonl"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -134,6 +145,60 @@ def load_signals(events_stage: StageResult) -> dict[str, Events]:
     }
 
 
+# ----------------------------------------------------------------------- progress
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+class _Progress:
+    """Progress of ``total`` items of one step: a bar on a terminal, else one line per update.
+
+    Parameters
+    ----------
+    say : callable
+        Where the lines go (one per :meth:`update` without a bar; the summary with one).
+    label : str
+        What is being done (``"[toys/raw57] null.h5"``).
+    total : int
+        Items to do in this session.
+    unit : str
+        Plural name of the items (``"toys"``).
+    bar : bool
+        Show a tqdm bar (with its own ETA) instead of lines.
+    """
+
+    def __init__(self, say: Callable[[str], None], label: str, total: int, unit: str, bar: bool):
+        from tqdm.auto import tqdm
+
+        self.say, self.label, self.total, self.unit = say, label, int(total), unit
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=self.total, desc=label, unit=unit[:-1] or unit, disable=not bar)
+        self.use_bar = bar
+
+    def update(self, n: int) -> None:
+        """``n`` more items are done."""
+        from contrastx.embed.training import format_duration
+
+        self.done += int(n)
+        if self.use_bar:
+            self.bar.update(int(n))
+            return
+        elapsed = time.perf_counter() - self.t0
+        left = self.total - self.done
+        to_go = f"about {format_duration(elapsed / self.done * left)} to go" if left else "done"
+        self.say(
+            f"{self.label}: {self.done}/{self.total} {self.unit}, "
+            f"{format_duration(elapsed)} elapsed, {to_go}"
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 # ----------------------------------------------------------------------- pipeline
 class Pipeline:
     """Runs (or skips) the stages of a study.
@@ -142,13 +207,18 @@ class Pipeline:
     ----------
     config : StudyConfig
     log : callable, optional
-        Progress messages (default: ``print``); pass ``lambda s: None`` to silence.
+        Where the pipeline's progress messages go (default: this module's logger at INFO);
+        pass ``lambda s: None`` to silence them. With the default, long steps show a
+        progress bar when stderr is a terminal, else one message per epoch or block.
+        Training epochs and the results stage log to their own modules' loggers.
     """
 
     def __init__(self, config: StudyConfig, *, log: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.out = config.out_dir
-        self.say = log if log is not None else print
+        self.say = log if log is not None else logger.info
+        # Bars only where a person watches and nobody asked for silence.
+        self.bars = log is None and _stderr_is_terminal()
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
         self.results: dict[str, StageResult] = {}
 
@@ -307,6 +377,7 @@ class Pipeline:
         run = self.config.run
         n_lin = int(self.config.splits.linear_eval_events)
         settings = {"embedding": spec.as_dict(), "seed": run.seed, "linear_eval_events": n_lin}
+        label = f"[embed/{spec.name}]"
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             from contrastx.embed import (
@@ -343,7 +414,7 @@ class Pipeline:
                     epochs=spec.epochs,
                     seed=run.seed,
                     device=run.device,
-                    progress=False,
+                    progress=self.bars,
                     **overrides,
                 )
                 trainer = Trainer(tc).fit(
@@ -355,9 +426,10 @@ class Pipeline:
             elif spec.kind == "vae":
                 from contrastx.embed import fit_vae
 
+                self.say(f"{label} training the VAE: {spec.epochs} epochs, {train_idx.size} events")
                 vae, hist = fit_vae(
                     bkg[train_idx], epochs=spec.epochs, seed=run.seed, device=run.device,
-                    **spec.train,
+                    progress=self.bars, **spec.train,
                 )  # fmt: skip
                 save_model(
                     model_path,
@@ -378,6 +450,7 @@ class Pipeline:
             nplm_bkg = bkg[sp.test]
             sigs = load_signals(events)
             sample = Events.concatenate([nplm_bkg, *sigs.values()])
+            self.say(f"{label} embedding {len(sample)} events (NPLM background and signals)")
             t1 = time.perf_counter()
             z = model.embed(sample, device=run.device)
             info["embed_seconds"] = time.perf_counter() - t1
@@ -390,6 +463,8 @@ class Pipeline:
                 metadata={"n_background": len(nplm_bkg), "signals": list(sigs)},
                 overwrite=True,
             )
+            if n_lin > 0:
+                self.say(f"{label} linear evaluation on at most {n_lin} background events")
             info["linear_eval"] = _linear_eval(z[: len(nplm_bkg)], nplm_bkg, run.seed, n_lin)
             return {"model": "model.pt", "embedding": "embedding.h5"}, info
 
@@ -406,8 +481,15 @@ class Pipeline:
         }
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            progress = functools.partial(_Progress, self.say, bar=self.bars)
             return _run_toys(
-                folder, embed.path("embedding"), nc, signals, self.config.run, self.say
+                folder,
+                embed.path("embedding"),
+                nc,
+                signals,
+                self.config.run,
+                self.say,
+                progress=lambda file, total: progress(f"[toys/{spec.name}] {file}", total, "toys"),
             )
 
         return self.stage("toys", spec.name, settings, [embed], body)
@@ -507,9 +589,10 @@ def _run_toys(
     signals: list[str],
     run: Any,
     say: Callable[[str], None],
+    progress: Callable[[str, int], _Progress] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from contrastx.embed import read_embedding
-    from contrastx.nplm import NULL, SIGNAL, ToyConfig, ToyEngine, ToyResultsFile
+    from contrastx.nplm import NULL, SIGNAL, ToyEngine, ToyResultsFile
 
     emb = read_embedding(embedding_path)
     names = emb.process_names
@@ -536,29 +619,30 @@ def _run_toys(
             "splits.nplm_fraction, or lower nplm.n_ref / nplm.n_bkg"
         )
     info["data_pool"] = data_pool
-    base = {
-        "n_ref": int(nc.n_ref),
-        "n_bkg": float(nc.n_bkg),
-        "M": int(nc.M),
-        "lam": float(nc.lam),
-        "mode": nc.mode,
-        "dtype": nc.dtype,
-        "seed": int(run.seed),
-        "data_pool": data_pool if nc.mode == "shared" else None,
-    }
+    # Every [nplm] setting of the engine; the study sets the seed, data pool and N(S).
+    base = dataclasses.replace(
+        nc.toys, seed=int(run.seed), data_pool=data_pool if nc.mode == "shared" else None
+    )
     outputs: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
 
     def one(file: str, n_sig: float, pool: np.ndarray | None, hyp: int, n: int) -> None:
-        cfg = ToyConfig(n_sig=n_sig, **base)
+        cfg = dataclasses.replace(base, n_sig=n_sig)
         engine = ToyEngine(bkg, pool, config=cfg, device=run.device)
-        key = {**base, "n_sig": n_sig, "embedding": str(embedding_path.name)}
+        key = {**cfg.result_settings(), "embedding": str(embedding_path.name)}
         with ToyResultsFile(folder / file, {**key, "n": n}, key) as res:
             done = set(res.done(hyp).tolist())
             todo = [i for i in range(n) if i not in done]
             t0 = time.perf_counter()
-            for blk in engine.run(todo, hypothesis=hyp):
-                res.append(blk)
+            bar = progress(file, len(todo)) if progress is not None and todo else None
+            try:
+                for blk in engine.run(todo, hypothesis=hyp):
+                    res.append(blk)
+                    if bar is not None:
+                        bar.update(len(blk))
+            finally:
+                if bar is not None:
+                    bar.close()
             runs.append(
                 {
                     "file": file,
