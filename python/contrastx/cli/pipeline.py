@@ -15,6 +15,7 @@ D in {2, 4, 8, 16, 32}) for a GPU.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     from contrastx.pipeline import Pipeline, load_config
 
     args = build_parser().parse_args(argv)
+    # Progress (stages, training epochs, blocks of toys) is logged at INFO, to stderr.
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     overrides = list(args.overrides)
     if args.out is not None:
         overrides.append(f"run.out_dir={str(args.out)!r}")
