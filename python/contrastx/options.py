@@ -132,7 +132,13 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def embedded(cls: type, doc: str = "", *, exclude: Iterable[str] = (), **defaults: Any) -> Any:
+def embedded(
+    cls: type,
+    doc: str = "",
+    *,
+    exclude: Iterable[str] | Mapping[str, str] = (),
+    **defaults: Any,
+) -> Any:
     """Embed the options class ``cls``: its keys are accepted flat in the parent.
 
     Parameters
@@ -142,15 +148,17 @@ def embedded(cls: type, doc: str = "", *, exclude: Iterable[str] = (), **default
     doc : str
         What the embedded options are for here (default: the first line of ``cls``'s
         docstring).
-    exclude : iterable of str
+    exclude : iterable of str, or mapping of key to reason
         Keys of ``cls`` (or of classes it embeds) that are *not* settable through the
         parent: the parent's code sets them (from ``defaults`` or the class defaults).
         They are left out of the parent's table, command line, attributes and
-        :func:`to_dict`.
+        :func:`to_dict`; setting one is an error that gives the reason (e.g.
+        ``{"seed": "set from run.seed"}``).
     **defaults
         Defaults of ``cls``'s keys that differ in this parent (``M=300``), also for
         required keys of ``cls``.
     """
+    reasons = dict(exclude) if isinstance(exclude, Mapping) else {}
     exclude = tuple(exclude)
     known = _all_keys(cls)
     unknown = sorted((set(exclude) | set(defaults)) - known)
@@ -161,6 +169,7 @@ def embedded(cls: type, doc: str = "", *, exclude: Iterable[str] = (), **default
         "embedded": True,
         "cli": True,
         "exclude": exclude,
+        "exclude_reasons": reasons,
         "defaults": dict(defaults),
     }
     if _required_keys(cls) - set(defaults):
@@ -408,6 +417,20 @@ def _routes(cls: type) -> dict[str, str | None]:
     return out
 
 
+def _unknown_key(cls: type, key: str, shown: str) -> OptionsError:
+    """The error for a key ``cls`` does not take (``shown``: how to name it)."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if _is_embedded(f) and key in f.metadata.get("exclude", ()):
+            reason = f.metadata.get("exclude_reasons", {}).get(key)
+            return OptionsError(f"{shown} cannot be set here" + (f": {reason}" if reason else ""))
+        if _is_embedded(f) and key in _routes(hints[f.name]):
+            # excluded deeper down
+            return _unknown_key(hints[f.name], key, shown)
+    known = ", ".join(sorted(_routes(cls)))
+    return OptionsError(f"unknown key {shown}; known: {known}")
+
+
 def _all_keys(cls: type) -> set[str]:
     """Every flat key of ``cls`` (own and embedded, without the excluded ones)."""
     return set(_routes(cls))
@@ -447,8 +470,7 @@ def _flat_init(cls: type, orig_init: Callable[..., None]) -> Callable[..., None]
             if key in embeds:
                 continue
             if key not in routes:
-                known = ", ".join(sorted(routes))
-                raise OptionsError(f"unknown key {key_name(cls, key)}; known: {known}")
+                raise _unknown_key(cls, key, key_name(cls, key))
             target = routes[key]
             if target is not None:
                 flat[target][key] = kwargs.pop(key)
@@ -598,7 +620,9 @@ def options(cls: type[T] | None = None, *, section: str = "") -> Any:
 
         c.__post_init__ = __post_init__  # type: ignore[attr-defined]
         c.__options_section__ = section  # type: ignore[attr-defined]
-        d = dataclasses.dataclass(frozen=True)(c)
+        # Keyword-only underneath (required keys may follow defaulted ones); the flat
+        # __init__ below still takes positional values in field order.
+        d = dataclasses.dataclass(frozen=True, kw_only=True)(c)
         routes = _routes(d)  # also checks that flat keys do not clash
         d.__init__ = _flat_init(d, d.__init__)  # type: ignore[misc]
         if any(r is not None for r in routes.values()):
@@ -637,8 +661,7 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any], *, where: str | None 
         elif key in embeds or key in routes:
             kwargs[key] = value
         else:
-            known = sorted(routes)
-            raise OptionsError(f"unknown key {_join(section, key)}; known: {', '.join(known)}")
+            raise _unknown_key(cls, key, _join(section, key))
     token = _SECTION_OVERRIDE.set(section)
     try:
         return cls(**kwargs)
@@ -857,7 +880,7 @@ def _add_flags(
         doc = f.metadata.get("doc", "")
         text = shown.get(f.name, inherited.get(f.name))
         if text is None:
-            text = _default_text(f)
+            text = "unset" if f.default is None else _default_text(f)
         help_text = f"{doc} (default: {text})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if is_bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 from contrastx._native import cpu_available as native_cpu_available
-from contrastx.nplm import NPLMFit, falkon_cg, nplm_t, sigma_heuristic
+from contrastx.nplm import NPLMFit, SolverOptions, falkon_cg, nplm_t, sigma_heuristic
 from contrastx.ops.selections import RowSelection
 from scipy.linalg import eigh
 from scipy.spatial.distance import cdist, pdist
@@ -191,6 +192,43 @@ def test_bad_input(kwargs, data, ref, w, match):
 def test_predict_before_fit():
     with pytest.raises(RuntimeError, match="not fitted"):
         NPLMFit(1.0).predict(np.ones((3, 2)))
+
+
+def test_settings_come_from_solver_options(make_blobs):
+    """Keywords only replace SolverOptions values; the defaults live in SolverOptions alone."""
+    assert NPLMFit().options == SolverOptions()
+    opts = SolverOptions(M=40, lam=1e-5, sigma=1.1, solver="exact", dtype="float32")
+    kw = NPLMFit(1.1, M=40, lam=1e-5, solver="exact", dtype=torch.float32)
+    assert kw.options == opts
+    assert NPLMFit(options=opts, M=50).options == dataclasses.replace(opts, M=50)
+    data, ref = make_blobs(800, 100, seed=2)
+    a = NPLMFit(options=opts, random_state=0).fit(data, ref, 0.1)
+    b = NPLMFit(1.1, M=40, lam=1e-5, solver="exact", dtype=torch.float32, random_state=0)
+    assert a.t_ == b.fit(data, ref, 0.1).t_
+    assert a.centers_.dtype == torch.float32 and a.n_iter_ == [0]
+
+
+def test_unset_sigma_is_the_heuristic_on_the_reference(make_blobs):
+    data, ref = make_blobs(800, 100, seed=5)
+    fit = NPLMFit(M=30, random_state=0).fit(data, ref, 0.1)
+    assert fit.sigma_ == sigma_heuristic(ref)
+    same = NPLMFit(sigma_heuristic(ref), M=30, random_state=0).fit(data, ref, 0.1)
+    assert fit.t_ == same.t_
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"M": 50.7}, r"nplm\.M must be an integer; got 50\.7"),
+        ({"lam": "1e-6"}, r"nplm\.lam must be a number; got '1e-6'"),
+        ({"cg_max_iter": 0}, r"nplm\.cg_max_iter must be >= 1"),
+        ({"dtype": torch.float16}, r"nplm\.dtype must be one of 'float64', 'float32'"),
+        ({"options": {"M": 3}}, r"options must be a SolverOptions"),
+    ],
+)
+def test_bad_settings_name_the_key(kwargs, match):
+    with pytest.raises(TypeError, match=match):  # OptionsError is a TypeError and ValueError
+        NPLMFit(1.0, **kwargs)
 
 
 def test_falkon_cg_compact_matches_masked():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from contrastx.options import OptionsError
 from contrastx.pipeline import load_config
 from contrastx.pipeline.config import PRESETS, StudyConfig, config_hash, parse_override
 
@@ -43,7 +44,8 @@ def test_file_then_overrides(tiny_toml: Path) -> None:
         ("[nplm]\nn_toyz = 3\n", "nplm.n_toyz"),
         ("[runn]\nseed = 1\n", "runn"),
         ('[[embeddings]]\nkind = "raw"\ndim = 3\n', "embeddings[0].dim"),
-        ('[[embeddings]]\nkind = "contrastive"\ntrain = {lrr = 1.0}\n', "embeddings.train.lrr"),
+        ('[[embeddings]]\nkind = "contrastive"\ntrain = {lrr = 1.0}\n', "embeddings[0].train.lrr"),
+        ("[nplm]\nseed = 3\n", "nplm.seed cannot be set here: the toys' seed is run.seed"),
     ],
 )
 def test_unknown_keys_are_errors_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -84,3 +86,67 @@ def test_example_configs_load() -> None:
     root = Path(__file__).resolve().parents[2] / "examples"
     assert load_config(root / "default.toml").preset == "default"
     assert load_config(root / "paper.toml").nplm.n_ref == 1_000_000
+
+
+# Each value below was silently coerced (or failed without naming the key) before the
+# sections became options classes: M = 50.7 ran with M = 50, n_toys = 20.9 with 20 toys,
+# lam = "1e-6" became a float, M = "fifty" failed with "invalid literal for int()".
+def _load_nplm(tmp_path: Path, line: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(f"[nplm]\n{line}\n")
+    load_config(p)
+
+
+def test_fractional_integer_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match=r"nplm\.M must be an integer; got 50\.7"):
+        _load_nplm(tmp_path, "M = 50.7")
+
+
+def test_fractional_toy_count_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match=r"nplm\.n_toys must be an integer; got 20\.9"):
+        _load_nplm(tmp_path, "n_toys = 20.9")
+
+
+def test_number_as_string_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match=r"nplm\.lam must be a number; got '1e-6' \(str\)"):
+        _load_nplm(tmp_path, 'lam = "1e-6"')
+
+
+def test_word_for_integer_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match=r"nplm\.M must be an integer; got 'fifty'"):
+        _load_nplm(tmp_path, 'M = "fifty"')
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("nplm.M=50.7", r"nplm\.M must be an integer"),
+        ("nplm.standardize=1", r"nplm\.standardize must be true or false"),
+        ("nplm.n_ref=true", r"nplm\.n_ref must be an integer"),
+        ("nplm.fractions=[0.01, 2]", r"nplm\.fractions\[1\]|nplm\.fractions must be < 1"),
+        ("nplm.solver='lu'", r"nplm\.solver must be one of 'cg', 'exact'"),
+        ("run.seed='0'", r"run\.seed must be an integer"),
+        ("splits.n_folds=2.5", r"splits\.n_folds must be an integer"),
+        ("events.n_signal=-1", r"events\.n_signal must be >= 0"),
+        ("results.latent_events=1e400", r"results\.latent_events must be an integer"),
+        (
+            "embeddings=[{kind = 'raw', epochs = 1.5}]",
+            r"embeddings\[0\]\.epochs must be an int",
+        ),
+    ],
+)
+def test_every_section_is_type_checked(override: str, match: str) -> None:
+    with pytest.raises(OptionsError, match=match):
+        load_config(overrides=[override])
+
+
+def test_nplm_takes_the_engine_settings_once() -> None:
+    """[nplm] takes the toy engine's own keys (not re-declared) with the study's defaults."""
+    from contrastx.nplm import SolverOptions, ToyOptions
+
+    cfg = load_config(overrides=["nplm.cg_max_iter=7", "nplm.strategy='stream'"])
+    assert isinstance(cfg.nplm.toys, ToyOptions)
+    assert cfg.nplm.toys.solver_options == SolverOptions(M=300, cg_max_iter=7)
+    assert cfg.nplm.strategy == "stream" and cfg.nplm.n_ref == 20_000
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg
+    assert "seed" not in cfg.to_dict()["nplm"]

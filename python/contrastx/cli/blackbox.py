@@ -32,10 +32,13 @@ REFERENCE_SEED_OFFSET = 1_000_003
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from contrastx.nplm.blackbox import BlackBoxConfig
+    from contrastx.options import HelpFormatter, add_arguments
+
     p = argparse.ArgumentParser(
         prog="contrastx-blackbox",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--black-box", type=Path, required=True, help="black-box event file")
@@ -76,22 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--fraction", type=float, default=0.01, help="signal / background")
     mk.add_argument("--overwrite", action="store_true", help="replace an existing black box")
     run = p.add_argument_group("search")
-    run.add_argument("--n-splits", type=int, default=10, help="k splits")
-    run.add_argument("--n-resample", type=int, default=10, help="r runs per split")
-    run.add_argument("--n-ref", type=int, default=20_000, help="reference size N_R")
-    run.add_argument(
-        "--n-expected",
-        type=float,
-        default=None,
-        help="expected background per split N(B) (default: the split size)",
-    )
-    run.add_argument("--M", type=int, default=300, help="kernel centres")
-    run.add_argument("--lam", type=float, default=1e-6, help="penalty lambda")
-    run.add_argument("--sigma", type=float, default=None, help="kernel width (default heuristic)")
-    run.add_argument("--n-null", type=int, default=100, help="null toys")
-    run.add_argument("--z-method", choices=("chi2", "empirical"), default="chi2")
-    run.add_argument("--shuffle", action="store_true", help="split a seeded permutation")
-    run.add_argument("--seed", type=int, default=0)
+    add_arguments(run, BlackBoxConfig)
     run.add_argument("--map-method", default="auto", help="2-D map: auto, pca, tsne, umap")
     run.add_argument("--map-events", type=int, default=5000, help="most events in the map")
     run.add_argument("--device", default="cpu", help="torch device")
@@ -116,16 +104,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from contrastx.events.generators import generate_sample, mixture_counts
     from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS
     from contrastx.nplm.blackbox import BlackBoxConfig, run_black_box, write_fast_black_box
+    from contrastx.options import from_arguments
     from contrastx.plots import save_figure
     from contrastx.plots.latent import plot_score_map
     from contrastx.plots.study import plot_black_box_splits
 
+    cfg = from_arguments(BlackBoxConfig, args)
     made = None
     if args.make_black_box:
         truth = args.truth or args.black_box.with_suffix(".truth.h5")
         made = write_fast_black_box(
             args.black_box, truth, n_background=args.n_background, signal=args.signal,
-            fraction=args.fraction, seed=args.seed, overwrite=args.overwrite,
+            fraction=args.fraction, seed=cfg.seed, overwrite=args.overwrite,
         )  # fmt: skip
         print(
             f"wrote black box {args.black_box} ({made['n_events']} events, "
@@ -134,8 +124,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bb = read_events(args.black_box)
     model, model_cfg = _load_embedder(args.model)
     z = embed(model, bb, device=args.device)
-    split_size = len(bb) / args.n_splits
-    n_exp = args.n_expected if args.n_expected is not None else split_size
+    split_size = len(bb) / cfg.n_splits
+    n_exp = cfg.n_expected if cfg.n_expected is not None else split_size
     if args.reference is not None:
         ref_ev = read_events(args.reference, labels=args.reference_labels)
         names = ref_ev.process_names
@@ -146,16 +136,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ref_ev = ref_ev[: args.n_reference_pool]
         ref_info = {"source": str(args.reference), "n": len(ref_ev)}
     else:
-        n_pool = args.n_reference_pool or int(max(2 * args.n_ref, args.n_ref + 3 * n_exp + 100))
-        ref_seed = args.seed + REFERENCE_SEED_OFFSET
+        n_pool = args.n_reference_pool or int(max(2 * cfg.n_ref, cfg.n_ref + 3 * n_exp + 100))
+        ref_seed = cfg.seed + REFERENCE_SEED_OFFSET
         ref_ev = generate_sample(mixture_counts(n_pool, ADC2021_MIXTURE), seed=ref_seed)
         ref_info = {"source": "fast generator", "seed": ref_seed, "n": n_pool}
     z_ref = embed(model, ref_ev, device=args.device)
-    cfg = BlackBoxConfig(
-        n_splits=args.n_splits, n_resample=args.n_resample, n_ref=args.n_ref,
-        n_expected=args.n_expected, M=args.M, lam=args.lam, sigma=args.sigma,
-        n_null=args.n_null, z_method=args.z_method, shuffle=args.shuffle, seed=args.seed,
-    )  # fmt: skip
     res = run_black_box(z, z_ref, cfg, device=args.device, progress=print)
     name = args.name or (Path(args.model).stem if args.model not in ("raw", "leading_pt") else
                          {"raw": "raw57", "leading_pt": "leadpt6"}[args.model])  # fmt: skip
@@ -168,12 +153,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     figures = {"splits": str(save_figure(fig, out / "splits", ("png", "pdf"))[0])}
     # Fig. V: the most significant split, events with score > 0.5.
-    rng = np.random.default_rng(np.random.SeedSequence([args.seed, 12]))
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 12]))
     keep = np.arange(res.best_indices.size)
     if keep.size > args.map_events:
         keep = np.sort(rng.choice(keep, args.map_events, replace=False))
     fig = plot_score_map(
-        z[res.best_indices[keep]], res.best_scores[keep], method=args.map_method, seed=args.seed,
+        z[res.best_indices[keep]], res.best_scores[keep], method=args.map_method, seed=cfg.seed,
         title=f"{name}: split {res.best_split}, NPLM score > 0.5",
     )  # fmt: skip
     figures["score_map"] = str(save_figure(fig, out / "score_map", ("png",))[0])
@@ -190,18 +175,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "score_map_method": fig.contrastx_method,
     }
     if made is not None or args.truth is not None:
-        summary["truth"] = _truth_summary(args, bb, res)
+        summary["truth"] = _truth_summary(args, cfg, bb, res)
     (out / "blackbox.json").write_text(json.dumps(summary, indent=2, default=str))
     print(res.table_markdown(name))
     print(
         f"most significant split {res.best_split}: Z = {res.z_mean[res.best_split]:.2f}; "
-        f"global Z (Bonferroni, k = {args.n_splits}) = {res.global_z:.2f} ± {res.global_z_std:.2f}"
+        f"global Z (Bonferroni, k = {cfg.n_splits}) = {res.global_z:.2f} ± {res.global_z_std:.2f}"
     )
     print(f"outputs: {out}")
     return summary
 
 
-def _truth_summary(args: argparse.Namespace, bb: Any, res: Any) -> dict[str, Any]:
+def _truth_summary(args: argparse.Namespace, cfg: Any, bb: Any, res: Any) -> dict[str, Any]:
     """Signal share of each split and of the high-score events (unblinding)."""
     from contrastx.nplm.blackbox import read_truth, split_indices
 
@@ -211,7 +196,7 @@ def _truth_summary(args: argparse.Namespace, bb: Any, res: Any) -> dict[str, Any
     ev_ids = bb.event_ids if bb.event_ids is not None else np.arange(len(bb))
     lab = np.array([lut.get(int(i), -1) for i in ev_ids])
     sig = np.array([names[k] == info["signal"] if k >= 0 else False for k in lab])
-    parts = split_indices(len(bb), args.n_splits, shuffle=args.shuffle, seed=args.seed)
+    parts = split_indices(len(bb), cfg.n_splits, shuffle=cfg.shuffle, seed=cfg.seed)
     hi = res.best_scores > 0.5
     best_sig = sig[res.best_indices]
     return {

@@ -75,15 +75,19 @@ def to_toml(d: dict, prefix: str = "") -> str:
             return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
         raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
-    lines = [f"{k} = {val(v)}" for k, v in d.items() if not isinstance(v, (dict, list))]
-    lines += [f"{k} = {val(v)}" for k, v in d.items() if isinstance(v, list) and k != "embeddings"]
+    def item(k: str, v: object) -> str:
+        # TOML has no null: an unset optional setting (sigma, pc_epsilon) stays a comment.
+        return f"# {k} = (unset)" if v is None else f"{k} = {val(v)}"
+
+    lines = [item(k, v) for k, v in d.items() if not isinstance(v, (dict, list))]
+    lines += [item(k, v) for k, v in d.items() if isinstance(v, list) and k != "embeddings"]
     for k, v in d.items():
         if isinstance(v, dict):
             lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {val(vv)}" for kk, vv in v.items()]
+            lines += [item(kk, vv) for kk, vv in v.items()]
     for e in d.get("embeddings", []):
         lines.append("\n[[embeddings]]")
-        lines += [f"{kk} = {val(vv)}" for kk, vv in e.items()]
+        lines += [item(kk, vv) for kk, vv in e.items()]
     return "\n".join(lines) + "\n"
 
 

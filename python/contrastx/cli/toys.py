@@ -30,7 +30,9 @@ pool's mean and standard deviation (``--no-standardize`` to keep them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -46,6 +48,10 @@ LEADING_PT_NAMES = ("MET", "e1", "e2", "mu1", "mu2", "j1")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``contrastx-toys`` flags; the NPLM settings come from the options classes."""
+    from contrastx.nplm.options import DeviceOptions, SolverOptions, ToyOptions
+    from contrastx.options import HelpFormatter, add_arguments, option_doc
+
     p = argparse.ArgumentParser(
         prog="contrastx-toys",
         description=__doc__.split("\n\n")[0],
@@ -59,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
             "102 s, then 250 + 250 toys in 208 s (2.4 toys/s), 5 min 14 s in all. On a GPU "
             "(--gpu 0) the toys run as dense GEMMs over the pool."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     io = p.add_argument_group("input and output")
     io.add_argument(
@@ -95,92 +101,89 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--overwrite", action="store_true", help="discard an existing results file")
     run = p.add_argument_group("toys")
     run.add_argument("--n", type=int, default=250, help="toys per hypothesis (null and signal)")
-    run.add_argument("--n-ref", type=int, default=None, help=f"N_R [{DEFAULTS['n_ref']}]")
-    run.add_argument(
-        "--n-bkg",
-        type=float,
-        default=None,
-        help=f"expected background per toy N(B) [{DEFAULTS['n_bkg']:.0f}]",
-    )
+    sizes = {
+        "n_ref": f"{DEFAULTS['n_ref']:_}; --paper: {PAPER['n_ref']:_}",
+        "n_bkg": f"{DEFAULTS['n_bkg']:_.0f}; --paper: {PAPER['n_bkg']:_.0f}",
+        "M": f"{DEFAULTS['M']}; --paper: {PAPER['M']}",
+    }
+    add_arguments(run, ToyOptions, embedded=False, exclude=("n_sig",), default_text=sizes)
     sig = run.add_mutually_exclusive_group()
-    sig.add_argument("--n-sig", type=float, default=None, help="expected signal N(S)")
+    add_arguments(
+        sig,
+        ToyOptions,
+        only=("n_sig",),
+        embedded=False,
+        default_text={"n_sig": "--sig-fraction x N(B)"},
+    )
     sig.add_argument(
         "--sig-fraction",
         type=float,
         default=None,
-        help=f"N(S) as a fraction of N(B) [{DEFAULT_SIG_FRACTION}]",
+        help=f"N(S) as a fraction of N(B) (default: {DEFAULT_SIG_FRACTION}; "
+        f"--paper: {PAPER['sig_fraction']})",
     )
     run.add_argument(
         "--paper",
         action="store_true",
         help="paper preset: N_R=1e6, N(B)=1e5, M=1000, N(S)=0.005 N(B)",
     )
-    run.add_argument(
-        "--mode",
-        choices=("shared", "paper"),
-        default="shared",
-        help="shared reference (batched) or per-toy re-drawn reference",
-    )
-    run.add_argument("--seed", type=int, default=0, help="master seed")
     run.add_argument("--null-only", action="store_true", help="skip the signal toys")
-    model = p.add_argument_group("model")
-    model.add_argument("--M", type=int, default=None, help=f"centres [{DEFAULTS['M']}]")
-    model.add_argument(
-        "--sigma",
-        type=float,
-        default=None,
-        help="kernel width (default: 90th percentile of reference distances)",
-    )
-    model.add_argument("--lam", type=float, default=1e-6, help="penalty lambda")
-    model.add_argument(
-        "--solver",
-        choices=("cg", "exact"),
-        default="cg",
-        help="Falkon's preconditioned CG step or the exact (Cholesky) step",
-    )
-    model.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    add_arguments(p, SolverOptions, title="model", default_text=sizes)
     dev = p.add_argument_group("device")
     g = dev.add_mutually_exclusive_group()
     g.add_argument("--gpu", type=int, default=None, metavar="N", help="CUDA device index")
     g.add_argument("--device", default=None, help="torch device string (cpu, cuda:1, ...)")
+    budget = DeviceOptions()
     dev.add_argument(
         "--memory-mb",
         type=int,
-        default=1024,
-        help="budget of a block's per-toy working memory (sets the toys per block)",
-    )
-    dev.add_argument(
-        "--strategy",
-        choices=("auto", "pool", "stream"),
-        default="auto",
-        help="shared mode: data term as GEMMs over the stored whitened data pool ('pool') or "
-        "one whitened Gram per toy ('stream'); 'auto' picks the cheaper that fits",
-    )
-    dev.add_argument(
-        "--pool-dtype",
-        choices=("float64", "float32"),
-        default="float64",
-        help="storage precision of the whitened data pool (float32: half the memory; the "
-        "native CPU kernel computes in float64 either way, t within ~1e-7; GPU GEMMs run in "
-        "float32, t within ~6e-4 relative, a few more CG iterations)",
+        default=None,
+        help=option_doc(DeviceOptions, "memory_bytes").replace("in bytes", "in MiB")
+        + f" (default: {budget.memory_bytes // 2**20})",
     )
     dev.add_argument(
         "--pool-memory-gb",
         type=float,
-        default=8.0,
-        help="budget of the stored whitened data pool (N_pool x M x 8 or 4 bytes)",
-    )
-    dev.add_argument("--max-block", type=int, default=256, help="most toys per block")
-    run.add_argument(
-        "--data-pool",
-        type=int,
         default=None,
-        help="shared mode: toys draw their background (without replacement) from a fixed "
-        "random subset of this many non-reference events (default: all of them)",
+        help=option_doc(DeviceOptions, "pool_memory_bytes").replace("in bytes", "in GiB")
+        + f" (default: {budget.pool_memory_bytes / 2**30:g})",
     )
+    add_arguments(dev, DeviceOptions, exclude=("memory_bytes", "pool_memory_bytes"))
     io.add_argument("--no-plot", action="store_true", help="do not write the t-distribution figure")
     dev.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def toy_options(args: argparse.Namespace) -> Any:
+    """The run's :class:`~contrastx.nplm.ToyOptions`: the CPU-sized or ``--paper`` sizes,
+    then every option flag given, with N(S) from ``--n-sig`` or ``--sig-fraction``."""
+    from contrastx.nplm.options import ToyOptions
+    from contrastx.options import from_arguments
+
+    preset = PAPER if args.paper else DEFAULTS
+    base = {"n_ref": preset["n_ref"], "n_bkg": preset["n_bkg"], "M": preset["M"]}
+    if args.memory_mb is not None:
+        if args.memory_mb < 1:
+            raise ValueError(f"--memory-mb must be >= 1; got {args.memory_mb}")
+        base["memory_bytes"] = args.memory_mb * 2**20
+    if args.pool_memory_gb is not None:
+        if not (math.isfinite(args.pool_memory_gb) and args.pool_memory_gb >= 0):
+            raise ValueError(f"--pool-memory-gb must be >= 0; got {args.pool_memory_gb}")
+        base["pool_memory_bytes"] = int(args.pool_memory_gb * 2**30)
+    # The option flags are laid over the preset together (--n-ref 3000 --M 60 is one change).
+    cfg = from_arguments(ToyOptions, args, base=ToyOptions(**base))
+    if args.null_only:
+        n_sig = 0.0
+    elif args.n_sig is not None:
+        n_sig = cfg.n_sig
+    else:
+        frac = args.sig_fraction
+        if frac is None:
+            frac = PAPER["sig_fraction"] if args.paper else DEFAULT_SIG_FRACTION
+        if not (math.isfinite(frac) and frac >= 0):
+            raise ValueError(f"--sig-fraction must be >= 0; got {frac}")
+        n_sig = float(frac) * cfg.n_bkg
+    return dataclasses.replace(cfg, n_sig=n_sig)
 
 
 # ----------------------------------------------------------------------- inputs
@@ -203,11 +206,12 @@ def leading_pt_features(particles: np.ndarray) -> np.ndarray:
     return np.asarray(particles[:, LEADING_PT_SLOTS, 0], dtype=np.float64)
 
 
-def _default_sample(args: argparse.Namespace, n_ref: int, n_bkg: float, n_sig: float):
+def _default_sample(args: argparse.Namespace, cfg: Any):
     from contrastx.events.generators import generate_sample, mixture_counts
     from contrastx.events.layout import ADC2021_MIXTURE, PROCESSES
 
-    n_pool = int(n_ref + args.pool_factor * n_bkg)
+    n_sig = cfg.n_sig
+    n_pool = int(cfg.n_ref + args.pool_factor * cfg.n_bkg)
     counts = mixture_counts(n_pool, ADC2021_MIXTURE)
     signal = args.signal
     if signal not in PROCESSES or signal in ADC2021_MIXTURE:
@@ -215,13 +219,13 @@ def _default_sample(args: argparse.Namespace, n_ref: int, n_bkg: float, n_sig: f
     n_sig_pool = int(max(2000, 20 * n_sig)) if n_sig > 0 else 0
     if n_sig_pool:
         counts[signal] = n_sig_pool
-    ev = generate_sample(counts, seed=args.seed)
+    ev = generate_sample(counts, seed=cfg.seed)
     x = leading_pt_features(ev.particles)
     is_sig = ev.labels == PROCESSES.index(signal)
     info = {
         "source": "fast generator (contrastx.events.generators.generate_sample)",
         "features": "leading-object pT: " + ", ".join(LEADING_PT_NAMES),
-        "sample_seed": args.seed,
+        "sample_seed": cfg.seed,
         "background_pool": int((~is_sig).sum()),
         "signal": signal,
         "signal_pool": int(is_sig.sum()),
@@ -383,30 +387,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from contrastx.nplm.kernel import resolve_device
     from contrastx.nplm.results import ToyResultsFile
-    from contrastx.nplm.toys import NULL, SIGNAL, ToyConfig, ToyEngine
+    from contrastx.nplm.toys import NULL, SIGNAL, ToyEngine
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1; got {args.n}")
     device = resolve_device(f"cuda:{args.gpu}" if args.gpu is not None else args.device)
-    preset = PAPER if args.paper else DEFAULTS
-    n_ref = args.n_ref if args.n_ref is not None else int(preset["n_ref"])
-    n_bkg = args.n_bkg if args.n_bkg is not None else float(preset["n_bkg"])
-    m = args.M if args.M is not None else int(preset["M"])
-    if args.n_sig is not None:
-        n_sig = float(args.n_sig)
-    else:
-        frac = args.sig_fraction
-        if frac is None:
-            frac = PAPER["sig_fraction"] if args.paper else DEFAULT_SIG_FRACTION
-        if frac < 0:
-            raise ValueError(f"--sig-fraction must be >= 0; got {frac}")
-        n_sig = float(frac) * n_bkg
-    if args.null_only:
-        n_sig = 0.0
+    cfg = toy_options(args)
+    n_bkg, n_sig = cfg.n_bkg, cfg.n_sig
 
     t_setup = time.perf_counter()
     if args.input is None:
-        bkg, sig, info = _default_sample(args, n_ref, n_bkg, n_sig)
+        bkg, sig, info = _default_sample(args, cfg)
     else:
         bkg, sig, info = _read_input(args.input, args)
     info["standardized"] = not args.no_standardize
@@ -414,40 +405,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bkg, sig = _standardize(bkg, sig)
     if n_sig > 0 and sig.shape[0] == 0:
         raise ValueError(f"no signal events of {args.signal!r} in the input (N(S) = {n_sig})")
-    cfg = ToyConfig(
-        n_ref=n_ref,
-        n_bkg=n_bkg,
-        n_sig=n_sig,
-        M=m,
-        lam=args.lam,
-        sigma=args.sigma,
-        mode=args.mode,
-        solver=args.solver,
-        dtype=args.dtype,
-        seed=args.seed,
-        memory_bytes=args.memory_mb * 2**20,
-        strategy=args.strategy,
-        pool_dtype=args.pool_dtype,
-        data_pool=args.data_pool,
-        pool_memory_bytes=int(args.pool_memory_gb * 2**30),
-        max_block=args.max_block,
-    )
     engine = ToyEngine(bkg, sig if sig.shape[0] else None, config=cfg, device=device)
     engine.prepare()
     setup_s = time.perf_counter() - t_setup
 
-    key = {**cfg.as_dict(), "input": info, "n_per_hypothesis": None}
-    # Settings that change speed or memory but not t (beyond rounding / CG tolerance).
-    for k in (
-        "memory_bytes",
-        "tile_bytes",
-        "strategy",
-        "pool_memory_bytes",
-        "max_block",
-        "pool_backend",
-    ):
-        key.pop(k)
-    key.pop("n_per_hypothesis")
+    # The settings that determine t (not memory, blocking, strategy or backend).
+    key = {**cfg.result_settings(), "input": info}
     config = {
         **key,
         "device": str(device),

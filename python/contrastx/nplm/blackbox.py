@@ -28,21 +28,25 @@ search blind without Pythia. It is for quick tests only, never physics evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 
+from contrastx.options import OptionsError, embedded, key_name, option, options, to_dict
+
 from . import statistics as st
 from .kernel import sigma_heuristic
+from .options import SolverOptions, ToyOptions
 from .solver import NPLMFit
-from .toys import ToyConfig, ToyEngine
+from .toys import ToyEngine
 
 __all__ = [
     "BlackBoxConfig",
@@ -58,64 +62,48 @@ _SPLIT_STREAM = 10
 _SIGMA_STREAM = 11
 
 
-@dataclass(frozen=True)
+@options(section="blackbox")
 class BlackBoxConfig:
     """Settings of a black-box search.
 
-    Parameters
-    ----------
-    n_splits : int
-        :math:`k`, number of luminosity-sized splits (paper: 10).
-    n_resample : int
-        :math:`r`, NPLM runs per split, each with a re-drawn reference (paper: 10).
-    n_ref : int
-        Reference size :math:`N_R` of every run.
-    n_expected : float or None
-        Expected background per split :math:`N(B)` (sets :math:`w = N(B)/N_R` and the
-        null toys' size); None: the mean split size.
-    M, lam : int, float
-        Centres and penalty of the kernel model.
-    sigma : float or None
-        Kernel width; None: :func:`~contrastx.nplm.sigma_heuristic` on a reference draw.
-    n_null : int
-        Null toys calibrating :math:`t` (paper-mode toys).
-    z_method : {"chi2", "empirical"}
-    standardize : bool
-        Standardise with the reference pool's mean and std.
-    shuffle : bool
-        Split a seeded permutation of the events instead of the file order.
-    seed : int
-    dtype : {"float64", "float32"}
+    The NPLM fits (and the null toys) take every key of
+    :class:`~contrastx.nplm.SolverOptions` directly (``M``, ``lam``, ``sigma``, ``dtype``,
+    ...); ``sigma`` unset is :func:`~contrastx.nplm.sigma_heuristic` on one reference draw,
+    used by every run.
     """
 
-    n_splits: int = 10
-    n_resample: int = 10
-    n_ref: int = 20_000
-    n_expected: float | None = None
-    M: int = 300
-    lam: float = 1e-6
-    sigma: float | None = None
-    n_null: int = 100
-    z_method: Literal["chi2", "empirical"] = "chi2"
-    standardize: bool = True
-    shuffle: bool = False
-    seed: int = 0
-    dtype: Literal["float64", "float32"] = "float64"
+    n_splits: int = option(10, "k, number of luminosity-sized splits (paper: 10).", ge=1)
+    n_resample: int = option(
+        10, "r, NPLM runs per split, each with a re-drawn reference (paper: 10).", ge=1
+    )
+    n_ref: int = option(20_000, "Reference size N_R of every run.", ge=1)
+    n_expected: float | None = option(
+        None,
+        "Expected background per split N(B) (sets w = N(B)/N_R and the null toys' size); "
+        "unset: the mean split size.",
+        gt=0,
+    )
+    n_null: int = option(100, "Null toys calibrating t (paper-mode toys).", ge=2)
+    z_method: Literal["chi2", "empirical"] = option(
+        "chi2", "Z from a chi^2 fitted to the null toys (dof = their mean) or the empirical null."
+    )
+    standardize: bool = option(True, "Standardise with the reference pool's mean and std.")
+    shuffle: bool = option(
+        False, "Split a seeded permutation of the events instead of the file order."
+    )
+    seed: int = option(0, "Master seed of the splits, references, centres and toys.", ge=0)
+    solver_options: SolverOptions = embedded(SolverOptions, "Settings of every fit.", M=300)
 
-    def __post_init__(self) -> None:
-        if int(self.n_splits) < 1 or int(self.n_resample) < 1:
-            raise ValueError("n_splits and n_resample must be >= 1")
-        if int(self.n_null) < 2:
-            raise ValueError(f"n_null must be >= 2; got {self.n_null}")
-        if self.z_method not in ("chi2", "empirical"):
-            raise ValueError(f"z_method must be 'chi2' or 'empirical'; got {self.z_method!r}")
-        if self.n_expected is not None and not self.n_expected > 0:
-            raise ValueError(f"n_expected must be > 0; got {self.n_expected}")
-        if int(self.M) < 1 or int(self.n_ref) < int(self.M):
-            raise ValueError(f"need 1 <= M <= n_ref; got M={self.M}, n_ref={self.n_ref}")
+    def _check(self) -> None:
+        if self.n_ref < self.M:
+            raise OptionsError(
+                f"need {key_name(self, 'M')} <= {key_name(self, 'n_ref')}; got M={self.M}, "
+                f"n_ref={self.n_ref}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting, flat (:func:`contrastx.options.to_dict`)."""
+        return to_dict(self)
 
 
 @dataclass
@@ -303,7 +291,6 @@ def run_black_box(
     -------
     BlackBoxResult
     """
-    import torch
 
     cfg = config or BlackBoxConfig()
     x = np.asarray(data, dtype=np.float64)
@@ -321,7 +308,6 @@ def run_black_box(
     n_exp = float(cfg.n_expected) if cfg.n_expected is not None else float(sizes.mean())
     if pool.shape[0] < cfg.n_ref:
         raise ValueError(f"the reference pool has {pool.shape[0]} events; n_ref = {cfg.n_ref}")
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     if cfg.sigma is None:
         rng0 = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SIGMA_STREAM]))
         sigma = sigma_heuristic(pool[rng0.choice(pool.shape[0], cfg.n_ref, replace=False)])
@@ -332,9 +318,9 @@ def run_black_box(
     def fit(i: int, j: int) -> NPLMFit:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SPLIT_STREAM, i, j]))
         ref = pool[rng.choice(pool.shape[0], cfg.n_ref, replace=False)]
-        return NPLMFit(
-            sigma, M=cfg.M, lam=cfg.lam, dtype=dtype, device=device, random_state=rng
-        ).fit(x[splits[i]], ref, weight)
+        return NPLMFit(sigma, options=cfg.solver_options, device=device, random_state=rng).fit(
+            x[splits[i]], ref, weight
+        )
 
     t0 = time.perf_counter()
     t = np.empty((cfg.n_splits, cfg.n_resample))
@@ -348,15 +334,12 @@ def run_black_box(
     t1 = time.perf_counter()
     engine = ToyEngine(
         pool,
-        config=ToyConfig(
+        config=ToyOptions(
             n_ref=cfg.n_ref,
             n_bkg=n_exp,
-            M=cfg.M,
-            lam=cfg.lam,
-            sigma=sigma,
             mode="paper",
-            dtype=cfg.dtype,
             seed=cfg.seed,
+            solver_options=dataclasses.replace(cfg.solver_options, sigma=sigma),
         ),
         device=device,
     )

@@ -13,7 +13,12 @@ A study config has five tables and a list of embeddings::
 
 Values are layered: built-in defaults < the preset < the TOML file < command-line
 ``--set section.key=value`` overrides. An ``[[embeddings]]`` list in the file replaces
-the preset's list. Unknown keys are errors that name the key.
+the preset's list. Every section is an :func:`~contrastx.options.options` class: each
+key is type-checked (``M = 50.7``, ``lam = "1e-6"`` and ``n_toys = true`` are errors,
+never coerced), and unknown keys and bad values are errors that name the key
+(``nplm.M``). The ``[nplm]`` table takes the keys of :class:`contrastx.nplm.ToyOptions`
+(:class:`~contrastx.nplm.SolverOptions`, :class:`~contrastx.nplm.DeviceOptions`) as
+well as the study's own.
 """
 
 from __future__ import annotations
@@ -22,13 +27,22 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contrastx.events.layout import SIGNALS
+from contrastx.nplm.options import ToyOptions
+from contrastx.options import (
+    OptionsError,
+    embedded,
+    from_mapping,
+    key_name,
+    option,
+    options,
+    to_dict,
+)
 
 try:  # Python >= 3.11
     import tomllib
@@ -60,191 +74,167 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
+@options(section="run")
 class RunConfig:
-    """``[run]``: where outputs go and the global settings.
+    """``[run]``: where outputs go and the global settings."""
 
-    Parameters
-    ----------
-    out_dir : str
-        Output folder (relative paths are relative to the current directory).
-    seed : int
-        Master seed; every stage derives its own seeds from it.
-    device : str
-        Torch device for training, embedding and toys (``"cpu"``, ``"cuda"``, ...).
-    """
-
-    out_dir: str = "contrastx-study"
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if int(self.seed) < 0:
-            raise ValueError(f"run.seed must be >= 0; got {self.seed}")
+    out_dir: str = option(
+        "contrastx-study",
+        "Output folder (relative paths are relative to the current directory).",
+    )
+    seed: int = option(0, "Master seed; every stage derives its own seeds from it.", ge=0)
+    device: str = option(
+        "cpu", "Torch device for training, embedding and toys ('cpu', 'cuda', 'cuda:1', ...)."
+    )
 
 
-@dataclass(frozen=True)
+@options(section="events")
 class EventsConfig:
-    """``[events]``: the background and signal samples.
+    """``[events]``: the background and signal samples."""
 
-    Parameters
-    ----------
-    background_file : str
-        ADC2021 or contrastx background event file; empty: the built-in fast generator
-        (quick runs only, never physics evidence).
-    background_labels : str
-        Label side file (``.npy`` or HDF5 ``labels``) for an unlabelled ADC2021 background
-        file (0 W, 1 QCD, 2 Z, 3 ttbar); needed for supervised encoders and Fig. II.
-    signal_files : dict of str to str
-        Signal name -> event file (ADC2021 single-process files or contrastx files);
-        with files, only these signals are studied.
-    n_background : int
-        Generator: background events (ADC2021 mixture), shared between embedding
-        training and the NPLM pool; with files: read at most this many (0: all).
-    n_signal : int
-        Generator: events per signal process; with files: read at most this many.
-    signals : list of str
-        Signals studied (generator: any of the four ADC2021 signals).
-    """
+    background_file: str = option(
+        "",
+        "ADC2021 or contrastx background event file; empty: the built-in fast generator "
+        "(quick runs only, never physics evidence).",
+    )
+    background_labels: str = option(
+        "",
+        "Label side file (.npy or HDF5 'labels') for an unlabelled ADC2021 background file "
+        "(0 W, 1 QCD, 2 Z, 3 ttbar); needed for supervised encoders and Fig. II.",
+    )
+    signal_files: dict[str, str] = option(
+        default_factory=dict,
+        doc="Signal name -> event file (ADC2021 single-process files or contrastx files); "
+        "with files, only these signals are studied.",
+    )
+    n_background: int = option(
+        70_000,
+        "Generator: background events (ADC2021 mixture), shared between embedding "
+        "training and the NPLM pool; with files: read at most this many (0: all).",
+        ge=0,
+    )
+    n_signal: int = option(
+        3_000, "Generator: events per signal process; with files: read at most this many.", ge=0
+    )
+    signals: tuple[str, ...] = option(
+        SIGNALS, "Signals studied (generator: any of the four ADC2021 signals)."
+    )
 
-    background_file: str = ""
-    background_labels: str = ""
-    signal_files: dict[str, str] = field(default_factory=dict)
-    n_background: int = 70_000
-    n_signal: int = 3_000
-    signals: tuple[str, ...] = SIGNALS
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "signals", tuple(str(s) for s in self.signals))
-        object.__setattr__(
-            self, "signal_files", {str(k): str(v) for k, v in self.signal_files.items()}
-        )
+    def _check(self) -> None:
         if not self.signals:
-            raise ValueError("events.signals is empty")
+            raise OptionsError(f"{key_name(self, 'signals')} is empty")
         if self.background_file:
             missing = [s for s in self.signals if s not in self.signal_files]
             if self.signal_files and missing:
-                raise ValueError(f"events.signals {missing} have no entry in events.signal_files")
+                raise OptionsError(
+                    f"{key_name(self, 'signals')} {missing} have no entry in "
+                    f"{key_name(self, 'signal_files')}"
+                )
         else:
             bad = [s for s in self.signals if s not in SIGNALS]
             if bad:
-                raise ValueError(
-                    f"events.signals {bad} unknown to the fast generator; known: {list(SIGNALS)}"
+                raise OptionsError(
+                    f"{key_name(self, 'signals')} {bad} unknown to the fast generator; "
+                    f"known: {list(SIGNALS)}"
                 )
             if self.signal_files:
-                raise ValueError("events.signal_files needs events.background_file as well")
-        if int(self.n_background) < 0 or int(self.n_signal) < 0:
-            raise ValueError("events.n_background and events.n_signal must be >= 0")
-        if not self.background_file and (self.n_background <= 0 or self.n_signal <= 0):
-            raise ValueError("the fast generator needs events.n_background and n_signal > 0")
+                raise OptionsError(
+                    f"{key_name(self, 'signal_files')} needs "
+                    f"{key_name(self, 'background_file')} as well"
+                )
+            if self.n_background <= 0 or self.n_signal <= 0:
+                raise OptionsError(
+                    f"the fast generator needs {key_name(self, 'n_background')} and "
+                    f"{key_name(self, 'n_signal')} > 0"
+                )
 
     @property
     def from_files(self) -> bool:
         return bool(self.background_file)
 
 
-@dataclass(frozen=True)
+@options(section="splits")
 class SplitsConfig:
-    """``[splits]``: background held out for NPLM, the rest for embedding training.
+    """``[splits]``: background held out for NPLM, the rest for embedding training."""
 
-    Parameters
-    ----------
-    nplm_fraction : float
-        Fraction of the background (stratified by process) held out from every
-        embedding's training: the NPLM reference and data pool, and the linear
-        evaluation sample.
-    n_folds : int
-        Cross-validation folds of the training part (the trainer validates on one).
-    linear_eval_events : int
-        Held-out background events of the linear evaluation (Fig. II; 0: skip it).
-    """
-
-    nplm_fraction: float = 0.6
-    n_folds: int = 5
-    linear_eval_events: int = 5_000
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.nplm_fraction < 1.0:
-            raise ValueError(f"splits.nplm_fraction must be in (0, 1); got {self.nplm_fraction}")
-        if int(self.n_folds) < 2:
-            raise ValueError(f"splits.n_folds must be >= 2; got {self.n_folds}")
-        if int(self.linear_eval_events) < 0:
-            raise ValueError("splits.linear_eval_events must be >= 0")
+    nplm_fraction: float = option(
+        0.6,
+        "Fraction of the background (stratified by process) held out from every "
+        "embedding's training: the NPLM reference and data pool, and the linear "
+        "evaluation sample.",
+        gt=0.0,
+        lt=1.0,
+    )
+    n_folds: int = option(
+        5, "Cross-validation folds of the training part (the trainer validates on one).", ge=2
+    )
+    linear_eval_events: int = option(
+        5_000, "Held-out background events of the linear evaluation (Fig. II; 0: skip it).", ge=0
+    )
 
 
-_SPEC_KEYS = ("name", "kind", "preset", "latent_dim", "epochs", "n_train", "train")
+_VAE_TRAIN_KEYS = ("batch_size", "lr", "kl_weight", "preprocessing", "n_latent")
 
 
-@dataclass(frozen=True)
+@options(section="embeddings")
 class EmbeddingSpec:
-    """One ``[[embeddings]]`` table.
+    """One ``[[embeddings]]`` table."""
 
-    Parameters
-    ----------
-    kind : {"contrastive", "raw", "leading_pt", "vae"}
-        A trained contrastive encoder, or a baseline: the 57-D raw input, the 6-D
-        leading-object pT, the 6-D VAE latent.
-    name : str
-        Label in tables and figures (default: derived from the settings).
-    preset : str
-        :data:`contrastx.embed.PRESETS` name (``contrastive``), e.g. ``"supcon-mlp"``.
-    latent_dim : int
-        Embedding dimension D (``contrastive``).
-    epochs : int
-        Training epochs (``contrastive`` and ``vae``).
-    n_train : int
-        Use at most this many training events (0: all of the training split).
-    train : dict
-        Further :class:`~contrastx.embed.TrainConfig` overrides (``contrastive``;
-        e.g. ``batch_size``, ``lr``, ``warmup_epochs``), or :func:`~contrastx.embed.fit_vae`
-        keywords (``vae``: ``batch_size``, ``lr``, ``kl_weight``, ``preprocessing``).
-    """
+    kind: str = option(
+        "contrastive",
+        "A trained contrastive encoder, or a baseline: the 57-D raw input, the 6-D "
+        "leading-object pT, the 6-D VAE latent.",
+        choices=EMBEDDING_KINDS,
+    )
+    name: str = option("", "Label in tables and figures (default: derived from the settings).")
+    preset: str = option(
+        "supcon-mlp", "contrastx.embed.PRESETS name (contrastive), e.g. 'supcon-mlp'."
+    )
+    latent_dim: int = option(4, "Embedding dimension D (contrastive).", ge=1)
+    epochs: int = option(5, "Training epochs (contrastive and vae).", ge=1)
+    n_train: int = option(0, "Use at most this many training events (0: all of them).", ge=0)
+    train: dict[str, Any] = option(
+        default_factory=dict,
+        doc="Further contrastx.embed.TrainConfig overrides (contrastive; e.g. batch_size, "
+        "lr, warmup_epochs), or contrastx.embed.fit_vae keywords (vae: "
+        + ", ".join(_VAE_TRAIN_KEYS)
+        + ").",
+    )
 
-    kind: str = "contrastive"
-    name: str = ""
-    preset: str = "supcon-mlp"
-    latent_dim: int = 4
-    epochs: int = 5
-    n_train: int = 0
-    train: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in EMBEDDING_KINDS:
-            raise ValueError(f"embeddings.kind must be one of {EMBEDDING_KINDS}; got {self.kind!r}")
+    def _check(self) -> None:
+        train = key_name(self, "train")
         if self.kind == "contrastive":
             from contrastx.embed import PRESETS, TrainConfig
 
             if self.preset not in PRESETS:
-                raise ValueError(
-                    f"embeddings.preset {self.preset!r} unknown; choose one of {sorted(PRESETS)}"
+                raise OptionsError(
+                    f"{key_name(self, 'preset')} {self.preset!r} unknown; choose one of "
+                    f"{sorted(PRESETS)}"
                 )
             known = {f.name for f in dataclasses.fields(TrainConfig)}
             reserved = {"latent_dim", "epochs", "device", "seed", "progress"}
             for key in self.train:
                 if key not in known:
-                    raise ValueError(
-                        f"unknown key embeddings.train.{key} (not a TrainConfig field)"
-                    )
+                    raise OptionsError(f"unknown key {train}.{key} (not a TrainConfig field)")
                 if key in reserved:
-                    raise ValueError(
-                        f"embeddings.train.{key} is set elsewhere (embedding latent_dim/epochs, "
+                    raise OptionsError(
+                        f"{train}.{key} is set elsewhere (embedding latent_dim/epochs, "
                         "run.seed/device)"
                     )
         elif self.kind == "vae":
-            allowed = {"batch_size", "lr", "kl_weight", "preprocessing", "n_latent"}
             for key in self.train:
-                if key not in allowed:
-                    raise ValueError(
-                        f"unknown key embeddings.train.{key} for a vae; allowed {sorted(allowed)}"
+                if key not in _VAE_TRAIN_KEYS:
+                    raise OptionsError(
+                        f"unknown key {train}.{key} for a vae; allowed {sorted(_VAE_TRAIN_KEYS)}"
                     )
         elif self.train:
-            raise ValueError(f"embeddings.train is not used by kind {self.kind!r}")
-        if int(self.epochs) < 1 or int(self.n_train) < 0:
-            raise ValueError("embeddings.epochs must be >= 1 and n_train >= 0")
+            raise OptionsError(f"{train} is not used by kind {self.kind!r}")
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
         if any(c in self.name for c in "/\\ "):
-            raise ValueError(f"embeddings.name {self.name!r} must not contain '/', '\\' or spaces")
+            raise OptionsError(
+                f"{key_name(self, 'name')} {self.name!r} must not contain '/', '\\' or spaces"
+            )
 
     def default_name(self) -> str:
         if self.kind == "contrastive":
@@ -271,7 +261,7 @@ class EmbeddingSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """Everything that determines the embedding (for the stage hash)."""
-        d = dataclasses.asdict(self)
+        d = to_dict(self)
         if self.kind not in ("contrastive",):
             d.pop("preset")
             d.pop("latent_dim")
@@ -281,107 +271,85 @@ class EmbeddingSpec:
         return d
 
 
-@dataclass(frozen=True)
+@options(section="nplm")
 class NPLMConfig:
-    r"""``[nplm]``: the toy study (see :class:`contrastx.nplm.ToyConfig`).
+    r"""``[nplm]``: the toy study.
 
-    Parameters
-    ----------
-    n_ref, n_bkg, M, lam
-        :math:`N_R`, :math:`N(B)`, centres, penalty.
-    n_toys : int
-        Null (background-only) toys per embedding, shared by every signal and fraction.
-    n_toys_signal : int
-        Signal toys per embedding, signal and injection fraction (0: ``n_toys``).
-    fractions : list of float
-        Injection fractions :math:`N(S)/N(B)`. The paper uses 0.1, 0.5, 1 % at
-        :math:`N(B) = 10^5` (the ``paper`` preset). The CPU default uses 1, 3, 5 % at
-        :math:`N(B) = 2000`: sensitivity scales as :math:`N(S)/\sqrt{N(B)}`, so 3.5 % at
-        2,000 corresponds to the paper's 0.5 % at 100,000.
-    data_pool : int
-        Background events the toys draw their data from (0: ``10 N(B)``, capped by what
-        the NPLM split holds beyond the reference).
-    mode : {"shared", "paper"}
-        :class:`~contrastx.nplm.ToyEngine` mode.
-    standardize : bool
-        Standardise every embedding with the background pool's mean and std first.
-    dtype : {"float64", "float32"}
+    Takes every key of :class:`contrastx.nplm.ToyOptions` (and so of
+    :class:`~contrastx.nplm.SolverOptions` and :class:`~contrastx.nplm.DeviceOptions`)
+    except ``n_sig`` (set from ``fractions``), ``seed`` (``run.seed``) and
+    ``data_pool`` (below), with CPU-sized defaults, plus the study's own keys.
+
+    The default fractions 1, 3, 5 % at :math:`N(B) = 2000` correspond to the paper's
+    0.1, 0.5, 1 % at :math:`N(B) = 10^5` (the ``paper`` preset): sensitivity scales as
+    :math:`N(S)/\sqrt{N(B)}`, so 3.5 % at 2,000 is the paper's 0.5 % at 100,000.
     """
 
-    n_ref: int = 20_000
-    n_bkg: float = 2_000.0
-    M: int = 300
-    lam: float = 1e-6
-    n_toys: int = 100
-    n_toys_signal: int = 50
-    fractions: tuple[float, ...] = (0.01, 0.03, 0.05)
-    data_pool: int = 0
-    mode: str = "shared"
-    standardize: bool = True
-    dtype: str = "float64"
+    n_toys: int = option(
+        100,
+        "Null (background-only) toys per embedding, shared by every signal and fraction.",
+        ge=2,
+    )
+    n_toys_signal: int = option(
+        50, "Signal toys per embedding, signal and injection fraction (0: n_toys).", ge=0
+    )
+    fractions: tuple[float, ...] = option(
+        (0.01, 0.03, 0.05), "Injection fractions N(S)/N(B).", gt=0.0, lt=1.0
+    )
+    data_pool: int = option(
+        0,
+        "Background events the toys draw their data from (0: 10 N(B)), capped by what "
+        "the NPLM split holds beyond the reference.",
+        ge=0,
+    )
+    standardize: bool = option(
+        True, "Standardise every embedding with the background pool's mean and std first."
+    )
+    toys: ToyOptions = embedded(
+        ToyOptions,
+        "The toy engine's settings.",
+        exclude={
+            "n_sig": "the signal toys' N(S) = fraction x N(B), see nplm.fractions",
+            "seed": "the toys' seed is run.seed",
+            "data_pool": "see nplm.data_pool",
+        },
+        n_ref=20_000,
+        n_bkg=2_000.0,
+        M=300,
+    )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fractions", tuple(float(f) for f in self.fractions))
-        object.__setattr__(self, "n_bkg", float(self.n_bkg))
-        if not self.fractions or any(not (0.0 < f < 1.0) for f in self.fractions):
-            raise ValueError(f"nplm.fractions must be non-empty, in (0, 1); got {self.fractions}")
-        if int(self.n_toys) < 2:
-            raise ValueError(f"nplm.n_toys must be >= 2; got {self.n_toys}")
-        if int(self.n_toys_signal) < 0:
-            raise ValueError("nplm.n_toys_signal must be >= 0")
-        if int(self.n_ref) < 1 or not (math.isfinite(self.n_bkg) and self.n_bkg > 0):
-            raise ValueError("nplm.n_ref and nplm.n_bkg must be > 0")
-        if int(self.M) < 1 or int(self.M) > int(self.n_ref):
-            raise ValueError(f"nplm.M must be in [1, n_ref]; got {self.M}")
-        if self.mode not in ("shared", "paper"):
-            raise ValueError(f"nplm.mode must be 'shared' or 'paper'; got {self.mode!r}")
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"nplm.dtype must be 'float64' or 'float32'; got {self.dtype!r}")
-        if int(self.data_pool) < 0:
-            raise ValueError("nplm.data_pool must be >= 0")
+    def _check(self) -> None:
+        if not self.fractions:
+            raise OptionsError(f"{key_name(self, 'fractions')} must not be empty")
 
     @property
     def signal_toys(self) -> int:
-        return int(self.n_toys_signal) or int(self.n_toys)
+        return self.n_toys_signal or self.n_toys
 
 
-@dataclass(frozen=True)
+@options(section="results")
 class ResultsConfig:
-    """``[results]``: tables, figures and report.
+    """``[results]``: tables, figures and report."""
 
-    Parameters
-    ----------
-    table_fraction : float
-        Injection fraction of the Table VI-like table (one of ``nplm.fractions``).
-    z_method : {"chi2", "empirical"}
-        Z from a :math:`\\chi^2` fitted to the null toys (dof = their mean, the paper's
-        notebook) or the empirical null.
-    latent_method : {"auto", "pca", "tsne", "umap"}
-        2-D projection of the latent map (``auto``: identity for D = 2, else UMAP if
-        ``umap-learn`` is installed, else t-SNE if scikit-learn is, else PCA).
-    latent_events : int
-        Events per process in the latent map.
-    latent_embedding : str
-        Embedding shown in the latent map (default: the first contrastive one).
-    """
-
-    table_fraction: float = 0.05
-    z_method: str = "chi2"
-    latent_method: str = "auto"
-    latent_events: int = 1_000
-    latent_embedding: str = ""
-
-    def __post_init__(self) -> None:
-        if self.z_method not in ("chi2", "empirical"):
-            raise ValueError(
-                f"results.z_method must be 'chi2' or 'empirical'; got {self.z_method!r}"
-            )
-        if self.latent_method not in ("auto", "pca", "tsne", "umap"):
-            raise ValueError(
-                f"results.latent_method must be auto, pca, tsne or umap; got {self.latent_method!r}"
-            )
-        if int(self.latent_events) < 1:
-            raise ValueError("results.latent_events must be >= 1")
+    table_fraction: float = option(
+        0.05, "Injection fraction of the Table VI-like table (one of nplm.fractions).", gt=0.0
+    )
+    z_method: str = option(
+        "chi2",
+        "Z from a chi^2 fitted to the null toys (dof = their mean, the paper's notebook) "
+        "or from the empirical null.",
+        choices=("chi2", "empirical"),
+    )
+    latent_method: str = option(
+        "auto",
+        "2-D projection of the latent map ('auto': identity for D = 2, else UMAP if "
+        "umap-learn is installed, else t-SNE if scikit-learn is, else PCA).",
+        choices=("auto", "pca", "tsne", "umap"),
+    )
+    latent_events: int = option(1_000, "Events per process in the latent map.", ge=1)
+    latent_embedding: str = option(
+        "", "Embedding shown in the latent map (default: the first contrastive one)."
+    )
 
 
 DEFAULT_EMBEDDINGS: tuple[dict[str, Any], ...] = (
@@ -445,18 +413,18 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if not self.embeddings:
-            raise ValueError("a study needs at least one [[embeddings]] entry")
+            raise OptionsError("a study needs at least one [[embeddings]] entry")
         names = [e.name for e in self.embeddings]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"duplicate embedding names {dup}; set embeddings.name")
+            raise OptionsError(f"duplicate embedding names {dup}; set embeddings.name")
         if self.results.table_fraction not in self.nplm.fractions:
-            raise ValueError(
+            raise OptionsError(
                 f"results.table_fraction {self.results.table_fraction} is not one of "
                 f"nplm.fractions {list(self.nplm.fractions)}"
             )
         if self.results.latent_embedding and self.results.latent_embedding not in names:
-            raise ValueError(
+            raise OptionsError(
                 f"results.latent_embedding {self.results.latent_embedding!r} is not one of {names}"
             )
 
@@ -466,45 +434,32 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain (TOML/JSON-friendly) form; :func:`from_dict` inverts it."""
-        d = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
-        d["embeddings"] = [dataclasses.asdict(e) for e in self.embeddings]
+        d = {name: to_dict(getattr(self, name)) for name in _SECTIONS}
+        d["embeddings"] = [to_dict(e) for e in self.embeddings]
         d["preset"] = self.preset
         return json.loads(json.dumps(d))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StudyConfig:
-        """Build and validate from nested dicts; unknown keys raise naming the key."""
+        """Build and validate from nested dicts; unknown keys and bad values raise
+        :class:`~contrastx.options.OptionsError` naming the key (``nplm.M``)."""
         d = dict(d)
-        preset = str(d.pop("preset", "default"))
+        preset = d.pop("preset", "default")
+        if not isinstance(preset, str):
+            raise OptionsError(f"preset must be a string; got {preset!r}")
         kwargs: dict[str, Any] = {"preset": preset}
         for key, value in d.items():
             if key == "embeddings":
                 if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-                    raise ValueError("embeddings must be a list of tables ([[embeddings]])")
-                specs = []
-                for i, e in enumerate(value):
-                    if not isinstance(e, Mapping):
-                        raise ValueError(f"embeddings[{i}] must be a table")
-                    for k in e:
-                        if k not in _SPEC_KEYS:
-                            raise ValueError(
-                                f"unknown key embeddings[{i}].{k}; known: {', '.join(_SPEC_KEYS)}"
-                            )
-                    specs.append(EmbeddingSpec(**e))
-                kwargs["embeddings"] = tuple(specs)
+                    raise OptionsError("embeddings must be a list of tables ([[embeddings]])")
+                kwargs["embeddings"] = tuple(
+                    from_mapping(EmbeddingSpec, e, where=f"embeddings[{i}]")
+                    for i, e in enumerate(value)
+                )
             elif key in _SECTIONS:
-                section = _SECTIONS[key]
-                if not isinstance(value, Mapping):
-                    raise ValueError(f"[{key}] must be a table")
-                known = {f.name for f in dataclasses.fields(section)}
-                for k in value:
-                    if k not in known:
-                        raise ValueError(
-                            f"unknown key {key}.{k}; known: {', '.join(sorted(known))}"
-                        )
-                kwargs[key] = section(**value)
+                kwargs[key] = from_mapping(_SECTIONS[key], value, where=key)
             else:
-                raise ValueError(
+                raise OptionsError(
                     f"unknown top-level key {key!r}; known: preset, embeddings, "
                     + ", ".join(_SECTIONS)
                 )
