@@ -139,3 +139,13 @@ def test_sigma_same_vocabulary_in_both_kernel_modules(sigma, exc):
         weighted_gram(X, C, sigma)
     with pytest.raises(exc, match="sigma must be"):
         gaussian_kernel_matvec(X, C, V, sigma)
+
+
+@pytest.mark.parametrize(
+    ("sigma", "exc"), [("wide", TypeError), (None, TypeError), (0.0, ValueError)]
+)
+def test_nplm_sigma_check_speaks_the_same_vocabulary(sigma, exc):
+    from contrastx.nplm.kernel import check_sigma
+
+    with pytest.raises(exc, match="sigma must be"):
+        check_sigma(sigma)

@@ -7,13 +7,13 @@ The NPLM model is :math:`f(x) = \sum_{j=1}^M \alpha_j k(x, c_j)` with
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from contrastx.ops._validation import check_positive
 from contrastx.ops.nystrom import DEFAULT_TILE_BYTES, gaussian_kernel_tile, rows_per_tile
 
 __all__ = [
@@ -27,14 +27,8 @@ __all__ = [
 
 
 def check_sigma(sigma: Any) -> float:
-    """Return ``sigma`` as a float, or raise ``ValueError`` unless finite and > 0."""
-    try:
-        s = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a positive number; got {sigma!r}") from None
-    if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"sigma must be finite and > 0; got {sigma!r}")
-    return s
+    """``sigma`` as a float: ``TypeError`` unless a real number, ``ValueError`` unless > 0."""
+    return check_positive("sigma", sigma)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
