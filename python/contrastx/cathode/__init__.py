@@ -33,3 +33,45 @@ __all__ = [
     "best_epochs",
     "make_template",
 ]
+
+# classification side (classifier, metrics, sculpting, search)
+from .classifier import ClassifierOptions, CWoLaClassifier
+from .metrics import (
+    auc_with_uncertainty,
+    classification_metrics,
+    max_sic,
+    post_selection_significance,
+    roc_curve,
+    sic_curve,
+    significance_improvement,
+)
+from .sculpting import mass_sculpting, sculpting_test, spectrum_check
+from .search import (
+    Cathode,
+    CathodeOptions,
+    Template,
+    evaluate_classifier,
+    idealized_template,
+    supervised_classifier,
+)
+
+__all__ += [
+    "CWoLaClassifier",
+    "Cathode",
+    "CathodeOptions",
+    "ClassifierOptions",
+    "Template",
+    "auc_with_uncertainty",
+    "classification_metrics",
+    "evaluate_classifier",
+    "idealized_template",
+    "mass_sculpting",
+    "max_sic",
+    "post_selection_significance",
+    "roc_curve",
+    "sculpting_test",
+    "sic_curve",
+    "significance_improvement",
+    "spectrum_check",
+    "supervised_classifier",
+]
