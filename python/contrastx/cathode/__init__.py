@@ -7,7 +7,14 @@
 * :mod:`~contrastx.cathode.flow` -- the conditional flow p(x | m) with CATHODE's epoch
   and flow ensembles (:class:`ConditionalFlow`, :class:`FlowOptions`);
 * :mod:`~contrastx.cathode.sampling` -- the SR background template: KDE of m, flow
-  samples, hybrid components (:func:`make_template`, :class:`TemplateOptions`).
+  samples, hybrid components (:func:`make_template`, :class:`TemplateOptions`);
+* :mod:`~contrastx.cathode.classifier` -- the k-fold, ensembled CWoLa classifier
+  (:class:`CWoLaClassifier`, :class:`ClassifierOptions`);
+* :mod:`~contrastx.cathode.metrics` -- ROC, SIC, max SIC, AUC with its uncertainty;
+* :mod:`~contrastx.cathode.sculpting` -- template-vs-background AUC and m-spectrum checks;
+* :mod:`~contrastx.cathode.search` -- the whole method and its baselines
+  (:class:`Cathode`, :class:`CathodeOptions`, :func:`idealized_template`,
+  :func:`supervised_classifier`).
 
 References
 ----------
