@@ -33,8 +33,12 @@ import argparse
 import dataclasses
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +385,48 @@ def _print_summary(s: dict[str, Any], timing: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------- main
-def run(args: argparse.Namespace) -> dict[str, Any]:
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM received while :func:`main` runs (``signum`` says which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` once; a second one ends the process.
+
+    Blocks are committed atomically, so an exit at any point (this exception, a second
+    signal, SIGKILL) leaves a file that resumes. Outside the main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.getsignal(s) for s in sigs}
+
+    def handler(signum: int, frame: Any) -> None:
+        for s in sigs:
+            signal.signal(s, signal.SIG_DFL)
+        raise Interrupted(signum)
+
+    for s in sigs:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the toys of ``args`` (see :func:`build_parser`); return the summary.
+
+    ``progress``, if given, is kept up to date with ``out``, ``saved`` (toys committed to
+    the results file) and ``total`` (toys asked for), for a message on interruption.
+    """
+    progress = {} if progress is None else progress
     import torch
     from tqdm import tqdm
 
@@ -436,18 +481,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         todo = {h: sorted(set(range(args.n)) - set(res.done(h).tolist())) for h in hyps}
         total = sum(len(v) for v in todo.values())
         done_before = sum(args.n - len(v) for v in todo.values())
+        progress.update(out=args.out, saved=done_before, total=done_before + total)
         if done_before:
             print(f"resuming {args.out}: {done_before} toys already done, {total} to run")
         t_toys = 0.0
         bar = tqdm(total=total, unit="toy", disable=args.no_progress, dynamic_ncols=True)
-        for h in hyps:
-            bar.set_description("null" if h == NULL else "signal")
-            for blk in engine.run(todo[h], hypothesis=h):
-                res.append(blk)
-                t_toys += blk.seconds
-                bar.update(len(blk))
-                bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
-        bar.close()
+        try:
+            for h in hyps:
+                bar.set_description("null" if h == NULL else "signal")
+                # Blocks of about BLOCK_SECONDS each, committed one by one.
+                for blk in engine.run(todo[h], hypothesis=h):
+                    res.append(blk)
+                    progress["saved"] += len(blk)
+                    t_toys += blk.seconds
+                    bar.update(len(blk))
+                    bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
+        finally:
+            bar.close()
         t0 = res.read(NULL)["t"]
         t1 = res.read(SIGNAL)["t"] if n_sig > 0 else None
         summary = summarize(t0, t1)
@@ -472,20 +522,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, OSError) as exc:
-        print(f"contrastx-toys: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\ncontrastx-toys: interrupted; finished blocks are saved, rerun to resume",
-            file=sys.stderr,
-        )
-        return 130
+    progress: dict[str, Any] = {}
+    with _stop_on_signals():
+        try:
+            args = build_parser().parse_args(argv)
+            run(args, progress)
+        except (ValueError, OSError) as exc:
+            print(f"contrastx-toys: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            print(_interrupted_message(exc, progress), file=sys.stderr)
+            return 128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
     return 0
+
+
+def _interrupted_message(exc: KeyboardInterrupt, progress: dict[str, Any]) -> str:
+    name = signal.Signals(exc.signum).name if isinstance(exc, Interrupted) else "SIGINT"
+    if "out" not in progress:
+        return f"contrastx-toys: interrupted ({name}) before any toy ran; nothing saved"
+    return (
+        f"contrastx-toys: interrupted ({name}); {progress['saved']} of {progress['total']} "
+        f"toys saved in {progress['out']}; rerun the same command to resume"
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -396,6 +396,35 @@ def newton_step(
     return beta - precond.inv_a(x), n_iter
 
 
+ROW_BLOCK = 32
+"""Rows per call of :func:`row_blocked`."""
+
+
+def row_blocked(fn: Callable[[Tensor], Tensor], x: Tensor, rows: int = ROW_BLOCK) -> Tensor:
+    r"""``fn(x)`` for a row-wise ``fn`` (row ``i`` of the result depends on row ``i`` of
+    ``x`` only), evaluated in calls of exactly ``rows`` rows, the last zero-padded.
+
+    BLAS and LAPACK pick their kernels and blocking from the shapes, so row ``i`` of
+    ``x @ Q`` or of a triangular solve can round differently with the number of other
+    rows in the call. With one fixed shape per call, each row of the result is a function
+    of its own row of ``x`` (for a given thread count and library build): a toy's
+    :math:`t` does not depend on the other toys of its block. CPU tensors only; on other
+    devices this is ``fn(x)``.
+    """
+    n = x.shape[0]
+    if x.device.type != "cpu" or n == 0:
+        return fn(x)
+    x = x.contiguous()
+    out = []
+    for lo in range(0, n, rows):
+        part = x[lo : lo + rows]
+        k = part.shape[0]
+        if k < rows:
+            part = torch.cat([part, part.new_zeros((rows - k, *part.shape[1:]))])
+        out.append(fn(part)[:k])
+    return torch.cat(out)
+
+
 def pooled_newton_step(
     s_ref: Tensor,
     g_ref: Tensor,
@@ -487,27 +516,29 @@ def pooled_newton_step(
     r_vec = (0.5 * w * g_ref - 0.5 * g_dat) / n_tot[:, None]
     eig, q = torch.linalg.eigh(twt.to(torch.float64)) if twt_eigh is None else twt_eigh
     root = torch.sqrt(eig.clamp(min=0.0) / n_tot[:, None] + lam)  # (B, M)
+    q_t = q.T
+    # Dense products in fixed-shape row blocks: a toy's result does not depend on the others.
 
     def mmv(v: Tensor, idx: Tensor) -> Tensor:
         # R_b^{-T} (S_b + lam I) R_b^{-1} v_b, rows b in idx.
         rt = root[idx]
-        u = (v / rt) @ q.T
+        u = row_blocked(lambda p: p @ q_t, v / rt)
         data = sum(
             selected_gram_matvec(z, sel, u.T, columns=idx, chunk_rows=chunk_rows, backend=backend)
             for z, sel in parts
         )
-        su = (0.25 * w) * (u @ s_ref) + 0.25 * data.T
-        return ((su / n_tot[idx, None] + lam * u) @ q) / rt
+        su = (0.25 * w) * row_blocked(lambda p: p @ s_ref, u) + 0.25 * data.T
+        return row_blocked(lambda p: p @ q, su / n_tot[idx, None] + lam * u) / rt
 
     x, n_iter = falkon_cg(
         mmv,
-        (r_vec @ q) / root,
+        row_blocked(lambda p: p @ q, r_vec) / root,
         tol=cg_tol,
         max_iter=max_iter,
         full_gradient_every=full_gradient_every,
         compact=True,
     )
-    beta = -((x / root) @ q.T)
+    beta = -row_blocked(lambda p: p @ q_t, x / root)
     # sum_{x in D_b} f_b(x) = c_b . (Z beta_b) = (Z^T c_b) . beta_b: no extra pass.
     return beta, n_iter, (g_dat * beta).sum(1)
 

@@ -41,14 +41,8 @@ Two modes
       from :math:`A_b` by an orthogonal factor, under which CG's iterates, residual
       norms and hence its stopping step are invariant, so the truncated Falkon step is
       the same. Signal events are added per block the same way (the whitened rows of
-      the signal events drawn in the block). A toy's data are exactly reproducible; its
-      :math:`t` is reproducible to the rounding of the GEMMs whose blocking depends on
-      the block width (on a CPU only the small :math:`(B, M)\times(M, M)` products of the
-      CG: the native data term does not depend on the other toys or the thread count;
-      on a GPU also the pool GEMMs), as amplified by the ill-conditioned whitened system:
-      ~1e-7 relative measured at d = 4, up to ~1e-4 when a toy's CG stops one iteration
-      earlier, far inside Falkon's own sensitivity to its memory blocking (~5e-4).
-      Float32 storage (``pool_dtype``) halves the memory; with the native kernel (float64
+      the signal events drawn in the block; see *Reproducibility* below). Float32
+      storage (``pool_dtype``) halves the memory; with the native kernel (float64
       arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-8 and 4e-9 on the
       Falkon cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
       (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on benchmark toys)
@@ -87,6 +81,26 @@ Two modes
     :class:`~contrastx.nplm.solver.NPLMFit`. For validation; ~``(N_R + N_D)/N_D`` times
     slower per toy.
 
+Reproducibility
+---------------
+A toy's data are exactly reproducible. On a CPU with the native kernels (built, and
+``pool_backend`` not ``"torch"``) its :math:`t` is moreover bitwise independent of the
+other toys of its block, so of the block sizes and of where an interrupted run resumes:
+the native kernels treat each toy on its own, the dense products and triangular solves
+of a block run in fixed-shape row blocks (:func:`~contrastx.nplm.solver.row_blocked`),
+a lone ``"stream"`` toy is paired with itself, and ``"paper"`` mode runs one toy at a
+time. The dense pool products (GPU, ``pool_backend="torch"``) depend on the block width,
+and :math:`t` is then reproducible to rounding only.
+
+:math:`t` does depend, at the rounding level, on the number of threads (and on the CPU's
+instruction set and the BLAS/LAPACK build): MKL or OpenBLAS split their matrix
+products, Cholesky and eigendecompositions and triangular solves by thread count, in
+the setup (reference Gram, whitened pool, preconditioner) and in the CG, and the
+ill-conditioned whitened system amplifies those last-bit differences (more when a toy's
+CG stops one iteration earlier), though far less than the CG truncation itself moves
+:math:`t` from the exact step. Runs meant to agree bitwise, such as the parts of a
+resumed run, need the same machine, thread count (``OMP_NUM_THREADS``) and libraries.
+
 ``solver="cg"`` (default) reproduces Falkon's CG-truncated Newton step (tolerance
 :math:`\sqrt{10^{-7}}`; :math:`t` within ~0.05 % of the exact step);
 ``solver="exact"`` solves the same system by Cholesky.
@@ -96,12 +110,16 @@ Memory: kernel tiles are bounded by ``tile_bytes``; ``"pool"`` stores
 ``pool_memory_bytes``) plus the row lists of a block's toys (and on a GPU one byte per pool
 row and toy for the dense selection matrix); ``"stream"`` holds
 ~4 ``(M, M)`` float64 matrices per toy of a block. The block size is chosen to fit
-``memory_bytes`` (at most ``max_block``). Everything is device-generic torch: on a GPU
-the same GEMMs run batched over the whole block.
+``memory_bytes`` (at most ``max_block``), and :meth:`ToyEngine.run` bounds each block
+to about ``block_seconds`` of work (timed from the previous block), so a consumer that
+saves every block, such as :class:`~contrastx.nplm.results.ToyResultsFile`, loses
+little when stopped. Everything is device-generic torch: on a GPU the same GEMMs run
+batched over the whole block.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -130,6 +148,7 @@ from .solver import (
     newton_step,
     pc_epsilon_default,
     pooled_newton_step,
+    row_blocked,
 )
 
 __all__ = ["NULL", "SIGNAL", "ToyBlock", "ToyConfig", "ToyEngine", "toy_rng"]
@@ -139,6 +158,23 @@ NULL, SIGNAL = 0, 1
 _SETUP_STREAM = 2
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+BLOCK_SECONDS = 30.0
+"""Default target wall time of a block of :meth:`ToyEngine.run`."""
+FIRST_BLOCK = 4
+"""Most toys in the first block when blocks are timed (``block_seconds``)."""
+
+
+def next_block_size(seconds: float, size: int, target: float, limit: int) -> int:
+    """Toys in the next block: as many as fit ``target`` seconds at the rate of the last
+    block (``size`` toys in ``seconds``), at least 1 and at most ``limit``.
+
+    A small block takes longer per toy than a large one (its fixed costs are shared by
+    fewer toys), so the rate of a small first block errs on the side of short blocks.
+    """
+    per_toy = max(float(seconds), 1e-9) / max(int(size), 1)
+    return int(max(1, min(limit, math.floor(target / per_toy))))
 
 
 def toy_rng(seed: int, hypothesis: int, toy_index: int) -> np.random.Generator:
@@ -367,14 +403,20 @@ class ToyEngine:
         left, see :meth:`run`), then :math:`N_S` signal events without replacement from
         the signal pool.
         """
+        rng, points, _, n_b, n_s = self._draw(hypothesis, toy_index)
+        return rng, points, n_b, n_s
+
+    def _draw(
+        self, hypothesis: int, toy_index: int
+    ) -> tuple[np.random.Generator, Tensor, np.ndarray, int, int]:
+        """:meth:`draw` plus the background pool indices: ``(rng, points, b_idx, N_B, N_S)``."""
         rng, b_pos, s_idx, n_b, n_s = self._draw_indices(hypothesis, toy_index)
         b_idx = self._data_pool()[b_pos]
         parts = [self.background[torch.from_numpy(b_idx)]]
         if n_s:
             assert self.signal is not None
             parts.append(self.signal[torch.from_numpy(s_idx)])
-        self._last_bkg_index = b_idx
-        return rng, torch.cat(parts), n_b, n_s
+        return rng, torch.cat(parts), b_idx, n_b, n_s
 
     # --------------------------------------------------------------------- run
     def block_size(self, hypothesis: int = NULL) -> int:
@@ -398,7 +440,13 @@ class ToyEngine:
             per_toy = 4 * cfg.M**2 * 8
         return max(1, min(int(cfg.max_block), int(cfg.memory_bytes) // per_toy))
 
-    def run(self, toy_indices: Iterable[int], *, hypothesis: int = NULL) -> Iterator[ToyBlock]:
+    def run(
+        self,
+        toy_indices: Iterable[int],
+        *,
+        hypothesis: int = NULL,
+        block_seconds: float | None = BLOCK_SECONDS,
+    ) -> Iterator[ToyBlock]:
         """Run the given toys, yielding one :class:`ToyBlock` per block.
 
         Parameters
@@ -407,18 +455,36 @@ class ToyEngine:
             Toy ids (each toy's randomness depends only on seed, hypothesis and id).
         hypothesis : {0, 1}
             :data:`NULL` (no signal) or :data:`SIGNAL` (``config.n_sig`` expected).
+        block_seconds : float or None
+            Target wall time of a block, so that a consumer saving each block (the
+            results file) loses at most about this much work when stopped. The first
+            block has at most :data:`FIRST_BLOCK` toys; each later one as many as the
+            time per toy measured on the previous block allows
+            (:func:`next_block_size`: at least one, at most :meth:`block_size`).
+            ``None``: every block has :meth:`block_size` toys. On a CPU the blocking
+            changes no toy's ``t`` (see the module notes).
         """
         if hypothesis not in (NULL, SIGNAL):
             raise ValueError(f"hypothesis must be 0 (null) or 1 (signal); got {hypothesis}")
         if hypothesis == SIGNAL and self.config.n_sig > 0 and self.signal is None:
             raise ValueError("signal toys with n_sig > 0 need a signal pool")
+        if block_seconds is not None:
+            if isinstance(block_seconds, bool) or not isinstance(block_seconds, (int, float)):
+                raise TypeError(
+                    f"block_seconds must be a number or None; got {type(block_seconds).__name__}"
+                )
+            if not (math.isfinite(block_seconds) and block_seconds > 0):
+                raise ValueError(f"block_seconds must be finite and > 0; got {block_seconds!r}")
         self.prepare()
         ids = [int(i) for i in toy_indices]
         if any(i < 0 for i in ids):
             raise ValueError("toy indices must be >= 0")
-        step = self.block_size(hypothesis) if self.config.mode == "shared" else 1
-        for lo in range(0, len(ids), step):
-            chunk = ids[lo : lo + step]
+        limit = self.block_size(hypothesis) if self.config.mode == "shared" else 1
+        size = limit if block_seconds is None else min(limit, FIRST_BLOCK)
+        lo = 0
+        while lo < len(ids):
+            chunk = ids[lo : lo + size]
+            lo += len(chunk)
             t0 = time.perf_counter()
             if self.strategy_ == "pool":
                 blk = self._run_pool(chunk, hypothesis)
@@ -430,8 +496,17 @@ class ToyEngine:
                 torch.cuda.synchronize(self.device)
             blk.seconds = time.perf_counter() - t0
             yield blk
+            if block_seconds is not None:
+                size = next_block_size(blk.seconds, len(chunk), block_seconds, limit)
 
     def _run_shared(self, ids: list[int], hypothesis: int) -> ToyBlock:
+        if len(ids) == 1 and self.device.type == "cpu":
+            # Batched LAPACK/BLAS calls take other paths for one system: pair the toy with
+            # itself, so its t is the same as in any larger block.
+            blk = self._run_shared(ids * 2, hypothesis)
+            for name in ("toy_index", "t", "n_bkg", "n_sig", "n_iter"):
+                setattr(blk, name, getattr(blk, name)[:1])
+            return blk
         cfg = self.config
         w = cfg.weight
         dev = self.device
@@ -479,7 +554,7 @@ class ToyEngine:
             max_iter=cfg.cg_max_iter,
         )
         del s_mat
-        alpha = self._precond.inv_t(beta)  # (B, M)
+        alpha = row_blocked(self._precond.inv_t, beta)  # (B, M)
         sum_f_data = (z_dat * beta).sum(1)
         sum_exp_ref = self._ref_exp_sum(alpha)
         t = 2.0 * (w * (cfg.n_ref - sum_exp_ref) + sum_f_data)
@@ -517,13 +592,17 @@ class ToyEngine:
         if n_s.sum() > 0:
             assert self.signal is not None
             union = np.unique(np.concatenate(sig_draws))
-            z_sig = whitened_features(
+            # In fixed-size row blocks: a signal row does not depend on the block's union.
+            z_sig = row_blocked(
+                lambda pts: whitened_features(
+                    pts,
+                    self._centers,
+                    self.sigma_,
+                    self._whiten,
+                    out_dtype=self._zpool.dtype,
+                    tile_bytes=cfg.tile_bytes,
+                ),
                 self.signal[torch.from_numpy(union)].to(dev),
-                self._centers,
-                self.sigma_,
-                self._whiten,
-                out_dtype=self._zpool.dtype,
-                tile_bytes=cfg.tile_bytes,
             )
             pos = [np.searchsorted(union, s_idx) for s_idx in sig_draws]
             parts.append((z_sig, RowSelection.from_lists(pos, union.size)))
@@ -542,7 +621,7 @@ class ToyEngine:
             twt_eigh=self._twt_eigh,
             backend=self.pool_backend_,
         )
-        alpha = self._precond.inv_t(beta)
+        alpha = row_blocked(self._precond.inv_t, beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
         return ToyBlock(
             hypothesis,
@@ -555,28 +634,40 @@ class ToyEngine:
         )
 
     def _ref_exp_sum(self, alpha: Tensor) -> Tensor:
-        r""":math:`\sum_{x\in R} e^{f_b(x)}` for every column of ``alpha`` (one pass)."""
-        a = alpha.T.to(self.dtype).contiguous()  # (M, B)
-        out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
+        r""":math:`\sum_{x\in R} e^{f_b(x)}` for every row of ``alpha`` ``(B, M)``.
+
+        One pass over the reference per group of up to ``M`` toys. On a CPU each toy's sum
+        is the same whatever the other toys: the tiles of the reference do not depend on
+        the block, the native product never takes its separate one-column path (a lone
+        column is paired with a zero column) and the tile sums are row reductions.
+        """
+        m = self.config.M
         ref = self._ref
-        width = max(self.config.M, a.shape[1])
+        width = max(m, 2)
         step = rows_per_tile(width, ref.element_size(), self.config.tile_bytes)
-        for lo in range(0, ref.shape[0], step):
-            if ref.device.type == "cpu":
-                # Fused native K(R, C) @ a (where built): 2-14x the tile + GEMM on a CPU.
-                f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
-            else:
-                # On a GPU the kernel tile + one GEMM over the block's columns is faster than
-                # the fused kernel, which re-evaluates K once per chunk of 16 columns.
-                f = gaussian_kernel_tile(ref[lo : lo + step], self._centers, self.sigma_) @ a
-            out += torch.exp(f.to(torch.float64)).sum(0)
+        out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
+        for c0 in range(0, alpha.shape[0], width):
+            a = alpha[c0 : c0 + width].T.to(self.dtype)  # (M, k)
+            k = a.shape[1]
+            if k == 1:
+                a = torch.cat([a, torch.zeros_like(a)], 1)
+            a = a.contiguous()
+            for lo in range(0, ref.shape[0], step):
+                if ref.device.type == "cpu":
+                    # Fused native K(R, C) @ a (where built): 2-14x the tile + GEMM on a CPU.
+                    f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
+                else:
+                    # On a GPU the kernel tile + one GEMM over the block's columns is faster
+                    # than the fused kernel, which re-evaluates K once per chunk of 16 columns.
+                    f = gaussian_kernel_tile(ref[lo : lo + step], self._centers, self.sigma_) @ a
+                out[c0 : c0 + k] += torch.exp(f.to(torch.float64)).T.contiguous().sum(1)[:k]
         return out
 
     def _run_paper(self, i: int, hypothesis: int) -> ToyBlock:
         cfg = self.config
-        rng, data, n_b, n_s = self.draw(hypothesis, i)
+        rng, data, b_idx, n_b, n_s = self._draw(hypothesis, i)
         rest = np.ones(self.background.shape[0], dtype=bool)
-        rest[self._last_bkg_index] = False
+        rest[b_idx] = False
         rest_idx = np.flatnonzero(rest)
         ref_idx = rest_idx[rng.choice(rest_idx.size, size=cfg.n_ref, replace=False)]
         ref = self.background[torch.from_numpy(ref_idx)]
