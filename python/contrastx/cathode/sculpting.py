@@ -291,6 +291,7 @@ def mass_sculpting(
     *,
     efficiencies: Sequence[float] = (0.2, 0.05),
     bins: int = 10,
+    thresholds: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     r"""m spectra before and after score cuts, in the signal region and the sidebands.
 
@@ -310,6 +311,10 @@ def mass_sculpting(
         SR selection efficiencies, each in (0, 1).
     bins : int
         Bins per window.
+    thresholds : sequence of float, optional
+        One score threshold per efficiency, used instead of the quantile of the given SR
+        scores: e.g. the cuts that keep these fractions of *all* SR data, applied to the
+        true-background events only (a simulation's sculpting check).
 
     Returns
     -------
@@ -328,11 +333,20 @@ def mass_sculpting(
     in_sr = regions.signal_mask(m)
     if not in_sr.any():
         raise ValueError(f"no event lies in the signal region {regions.signal_region}")
+    efficiencies = list(efficiencies)
+    if thresholds is not None and len(thresholds) != len(efficiencies):
+        raise ValueError(
+            f"give one threshold per efficiency: {len(thresholds)} thresholds for "
+            f"{len(efficiencies)} efficiencies"
+        )
     out = []
-    for eff in efficiencies:
+    for i, eff in enumerate(efficiencies):
         if not 0.0 < float(eff) < 1.0:
             raise ValueError(f"efficiencies must lie in (0, 1); got {eff}")
-        threshold = float(np.quantile(s[in_sr], 1.0 - float(eff)))
+        if thresholds is None:
+            threshold = float(np.quantile(s[in_sr], 1.0 - float(eff)))
+        else:
+            threshold = float(thresholds[i])
         selected = s >= threshold
         out.append(
             {

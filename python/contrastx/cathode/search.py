@@ -476,16 +476,41 @@ class Cathode:
             seed=self.options.seed if seed is None else seed,
         )  # fmt: skip
 
-    def mass_sculpting(self) -> list[dict[str, Any]]:
+    def mass_sculpting(
+        self, signal_region_events: Any = None, sideband_events: Any = None
+    ) -> list[dict[str, Any]]:
         """m spectra of SR and SB data before and after score cuts (see
-        :func:`~contrastx.cathode.sculpting.mass_sculpting`)."""
+        :func:`~contrastx.cathode.sculpting.mass_sculpting`).
+
+        The cuts keep the ``sculpting_efficiencies`` of *all* SR data. With data that
+        contain a signal, a cut shows that signal as a bump; in simulation, pass boolean
+        masks of the true-background events (over the SR and SB events, in the order of
+        :attr:`anomaly_scores_` and :attr:`sideband_scores_`) to check that the cut does
+        not carve a bump into the background.
+        """
         self._require_fitted()
-        m = np.concatenate([self.m_signal_region_, self.m_sidebands_])
-        s = np.concatenate([self.anomaly_scores_, self.sideband_scores_])
+        eff = self.options.sculpting_efficiencies
+        thresholds = [float(np.quantile(self.anomaly_scores_, 1.0 - e)) for e in eff]
+        keep_sr = _event_mask(signal_region_events, self.anomaly_scores_.size, "signal_region")
+        keep_sb = _event_mask(sideband_events, self.sideband_scores_.size, "sideband")
+        m = np.concatenate([self.m_signal_region_[keep_sr], self.m_sidebands_[keep_sb]])
+        s = np.concatenate([self.anomaly_scores_[keep_sr], self.sideband_scores_[keep_sb]])
         return mass_sculpting(
-            m, s, self.regions_, efficiencies=self.options.sculpting_efficiencies,
-            bins=self.options.mass_bins,
+            m, s, self.regions_, efficiencies=eff, bins=self.options.mass_bins,
+            thresholds=thresholds,
         )  # fmt: skip
+
+
+def _event_mask(mask: Any, n: int, what: str) -> np.ndarray:
+    if mask is None:
+        return np.ones(n, dtype=bool)
+    arr = np.asarray(mask)
+    if arr.dtype != bool or arr.shape != (n,):
+        raise ValueError(
+            f"{what}_events must be a boolean mask over the {n} {what} events; got "
+            f"{arr.dtype} {arr.shape}"
+        )
+    return arr
 
 
 @contextlib.contextmanager
