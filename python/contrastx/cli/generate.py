@@ -5,39 +5,89 @@ the ADC2021 mixture (W 59.2 %, QCD 33.8 %, Z 6.7 %, ttbar 0.3 %) plus 20,000
 events of each of the four ADC2021 signals, from the fast parametric generator,
 and prints a summary. Select processes later by label
 (``read_events(path).select("Ato4l")``).
+
+With ``--generator pythia`` the file is written batch by batch; progress goes to
+stderr (a bar on a terminal, otherwise one line per batch with an ETA). Ctrl-C or
+SIGTERM stops the run with one line saying how many events the file keeps, and
+re-running the same command completes it, with the same events as an uninterrupted
+run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import math
+import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from ..events.generators.pythia import DEFAULT_BATCH_SIZE
 from ..events.io import write_events
 from ..events.layout import ADC2021_MIXTURE, PROCESSES, SIGNALS
 
+PROG = "contrastx-generate"
+FRACTION_TOLERANCE = 1e-6
+"""How far from 1 the sum of ``--fractions`` may be."""
 
+
+# ---------------------------------------------------------------- arguments
 def _parse_pairs(text: str, cast: type, what: str) -> dict:
-    out = {}
+    out: dict = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
+        name = name.strip()
         if not sep:
             raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE, got {item!r}")
         if name not in PROCESSES:
             raise argparse.ArgumentTypeError(
                 f"{what}: unknown process name {name!r}; known processes: {', '.join(PROCESSES)}"
             )
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{what}: {name} is given twice")
         try:
             out[name] = cast(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{what}: bad value {value!r} for {name}") from None
+    if not out:
+        raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE,..., got {text!r}")
     return out
+
+
+def _parse_fractions(text: str) -> dict[str, float]:
+    """``--fractions``: finite, non-negative fractions that sum to 1 (never renormalised)."""
+    fractions = _parse_pairs(text, float, "--fractions")
+    bad = [f"{k}={v:g}" for k, v in fractions.items() if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"--fractions: fractions must be finite and >= 0; got {', '.join(bad)}"
+        )
+    total = math.fsum(fractions.values())
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        raise argparse.ArgumentTypeError(
+            f"--fractions must sum to 1 (within {FRACTION_TOLERANCE:g}); "
+            f"{', '.join(f'{k}={v:g}' for k, v in fractions.items())} sum to {total:.10g}"
+        )
+    return fractions
+
+
+def _parse_signals(text: str) -> dict[str, int]:
+    """``--signals``: non-negative event counts per process."""
+    signals = _parse_pairs(text, int, "--signals")
+    bad = [f"{k}={v}" for k, v in signals.items() if v < 0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--signals: counts must be >= 0; got {', '.join(bad)}")
+    return signals
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="contrastx-generate",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -45,16 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-background", type=int, default=200_000, help="background events")
     p.add_argument(
         "--fractions",
-        type=lambda s: _parse_pairs(s, float, "--fractions"),
+        type=_parse_fractions,
         default=None,
-        help="background mixture as NAME=FRACTION,... (default: ADC2021's)",
+        help="background mixture as NAME=FRACTION,... summing to 1 (default: ADC2021's)",
     )
     p.add_argument(
         "--n-signal", type=int, default=20_000, help="events of each of the four signals"
     )
     p.add_argument(
         "--signals",
-        type=lambda s: _parse_pairs(s, int, "--signals"),
+        type=_parse_signals,
         default=None,
         help="signal counts as NAME=COUNT,... (overrides --n-signal)",
     )
@@ -70,13 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--mpi",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="multiparton interactions (about 4-5x slower when on)",
+        help="multiparton interactions (several times slower when on)",
     )
     pythia.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: all cores)"
     )
     pythia.add_argument(
-        "--batch-size", type=int, default=500, help="events generated per batch (part of the seed)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="events generated per batch (part of the seed)",
     )
     pythia.add_argument(
         "--black-box",
@@ -89,24 +142,80 @@ def build_parser() -> argparse.ArgumentParser:
         "--truth", type=Path, default=None, help="truth file of --black-box (default: OUT.truth.h5)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (the pythia generator otherwise resumes it)",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar or progress lines",
+    )
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``contrastx-generate``."""
-    from ..events.generators import generate_sample, mixture_counts
+# ---------------------------------------------------------------- signals and logging
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that generation stops its workers and closes the file."""
 
-    args = build_parser().parse_args(argv)
-    if args.n_background < 0 or args.n_signal < 0:
-        print("contrastx-generate: event counts must be non-negative", file=sys.stderr)
-        return 2
-    if args.generator == "pythia":
-        return _main_pythia(args, argv)
-    if args.out.exists() and not args.overwrite:
-        print(f"contrastx-generate: {args.out} exists (use --overwrite)", file=sys.stderr)
-        return 2
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (looked up on every record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"{PROG}: {level}{record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """Send the library's log records (INFO and above) to stderr while the command runs."""
+    log = logging.getLogger("contrastx")
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter())
+    level = log.level
+    log.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+# ---------------------------------------------------------------- commands
+def _counts(args: argparse.Namespace) -> dict[str, int]:
+    """Events per process from the background mixture and the signals (zeros dropped)."""
+    from ..events.generators import mixture_counts
+
     fractions = args.fractions if args.fractions is not None else ADC2021_MIXTURE
     counts = mixture_counts(args.n_background, fractions) if args.n_background else {}
     signals = args.signals if args.signals is not None else dict.fromkeys(SIGNALS, args.n_signal)
@@ -114,33 +223,47 @@ def main(argv: list[str] | None = None) -> int:
         counts[name] = counts.get(name, 0) + n
     counts = {k: v for k, v in counts.items() if v > 0}
     if not counts:
-        print("contrastx-generate: nothing to generate (all counts are zero)", file=sys.stderr)
-        return 2
+        raise ValueError("nothing to generate (all counts are zero)")
+    return counts
+
+
+def _command(argv: list[str] | None) -> str:
+    return " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+
+
+def _work_path(args: argparse.Namespace) -> Path:
+    """The file a Pythia run writes batch by batch (a black box's labelled work file)."""
+    if args.black_box is not None:
+        return args.out.with_name(args.out.name + ".work.h5")
+    return args.out
+
+
+def _run_fast(args: argparse.Namespace, argv: list[str] | None) -> None:
+    from ..events.generators import generate_sample
+
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists (use --overwrite)")
+    counts = _counts(args)
     t0 = time.perf_counter()
     events = generate_sample(counts, seed=args.seed, progress=not args.no_progress)
     dt = time.perf_counter() - t0
-    events.metadata["command"] = " ".join(["contrastx-generate", *(argv or sys.argv[1:])])
-    write_events(args.out, events, overwrite=args.overwrite)
+    events.metadata["command"] = _command(argv)
+    partial = args.out.with_name(args.out.name + ".partial")
+    write_events(partial, events, overwrite=True)
+    os.replace(partial, args.out)  # the output appears complete or not at all
     print(f"wrote {args.out} ({args.generator} generator, seed {args.seed}, {dt:.1f} s)")
     print(events.summary())
-    if args.generator == "fast":
-        print(
-            "note: the fast generator is a parametric approximation for tests and quick runs; "
-            "it is not evidence for a physics claim"
-        )
-    return 0
+    print(
+        "note: the fast generator is a parametric approximation for tests and quick runs; "
+        "it is not evidence for a physics claim"
+    )
 
 
-def _main_pythia(args: argparse.Namespace, argv: list[str] | None) -> int:
+def _run_pythia(args: argparse.Namespace, argv: list[str] | None) -> None:
     """``--generator pythia``: written batch by batch; an existing OUT is resumed."""
-    from ..events.generators import mixture_counts
     from ..events.generators.pythia import generate_black_box, generate_pythia
     from ..events.io import read_events
 
-    if args.n_background < 0 or args.n_signal < 0:
-        print("contrastx-generate: event counts must be non-negative", file=sys.stderr)
-        return 2
-    fractions = args.fractions if args.fractions is not None else ADC2021_MIXTURE
     options = {
         "seed": args.seed,
         "mpi": args.mpi,
@@ -148,43 +271,69 @@ def _main_pythia(args: argparse.Namespace, argv: list[str] | None) -> int:
         "batch_size": args.batch_size,
         "progress": not args.no_progress,
         "overwrite": args.overwrite,
-        "extra_metadata": {"command": " ".join(["contrastx-generate", *(argv or sys.argv[1:])])},
+        "extra_metadata": {"command": _command(argv)},
     }
     t0 = time.perf_counter()
-    try:
-        if args.black_box is not None:
-            truth = args.truth or args.out.with_name(args.out.stem + ".truth.h5")
-            generate_black_box(
-                args.out,
-                truth,
-                args.n_background,
-                args.black_box,
-                n_signal=args.n_signal,
-                fractions=fractions,
-                **options,
-            )
-            print(f"wrote black box {args.out} and its truth {truth}")
-        else:
-            counts = mixture_counts(args.n_background, fractions) if args.n_background else {}
-            signals = (
-                args.signals if args.signals is not None else dict.fromkeys(SIGNALS, args.n_signal)
-            )
-            for name, n in signals.items():
-                counts[name] = counts.get(name, 0) + n
-            counts = {k: v for k, v in counts.items() if v > 0}
-            if not counts:
-                print(
-                    "contrastx-generate: nothing to generate (all counts are zero)", file=sys.stderr
-                )
-                return 2
-            generate_pythia(args.out, counts, **options)
-    except (ImportError, ValueError, FileExistsError, RuntimeError) as err:
-        print(f"contrastx-generate: {err}", file=sys.stderr)
-        return 2
+    if args.black_box is not None:
+        truth = args.truth or args.out.with_name(args.out.stem + ".truth.h5")
+        generate_black_box(
+            args.out,
+            truth,
+            args.n_background,
+            args.black_box,
+            n_signal=args.n_signal,
+            fractions=args.fractions if args.fractions is not None else ADC2021_MIXTURE,
+            work_path=_work_path(args),
+            **options,
+        )
+        print(f"wrote black box {args.out} and its truth {truth}")
+    else:
+        generate_pythia(args.out, _counts(args), **options)
     dt = time.perf_counter() - t0
     print(f"wrote {args.out} (pythia generator, seed {args.seed}, {dt:.1f} s)")
     if args.black_box is None:
         print(read_events(args.out).summary())
+
+
+def _interrupted_message(args: argparse.Namespace, exc: KeyboardInterrupt) -> str:
+    """The one line printed when the run is stopped by Ctrl-C or SIGTERM."""
+    what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+    if args.generator != "pythia":
+        return f"{PROG}: {what}; nothing was written to {args.out}"
+    from ..events.generators.pythia import committed_counts
+
+    path = _work_path(args)
+    again = (
+        "re-run the same command without --overwrite to resume"
+        if args.overwrite
+        else "re-run the same command to resume"
+    )
+    if not path.exists():
+        return f"{PROG}: {what}; no events written to {path} yet, {again}"
+    try:
+        n = str(sum(committed_counts(path).values()))
+    except (OSError, ValueError, KeyError, AttributeError):
+        n = "an unknown number of"
+    return f"{PROG}: {what}; {n} events written to {path}, {again}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``contrastx-generate``."""
+    args = build_parser().parse_args(argv)
+    try:
+        with _sigterm_as_interrupt(), _logging_to_stderr():
+            if args.n_background < 0 or args.n_signal < 0:
+                raise ValueError("event counts must be non-negative")
+            if args.generator == "pythia":
+                _run_pythia(args, argv)
+            else:
+                _run_fast(args, argv)
+    except (ImportError, ValueError, TypeError, RuntimeError, OSError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(_interrupted_message(args, exc), file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     return 0
 
 

@@ -34,6 +34,9 @@ Design
   same configuration continues where it stopped (an interrupted job) or adds
   events up to larger requested counts; rows written after the last recorded
   commit are truncated first, so no event is duplicated.
+* **Interruption.** Worker processes end with the calling process (on Linux even
+  when it is killed), and an interrupted call leaves a file that the same call
+  completes; :func:`committed_counts` says how many events it keeps.
 * **Memory** is bounded by ``2 * workers`` batches in flight.
 
 The physics model is Pythia's; the detector is a Gaussian smearing without
@@ -50,15 +53,24 @@ PosixPath('z.h5')
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import json
+import logging
 import math
 import os
+import pickle
+import signal
+import subprocess
+import sys
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +86,7 @@ from ..io import (
     EventFile,
     EventWriter,
     metadata_to_json,
+    open_h5,
 )
 from ..layout import ADC2021_MIXTURE, PROCESSES
 from .processes import PROCESS_REGISTRY, ProcessSpec, get_process
@@ -85,6 +98,7 @@ __all__ = [
     "BatchResult",
     "RecoSettings",
     "check_dependencies",
+    "committed_counts",
     "common_settings",
     "generate_black_box",
     "generate_cocktail",
@@ -93,6 +107,8 @@ __all__ = [
     "pythia_batch",
     "shuffle_file",
 ]
+
+logger = logging.getLogger(__name__)
 
 GENERATOR_NAME = "contrastx.pythia"
 PYTHIA_GENERATOR_VERSION = "0.1.0"
@@ -294,24 +310,198 @@ def _validate_settings(spec: ProcessSpec, settings: Sequence[str]) -> None:
             raise ValueError(f"process {spec.name!r}: Pythia does not recognise the setting {s!r}")
 
 
-class _LazyFuture:
-    """A stand-in for a Future that runs its task on first ``result()`` (serial mode)."""
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
-    def __init__(self, fn: Callable[[_BatchTask], BatchResult], task: _BatchTask) -> None:
-        self._fn, self._task, self._result = fn, task, None
 
-    def result(self) -> BatchResult:
-        if self._result is None:
-            self._result = self._fn(self._task)
-        return self._result
+def _format_duration(seconds: float) -> str:
+    """A rounded duration for progress messages (``"8.2 s"``, ``"24 min"``, ``"1.5 h"``)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
-    def cancel(self) -> bool:
-        return True
+
+# ---------------------------------------------------------------- step 1: plan the run
+@dataclass(frozen=True)
+class _RunPlan:
+    """A validated request: what to generate, and everything that fixes the events.
+
+    Attributes
+    ----------
+    requested : dict of str to int
+        Selected events wanted per process (the targets of this call).
+    process_names : tuple of str
+        Label names of a new file: the built-in processes, then custom ones.
+    settings : dict of str to tuple of str
+        Full Pythia settings per requested process (common, process, extra).
+    processes : dict
+        Metadata of each requested process (its own settings, its description).
+    config : dict
+        The configuration stored in the metadata; resuming requires it unchanged.
+    seed, batch_size : int
+        Master seed and events generated per batch.
+    reco : RecoSettings
+        Reconstruction choices.
+    """
+
+    requested: dict[str, int]
+    process_names: tuple[str, ...]
+    settings: dict[str, tuple[str, ...]]
+    processes: dict[str, dict[str, Any]]
+    config: dict[str, Any]
+    seed: int
+    batch_size: int
+    reco: RecoSettings
+
+    def task(self, process: str, batch: int) -> _BatchTask:
+        """The unit of work that generates batch ``batch`` of ``process``."""
+        return _BatchTask(
+            process, batch, self.settings[process], self.seed, self.batch_size, self.reco
+        )
+
+
+def _plan_run(
+    counts: Mapping[str, int],
+    *,
+    seed: int,
+    mpi: bool,
+    batch_size: int,
+    reco: RecoSettings | None,
+    extra_settings: Sequence[str],
+) -> _RunPlan:
+    """Validate the request and build the configuration (no file is touched)."""
+    versions = check_dependencies()
+    seed = _check_int("seed", seed)
+    batch_size = _check_int("batch_size", batch_size, minimum=1)
+    reco = reco or RecoSettings()
+    requested: dict[str, int] = {}
+    for name, count in counts.items():
+        get_process(name)
+        requested[name] = _check_int(f"counts[{name!r}]", count)
+    custom = [p for p in requested if p not in PROCESSES]
+    process_names = (*PROCESSES, *custom)
+    base = common_settings(mpi=mpi)
+    extra = tuple(str(s) for s in extra_settings)
+    settings: dict[str, tuple[str, ...]] = {}
+    processes: dict[str, dict[str, Any]] = {}
+    for name in (p for p in process_names if p in requested):
+        spec = PROCESS_REGISTRY[name]
+        settings[name] = (*base, *spec.settings, *extra)
+        _validate_settings(spec, settings[name])
+        processes[name] = {"settings": list(spec.settings), "description": spec.description}
+    config = {
+        "generator": GENERATOR_NAME,
+        "generator_version": PYTHIA_GENERATOR_VERSION,
+        "versions": versions,
+        "seed": seed,
+        "mpi": bool(mpi),
+        "batch_size": batch_size,
+        "common_settings": base,
+        "extra_settings": list(extra),
+        "reco": reco.to_dict(),
+    }
+    return _RunPlan(requested, process_names, settings, processes, config, seed, batch_size, reco)
+
+
+# ---------------------------------------------------------------- step 2: open or resume the file
+@dataclass
+class _ProcessProgress:
+    """Where one process stands in a file (its entry in the metadata's ``progress``).
+
+    Attributes
+    ----------
+    batch : int
+        The next batch to read.
+    skip : int
+        Selected events of that batch already written (a batch is read in pieces when
+        the requested count ends inside it; the rest serves a later extension).
+    kept, generated, passed : int
+        Events written, generated by Pythia and passing the selection (each batch
+        counted once).
+    cpu_seconds : float
+        CPU time of the batches read.
+    """
+
+    batch: int = 0
+    skip: int = 0
+    kept: int = 0
+    generated: int = 0
+    passed: int = 0
+    cpu_seconds: float = 0.0
+
+    @classmethod
+    def from_metadata(cls, path: Path, name: str, stored: Any) -> _ProcessProgress:
+        """Read a stored entry, naming the file and the process if it is incomplete."""
+        keys = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(stored, Mapping) or any(k not in stored for k in keys):
+            raise ValueError(
+                f"{path}: the metadata's progress of {name!r} lacks one of {keys}; "
+                "the file cannot be resumed"
+            )
+        return cls(**{k: stored[k] for k in keys})
+
+
+@dataclass
+class _Output:
+    """The output file as generation starts: new, or resumed with its progress.
+
+    Attributes
+    ----------
+    path : Path
+    mode : {"x", "a"}
+        :class:`~contrastx.events.io.EventWriter` mode: a new file or an append.
+    process_names : tuple of str
+        Label names of the file.
+    progress : dict of str to _ProcessProgress
+        Per process stored in the file or requested now (updated as batches commit).
+    targets : dict of str to int
+        Requested counts of the whole file (stored ones updated by this call's).
+    processes : dict
+        Metadata of every process of the file.
+    """
+
+    path: Path
+    mode: str
+    process_names: tuple[str, ...]
+    progress: dict[str, _ProcessProgress]
+    targets: dict[str, int]
+    processes: dict[str, dict[str, Any]]
+
+    def todo(self, plan: _RunPlan) -> list[str]:
+        """Processes that still need events, in the order they are written."""
+        return [
+            p
+            for p in self.process_names
+            if p in plan.requested and self.progress[p].kept < plan.requested[p]
+        ]
+
+    def metadata(self, plan: _RunPlan, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The file's metadata for the current progress (written at every commit)."""
+        progress = {k: dataclasses.asdict(v) for k, v in self.progress.items()}
+        meta = dict(plan.config)
+        meta.update(extra or {})
+        meta["processes"] = self.processes
+        meta["requested_counts"] = self.targets
+        meta["progress"] = progress
+        meta["n_generated"] = {k: v["generated"] for k, v in progress.items()}
+        meta["n_kept"] = {k: v["kept"] for k, v in progress.items()}
+        meta["filter_efficiency"] = {
+            k: (v["passed"] / v["generated"] if v["generated"] else None)
+            for k, v in progress.items()
+        }
+        return meta
 
 
 def _truncate(path: Path, n: int) -> int:
     """Cut every per-event dataset of a contrastx file to ``n`` rows; return rows removed."""
-    with h5py.File(path, "a") as f:
+    with open_h5(path, "a", what="event file") as f:
         removed = int(f[PARTICLES_KEY].shape[0]) - n
         if removed < 0:
             raise RuntimeError(
@@ -325,8 +515,513 @@ def _truncate(path: Path, n: int) -> int:
     return removed
 
 
-def _new_progress() -> dict[str, int]:
-    return {"batch": 0, "skip": 0, "kept": 0, "generated": 0, "passed": 0, "cpu_seconds": 0.0}
+def _open_output(path: Path, plan: _RunPlan, *, resume: bool, overwrite: bool) -> _Output:
+    """Start a new file, or check an existing one against ``plan`` and prepare its resumption.
+
+    A resumed file is cut back to its last commit (rows appended by a batch whose
+    metadata update did not happen are dropped and generated again).
+    """
+    if path.exists() and overwrite:
+        path.unlink()
+    if not path.exists():
+        progress = {p: _ProcessProgress() for p in plan.process_names if p in plan.requested}
+        return _Output(
+            path, "x", plan.process_names, progress, dict(plan.requested), dict(plan.processes)
+        )
+    if not resume:
+        raise FileExistsError(
+            f"{path} exists; pass resume=True to continue it or overwrite=True to replace it"
+        )
+    with EventFile(path) as f:
+        old = f.metadata
+        stored_names = tuple(f.process_names)
+    mismatch = [k for k, v in plan.config.items() if json.loads(json.dumps(v)) != old.get(k)]
+    if mismatch:
+        raise ValueError(
+            f"{path} was written with a different configuration (differs: "
+            f"{', '.join(mismatch)}); use another path or overwrite=True"
+        )
+    stored_processes = old.get("processes", {})
+    for name in plan.requested:
+        if name in stored_processes and stored_processes[name]["settings"] != list(
+            PROCESS_REGISTRY[name].settings
+        ):
+            raise ValueError(f"{path}: process {name!r} was written with other settings")
+    if not set(plan.process_names) <= set(stored_names):
+        raise ValueError(
+            f"{path} stores the processes {stored_names}; new custom processes "
+            "cannot be added to an existing file"
+        )
+    progress = {
+        name: _ProcessProgress.from_metadata(path, name, entry)
+        for name, entry in old.get("progress", {}).items()
+    }
+    removed = _truncate(path, sum(int(v.kept) for v in progress.values()))
+    if removed:
+        logger.info("%s: dropped %d events written after the last commit", path, removed)
+    for name, n in plan.requested.items():
+        have = progress[name].kept if name in progress else 0
+        if n < have:
+            raise ValueError(
+                f"{path} already holds {have} {name} events, more than the {n} requested"
+            )
+    for name in (p for p in stored_names if p in plan.requested):
+        progress.setdefault(name, _ProcessProgress())
+    return _Output(
+        path,
+        "a",
+        stored_names,
+        progress,
+        {**old.get("requested_counts", {}), **plan.requested},
+        {**stored_processes, **plan.processes},
+    )
+
+
+def committed_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Selected events per process that a file of :func:`generate_pythia` holds for certain.
+
+    These are the events a resumption keeps: rows appended after the last update of
+    the file's metadata (an interrupted batch) are dropped and generated again.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A file written (or being resumed) by :func:`generate_pythia`.
+
+    Returns
+    -------
+    dict of str to int
+        Events per process name, in the order they are written.
+    """
+    with EventFile(path) as f:
+        progress = f.metadata.get("progress", {})
+    return {name: int(entry.get("kept", 0)) for name, entry in progress.items()}
+
+
+# ---------------------------------------------------------------- step 3: run batches
+class _InlinePool:
+    """Runs each batch in this process when its result is asked for (``workers=1``)."""
+
+    window = 1
+
+    def __init__(self) -> None:
+        self._tasks: dict[tuple[str, int], _BatchTask] = {}
+
+    def submit(self, key: tuple[str, int], task: _BatchTask) -> None:
+        self._tasks[key] = task
+
+    def result(self, key: tuple[str, int]) -> BatchResult:
+        return _run_batch(self._tasks.pop(key))
+
+    def cancel(self, key: tuple[str, int]) -> None:
+        self._tasks.pop(key, None)
+
+    def close(self) -> None:
+        self._tasks.clear()
+
+
+@dataclass
+class _BatchFailure:
+    """An exception raised by a batch in a worker, sent back to the parent."""
+
+    exception: BaseException | None
+    description: str
+
+    @classmethod
+    def capture(cls, err: BaseException) -> _BatchFailure:
+        try:
+            pickle.loads(pickle.dumps(err))
+        except Exception:  # an exception that does not survive pickling
+            return cls(None, f"{type(err).__name__}: {err}")
+        return cls(err, f"{type(err).__name__}: {err}")
+
+    def error(self) -> BaseException:
+        return self.exception if self.exception is not None else RuntimeError(self.description)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_WORKER_BOOTSTRAP = """\
+import sys
+from multiprocessing.connection import Connection
+tasks = Connection(int(sys.argv[1]), writable=False)
+sys.path[:] = tasks.recv()
+from contrastx.events.generators.pythia import _worker_main
+_worker_main(tasks, int(sys.argv[2]), int(sys.argv[3]))
+"""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker end when the process that started it ends, however it ends.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); a parent that died before that call is noticed
+    through the parent pid. Elsewhere the worker ends at its next read of the task
+    pipe, which reports end-of-file once the parent is gone.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the task pipe's end-of-file remains
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker_main(tasks: Connection, result_fd: int, parent_pid: int) -> None:
+    """Body of a worker process: run the batches received until the task pipe closes."""
+    _die_with_parent(parent_pid)
+    results = Connection(result_fd, readable=False)
+    while True:
+        try:
+            task = tasks.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: BatchResult | _BatchFailure = _run_batch(task)
+        except Exception as err:
+            reply = _BatchFailure.capture(err)
+        try:
+            results.send(reply)
+        except OSError:  # the parent is gone
+            return
+
+
+class _WorkerProcess:
+    """One worker: a fresh interpreter running :func:`_worker_main`, fed through two pipes.
+
+    Workers are plain subprocesses (no :mod:`multiprocessing` pool, hence no
+    semaphores and no resource-tracker process), in their own session so that a
+    terminal's Ctrl-C reaches only the parent, which then ends them.
+    """
+
+    def __init__(self) -> None:
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _WORKER_BOOTSTRAP,
+                    str(task_read),
+                    str(result_write),
+                    str(os.getpid()),
+                ],
+                pass_fds=(task_read, result_write),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(task_write)
+            os.close(result_read)
+            raise
+        finally:
+            os.close(task_read)
+            os.close(result_write)
+        self.tasks = Connection(task_write, readable=False)
+        self.results = Connection(result_read, writable=False)
+        self.key: tuple[str, int] | None = None
+        self.tasks.send(list(sys.path))
+
+    def start(self, key: tuple[str, int], task: _BatchTask) -> None:
+        try:
+            self.tasks.send(task)
+        except OSError:
+            raise self._died(key) from None
+        self.key = key
+
+    def finish(self) -> tuple[tuple[str, int], BatchResult | _BatchFailure]:
+        """Receive the reply to the running task (call when ``results`` is readable)."""
+        key = self.key
+        assert key is not None
+        try:
+            reply = self.results.recv()
+        except (EOFError, OSError):
+            raise self._died(key) from None
+        self.key = None
+        return key, reply
+
+    def _died(self, key: tuple[str, int]) -> RuntimeError:
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return RuntimeError(
+            f"a Pythia worker process (pid {self.process.pid}) ended with {how} while "
+            f"generating batch {key[1]} of {key[0]!r}; the file is resumable"
+        )
+
+    def stop(self) -> None:
+        """End the worker: an idle one exits at the closed task pipe, a busy one is terminated."""
+        self.tasks.close()
+        if self.key is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def join(self) -> None:
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.results.close()
+
+
+class _ProcessPool:
+    """Batches run in ``n_workers`` worker processes, one batch per worker at a time.
+
+    Tasks wait in submission order for an idle worker; results are kept until asked
+    for. A worker that dies raises :class:`RuntimeError` when its result is awaited.
+    """
+
+    def __init__(self, n_workers: int) -> None:
+        self.window = 2 * n_workers
+        self._workers: list[_WorkerProcess] = []
+        self._queue: deque[tuple[tuple[str, int], _BatchTask]] = deque()
+        self._ready: dict[tuple[str, int], BatchResult | _BatchFailure] = {}
+        self._dropped: set[tuple[str, int]] = set()
+        try:
+            for _ in range(n_workers):
+                self._workers.append(_WorkerProcess())
+        except BaseException:
+            self.close()
+            raise
+
+    def submit(self, key: tuple[str, int], task: _BatchTask) -> None:
+        self._queue.append((key, task))
+        self._dispatch()
+
+    def result(self, key: tuple[str, int]) -> BatchResult:
+        while key not in self._ready:
+            self._collect(key)
+        reply = self._ready.pop(key)
+        if isinstance(reply, _BatchFailure):
+            raise reply.error()
+        return reply
+
+    def cancel(self, key: tuple[str, int]) -> None:
+        """Forget a batch: unqueue it, or drop its result when its worker replies."""
+        self._ready.pop(key, None)
+        for i, (queued, _) in enumerate(self._queue):
+            if queued == key:
+                del self._queue[i]
+                return
+        if any(w.key == key for w in self._workers):
+            self._dropped.add(key)
+
+    def _dispatch(self) -> None:
+        for worker in self._workers:
+            if worker.key is None and self._queue:
+                worker.start(*self._queue.popleft())
+
+    def _collect(self, awaited: tuple[str, int]) -> None:
+        busy = {w.results: w for w in self._workers if w.key is not None}
+        if not busy:
+            raise RuntimeError(f"internal error: batch {awaited} was awaited but never submitted")
+        for conn in connection_wait(list(busy)):
+            key, reply = busy[conn].finish()
+            if key in self._dropped:
+                self._dropped.discard(key)
+            else:
+                self._ready[key] = reply
+        self._dispatch()
+
+    def close(self) -> None:
+        """End every worker (running batches are abandoned) and wait for them."""
+        for worker in self._workers:
+            worker.stop()
+        for worker in self._workers:
+            worker.join()
+        self._workers.clear()
+
+
+_Pool = _InlinePool | _ProcessPool
+
+
+# ---------------------------------------------------------------- step 4: plan batches
+class _Scheduler:
+    """Submits batches ahead of the writer, keeping ``pool.window`` batches in flight.
+
+    The writer reads each process's batches in index order; meanwhile the pool
+    works ahead on the batches the writer will need: for the process being
+    written and the following ones, as many as their filter efficiency says they
+    need (two to start with), then more of the current process.
+    """
+
+    def __init__(self, pool: _Pool, plan: _RunPlan, out: _Output, todo: Sequence[str]) -> None:
+        self.pool, self.plan, self.progress, self.todo = pool, plan, out.progress, list(todo)
+        self.pending: set[tuple[str, int]] = set()
+        self.next_batch = {p: out.progress[p].batch for p in todo}
+
+    def next_result(self, active: int) -> BatchResult:
+        """The next batch of ``todo[active]`` (waits for it; submits work ahead)."""
+        p = self.todo[active]
+        head = (p, self.progress[p].batch)
+        if head not in self.pending:
+            self._submit(p)
+        self._fill(active)
+        self.pending.discard(head)
+        return self.pool.result(head)
+
+    def drop(self, process: str) -> None:
+        """Cancel the batches submitted ahead for a process that is complete."""
+        for key in [k for k in self.pending if k[0] == process]:
+            self.pending.discard(key)
+            self.pool.cancel(key)
+
+    def _submit(self, p: str) -> None:
+        b = self.next_batch[p]
+        self.pool.submit((p, b), self.plan.task(p, b))
+        self.pending.add((p, b))
+        self.next_batch[p] = b + 1
+
+    def _wanted(self, p: str) -> int:
+        st = self.progress[p]
+        left = self.plan.requested[p] - st.kept
+        if st.generated == 0:
+            return 2
+        eff = max(st.passed / st.generated, 1e-4)
+        return math.ceil(1.1 * left / (eff * self.plan.batch_size))
+
+    def _fill(self, active: int) -> None:
+        while len(self.pending) < self.pool.window:
+            for p in self.todo[active:]:
+                if self.next_batch[p] - self.progress[p].batch < self._wanted(p):
+                    self._submit(p)
+                    break
+            else:
+                self._submit(self.todo[active])
+
+
+# ---------------------------------------------------------------- step 5: progress
+class _ProgressReport:
+    """Progress of one call: a tqdm bar on a terminal, otherwise one log line per batch.
+
+    Each line (INFO, logger ``contrastx.events.generators.pythia``) gives the batch,
+    the events written of its process and in all, the rate of this session, the
+    process's filter efficiency and the time to go at that rate.
+    """
+
+    def __init__(self, path: Path, remaining: Mapping[str, int], enabled: bool) -> None:
+        self.name = path.name
+        self.total = sum(remaining.values())
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.enabled = enabled and self.total > 0
+        self.bar = None
+        if self.enabled and _stderr_is_terminal():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="evt", desc=f"{GENERATOR_NAME} {self.name}")
+        elif self.enabled:
+            todo = ", ".join(f"{p} {n}" for p, n in remaining.items())
+            logger.info("%s: generating %d events (%s)", self.name, self.total, todo)
+
+    def batch(self, process: str, res: BatchResult, n: int, st: _ProcessProgress, target: int):
+        """Report a committed batch: ``n`` events of ``process`` written."""
+        if not self.enabled:
+            return
+        self.done += n
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.done / elapsed
+        eff = st.passed / st.generated if st.generated else 0.0
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(process=process, kept_per_s=f"{rate:.1f}", eff=f"{eff:.3f}")
+            return
+        left = self.total - self.done
+        eta = _format_duration(left / rate) if rate > 0 else "unknown"
+        logger.info(
+            "%s: %s batch %d: %d/%d %s events, %d/%d in all, %.1f events/s, "
+            "filter efficiency %.3f, ETA %s",
+            self.name,
+            process,
+            res.batch,
+            st.kept,
+            target,
+            process,
+            self.done,
+            self.total,
+            rate,
+            eff,
+            eta,
+        )
+
+    def close(self, finished: bool) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and finished:
+            elapsed = time.perf_counter() - self.t0
+            logger.info("%s: %d events in %s", self.name, self.done, _format_duration(elapsed))
+
+
+# ---------------------------------------------------------------- step 6: write
+def _commit_batch(
+    writer: EventWriter,
+    plan: _RunPlan,
+    out: _Output,
+    process: str,
+    res: BatchResult,
+    extra_metadata: Mapping[str, Any] | None,
+) -> int:
+    """Append the events of a batch that are still needed, then commit the progress.
+
+    The metadata update is the commit: rows appended before it are dropped on
+    resumption if it did not happen. Returns the number of events appended.
+    """
+    st = out.progress[process]
+    need = plan.requested[process] - st.kept
+    chunk = res.particles[st.skip : st.skip + need]
+    n = int(chunk.shape[0])
+    if n:
+        label = out.process_names.index(process)
+        writer.append(
+            Events(
+                chunk,
+                labels=np.full(n, label, dtype=np.int64),
+                process_names=out.process_names,
+            )
+        )
+    if st.skip == 0:  # count each batch once, even when read in pieces
+        st.generated += res.n_generated
+        st.passed += res.n_passed
+        st.cpu_seconds += res.cpu_seconds
+    st.kept += n
+    if st.skip + n >= res.n_passed:
+        st.batch += 1
+        st.skip = 0
+    else:
+        st.skip += n  # the rest serves a later extension
+    writer.set_metadata(out.metadata(plan, extra_metadata))
+    return n
+
+
+def _write_batches(
+    writer: EventWriter,
+    plan: _RunPlan,
+    out: _Output,
+    scheduler: _Scheduler,
+    report: _ProgressReport,
+    extra_metadata: Mapping[str, Any] | None,
+) -> None:
+    """Write every process of ``scheduler.todo`` in turn, batch by batch, in index order."""
+    for active, p in enumerate(scheduler.todo):
+        st = out.progress[p]
+        dry = 0
+        while st.kept < plan.requested[p]:
+            res = scheduler.next_result(active)
+            n = _commit_batch(writer, plan, out, p, res, extra_metadata)
+            dry = dry + 1 if res.n_passed == 0 else 0
+            if dry >= _MAX_DRY_BATCHES and st.kept == 0:
+                raise RuntimeError(
+                    f"process {p!r}: no event passed the lepton selection in {dry} "
+                    f"batches of {plan.batch_size}; check its settings"
+                )
+            report.batch(p, res, n, st, plan.requested[p])
+        scheduler.drop(p)
 
 
 # ---------------------------------------------------------------- main entry point
@@ -358,20 +1053,23 @@ def generate_pythia(
     seed : int, default 0
         Master seed; every batch's seeds derive from it (see the module docstring).
     mpi : bool, default True
-        Multiparton interactions (about 4-5x slower when on).
+        Multiparton interactions (several times slower when on).
     workers : int, optional
         Worker processes; default ``os.cpu_count()``. ``1`` runs in this process.
         The output does not depend on it.
     batch_size : int, default 500
         Events *generated* per batch (and per Pythia initialisation); the unit of
-        parallelism, of resumption and of memory (~100-300 MB per batch in flight
-        with MPI on). Part of the configuration: changing it changes the events.
+        parallelism, of resumption and of memory (each batch in flight holds its
+        hadron-level events). Part of the configuration: changing it changes the
+        events.
     reco : RecoSettings, optional
-        Reconstruction choices (default: DESIGN §3).
+        Reconstruction choices (default: :class:`RecoSettings`'s defaults).
     extra_settings : sequence of str
         Pythia settings appended to every process's settings (e.g. a tune).
     progress : bool, default True
-        tqdm bar over kept events, with kept events/s and filter efficiency.
+        Report progress: a tqdm bar when stderr is a terminal, otherwise one INFO
+        log line per batch (logger ``contrastx.events.generators.pythia``) with the
+        events written, the rate, the filter efficiency and an ETA.
     resume : bool, default True
         If ``path`` exists and was written by this function with the same
         configuration, continue it (or extend it to larger ``counts``).
@@ -395,16 +1093,24 @@ def generate_pythia(
     FileExistsError
         ``path`` exists and neither ``resume`` nor ``overwrite`` is set.
     RuntimeError
-        Pythia fails to initialise, or a process yields no selected event in
-        200 batches.
+        Pythia fails to initialise, a process yields no selected event in 200
+        batches, or a worker process dies.
 
     Notes
     -----
-    With ``workers > 1`` the batches run in ``spawn``-started worker processes, so
-    a calling *script* must guard its entry point with
-    ``if __name__ == "__main__":`` (console scripts and pytest already do).
-    Interrupting (Ctrl-C) waits for the running batches to finish, then leaves a
-    resumable file.
+    The steps: the request is validated and the configuration built
+    (:class:`_RunPlan`); the file is created, or checked and cut back to its last
+    commit (:func:`_open_output`); batches are submitted ahead to the workers
+    (:class:`_Scheduler`, :class:`_ProcessPool`) and written in order, each one
+    committed by a metadata update (:func:`_commit_batch`).
+
+    With ``workers > 1`` the batches run in worker processes (fresh interpreters
+    started with :mod:`subprocess`, POSIX only). They end with this process however it
+    ends: on an exception or KeyboardInterrupt they are terminated before this
+    function returns, and on Linux the kernel kills them if this process is killed.
+    An interruption (Ctrl-C, or any exception) leaves a resumable file: calling
+    again with the same arguments completes it, with the same events as an
+    uninterrupted run; :func:`committed_counts` tells how many events it keeps.
 
     The metadata (``EventFile(path).metadata``) holds ``generator``,
     ``generator_version``, ``versions`` (pythia8mc, fastjet, awkward),
@@ -414,211 +1120,34 @@ def generate_pythia(
     ``generated`` / ``passed`` / ``kept`` counts, CPU seconds), ``n_generated``,
     ``n_kept`` and ``filter_efficiency`` per process.
     """
-    versions = check_dependencies()
-    path = Path(path)
-    seed = _check_int("seed", seed)
-    batch_size = _check_int("batch_size", batch_size, minimum=1)
-    reco = reco or RecoSettings()
+    plan = _plan_run(
+        counts,
+        seed=seed,
+        mpi=mpi,
+        batch_size=batch_size,
+        reco=reco,
+        extra_settings=extra_settings,
+    )
     if workers is None:
         workers = os.cpu_count() or 1
     workers = _check_int("workers", workers, minimum=1)
-    requested: dict[str, int] = {}
-    for name, count in counts.items():
-        get_process(name)
-        requested[name] = _check_int(f"counts[{name!r}]", count)
-    custom = [p for p in requested if p not in PROCESSES]
-    process_names = (*PROCESSES, *custom)
-    order = [p for p in process_names if p in requested]
-
-    base = common_settings(mpi=mpi)
-    extra = tuple(str(s) for s in extra_settings)
-    proc_meta: dict[str, dict[str, Any]] = {}
-    full_settings: dict[str, tuple[str, ...]] = {}
-    for name in order:
-        spec = PROCESS_REGISTRY[name]
-        full_settings[name] = (*base, *spec.settings, *extra)
-        _validate_settings(spec, full_settings[name])
-        proc_meta[name] = {"settings": list(spec.settings), "description": spec.description}
-
-    config = {
-        "generator": GENERATOR_NAME,
-        "generator_version": PYTHIA_GENERATOR_VERSION,
-        "versions": versions,
-        "seed": seed,
-        "mpi": bool(mpi),
-        "batch_size": batch_size,
-        "common_settings": base,
-        "extra_settings": list(extra),
-        "reco": reco.to_dict(),
-    }
-
-    # ------------------------------------------------------------ open / resume
-    state: dict[str, dict[str, Any]] = {}
-    stored_processes: dict[str, Any] = {}
-    stored_requested: dict[str, int] = {}
-    if path.exists() and overwrite:
-        path.unlink()
-    if path.exists():
-        if not resume:
-            raise FileExistsError(
-                f"{path} exists; pass resume=True to continue it or overwrite=True to replace it"
-            )
-        with EventFile(path) as f:
-            old = f.metadata
-            stored_names = f.process_names
-        mismatch = [k for k, v in config.items() if json.loads(json.dumps(v)) != old.get(k)]
-        if mismatch:
-            raise ValueError(
-                f"{path} was written with a different configuration (differs: "
-                f"{', '.join(mismatch)}); use another path or overwrite=True"
-            )
-        stored_processes = old.get("processes", {})
-        for name in order:
-            if name in stored_processes and stored_processes[name]["settings"] != list(
-                PROCESS_REGISTRY[name].settings
-            ):
-                raise ValueError(f"{path}: process {name!r} was written with other settings")
-        if not set(process_names) <= set(stored_names):
-            raise ValueError(
-                f"{path} stores the processes {tuple(stored_names)}; new custom processes "
-                "cannot be added to an existing file"
-            )
-        process_names = tuple(stored_names)
-        order = [p for p in process_names if p in requested]
-        state = {k: dict(v) for k, v in old.get("progress", {}).items()}
-        stored_requested = dict(old.get("requested_counts", {}))
-        removed = _truncate(path, sum(int(v["kept"]) for v in state.values()))
-        if removed:
-            print(f"{path}: dropped {removed} events written after the last commit")
-        for name, n in requested.items():
-            have = int(state.get(name, {}).get("kept", 0))
-            if n < have:
-                raise ValueError(
-                    f"{path} already holds {have} {name} events, more than the {n} requested"
-                )
-        mode = "a"
-    else:
-        mode = "x"
-    for name in order:
-        state.setdefault(name, _new_progress())
-    targets = {**stored_requested, **requested}
-    all_processes = {**stored_processes, **proc_meta}
-
-    def current_metadata() -> dict[str, Any]:
-        meta = dict(config)
-        meta.update(extra_metadata or {})
-        meta["processes"] = all_processes
-        meta["requested_counts"] = targets
-        meta["progress"] = state
-        meta["n_generated"] = {k: v["generated"] for k, v in state.items()}
-        meta["n_kept"] = {k: v["kept"] for k, v in state.items()}
-        meta["filter_efficiency"] = {
-            k: (v["passed"] / v["generated"] if v["generated"] else None) for k, v in state.items()
-        }
-        return meta
-
-    todo = [p for p in order if state[p]["kept"] < requested[p]]
-    total_todo = sum(requested[p] - state[p]["kept"] for p in todo)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_todo, unit="evt", desc=f"{GENERATOR_NAME} {path.name}")
-
-    executor: ProcessPoolExecutor | None = None
-    if workers > 1 and todo:
-        import multiprocessing
-
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    window = 2 * workers if executor is not None else 1
-    pending: dict[tuple[str, int], Future | _LazyFuture] = {}
-    next_submit = {p: state[p]["batch"] for p in todo}
-
-    def submit(p: str) -> None:
-        b = next_submit[p]
-        task = _BatchTask(p, b, full_settings[p], seed, batch_size, reco)
-        if executor is None:
-            pending[(p, b)] = _LazyFuture(_run_batch, task)
-        else:
-            pending[(p, b)] = executor.submit(_run_batch, task)
-        next_submit[p] = b + 1
-
-    def batches_wanted(p: str) -> int:
-        st = state[p]
-        left = requested[p] - st["kept"]
-        if st["generated"] == 0:
-            return 2
-        eff = max(st["passed"] / st["generated"], 1e-4)
-        return math.ceil(1.1 * left / (eff * batch_size))
-
-    def fill(active: int) -> None:
-        while len(pending) < window:
-            for p in todo[active:]:
-                if next_submit[p] - state[p]["batch"] < batches_wanted(p):
-                    submit(p)
-                    break
-            else:
-                submit(todo[active])
-
-    t_start = time.perf_counter()
-    kept_total = 0
+    out = _open_output(Path(path), plan, resume=resume, overwrite=overwrite)
+    todo = out.todo(plan)
+    remaining = {p: plan.requested[p] - out.progress[p].kept for p in todo}
+    report = _ProgressReport(out.path, remaining, progress)
+    pool: _Pool = _ProcessPool(workers) if workers > 1 and todo else _InlinePool()
+    finished = False
     try:
-        with EventWriter(path, process_names, metadata=current_metadata(), mode=mode) as writer:
-            label_of = {n: i for i, n in enumerate(process_names)}
-            for active, p in enumerate(todo):
-                st = state[p]
-                dry = 0
-                while st["kept"] < requested[p]:
-                    head = (p, st["batch"])
-                    if head not in pending:
-                        submit(p)
-                    fill(active)
-                    res = pending.pop(head).result()
-                    need = requested[p] - st["kept"]
-                    chunk = res.particles[st["skip"] : st["skip"] + need]
-                    if chunk.shape[0]:
-                        writer.append(
-                            Events(
-                                chunk,
-                                labels=np.full(chunk.shape[0], label_of[p], dtype=np.int64),
-                                process_names=process_names,
-                            )
-                        )
-                    if st["skip"] == 0:  # count each batch once, even when read in pieces
-                        st["generated"] += res.n_generated
-                        st["passed"] += res.n_passed
-                        st["cpu_seconds"] += res.cpu_seconds
-                    st["kept"] += chunk.shape[0]
-                    if st["skip"] + chunk.shape[0] >= res.n_passed:
-                        st["batch"] += 1
-                        st["skip"] = 0
-                    else:
-                        st["skip"] += chunk.shape[0]  # the rest serves a later extension
-                    writer.set_metadata(current_metadata())
-                    dry = dry + 1 if res.n_passed == 0 else 0
-                    if dry >= _MAX_DRY_BATCHES and st["kept"] == 0:
-                        raise RuntimeError(
-                            f"process {p!r}: no event passed the lepton selection in {dry} "
-                            f"batches of {batch_size}; check its settings"
-                        )
-                    kept_total += chunk.shape[0]
-                    if bar is not None:
-                        bar.update(chunk.shape[0])
-                        elapsed = max(time.perf_counter() - t_start, 1e-9)
-                        bar.set_postfix(
-                            process=p,
-                            kept_per_s=f"{kept_total / elapsed:.1f}",
-                            eff=f"{st['passed'] / max(st['generated'], 1):.3f}",
-                        )
-                for key in [k for k in pending if k[0] == p]:
-                    pending.pop(key).cancel()
+        with EventWriter(
+            out.path, out.process_names, metadata=out.metadata(plan, extra_metadata), mode=out.mode
+        ) as writer:
+            scheduler = _Scheduler(pool, plan, out, todo)
+            _write_batches(writer, plan, out, scheduler, report, extra_metadata)
+        finished = True
     finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    return path
+        pool.close()
+        report.close(finished)
+    return out.path
 
 
 # ---------------------------------------------------------------- mixtures
@@ -798,8 +1327,12 @@ def generate_black_box(
         "n_events": len(ev),
         "truth_file": truth_path.name,
     }
+    # both outputs appear complete or not at all: an interruption here leaves only
+    # ".partial" files, and re-running the same call writes them again
+    box_tmp = path.with_name(path.name + ".partial")
+    truth_tmp = truth_path.with_name(truth_path.name + ".partial")
     write_events(
-        path,
+        box_tmp,
         Events(
             mixed.particles,
             labels=np.full(len(ev), UNKNOWN_LABEL, dtype=np.int64),
@@ -807,14 +1340,16 @@ def generate_black_box(
             event_ids=evt_id,
             metadata=public,
         ),
-        overwrite=overwrite,
+        overwrite=True,
     )
     truth_path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(truth_path, "w") as f:
+    with open_h5(truth_tmp, "w", what="truth file") as f:
         f.create_dataset(EVTID_KEY, data=evt_id)
         ds = f.create_dataset(LABELS_KEY, data=mixed.labels)
         ds.attrs["process_names"] = np.array(ev.process_names, dtype=h5py.string_dtype())
         f.attrs["metadata"] = metadata_to_json(
             {**meta, "black_box_file": path.name, "signal": signal, "permutation_seed": seed}
         )
+    os.replace(truth_tmp, truth_path)
+    os.replace(box_tmp, path)
     return path, truth_path

@@ -6,7 +6,7 @@ ADC2021 table, whole batch at once: numpy on the flattened particle list with
 per-particle event indices, and FastJet's awkward (multi-event) interface for
 the jets. There is no Python loop over particles or events.
 
-The default choices (:class:`RecoSettings`) are those of DESIGN §3:
+The default choices (:class:`RecoSettings`):
 
 * **Leptons**, no isolation: final-state electrons with smeared pT > 3 GeV and
   |eta| < 3, muons with smeared pT > 3 GeV and |eta| < 2.1 (whatever their origin,
@@ -52,7 +52,7 @@ __all__ = ["RecoSettings", "final_state", "reconstruct"]
 
 @dataclass(frozen=True)
 class RecoSettings:
-    """Detector-level reconstruction choices (defaults: DESIGN §3).
+    """Detector-level reconstruction choices (defaults as in the module docstring).
 
     Attributes
     ----------
