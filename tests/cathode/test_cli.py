@@ -80,6 +80,10 @@ def test_features_run_writes_results_and_figures_then_reports(files, tmp_path, c
     cath = summary["evaluation"]["cathode"]
     assert cath["n_background"] == 3000 and cath["n_signal"] == 500
     assert len(cath["ensembles"]["max_sic"]) == 1
+    post = cath["post_selection_significance"]
+    n_sig_sr = 80  # every injected signal event lies in the SR
+    assert post["before"] == pytest.approx(n_sig_sr / np.sqrt(n_sr - n_sig_sr))
+    assert len(post["after"]) == 3
     assert summary["idealized"]["n_template"] == 4000
     assert summary["supervised"]["metrics"]["max_sic"]["value"] > 1.0
     assert 0.0 < summary["sculpting_test"]["auc"] < 1.0
@@ -92,6 +96,7 @@ def test_features_run_writes_results_and_figures_then_reports(files, tmp_path, c
     with h5py.File(out / "cathode.h5") as f:
         assert f.attrs["format"] == "contrastx-cathode-results"
         assert json.loads(f.attrs["config"]) == summary["config"]
+        assert json.loads(f["summary_json"][()]) == summary
         assert f["signal_region/scores"].shape == (n_sr,)
         assert f["signal_region/ensemble_scores"].shape == (1, n_sr)
         assert f["template/x"].shape == (round(4 * n_sr), 3)

@@ -395,7 +395,8 @@ def _write_results_h5(path: Path, arrays: dict[str, Any], config: dict, summary:
         f.attrs["format"] = RESULTS_FORMAT
         f.attrs["format_version"] = RESULTS_VERSION
         f.attrs["config"] = _dumps(config)
-        f.attrs["summary"] = _dumps(summary)
+        # the summary can outgrow HDF5's 64 kB attribute limit: a string dataset
+        f.create_dataset("summary_json", data=_dumps(summary))
         for key, value in arrays.items():
             if value is None:
                 continue
@@ -640,6 +641,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sets["supervised"] = (y_target, s, ens)
             arrays.update({"supervised/scores": s, "supervised/ensemble_scores": ens})
     summary["evaluation"] = evaluation
+    if _labelled(y_sr):  # S / sqrt(B) of the SR data before and after the cuts
+        from contrastx.cathode import post_selection_significance
+
+        found = {
+            "CATHODE": evaluation.get("cathode"),
+            "idealized": summary.get("idealized", {}).get("metrics"),
+            "supervised": summary.get("supervised", {}).get("metrics"),
+        }
+        for name, metrics in found.items():
+            if metrics is not None and name in sets:
+                y_use, s_use, _ = sets[name]
+                metrics["post_selection_significance"] = post_selection_significance(
+                    y_use, s_use, opts.background_efficiencies,
+                    n_signal=float(y_sr.sum()), n_background=float((y_sr == 0).sum()),
+                )  # fmt: skip
 
     # ------------------------------------------------------------- sculpting checks
     sculpt = None
