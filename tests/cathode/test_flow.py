@@ -55,13 +55,14 @@ def test_options_validate_and_round_trip():
 
 # --------------------------------------------------------------------------- pure logic
 def test_early_stopping_compares_with_the_best_so_far():
-    # Every loss from epoch 3 on is below the loss two epochs earlier, so a rule that
-    # compares with the loss `patience` epochs back never stops; none beats epoch 2's 1.0.
-    losses = [5.0, 1.0, 4.0, 3.0, 2.0, 1.5, 1.2, 1.1]
+    # New bests at epochs 3, 5 and 7, each between worse epochs. Comparing with the loss
+    # `patience` epochs earlier would stop at epoch 6 (2.0 >= 1.0 of epoch 3) although
+    # epoch 7 improves again; the best-so-far rule stops 3 epochs after epoch 7.
+    losses = [5.0, 4.0, 1.0, 3.0, 0.9, 2.0, 0.8, 1.5, 1.4, 1.3, 1.2]
     stopper = EarlyStopping(patience=3)
     stops = [stopper.update(v) for v in losses]
-    assert stops.index(True) == 4  # epoch 5 = 3 epochs after the best (epoch 2)
-    assert (stopper.best, stopper.best_epoch) == (1.0, 2)
+    assert stops.index(True) + 1 == 10
+    assert (stopper.best, stopper.best_epoch) == (0.8, 7)
 
 
 def test_early_stopping_resets_on_a_new_best_and_ignores_nan():
@@ -176,21 +177,26 @@ def test_ensemble_samples_come_from_every_member_and_are_seeded(toy_flow):
 
 
 def test_early_stopping_in_fit_stops_patience_epochs_after_the_best(monkeypatch):
-    """Validation losses are scripted: the fit must stop 2 epochs after epoch 2's best."""
-    scripted = iter([9.0, 5.0, 1.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.2])  # initial loss first
+    """Scripted validation losses; the pre-training loss (first, 0.1) is the lowest.
+
+    It must neither count as the best for early stopping (which would stop at epoch 3)
+    nor be picked as an ensemble member.
+    """
+    scripted = iter([0.1, 5.0, 4.0, 1.0, 3.0, 0.9, 2.0, 0.8, 1.5, 1.4, 1.3, 1.2, 1.1])
 
     def fake_eval(*args):
         return next(scripted)
 
     monkeypatch.setattr(flow_mod, "_eval_loss", fake_eval)
     x, m = toy_sample(600, seed=2)
-    opts = FlowOptions(**{**SMALL, "epochs": 8, "patience": 2, "n_best_epochs": 3})
+    opts = FlowOptions(**{**SMALL, "epochs": 12, "patience": 3, "n_best_epochs": 3})
     flow = ConditionalFlow(opts).fit(x, m, seed=0, progress=False)
     record = flow.history_[0]
-    assert record["initial_val_loss"] == 9.0  # recorded, but not an epoch
-    assert record["val_loss"] == [5.0, 1.0, 4.0, 3.0]
+    assert record["initial_val_loss"] == 0.1  # recorded, but not an epoch
+    assert record["val_loss"] == [5.0, 4.0, 1.0, 3.0, 0.9, 2.0, 0.8, 1.5, 1.4, 1.3]
     assert record["stopped_early"]
-    assert record["best_epochs"] == [2, 4, 3]  # never "epoch 0" (the pre-training 9.0)
+    assert record["best_epochs"] == [7, 5, 3]
+    assert flow.best_epochs_ == [(0, 7), (0, 5), (0, 3)]
 
 
 # --------------------------------------------------------------------------- files

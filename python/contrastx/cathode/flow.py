@@ -389,7 +389,10 @@ class ConditionalFlow:
     history_ : list of dict
         One record per flow: ``initial_val_loss`` (before training; not an epoch),
         ``train_loss`` and ``val_loss`` (one entry per epoch, epoch ``i + 1`` at index
-        ``i``), ``stopped_early``, ``best_epochs`` and ``seconds``.
+        ``i``), ``stopped_early``, ``best_epochs`` and ``seconds``. Losses are mean
+        negative log-likelihoods per event in the preprocessed space z (the
+        preprocessing's Jacobian is a constant offset per event, so it does not change
+        which epoch is best).
     best_epochs_ : list of (int, int)
         The ensemble members as ``(flow index, epoch)`` (epochs counted from 1), each
         flow's lowest validation loss first.
@@ -793,7 +796,11 @@ class ConditionalFlow:
         meta_text, states = payload.get("meta"), payload.get("members")
         if not isinstance(meta_text, str) or not isinstance(states, list) or not states:
             raise ValueError(f"{path}: corrupted {FORMAT_NAME} file (missing meta or members)")
-        if _checksum(meta_text, states) != payload.get("checksum"):
+        try:
+            digest = _checksum(meta_text, states)
+        except (AttributeError, TypeError, RuntimeError) as err:
+            raise ValueError(f"{path}: corrupted {FORMAT_NAME} file ({err})") from err
+        if digest != payload.get("checksum"):
             raise ValueError(f"{path}: checksum mismatch; the file is corrupted or was modified")
         try:
             meta = json.loads(meta_text)
