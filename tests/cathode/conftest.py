@@ -53,6 +53,7 @@ def toy_flow():
     try:
         x, m = toy_sample(3000, seed=1)
         opts = FlowOptions(
+            kind="maf",
             transforms=2,
             hidden_features=(32, 32),
             epochs=12,

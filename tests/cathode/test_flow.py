@@ -21,6 +21,7 @@ from contrastx.options import OptionsError, from_mapping, to_dict
 from .conftest import TOY_OFFSET, TOY_SLOPE, toy_log_prob, toy_sample
 
 SMALL = dict(
+    kind="maf",
     transforms=2,
     hidden_features=(16, 16),
     epochs=3,
@@ -106,6 +107,20 @@ def test_conditional_toy_loglik_matches_truth_and_a_wrong_flow_fails(toy_flow):
     )
     wrong_gap = truth - wrong.log_prob(x_test, m_test).mean()
     assert wrong_gap > 10 * LOGLIK_TOLERANCE, wrong_gap
+
+
+def test_default_spline_flow_on_the_conditional_toy():
+    """The default kind (NSF) on the same toy; splines fit a Gaussian less exactly than
+    affine transforms, so its stated tolerance is 0.05 nats."""
+    x, m = toy_sample(3000, seed=1)
+    opts = FlowOptions(
+        kind="nsf", transforms=2, hidden_features=(32, 32), epochs=12, batch_size=256,
+        lr=1e-2, n_best_epochs=3, logit=False,
+    )  # fmt: skip
+    flow = ConditionalFlow(opts).fit(x, m, seed=0, progress=False)
+    x_test, m_test = toy_sample(4000, seed=99)
+    gap = toy_log_prob(x_test, m_test).mean() - flow.log_prob(x_test, m_test).mean()
+    assert abs(gap) < 0.05, gap
 
 
 def test_samples_follow_the_conditional_mean(toy_flow):
@@ -257,6 +272,18 @@ def test_weights_are_a_weighted_mean_so_a_constant_factor_changes_nothing():
     w[plain.validation_mask_] = 0.0
     with pytest.raises(ValueError, match="weights sum to zero on the training or the validation"):
         ConditionalFlow(opts).fit(x, m, seed=4, progress=False, weights=w)
+
+
+def test_per_feature_logit_flags():
+    x, m = toy_sample(300, seed=8)
+    x[:, 1] = np.abs(x[:, 1])  # a bounded (non-negative) feature
+    flow = ConditionalFlow(FlowOptions(**{**SMALL, "logit": (False, True)}))
+    flow.fit(x, m, seed=0, progress=False)
+    assert flow.scaler_.logit_.tolist() == [False, True]
+    samples = flow.sample(np.full(2000, 0.5), seed=0)
+    assert (samples[:, 1] >= flow.scaler_.low_[1]).all()  # inside the logit bounds
+    with pytest.raises(ValueError, match=r"logit lists 3 flag\(s\) but x has 2"):
+        ConditionalFlow(FlowOptions(**{**SMALL, "logit": (True,) * 3})).fit(x, m)
 
 
 def test_progress_logs_one_line_per_epoch_with_eta(caplog):

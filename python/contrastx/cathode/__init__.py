@@ -23,12 +23,13 @@ arXiv:2109.00546.
 """
 
 # density side (regions, preprocessing, flow, sampling)
-from .flow import ConditionalFlow, EarlyStopping, FlowOptions, best_epochs
+from .flow import FLOW_PRESETS, ConditionalFlow, EarlyStopping, FlowOptions, best_epochs
 from .preprocessing import FeatureScaler
 from .regions import Regions
 from .sampling import MassKDE, TemplateComponent, TemplateOptions, make_template
 
 __all__ = [
+    "FLOW_PRESETS",
     "ConditionalFlow",
     "EarlyStopping",
     "FeatureScaler",
