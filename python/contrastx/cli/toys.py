@@ -394,37 +394,55 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[None]:
+def _stop_on_signals(progress: dict[str, Any]) -> Iterator[None]:
     """SIGINT and SIGTERM raise :class:`Interrupted` once; a second one ends the process.
 
-    Blocks are committed atomically, so an exit at any point (this exception, a second
-    signal, SIGKILL) leaves a file that resumes. Outside the main thread nothing changes.
+    The signal is also recorded in ``progress["signum"]``: where Python cannot propagate
+    the exception (a weakref callback or ``__del__`` running when the signal arrives), it
+    is dropped silently and :func:`run` stops after the block instead. Blocks are
+    committed atomically, so an exit at any point (this exception, a second signal,
+    SIGKILL) leaves a file that resumes. Outside the main thread nothing changes.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     sigs = (signal.SIGINT, signal.SIGTERM)
     old = {s: signal.getsignal(s) for s in sigs}
+    old_hook = sys.unraisablehook
 
     def handler(signum: int, frame: Any) -> None:
         for s in sigs:
             signal.signal(s, signal.SIG_DFL)
+        progress.setdefault("signum", signum)
         raise Interrupted(signum)
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, Interrupted):
+            old_hook(info)
 
     for s in sigs:
         signal.signal(s, handler)
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = old_hook
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _stop_if_signalled(progress: dict[str, Any]) -> None:
+    """Raise :class:`Interrupted` for a signal whose exception was dropped (see above)."""
+    if "signum" in progress:
+        raise Interrupted(progress["signum"])
 
 
 def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the toys of ``args`` (see :func:`build_parser`); return the summary.
 
     ``progress``, if given, is kept up to date with ``out``, ``saved`` (toys committed to
-    the results file) and ``total`` (toys asked for), for a message on interruption.
+    the results file) and ``total`` (toys asked for), for a message on interruption; a
+    ``signum`` entry (a signal received, see :func:`main`) stops the run after the block.
     """
     progress = {} if progress is None else progress
     import torch
@@ -496,6 +514,7 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
                     t_toys += blk.seconds
                     bar.update(len(blk))
                     bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
+                    _stop_if_signalled(progress)
         finally:
             bar.close()
         t0 = res.read(NULL)["t"]
@@ -522,22 +541,30 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status (2: error, 128 + signal: interrupted).
+
+    SIGINT and SIGTERM stop the run with one line saying how many toys are saved; the
+    results file then resumes (rerun the same command).
+    """
     progress: dict[str, Any] = {}
-    with _stop_on_signals():
+    with _stop_on_signals(progress):
         try:
             args = build_parser().parse_args(argv)
             run(args, progress)
         except (ValueError, OSError) as exc:
-            print(f"contrastx-toys: error: {exc}", file=sys.stderr)
-            return 2
+            if "signum" not in progress:
+                print(f"contrastx-toys: error: {exc}", file=sys.stderr)
+                return 2
         except KeyboardInterrupt as exc:
-            print(_interrupted_message(exc, progress), file=sys.stderr)
-            return 128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+            progress.setdefault("signum", getattr(exc, "signum", signal.SIGINT))
+        if "signum" in progress:  # also a signal whose exception Python dropped
+            print(_interrupted_message(progress), file=sys.stderr)
+            return 128 + int(progress["signum"])
     return 0
 
 
-def _interrupted_message(exc: KeyboardInterrupt, progress: dict[str, Any]) -> str:
-    name = signal.Signals(exc.signum).name if isinstance(exc, Interrupted) else "SIGINT"
+def _interrupted_message(progress: dict[str, Any]) -> str:
+    name = signal.Signals(progress["signum"]).name
     if "out" not in progress:
         return f"contrastx-toys: interrupted ({name}) before any toy ran; nothing saved"
     return (
