@@ -128,23 +128,24 @@ def reference(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- signals
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
-def test_stopped_run_leaves_no_process_and_resumes_exactly(sig, tmp_path, reference):
-    path = tmp_path / "z.h5"
+def _stop_run(path: Path, sig: str, ready) -> tuple[int, str, list[int], list[str]]:
+    """Start the command, send ``sig`` once ``ready()``; return its exit status, its
+    output, and its child processes (pids and command lines) just before the signal."""
     command = [sys.executable, "-m", "contrastx.cli.generate", "--out", str(path), *ARGS]
 
     def child_setup() -> None:  # own process group; SIGINT as at a terminal, even if the
         os.setsid()  # test runner ignores it (a background job)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    with open(tmp_path / "stdout", "w+") as out, open(tmp_path / "stderr", "w+") as err:
-        proc = subprocess.Popen(command, stdout=out, stderr=err, preexec_fn=child_setup)
+    logs = path.parent / "output"
+    with open(logs, "w+") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=child_setup)
         try:
             deadline = time.monotonic() + 120
-            while _committed(path) == 0:
-                assert proc.poll() is None, "the run ended before its first batch was committed"
-                assert time.monotonic() < deadline, "no batch committed in 120 s"
-                time.sleep(0.02)
+            while not ready():
+                assert proc.poll() is None, "the run ended before the signal was due"
+                assert time.monotonic() < deadline, "the run did not get there in 120 s"
+                time.sleep(0.01)
             children = _children(proc.pid)
             commands = [_cmdline(c) for c in children]
             if sig == "SIGINT":
@@ -156,9 +157,14 @@ def test_stopped_run_leaves_no_process_and_resumes_exactly(sig, tmp_path, refere
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        out.seek(0)
-        err.seek(0)
-        output = out.read() + err.read()
+        log.seek(0)
+        return rc, log.read(), children, commands
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_stopped_run_leaves_no_process_and_resumes_exactly(sig, tmp_path, reference):
+    path = tmp_path / "z.h5"
+    rc, output, children, commands = _stop_run(path, sig, lambda: _committed(path) > 0)
 
     # the workers, and nothing else (no multiprocessing resource tracker), end with it
     assert len(children) == 2
@@ -184,6 +190,17 @@ def test_stopped_run_leaves_no_process_and_resumes_exactly(sig, tmp_path, refere
         )
 
     assert main(["--out", str(path), *ARGS]) == 0  # the same command again
+    _compare(path, reference)
+
+
+def test_killed_as_soon_as_the_file_appears_resumes(tmp_path, reference):
+    # HDF5 keeps a new file's structure in memory until a flush: a file killed before
+    # its first batch was unreadable, and the same command then failed on it forever
+    path = tmp_path / "z.h5"
+    rc, _, _, _ = _stop_run(path, "SIGKILL", path.exists)
+    assert rc == -signal.SIGKILL
+    assert sum(committed_counts(path).values()) == 0
+    assert main(["--out", str(path), *ARGS]) == 0
     _compare(path, reference)
 
 

@@ -177,29 +177,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (looked up on every record)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:
-            self.handleError(record)
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"{PROG}: {level}{record.getMessage()}"
-
-
 @contextlib.contextmanager
 def _logging_to_stderr() -> Iterator[None]:
-    """Send the library's log records (INFO and above) to stderr while the command runs."""
+    """Print the library's log records (INFO and above) on stderr while the command runs."""
     log = logging.getLogger("contrastx")
-    handler = _StderrHandler()
-    handler.setFormatter(_Formatter())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    handler.setLevel(logging.INFO)
     level = log.level
     log.addHandler(handler)
     if level == logging.NOTSET or level > logging.INFO:

@@ -10,7 +10,7 @@ applied. Output goes straight into a contrastx HDF5 file through
 
 Install the optional dependencies with ``pip install "contrastx[pythia]"`` (i.e.
 ``pythia8mc==8.317.2`` and ``fastjet``; the 8.318.0 release of pythia8mc is
-source-only and compiles for ~1.5 h).
+source-only and takes long to compile).
 
 Design
 ------
@@ -20,7 +20,7 @@ Design
   with ``Random:seed`` drawn from ``SeedSequence(s, spawn_key=(crc32(p), b))``,
   which also seeds the smearing. (Re-using one Pythia across batches would make a
   batch depend on its predecessors through Pythia's adaptive phase-space maxima;
-  initialisation costs 0.2-1 s, small against a batch.)
+  an initialisation is cheap next to generating a batch.)
 * **Order.** Processes are written in a canonical order (the built-in ADC2021
   order, then custom processes in the order requested), each as its batches in
   index order, the last one truncated to the requested count. Batches run in
@@ -577,6 +577,20 @@ def _open_output(path: Path, plan: _RunPlan, *, resume: bool, overwrite: bool) -
     )
 
 
+def _create_file(path: Path, process_names: Sequence[str], metadata: dict[str, Any]) -> None:
+    """Create an empty event file that is complete on disk before it appears at ``path``.
+
+    HDF5 keeps a new file's structure in memory until it is flushed, so a process
+    killed right after creating a file would leave one that cannot be opened (nor
+    resumed). The file is therefore written under a temporary name, closed, and
+    renamed.
+    """
+    partial = path.with_name(path.name + ".partial")
+    with EventWriter(partial, process_names, metadata=metadata, mode="w"):
+        pass
+    os.replace(partial, path)
+
+
 def committed_counts(path: str | os.PathLike) -> dict[str, int]:
     """Selected events per process that a file of :func:`generate_pythia` holds for certain.
 
@@ -645,7 +659,10 @@ _WORKER_BOOTSTRAP = """\
 import sys
 from multiprocessing.connection import Connection
 tasks = Connection(int(sys.argv[1]), writable=False)
-sys.path[:] = tasks.recv()
+try:
+    sys.path[:] = tasks.recv()
+except EOFError:  # the parent ended before sending anything
+    sys.exit(0)
 from contrastx.events.generators.pythia import _worker_main
 _worker_main(tasks, int(sys.argv[2]), int(sys.argv[3]))
 """
@@ -1135,11 +1152,17 @@ def generate_pythia(
     todo = out.todo(plan)
     remaining = {p: plan.requested[p] - out.progress[p].kept for p in todo}
     report = _ProgressReport(out.path, remaining, progress)
-    pool: _Pool = _ProcessPool(workers) if workers > 1 and todo else _InlinePool()
+    if out.mode == "x":
+        _create_file(out.path, out.process_names, out.metadata(plan, extra_metadata))
     finished = False
+    pool: _Pool = _InlinePool()
     try:
+        # workers start before the file is opened: a forked child holds the parent's
+        # open files (and HDF5's lock) until it executes the new interpreter
+        if workers > 1 and todo:
+            pool = _ProcessPool(workers)
         with EventWriter(
-            out.path, out.process_names, metadata=out.metadata(plan, extra_metadata), mode=out.mode
+            out.path, out.process_names, metadata=out.metadata(plan, extra_metadata), mode="a"
         ) as writer:
             scheduler = _Scheduler(pool, plan, out, todo)
             _write_batches(writer, plan, out, scheduler, report, extra_metadata)
@@ -1238,7 +1261,7 @@ def shuffle_file(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write a randomly permuted copy of an event file (loads it into memory, ~230 B/event)."""
+    """Write a randomly permuted copy of an event file (the whole file is loaded into memory)."""
     from ..io import read_events, write_events
 
     ev = read_events(src)
