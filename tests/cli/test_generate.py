@@ -51,7 +51,10 @@ def test_generate_rejects_unknown_process(tmp_path):
 @pytest.mark.parametrize(
     ("fractions", "message"),
     [
-        ("W=1,QCD=1", "--fractions must sum to 1 (within 1e-06); W=1, QCD=1 sum to 2"),
+        (
+            "W=1,QCD=1",
+            "argument --fractions: fractions must sum to 1 (within 1e-06); W=1, QCD=1 sum to 2",
+        ),
         ("W=0.5,QCD=0.4", "W=0.5, QCD=0.4 sum to 0.9"),
         ("W=0.5,W=0.5", "W is given twice"),
         ("W=1.5,QCD=-0.5", "fractions must be finite and >= 0; got QCD=-0.5"),
@@ -78,7 +81,7 @@ def test_fractions_summing_to_one_are_used_as_given(tmp_path):
 def test_negative_signal_count_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "s.h5"), "--signals", "Ato4l=-5,LQ_btau=10"])
-    assert "--signals: counts must be >= 0; got Ato4l=-5" in capsys.readouterr().err
+    assert "argument --signals: counts must be >= 0; got Ato4l=-5" in capsys.readouterr().err
 
 
 def test_errors_are_one_line(tmp_path, capsys):
@@ -90,3 +93,13 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == "contrastx-generate: error: nothing to generate (all counts are zero)\n"
+
+
+def test_help_prints_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "worker processes (default: all cores)" in text
+    assert "(default: 500)" in text and "(default: True)" in text
+    assert "random seed (default: 0)" in text

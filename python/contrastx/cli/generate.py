@@ -37,40 +37,39 @@ FRACTION_TOLERANCE = 1e-6
 
 
 # ---------------------------------------------------------------- arguments
-def _parse_pairs(text: str, cast: type, what: str) -> dict:
+def _parse_pairs(text: str, cast: type) -> dict:
+    """``NAME=VALUE,...`` with known process names, each once (argparse names the flag)."""
     out: dict = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep:
-            raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE, got {item!r}")
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {item!r}")
         if name not in PROCESSES:
             raise argparse.ArgumentTypeError(
-                f"{what}: unknown process name {name!r}; known processes: {', '.join(PROCESSES)}"
+                f"unknown process name {name!r}; known processes: {', '.join(PROCESSES)}"
             )
         if name in out:
-            raise argparse.ArgumentTypeError(f"{what}: {name} is given twice")
+            raise argparse.ArgumentTypeError(f"{name} is given twice")
         try:
             out[name] = cast(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}: bad value {value!r} for {name}") from None
+            raise argparse.ArgumentTypeError(f"bad value {value!r} for {name}") from None
     if not out:
-        raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE,..., got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE,..., got {text!r}")
     return out
 
 
 def _parse_fractions(text: str) -> dict[str, float]:
     """``--fractions``: finite, non-negative fractions that sum to 1 (never renormalised)."""
-    fractions = _parse_pairs(text, float, "--fractions")
+    fractions = _parse_pairs(text, float)
     bad = [f"{k}={v:g}" for k, v in fractions.items() if not (math.isfinite(v) and v >= 0)]
     if bad:
-        raise argparse.ArgumentTypeError(
-            f"--fractions: fractions must be finite and >= 0; got {', '.join(bad)}"
-        )
+        raise argparse.ArgumentTypeError(f"fractions must be finite and >= 0; got {', '.join(bad)}")
     total = math.fsum(fractions.values())
     if abs(total - 1.0) > FRACTION_TOLERANCE:
         raise argparse.ArgumentTypeError(
-            f"--fractions must sum to 1 (within {FRACTION_TOLERANCE:g}); "
+            f"fractions must sum to 1 (within {FRACTION_TOLERANCE:g}); "
             f"{', '.join(f'{k}={v:g}' for k, v in fractions.items())} sum to {total:.10g}"
         )
     return fractions
@@ -78,18 +77,27 @@ def _parse_fractions(text: str) -> dict[str, float]:
 
 def _parse_signals(text: str) -> dict[str, int]:
     """``--signals``: non-negative event counts per process."""
-    signals = _parse_pairs(text, int, "--signals")
+    signals = _parse_pairs(text, int)
     bad = [f"{k}={v}" for k, v in signals.items() if v < 0]
     if bad:
-        raise argparse.ArgumentTypeError(f"--signals: counts must be >= 0; got {', '.join(bad)}")
+        raise argparse.ArgumentTypeError(f"counts must be >= 0; got {', '.join(bad)}")
     return signals
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Prints a flag's default once: not when its help states it, nor when it is None/False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("contrastx-sample.h5"), help="output HDF5")
     p.add_argument("--n-background", type=int, default=200_000, help="background events")

@@ -1128,6 +1128,7 @@ def generate_pythia(
     An interruption (Ctrl-C, or any exception) leaves a resumable file: calling
     again with the same arguments completes it, with the same events as an
     uninterrupted run; :func:`committed_counts` tells how many events it keeps.
+    With ``workers=1`` a Ctrl-C takes effect when the batch being generated ends.
 
     The metadata (``EventFile(path).metadata``) holds ``generator``,
     ``generator_version``, ``versions`` (pythia8mc, fastjet, awkward),
