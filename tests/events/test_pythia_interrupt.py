@@ -241,7 +241,7 @@ def test_dead_worker_is_reported():
 
 # ---------------------------------------------------------------- progress
 def test_progress_is_one_log_line_per_batch_with_eta(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(pythia, "_stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(pythia, "stderr_is_terminal", lambda: False)
     caplog.set_level(logging.INFO, logger="contrastx.events.generators.pythia")
     path = generate_pythia(
         tmp_path / "p.h5", {"Z": 60}, seed=2, batch_size=50, mpi=False, workers=1

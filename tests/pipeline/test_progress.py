@@ -63,7 +63,7 @@ def test_progress_bar_writes_no_lines(capsys):
 
 @pytest.mark.parametrize("terminal", [True, False])
 def test_bars_only_on_a_terminal_and_when_not_silenced(monkeypatch, tmp_path, terminal):
-    monkeypatch.setattr(stages, "_stderr_is_terminal", lambda: terminal)
+    monkeypatch.setattr(stages, "stderr_is_terminal", lambda: terminal)
     cfg_path = tmp_path / "s.toml"
     cfg_path.write_text(RAW_ONLY.format(out=(tmp_path / "out").as_posix()))
     cfg = load_config(cfg_path)
@@ -72,7 +72,7 @@ def test_bars_only_on_a_terminal_and_when_not_silenced(monkeypatch, tmp_path, te
 
 
 def test_stage_messages_are_logged_not_printed(tmp_path: Path, caplog, capsys, monkeypatch):
-    monkeypatch.setattr(stages, "_stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(stages, "stderr_is_terminal", lambda: False)
     cfg_path = tmp_path / "s.toml"
     cfg_path.write_text(RAW_ONLY.format(out=(tmp_path / "out").as_posix()))
     with caplog.at_level(logging.INFO, logger="contrastx.pipeline.stages"):

@@ -9,10 +9,13 @@ Events are streamed from the input file in chunks.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from .._console import error_exit, logging_to_stderr
+
+PROG = "contrastx-embed"
 
 
 def _positive_int(text: str) -> int:
@@ -27,7 +30,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="contrastx-embed",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--model", type=Path, required=True, help="model file from contrastx-train")
@@ -63,14 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``contrastx-embed``."""
+    args = build_parser().parse_args(argv)
+    with logging_to_stderr(PROG):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..embed.embedding_file import write_embedding
     from ..embed.model_file import load_model
     from ..events.io import EventFile
 
-    args = build_parser().parse_args(argv)
     if args.out.exists() and not args.overwrite:
-        print(f"contrastx-embed: error: {args.out} exists (use --overwrite)", file=sys.stderr)
-        return 2
+        return error_exit(PROG, f"{args.out} exists (use --overwrite)")
     device = "cpu" if args.gpu is None else f"cuda:{args.gpu}"
     try:
         loaded = load_model(args.model)
@@ -102,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
         )
     except (ValueError, RuntimeError, FileNotFoundError, KeyError, OSError) as err:
-        print(f"contrastx-embed: error: {err}", file=sys.stderr)
-        return 2
-    print(f"contrastx-embed: wrote {args.out} ({z.shape[0]} events, D={z.shape[1]})")
+        return error_exit(PROG, err)
+    print(f"{PROG}: wrote {args.out} ({z.shape[0]} events, D={z.shape[1]})")
     return 0
 
 

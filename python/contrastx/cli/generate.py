@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import os
 import signal
@@ -27,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._console import error_exit, logging_to_stderr
 from ..events.generators.pythia import DEFAULT_BATCH_SIZE
 from ..events.io import write_events
 from ..events.layout import ADC2021_MIXTURE, PROCESSES, SIGNALS
@@ -185,24 +185,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def _logging_to_stderr() -> Iterator[None]:
-    """Print the library's log records (INFO and above) on stderr while the command runs."""
-    log = logging.getLogger("contrastx")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
-    handler.setLevel(logging.INFO)
-    level = log.level
-    log.addHandler(handler)
-    if level == logging.NOTSET or level > logging.INFO:
-        log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-
-
 # ---------------------------------------------------------------- commands
 def _counts(args: argparse.Namespace) -> dict[str, int]:
     """Events per process from the background mixture and the signals (zeros dropped)."""
@@ -313,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``contrastx-generate``."""
     args = build_parser().parse_args(argv)
     try:
-        with _sigterm_as_interrupt(), _logging_to_stderr():
+        with _sigterm_as_interrupt(), logging_to_stderr(PROG):
             if args.n_background < 0 or args.n_signal < 0:
                 raise ValueError("event counts must be non-negative")
             if args.generator == "pythia":
@@ -321,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _run_fast(args, argv)
     except (ImportError, ValueError, TypeError, RuntimeError, OSError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        return error_exit(PROG, err)
     except KeyboardInterrupt as exc:
         print(_interrupted_message(args, exc), file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)

@@ -19,10 +19,14 @@ import logging
 import sys
 from pathlib import Path
 
+from .._console import error_exit, logging_to_stderr
+
+PROG = "contrastx-pipeline"
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="contrastx-pipeline",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
@@ -93,11 +97,15 @@ def to_toml(d: dict, prefix: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``contrastx-pipeline``."""
-    from contrastx.pipeline import Pipeline, load_config
-
     args = build_parser().parse_args(argv)
     # Progress (stages, training epochs, blocks of toys) is logged at INFO, to stderr.
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    with logging_to_stderr(PROG, logging.WARNING if args.quiet else logging.INFO):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from contrastx.pipeline import Pipeline, load_config
+
     overrides = list(args.overrides)
     if args.out is not None:
         overrides.append(f"run.out_dir={str(args.out)!r}")
@@ -109,11 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         pipe = Pipeline(cfg, log=(lambda s: None) if args.quiet else None)
         results = pipe.run(until=args.until)
     except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
-        print(f"contrastx-pipeline: error: {err}", file=sys.stderr)
-        return 2
+        return error_exit(PROG, err)
     except KeyboardInterrupt:
         print(
-            "\ncontrastx-pipeline: interrupted; finished stages, training checkpoints and "
+            f"\n{PROG}: interrupted; finished stages, training checkpoints and "
             "toys are saved: rerun the same command to resume",
             file=sys.stderr,
         )

@@ -14,13 +14,11 @@ to go.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._console import error_exit, logging_to_stderr
 from ..embed.training import PRESETS, TrainConfig, Trainer
 from ..options import add_arguments, option_fields
 
@@ -98,40 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (looked up on every record)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:
-            self.handleError(record)
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"{PROG}: {level}{record.getMessage()}"
-
-
-@contextlib.contextmanager
-def logging_to_stderr() -> Iterator[None]:
-    """Send the library's log records (INFO and above) to stderr while the command runs."""
-    log = logging.getLogger("contrastx")
-    handler = _StderrHandler()
-    handler.setFormatter(_Formatter())
-    level = log.level
-    log.addHandler(handler)
-    if level == logging.NOTSET or level > logging.INFO:
-        log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-
-
 def _load_events(args: argparse.Namespace):
     from ..events.generators import generate_sample, mixture_counts
     from ..events.io import read_events
@@ -161,14 +125,13 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``contrastx-train``."""
     args = build_parser().parse_args(argv)
-    with logging_to_stderr():
+    with logging_to_stderr(PROG):
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite and not args.resume:
-        print(f"{PROG}: {args.out} exists (use --overwrite)", file=sys.stderr)
-        return 2
+        return error_exit(PROG, f"{args.out} exists (use --overwrite)")
     try:
         config = _config(args)
         events = _load_events(args)
@@ -193,8 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         OSError,
         FloatingPointError,
     ) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        return error_exit(PROG, err)
     last = trainer.history_[-1]
     print(
         f"{PROG}: wrote {args.out} (D={config.latent_dim}, {len(trainer.history_)} "

@@ -38,7 +38,6 @@ import copy
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,8 +46,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .._console import Progress, format_duration, stderr_is_terminal
 from ..events.container import UNKNOWN_LABEL, Events
 from ..events.preprocessing import KINDS as PREPROCESSINGS
 from ..events.preprocessing import Preprocessor
@@ -407,26 +406,6 @@ class _FitState:
     stopped_early: bool = False
 
 
-def _stderr_is_terminal() -> bool:
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):  # replaced or closed stream
-        return False
-
-
-def format_duration(seconds: float) -> str:
-    """A rounded duration for progress messages (``"8.2 s"``, ``"24 min"``, ``"1.5 h"``)."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 600:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 class _ProgressReport:
     """Progress of one fit: a tqdm bar on a terminal, otherwise log lines with an ETA.
 
@@ -439,16 +418,15 @@ class _ProgressReport:
         self.config = config
         self.steps_per_epoch = steps_per_epoch
         self.epochs = config.epochs
-        self.use_bar = config.progress and _stderr_is_terminal()
-        self.bar = tqdm(
-            total=config.epochs * steps_per_epoch,
+        self.use_bar = config.progress and stderr_is_terminal()
+        self.progress = Progress(
+            config.epochs * steps_per_epoch,
             initial=start_epoch * steps_per_epoch,
-            disable=not self.use_bar,
+            bar=self.use_bar,
             desc=f"{config.method}/{config.encoder} D={config.latent_dim}",
             unit="step",
         )
-        self.t_start = time.perf_counter()
-        self.epoch_t0 = self.t_start
+        self.epoch_t0 = self.progress.t0
         self.steps_this_epoch = 0
         self.epoch_seconds: list[float] = []
         self.early_estimate_due = not self.use_bar
@@ -481,9 +459,9 @@ class _ProgressReport:
 
     def step(self, epoch: int, mean_loss: float) -> None:
         self.steps_this_epoch += 1
-        self.bar.update(1)
-        if self.use_bar:
-            self.bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4f}")
+        self.progress.update(1)
+        if self.progress.bar is not None:
+            self.progress.bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4f}")
             return
         if not self.early_estimate_due or self.steps_this_epoch >= self.steps_per_epoch:
             return
@@ -520,7 +498,7 @@ class _ProgressReport:
             record["train_loss"],
             record["val_loss"],
             format_duration(record["seconds"]),
-            format_duration(time.perf_counter() - self.t_start),
+            format_duration(self.progress.elapsed),
             to_go,
         )
 
@@ -544,7 +522,7 @@ class _ProgressReport:
         )
 
     def close(self) -> None:
-        self.bar.close()
+        self.progress.close()
 
 
 class Trainer:

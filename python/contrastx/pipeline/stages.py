@@ -30,7 +30,6 @@ import functools
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from contrastx._console import Progress, format_duration, stderr_is_terminal
 from contrastx.events import Events
 from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS, PROCESSES
 
@@ -146,13 +146,6 @@ def load_signals(events_stage: StageResult) -> dict[str, Events]:
 
 
 # ----------------------------------------------------------------------- progress
-def _stderr_is_terminal() -> bool:
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):  # replaced or closed stream
-        return False
-
-
 class _Progress:
     """Progress of ``total`` items of one step: a bar on a terminal, else one line per update.
 
@@ -171,32 +164,24 @@ class _Progress:
     """
 
     def __init__(self, say: Callable[[str], None], label: str, total: int, unit: str, bar: bool):
-        from tqdm.auto import tqdm
-
-        self.say, self.label, self.total, self.unit = say, label, int(total), unit
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.bar = tqdm(total=self.total, desc=label, unit=unit[:-1] or unit, disable=not bar)
-        self.use_bar = bar
+        self.say, self.label, self.unit = say, label, unit
+        self.progress = Progress(total, bar=bar, desc=label, unit=unit[:-1] or unit)
 
     def update(self, n: int) -> None:
         """``n`` more items are done."""
-        from contrastx.embed.training import format_duration
-
-        self.done += int(n)
-        if self.use_bar:
-            self.bar.update(int(n))
+        pr = self.progress
+        pr.update(n)
+        if pr.bar is not None:
             return
-        elapsed = time.perf_counter() - self.t0
-        left = self.total - self.done
-        to_go = f"about {format_duration(elapsed / self.done * left)} to go" if left else "done"
+        to_go = pr.time_to_go()
         self.say(
-            f"{self.label}: {self.done}/{self.total} {self.unit}, "
-            f"{format_duration(elapsed)} elapsed, {to_go}"
+            f"{self.label}: {pr.done}/{pr.total} {self.unit}, "
+            f"{format_duration(pr.elapsed)} elapsed, "
+            f"{to_go if to_go == 'done' else f'about {to_go} to go'}"
         )
 
     def close(self) -> None:
-        self.bar.close()
+        self.progress.close()
 
 
 # ----------------------------------------------------------------------- pipeline
@@ -218,7 +203,7 @@ class Pipeline:
         self.out = config.out_dir
         self.say = log if log is not None else logger.info
         # Bars only where a person watches and nobody asked for silence.
-        self.bars = log is None and _stderr_is_terminal()
+        self.bars = log is None and stderr_is_terminal()
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
         self.results: dict[str, StageResult] = {}
 

@@ -77,6 +77,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..._console import Progress, format_duration, stderr_is_terminal
 from ..container import UNKNOWN_LABEL, Events
 from ..io import (
     EVTID_KEY,
@@ -308,24 +309,6 @@ def _validate_settings(spec: ProcessSpec, settings: Sequence[str]) -> None:
     for s in settings:
         if not pythia.readString(s):
             raise ValueError(f"process {spec.name!r}: Pythia does not recognise the setting {s!r}")
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):  # replaced or closed stream
-        return False
-
-
-def _format_duration(seconds: float) -> str:
-    """A rounded duration for progress messages (``"8.2 s"``, ``"24 min"``, ``"1.5 h"``)."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------- step 1: plan the run
@@ -924,33 +907,29 @@ class _ProgressReport:
 
     def __init__(self, path: Path, remaining: Mapping[str, int], enabled: bool) -> None:
         self.name = path.name
-        self.total = sum(remaining.values())
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.enabled = enabled and self.total > 0
-        self.bar = None
-        if self.enabled and _stderr_is_terminal():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.total, unit="evt", desc=f"{GENERATOR_NAME} {self.name}")
-        elif self.enabled:
+        total = sum(remaining.values())
+        self.enabled = enabled and total > 0
+        self.progress = Progress(
+            total,
+            bar=self.enabled and stderr_is_terminal(),
+            desc=f"{GENERATOR_NAME} {self.name}",
+            unit="evt",
+        )
+        if self.enabled and self.progress.bar is None:
             todo = ", ".join(f"{p} {n}" for p, n in remaining.items())
-            logger.info("%s: generating %d events (%s)", self.name, self.total, todo)
+            logger.info("%s: generating %d events (%s)", self.name, total, todo)
 
     def batch(self, process: str, res: BatchResult, n: int, st: _ProcessProgress, target: int):
         """Report a committed batch: ``n`` events of ``process`` written."""
         if not self.enabled:
             return
-        self.done += n
-        elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        rate = self.done / elapsed
+        pr = self.progress
+        pr.update(n)
+        rate = pr.rate()
         eff = st.passed / st.generated if st.generated else 0.0
-        if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix(process=process, kept_per_s=f"{rate:.1f}", eff=f"{eff:.3f}")
+        if pr.bar is not None:
+            pr.bar.set_postfix(process=process, kept_per_s=f"{rate:.1f}", eff=f"{eff:.3f}")
             return
-        left = self.total - self.done
-        eta = _format_duration(left / rate) if rate > 0 else "unknown"
         logger.info(
             "%s: %s batch %d: %d/%d %s events, %d/%d in all, %.1f events/s, "
             "filter efficiency %.3f, ETA %s",
@@ -960,19 +939,22 @@ class _ProgressReport:
             st.kept,
             target,
             process,
-            self.done,
-            self.total,
+            pr.done,
+            pr.total,
             rate,
             eff,
-            eta,
+            pr.time_to_go(),
         )
 
     def close(self, finished: bool) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled and finished:
-            elapsed = time.perf_counter() - self.t0
-            logger.info("%s: %d events in %s", self.name, self.done, _format_duration(elapsed))
+        self.progress.close()
+        if self.enabled and finished and self.progress.bar is None:
+            logger.info(
+                "%s: %d events in %s",
+                self.name,
+                self.progress.done,
+                format_duration(self.progress.elapsed),
+            )
 
 
 # ---------------------------------------------------------------- step 6: write
