@@ -146,13 +146,13 @@ def load_signals(events_stage: StageResult) -> dict[str, Events]:
 
 
 # ----------------------------------------------------------------------- progress
-class _Progress:
+class _Progress(Progress):
     """Progress of ``total`` items of one step: a bar on a terminal, else one line per update.
 
     Parameters
     ----------
     say : callable
-        Where the lines go (one per :meth:`update` without a bar; the summary with one).
+        Where the lines go (one per :meth:`update` without a bar).
     label : str
         What is being done (``"[toys/raw57] null.h5"``).
     total : int
@@ -164,24 +164,20 @@ class _Progress:
     """
 
     def __init__(self, say: Callable[[str], None], label: str, total: int, unit: str, bar: bool):
+        super().__init__(total, bar=bar, desc=label, unit=unit[:-1] or unit)
         self.say, self.label, self.unit = say, label, unit
-        self.progress = Progress(total, bar=bar, desc=label, unit=unit[:-1] or unit)
 
     def update(self, n: int) -> None:
         """``n`` more items are done."""
-        pr = self.progress
-        pr.update(n)
-        if pr.bar is not None:
+        super().update(n)
+        if self.bar is not None:
             return
-        to_go = pr.time_to_go()
+        to_go = self.time_to_go()
         self.say(
-            f"{self.label}: {pr.done}/{pr.total} {self.unit}, "
-            f"{format_duration(pr.elapsed)} elapsed, "
+            f"{self.label}: {self.done}/{self.total} {self.unit}, "
+            f"{format_duration(self.elapsed)} elapsed, "
             f"{to_go if to_go == 'done' else f'about {to_go} to go'}"
         )
-
-    def close(self) -> None:
-        self.progress.close()
 
 
 # ----------------------------------------------------------------------- pipeline
