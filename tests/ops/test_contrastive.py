@@ -27,130 +27,90 @@ from contrastx.ops.contrastive import (
 
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
-# (M rows, D features, number of classes)
-SUPCON_SHAPES = [
-    (2, 1, 1),
-    (3, 2, 2),
-    (33, 5, 3),
-    (129, 17, 7),
-    (130, 64, 40),
-    (257, 3, 2),
-    (61, 33, 61),  # all labels distinct: no positives, loss 0
-]
-
-
-def _rows(m, d, dtype, seed, device="cpu", scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(m, d, generator=g, dtype=torch.float64) * scale).to(dtype).to(device)
-
-
-def _labels(m, k, seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed + 1)
-    if k >= m:
-        return torch.randperm(m, generator=g).to(device) * 7 - 3  # distinct, arbitrary values
-    y = torch.randint(0, k, (m,), generator=g)
-    y[-1] = 10_000  # one singleton anchor: no positive, still a negative
-    return y.to(device)
-
-
-def _loss_and_grad(fn, z):
-    z = z.detach().clone().requires_grad_(True)
-    loss = fn(z)
-    (grad,) = torch.autograd.grad(loss, z)
-    return loss.detach(), grad
-
-
-def _assert_close(loss, grad, loss_ref, grad_ref, rtol, grad_floor=0.0):
-    assert torch.isfinite(loss) and torch.isfinite(grad).all()
-    loss_err = abs(float(loss) - float(loss_ref))
-    assert loss_err <= rtol * max(abs(float(loss_ref)), 1e-300) + 1e-300, (loss, loss_ref)
-    scale = max(float(grad_ref.abs().max()) if grad_ref.numel() else 0.0, grad_floor)
-    err = float((grad.double().cpu() - grad_ref).abs().max()) if grad.numel() else 0.0
-    assert err <= rtol * scale + 1e-300, f"grad error {err:.3g} vs scale {scale:.3g}"
-
-
 # --- SupCon / NT-Xent -------------------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("m", "d", "k"), SUPCON_SHAPES)
-def test_supcon_native_cpu_matches_reference(m, d, k, dtype, normalize):
-    z = _rows(m, d, dtype, seed=m + d, scale=1.0 if normalize else 0.4)
-    y = _labels(m, k, seed=m)
+def test_supcon_native_cpu_matches_reference(cases, supcon_shape, dtype, normalize):
+    m, d, k = supcon_shape
+    z = cases.rows(m, d, dtype, seed=m + d, scale=1.0 if normalize else 0.4)
+    y = cases.labels(m, k, seed=m)
     t = 0.2
-    loss, grad = _loss_and_grad(
+    loss, grad = cases.loss_and_grad(
         lambda v: supcon_loss_fused(v, y, t, normalize=normalize, backend="native"), z
     )
     assert loss.dtype == dtype and grad.dtype == dtype
-    ref, gref = _loss_and_grad(
+    ref, gref = cases.loss_and_grad(
         lambda v: supcon_loss_reference(v, y, t, normalize=normalize), z.double()
     )
-    _assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / t if d == 1 and normalize else 0.0)
+    cases.assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / t if d == 1 and normalize else 0.0)
 
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "d"), [(1, 1), (1, 4), (16, 1), (65, 7), (100, 64)])
-def test_nt_xent_native_cpu_matches_loss(n, d, dtype):
-    z1, z2 = _rows(n, d, dtype, seed=n), _rows(n, d, dtype, seed=n + 100)
+def test_nt_xent_native_cpu_matches_loss(cases, n, d, dtype):
+    z1, z2 = cases.rows(n, d, dtype, seed=n), cases.rows(n, d, dtype, seed=n + 100)
     z = torch.cat([z1, z2])
-    loss, grad = _loss_and_grad(
+    loss, grad = cases.loss_and_grad(
         lambda v: nt_xent_loss_fused(v[:n], v[n:], 0.3, backend="native"), z
     )
-    ref, gref = _loss_and_grad(
+    ref, gref = cases.loss_and_grad(
         lambda v: nt_xent_loss(v[:n], v[n:], 0.3, backend="torch"), z.double()
     )
-    _assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / 0.3 if d == 1 else 0.0)
+    cases.assert_close(loss, grad, ref, gref, RTOL[dtype], 1 / 0.3 if d == 1 else 0.0)
 
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("n_views", [1, 2, 3])
-def test_supcon_loss_backend_native_matches_torch(n_views):
+def test_supcon_loss_backend_native_matches_torch(cases, n_views):
     g = torch.Generator().manual_seed(n_views)
     views = [torch.randn(40, 6, generator=g, dtype=torch.float64) for _ in range(n_views)]
     y = torch.randint(0, 5, (40,), generator=g)
     y[0] = 99
     cat = torch.cat(views)
     f = lambda backend: lambda v: supcon_loss(list(v.split(40)), y, 0.1, backend=backend)  # noqa: E731
-    loss, grad = _loss_and_grad(f("native"), cat)
-    ref, gref = _loss_and_grad(f("torch"), cat)
-    _assert_close(loss, grad, ref, gref, 1e-10)
-    loss_auto, grad_auto = _loss_and_grad(f("auto"), cat)
+    loss, grad = cases.loss_and_grad(f("native"), cat)
+    ref, gref = cases.loss_and_grad(f("torch"), cat)
+    cases.assert_close(loss, grad, ref, gref, 1e-10)
+    loss_auto, grad_auto = cases.loss_and_grad(f("auto"), cat)
     assert torch.equal(loss_auto, loss) and torch.equal(grad_auto, grad)  # auto -> native
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_supcon_without_positives_is_zero_with_zero_grad():
-    z = _rows(9, 4, torch.float64, seed=1)
-    loss, grad = _loss_and_grad(
+def test_supcon_without_positives_is_zero_with_zero_grad(cases):
+    z = cases.rows(9, 4, torch.float64, seed=1)
+    loss, grad = cases.loss_and_grad(
         lambda v: supcon_loss_fused(v, torch.arange(9), 0.1, backend="native"), z
     )
     assert float(loss) == 0.0 and torch.equal(grad, torch.zeros_like(grad))
-    loss, grad = _loss_and_grad(  # one row: no candidate at all
+    loss, grad = cases.loss_and_grad(  # one row: no candidate at all
         lambda v: supcon_loss_fused(v, torch.zeros(1, dtype=torch.long), backend="native"), z[:1]
     )
     assert float(loss) == 0.0 and torch.equal(grad, torch.zeros_like(grad))
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_supcon_zero_and_tiny_rows_and_temperatures():
+def test_supcon_zero_and_tiny_rows_and_temperatures(cases):
     """Rows below the norm floor use z = x / eps (gradient g / eps), as the reference."""
-    z = _rows(70, 5, torch.float64, seed=4)
+    z = cases.rows(70, 5, torch.float64, seed=4)
     z[3] = 0.0
     z[10] *= 1e-9
-    y = _labels(70, 4, seed=4)
+    y = cases.labels(70, 4, seed=4)
     for t in (0.05, 1.0, 7.0):
-        loss, grad = _loss_and_grad(lambda v, t=t: supcon_loss_fused(v, y, t, backend="native"), z)
-        ref, gref = _loss_and_grad(lambda v, t=t: supcon_loss_reference(v, y, t), z)
-        _assert_close(loss, grad, ref, gref, 1e-10)
+        loss, grad = cases.loss_and_grad(
+            lambda v, t=t: supcon_loss_fused(v, y, t, backend="native"), z
+        )
+        ref, gref = cases.loss_and_grad(lambda v, t=t: supcon_loss_reference(v, y, t), z)
+        cases.assert_close(loss, grad, ref, gref, 1e-10)
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_supcon_upstream_gradient_is_scaled():
-    z = _rows(50, 4, torch.float64, seed=5).requires_grad_(True)
-    y = _labels(50, 3, seed=5)
+def test_supcon_upstream_gradient_is_scaled(cases):
+    z = cases.rows(50, 4, torch.float64, seed=5).requires_grad_(True)
+    y = cases.labels(50, 3, seed=5)
     (g1,) = torch.autograd.grad(supcon_loss_fused(z, y, backend="native"), z)
     (g3,) = torch.autograd.grad(-2.5 * supcon_loss_fused(z, y, backend="native"), z)
     torch.testing.assert_close(g3, -2.5 * g1, rtol=1e-13, atol=1e-13 * float(g1.abs().max()))
@@ -158,13 +118,13 @@ def test_supcon_upstream_gradient_is_scaled():
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_supcon_bindings_write_every_output(dtype):
+def test_supcon_bindings_write_every_output(cases, dtype):
     """NaN-poisoned outputs through the bindings: every element must be written."""
     mod = _native.require_cpu()
     name = {torch.float64: "float64", torch.float32: "float32"}[dtype]
     for m, d in [(1, 3), (37, 5), (131, 20)]:
-        z = _rows(m, d, dtype, seed=m)
-        ids = torch.unique(_labels(m, 4, seed=m), return_inverse=True)[1]
+        z = cases.rows(m, d, dtype, seed=m)
+        ids = torch.unique(cases.labels(m, 4, seed=m), return_inverse=True)[1]
         counts = torch.bincount(ids)[ids] - 1
         w = ((counts > 0).double() / max(int((counts > 0).sum()), 1)).to(dtype)
         c = (w.double() / counts.clamp_min(1)).to(dtype)
@@ -185,24 +145,19 @@ def test_supcon_bindings_write_every_output(dtype):
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_supcon_independent_of_thread_count():
-    z = _rows(300, 9, torch.float64, seed=11)
-    y = _labels(300, 6, seed=11)
-    prev = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _loss_and_grad(lambda v: supcon_loss_fused(v, y, backend="native"), z)
-        torch.set_num_threads(max(2, prev))
-        many = _loss_and_grad(lambda v: supcon_loss_fused(v, y, backend="native"), z)
-    finally:
-        torch.set_num_threads(prev)
+def test_supcon_independent_of_thread_count(cases, one_and_many_threads):
+    z = cases.rows(300, 9, torch.float64, seed=11)
+    y = cases.labels(300, 6, seed=11)
+    one, many = one_and_many_threads(
+        lambda: cases.loss_and_grad(lambda v: supcon_loss_fused(v, y, backend="native"), z)
+    )
     assert torch.equal(one[0], many[0]) and torch.equal(one[1], many[1])
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_supcon_non_contiguous_and_label_dtypes():
-    z = _rows(40, 12, torch.float64, seed=2)
-    y = _labels(40, 3, seed=2)
+def test_supcon_non_contiguous_and_label_dtypes(cases):
+    z = cases.rows(40, 12, torch.float64, seed=2)
+    y = cases.labels(40, 3, seed=2)
     zs = z[:, ::2]  # strided view: copied
     assert not zs.is_contiguous()
     a = supcon_loss_fused(zs, y, backend="native")
@@ -211,9 +166,9 @@ def test_supcon_non_contiguous_and_label_dtypes():
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_native_is_differentiable_once_only():
-    z = _rows(10, 3, torch.float64, seed=3).requires_grad_(True)
-    y = _labels(10, 2, seed=3)
+def test_native_is_differentiable_once_only(cases):
+    z = cases.rows(10, 3, torch.float64, seed=3).requires_grad_(True)
+    y = cases.labels(10, 2, seed=3)
     (g,) = torch.autograd.grad(supcon_loss_fused(z, y, backend="native"), z, create_graph=True)
     with pytest.raises(RuntimeError):
         g.sum().backward()
@@ -272,11 +227,11 @@ def test_native_rejects_unsupported_dtype_auto_falls_back():
     assert torch.equal(supcon_loss_fused(z, y), ref)  # auto -> torch
 
 
-def test_missing_extension_falls_back_and_native_raises(monkeypatch):
+def test_missing_extension_falls_back_and_native_raises(cases, monkeypatch):
     monkeypatch.setattr(_native, "_tried", True)
     monkeypatch.setattr(_native, "_module", None)
     monkeypatch.setattr(_native, "_error", "ImportError: simulated")
-    z, y = _rows(12, 3, torch.float64, seed=0), _labels(12, 3, seed=0)
+    z, y = cases.rows(12, 3, torch.float64, seed=0), cases.labels(12, 3, seed=0)
     torch.testing.assert_close(supcon_loss_fused(z, y), supcon_loss_reference(z, y))
     with pytest.raises(RuntimeError, match=r"contrastx\._C.*simulated"):
         supcon_loss_fused(z, y, backend="native")
@@ -286,33 +241,28 @@ def test_missing_extension_falls_back_and_native_raises(monkeypatch):
 
 # --- VICReg -----------------------------------------------------------------------------------
 
-VICREG_SHAPES = [(2, 1), (3, 2), (37, 5), (64, 64), (130, 17), (301, 9), (40, 133)]
-
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "d"), VICREG_SHAPES)
-def test_vicreg_native_cpu_matches_reference(n, d, dtype):
-    g = torch.Generator().manual_seed(n * d)
-    # Column scales around gamma = 1: both sides of the variance hinge are exercised.
-    scale = torch.linspace(0.3, 2.0, d, dtype=torch.float64)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
-    z2 = z1 + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
-    z = torch.cat([z1, z2]).to(dtype)
-    loss, grad = _loss_and_grad(lambda v: vicreg_loss_fused(v[:n], v[n:], backend="native"), z)
-    ref, gref = _loss_and_grad(lambda v: vicreg_loss_reference(v[:n], v[n:]), z.double())
-    _assert_close(loss, grad, ref, gref, RTOL[dtype])
+def test_vicreg_native_cpu_matches_reference(cases, vicreg_shape, dtype):
+    n, d = vicreg_shape
+    z = cases.vicreg_views(n, d, dtype, seed=n * d)
+    loss, grad = cases.loss_and_grad(lambda v: vicreg_loss_fused(v[:n], v[n:], backend="native"), z)
+    ref, gref = cases.loss_and_grad(lambda v: vicreg_loss_reference(v[:n], v[n:]), z.double())
+    cases.assert_close(loss, grad, ref, gref, RTOL[dtype])
     # Non-default weights, through the loss function.
     args = (2.0, 3.0, 0.5, 1.3, 1e-3)
-    loss, grad = _loss_and_grad(lambda v: vicreg_loss(v[:n], v[n:], *args, backend="native"), z)
-    ref, gref = _loss_and_grad(lambda v: vicreg_loss(v[:n], v[n:], *args, backend="torch"), z)
-    _assert_close(loss, grad, ref, gref, RTOL[dtype])
+    loss, grad = cases.loss_and_grad(
+        lambda v: vicreg_loss(v[:n], v[n:], *args, backend="native"), z
+    )
+    ref, gref = cases.loss_and_grad(lambda v: vicreg_loss(v[:n], v[n:], *args, backend="torch"), z)
+    cases.assert_close(loss, grad, ref, gref, RTOL[dtype])
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_vicreg_bindings_write_every_output_and_auto_is_native():
+def test_vicreg_bindings_write_every_output_and_auto_is_native(cases):
     mod = _native.require_cpu()
-    z1, z2 = _rows(33, 7, torch.float64, seed=1), _rows(33, 7, torch.float64, seed=2)
+    z1, z2 = cases.rows(33, 7, torch.float64, seed=1), cases.rows(33, 7, torch.float64, seed=2)
     out = torch.full((4,), float("nan"), dtype=torch.float64)
     g1 = torch.full((33, 7), float("nan"), dtype=torch.float64)
     g2 = g1.clone()
@@ -331,40 +281,31 @@ def test_vicreg_bindings_write_every_output_and_auto_is_native():
 # --- CUDA -------------------------------------------------------------------------------------
 
 
-def _cuda_kernels_or_skip():
-    info = _native.native_info()
-    if not info["cuda_kernels"]:
-        pytest.skip(
-            "contrastx CUDA kernels unusable: compiled="
-            f"{info['cuda_compiled']}, runtime error={info['cuda_runtime_error']}"
-        )
-
-
-@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.usefixtures("cuda_kernels")
 @pytest.mark.cuda
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("m", "d", "k"), SUPCON_SHAPES)
-def test_supcon_native_cuda_matches_reference(m, d, k, dtype, normalize):
-    _cuda_kernels_or_skip()
-    z = _rows(m, d, dtype, seed=m + d, device="cuda", scale=1.0 if normalize else 0.4)
-    y = _labels(m, k, seed=m, device="cuda")
-    loss, grad = _loss_and_grad(
+def test_supcon_native_cuda_matches_reference(cases, supcon_shape, dtype, normalize):
+    m, d, k = supcon_shape
+    z = cases.rows(m, d, dtype, seed=m + d, device="cuda", scale=1.0 if normalize else 0.4)
+    y = cases.labels(m, k, seed=m, device="cuda")
+    loss, grad = cases.loss_and_grad(
         lambda v: supcon_loss_fused(v, y, 0.2, normalize=normalize, backend="native"), z
     )
     assert loss.device.type == "cuda" and grad.device.type == "cuda"
-    ref, gref = _loss_and_grad(
+    ref, gref = cases.loss_and_grad(
         lambda v: supcon_loss_reference(v, y.cpu(), 0.2, normalize=normalize), z.double().cpu()
     )
-    _assert_close(loss.cpu(), grad, ref, gref, RTOL[dtype], 5.0 if d == 1 and normalize else 0.0)
+    cases.assert_close(
+        loss.cpu(), grad, ref, gref, RTOL[dtype], 5.0 if d == 1 and normalize else 0.0
+    )
 
 
-@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.usefixtures("cuda_kernels")
 @pytest.mark.cuda
-def test_supcon_native_cuda_side_stream_and_errors():
-    _cuda_kernels_or_skip()
-    z = _rows(300, 20, torch.float32, seed=1, device="cuda")
-    y = _labels(300, 5, seed=1, device="cuda")
+def test_supcon_native_cuda_side_stream_and_errors(cases):
+    z = cases.rows(300, 20, torch.float32, seed=1, device="cuda")
+    y = cases.labels(300, 5, seed=1, device="cuda")
     ref = supcon_loss_reference(z.double().cpu(), y.cpu())
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
@@ -375,24 +316,21 @@ def test_supcon_native_cuda_side_stream_and_errors():
         supcon_loss_fused(z, y.cpu())
 
 
-@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.usefixtures("cuda_kernels")
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "d"), VICREG_SHAPES)
-def test_vicreg_native_cuda_matches_reference(n, d, dtype):
-    _cuda_kernels_or_skip()
-    g = torch.Generator().manual_seed(n * d + 1)
-    scale = torch.linspace(0.3, 2.0, d, dtype=torch.float64)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
-    z2 = z1 + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
-    z = torch.cat([z1, z2]).to(dtype)
-    ref, gref = _loss_and_grad(lambda v: vicreg_loss_reference(v[:n], v[n:]), z.double())
+def test_vicreg_native_cuda_matches_reference(cases, vicreg_shape, dtype):
+    n, d = vicreg_shape
+    z = cases.vicreg_views(n, d, dtype, seed=n * d + 1)
+    ref, gref = cases.loss_and_grad(lambda v: vicreg_loss_reference(v[:n], v[n:]), z.double())
     zc = z.cuda()
     side = torch.cuda.Stream()  # the kernels run on the current stream
     with torch.cuda.stream(side):
-        loss, grad = _loss_and_grad(lambda v: vicreg_loss_fused(v[:n], v[n:], backend="native"), zc)
+        loss, grad = cases.loss_and_grad(
+            lambda v: vicreg_loss_fused(v[:n], v[n:], backend="native"), zc
+        )
     side.synchronize()
     assert loss.device.type == "cuda" and grad.device.type == "cuda"
-    _assert_close(loss.cpu(), grad.cpu(), ref, gref, RTOL[dtype])
+    cases.assert_close(loss.cpu(), grad.cpu(), ref, gref, RTOL[dtype])
     auto = vicreg_loss_fused(zc[:n], zc[n:])  # auto picks the CUDA kernel
     assert abs(float(auto) - float(ref)) <= RTOL[dtype] * abs(float(ref)) + 1e-300

@@ -112,13 +112,6 @@ def test_selected_products_at_each_level(level, dtype):
     np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=1e-12 * np.abs(sums).max())
 
 
-def _loss_and_grad(fn, z):
-    z = z.detach().clone().requires_grad_(True)
-    loss = fn(z)
-    (grad,) = torch.autograd.grad(loss, z)
-    return loss.detach(), grad
-
-
 def _close(got, ref, rtol):
     # Relative to max(|value|, 1): a loss that nearly cancels (a few rows, random labels) is
     # still computed from terms of order 1 / temperature.
@@ -130,29 +123,25 @@ def _close(got, ref, rtol):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("m", "d", "k"), [(3, 2, 2), (129, 17, 7), (257, 3, 2), (130, 64, 40)])
-def test_supcon_at_each_level(level, m, d, k, dtype):
+def test_supcon_at_each_level(cases, level, m, d, k, dtype):
     g = torch.Generator().manual_seed(m + d)
     z = torch.randn(m, d, generator=g, dtype=torch.float64).to(dtype)
     y = torch.randint(0, k, (m,), generator=g)
-    got = _loss_and_grad(lambda t: supcon_loss_fused(t, y, 0.2, backend="native"), z)
-    ref = _loss_and_grad(lambda t: supcon_loss_reference(t, y, 0.2), z.double())
+    got = cases.loss_and_grad(lambda t: supcon_loss_fused(t, y, 0.2, backend="native"), z)
+    ref = cases.loss_and_grad(lambda t: supcon_loss_reference(t, y, 0.2), z.double())
     _close(got, ref, RTOL_LOSS[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "d"), [(2, 1), (37, 5), (64, 64), (130, 17), (40, 133)])
-def test_vicreg_at_each_level(level, n, d, dtype):
-    g = torch.Generator().manual_seed(n * d)
-    scale = torch.linspace(0.3, 2.0, d, dtype=torch.float64)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
-    z2 = z1 + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
-    z = torch.cat([z1, z2]).to(dtype)
-    got = _loss_and_grad(lambda t: vicreg_loss_fused(t[:n], t[n:], backend="native"), z)
-    ref = _loss_and_grad(lambda t: vicreg_loss_reference(t[:n], t[n:]), z.double())
+def test_vicreg_at_each_level(cases, level, n, d, dtype):
+    z = cases.vicreg_views(n, d, dtype, seed=n * d)
+    got = cases.loss_and_grad(lambda t: vicreg_loss_fused(t[:n], t[n:], backend="native"), z)
+    ref = cases.loss_and_grad(lambda t: vicreg_loss_reference(t[:n], t[n:]), z.double())
     _close(got, ref, RTOL_LOSS[dtype])
 
 
-def test_levels_agree_with_each_other():
+def test_levels_agree_with_each_other(cases):
     levels = cpu_isa_levels()
     if len(levels) < 2:
         pytest.skip("one instruction-set level here")
@@ -166,7 +155,7 @@ def test_levels_agree_with_each_other():
                 gaussian_kernel_matvec(x, c, v, 1.1, backend="native"),
                 gaussian_kernel_t_matvec(x, c, u, 1.1, row_weights=w, backend="native"),
                 gaussian_weighted_gram(x, c, 1.1, backend="native"),
-                *_loss_and_grad(lambda t: supcon_loss_fused(t, y, 0.1, backend="native"), z),
+                *cases.loss_and_grad(lambda t: supcon_loss_fused(t, y, 0.1, backend="native"), z),
             ]
     best = results[levels[-1]]
     for name in levels[:-1]:

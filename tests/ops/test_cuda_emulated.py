@@ -34,8 +34,9 @@ Tolerances are those of the real CUDA tests, against the float64 torch reference
   1 / tau for NT-Xent with D = 1, where the exact gradient is 0): float64 <= 1e-10,
   float32 <= 1e-5.
 
-The emulation runs one fiber per CUDA thread, so the sizes are small: a selection of the
-awkward sizes of test_gaussian.py, test_gaussian_nystrom.py and test_contrastive.py.
+The emulation runs one fiber per CUDA thread, so the sizes are small: the awkward sizes that
+test_gaussian.py, test_gaussian_nystrom.py and test_contrastive.py also use (the ``*_shape``
+fixtures of conftest.py).
 """
 
 from __future__ import annotations
@@ -351,23 +352,6 @@ def assert_close_scaled(out, ref, scale, rtol):
     assert (err <= bound).all(), f"max error / tolerance = {worst:.3g}"
 
 
-def assert_loss_close(loss, grad, loss_ref, grad_ref, rtol, grad_floor=0.0):
-    """Loss relative to ``|loss_ref|``, gradient elements relative to ``max |grad_ref|``."""
-    assert torch.isfinite(loss) and torch.isfinite(grad).all()
-    loss_err = abs(float(loss) - float(loss_ref))
-    assert loss_err <= rtol * max(abs(float(loss_ref)), 1e-300) + 1e-300, (loss, loss_ref)
-    scale = max(float(grad_ref.abs().max()) if grad_ref.numel() else 0.0, grad_floor)
-    err = float((grad.double() - grad_ref).abs().max()) if grad.numel() else 0.0
-    assert err <= rtol * scale + 1e-300, f"grad error {err:.3g} vs scale {scale:.3g}"
-
-
-def _loss_and_grad(fn, z):
-    z = z.detach().clone().requires_grad_(True)
-    loss = fn(z)
-    (grad,) = torch.autograd.grad(loss, z)
-    return loss.detach(), grad
-
-
 # --- Gaussian kernel products ---------------------------------------------------------------------
 
 DTYPE_MODES = [
@@ -396,27 +380,9 @@ def _make(n, m, d, b, seed):
     return x, c, v, u, w
 
 
-# (N, M, d, B) of test_gaussian.py, off the CUDA tiles (128 rows, 16 / 32 centres, 16 features,
-# 1 / 4 / 16 columns), and the empty / featureless cases.
-MATVEC_SHAPES = [
-    (1, 1, 1, 1),
-    (1, 1, 1, 300),
-    (37, 129, 5, 1),
-    (33, 17, 2, 300),
-    (100, 300, 3, 7),
-    (65, 257, 17, 1),
-    (130, 131, 33, 9),
-    (31, 5, 1, 64),
-    (200, 1000, 4, 3),
-    (6, 5, 0, 2),
-    (6, 0, 3, 4),
-    (0, 10, 3, 4),
-]
-
-
 @pytest.mark.parametrize(("dtype", "acc64"), DTYPE_MODES)
-@pytest.mark.parametrize(("n", "m", "d", "b"), MATVEC_SHAPES)
-def test_gaussian_matvec(emu, n, m, d, b, dtype, acc64):
+def test_gaussian_matvec(emu, gauss_shape, dtype, acc64):
+    n, m, d, b = gauss_shape
     x, c, v, _, _ = (t.to(dtype) for t in _make(n, m, d, b, seed=n * m + d))
     s = _sigma(d)
     out = emu_gaussian_matvec(emu, x, c, v, s, acc64)
@@ -426,24 +392,9 @@ def test_gaussian_matvec(emu, n, m, d, b, dtype, acc64):
     assert_close_scaled(out, ref, scale, _rtol(dtype, acc64))
 
 
-# (N, M, d, B) of test_gaussian_nystrom.py, off the CUDA tiles (128 centres, 16 / 32 rows,
-# 16 features, 1 / 4 / 16 columns); 9000 and 5000 rows: three and two row segments.
-T_SHAPES = [
-    (1, 1, 1, 1),
-    (1, 3, 2, 300),
-    (37, 129, 5, 1),
-    (33, 17, 2, 300),
-    (300, 130, 3, 7),
-    (9000, 257, 4, 1),
-    (5000, 131, 17, 9),
-    (40, 20, 0, 3),
-    (0, 20, 3, 2),
-]
-
-
 @pytest.mark.parametrize(("dtype", "acc64"), DTYPE_MODES)
-@pytest.mark.parametrize(("n", "m", "d", "b"), T_SHAPES)
-def test_gaussian_t_matvec(emu, n, m, d, b, dtype, acc64):
+def test_gaussian_t_matvec(emu, t_shape, dtype, acc64):
+    n, m, d, b = t_shape
     x, c, _, u, w = (t.to(dtype) for t in _make(n, m, d, b, seed=n + m + d + b))
     s = _sigma(d)
     x64, c64, u64 = x.double(), c.double(), u.double()
@@ -457,24 +408,9 @@ def test_gaussian_t_matvec(emu, n, m, d, b, dtype, acc64):
         assert_close_scaled(out, ref, scale, _rtol(dtype, acc64))
 
 
-# (N, M, d) of test_gaussian_nystrom.py (Gram tiles: 32 / 64 centres, 32-row chunks), 8200 rows:
-# two row segments, and the featureless case.
-GRAM_SHAPES = [
-    (1, 1, 1),
-    (2, 7, 3),
-    (37, 129, 5),
-    (300, 17, 2),
-    (600, 131, 17),
-    (513, 200, 4),
-    (8200, 40, 3),
-    (100, 70, 0),
-    (0, 9, 2),
-]
-
-
 @pytest.mark.parametrize(("dtype", "acc64"), DTYPE_MODES)
-@pytest.mark.parametrize(("n", "m", "d"), GRAM_SHAPES)
-def test_gaussian_weighted_gram(emu, n, m, d, dtype, acc64):
+def test_gaussian_weighted_gram(emu, gram_shape, dtype, acc64):
+    n, m, d = gram_shape
     x, c, _, _, w = (t.to(dtype) for t in _make(n, m, d, 1, seed=n + m + d))
     s = _sigma(d)
     x64, c64 = x.double(), c.double()
@@ -506,20 +442,6 @@ def test_workspace_sizes_and_segments(emu):
 # --- SupCon / NT-Xent ----------------------------------------------------------------------------
 
 
-def _rows(m, d, dtype, seed, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(m, d, generator=g, dtype=torch.float64) * scale).to(dtype)
-
-
-def _labels(m, k, seed):
-    g = torch.Generator().manual_seed(seed + 1)
-    if k >= m:
-        return torch.randperm(m, generator=g) * 7 - 3  # distinct: no positives
-    y = torch.randint(0, k, (m,), generator=g)
-    y[-1] = 10_000  # a singleton: no positive, still a negative
-    return y
-
-
 def _supcon_args(labels, m, dtype):
     """Class ids and anchor weights as ``supcon_loss_fused`` passes them (zeros without
     anchors, where the wrapper skips the kernels: the kernels must then give 0)."""
@@ -530,83 +452,62 @@ def _supcon_args(labels, m, dtype):
     return ids, *weights
 
 
-# (M rows, D features, classes) of test_contrastive.py, off the CUDA tiles (128 rows,
-# 16 / 32 candidates, 16 / 32 features).
-SUPCON_SHAPES = [
-    (2, 1, 1),
-    (3, 2, 2),
-    (33, 5, 3),
-    (129, 17, 7),
-    (130, 64, 40),
-    (257, 3, 2),
-    (61, 33, 61),  # all labels distinct: no positives, loss 0
-]
-
-
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("m", "d", "k"), SUPCON_SHAPES)
-def test_supcon(emu, m, d, k, dtype, normalize):
-    z = _rows(m, d, dtype, seed=m + d, scale=1.0 if normalize else 0.4)
-    y = _labels(m, k, seed=m)
+def test_supcon(emu, cases, supcon_shape, dtype, normalize):
+    m, d, k = supcon_shape
+    z = cases.rows(m, d, dtype, seed=m + d, scale=1.0 if normalize else 0.4)
+    y = cases.labels(m, k, seed=m)
     ids, w, c = _supcon_args(y, m, dtype)
     loss, grad, lse, row_loss = emu_supcon(emu, z, ids, w, c, 0.2, normalize)
     assert not lse.isnan().any() and not row_loss.isnan().any(), "unwritten lse / row_loss"
     assert torch.isinf(lse[w == 0]).all() and (row_loss[w == 0] == 0).all()
-    ref, gref = _loss_and_grad(
+    ref, gref = cases.loss_and_grad(
         lambda v: supcon_loss_reference(v, y, 0.2, normalize=normalize), z.double()
     )
     floor = 5.0 if d == 1 and normalize else 0.0
-    assert_loss_close(loss, grad, ref, gref, LOSS_RTOL[dtype], floor)
+    cases.assert_close(loss, grad, ref, gref, LOSS_RTOL[dtype], floor)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "d"), [(1, 1), (1, 4), (16, 1), (65, 7), (100, 64)])
-def test_nt_xent(emu, n, d, dtype):
+def test_nt_xent(emu, cases, n, d, dtype):
     """NT-Xent: SupCon of cat(z1, z2), labels (0..N-1, 0..N-1), w = c = 1 / (2N)."""
-    z = torch.cat([_rows(n, d, dtype, seed=n), _rows(n, d, dtype, seed=n + 100)])
+    z = torch.cat([cases.rows(n, d, dtype, seed=n), cases.rows(n, d, dtype, seed=n + 100)])
     ids = torch.arange(n).repeat(2)
     w = torch.full((2 * n,), 1.0 / (2 * n), dtype=dtype)
     loss, grad, _, _ = emu_supcon(emu, z, ids, w, w, 0.3, True)
-    ref, gref = _loss_and_grad(lambda v: supcon_loss_reference(v, ids, 0.3), z.double())
-    assert_loss_close(loss, grad, ref, gref, LOSS_RTOL[dtype], 1 / 0.3 if d == 1 else 0.0)
+    ref, gref = cases.loss_and_grad(lambda v: supcon_loss_reference(v, ids, 0.3), z.double())
+    cases.assert_close(loss, grad, ref, gref, LOSS_RTOL[dtype], 1 / 0.3 if d == 1 else 0.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_supcon_zero_tiny_and_huge_rows(emu, dtype):
+def test_supcon_zero_tiny_and_huge_rows(emu, cases, dtype):
     """Rows below the norm floor (z = x / eps), and float32 rows whose squared norm overflows
     float32 (the norms are summed in float64)."""
-    z = _rows(70, 5, torch.float64, seed=4)
+    z = cases.rows(70, 5, torch.float64, seed=4)
     z[3] = 0.0
     z[10] *= 1e-9
     z[20] *= 1e19
     z[21] *= 3e19
     z = z.to(dtype)
-    y = _labels(70, 4, seed=4)
+    y = cases.labels(70, 4, seed=4)
     ids, w, c = _supcon_args(y, 70, dtype)
     for t in (0.05, 1.0, 7.0):
         loss, grad, _, _ = emu_supcon(emu, z, ids, w, c, t, True)
-        ref, gref = _loss_and_grad(lambda v, t=t: supcon_loss_reference(v, y, t), z.double())
-        assert_loss_close(loss, grad, ref, gref, LOSS_RTOL[dtype])
+        ref, gref = cases.loss_and_grad(lambda v, t=t: supcon_loss_reference(v, y, t), z.double())
+        cases.assert_close(loss, grad, ref, gref, LOSS_RTOL[dtype])
 
 
 # --- VICReg ---------------------------------------------------------------------------------------
 
-# (N, D) of test_contrastive.py: covariance tiles of 16 features, 32-row chunks, 64-column G
-# padding, the backward's 32 rows x 64 features per block.
-VICREG_SHAPES = [(2, 1), (3, 2), (37, 5), (64, 64), (130, 17), (301, 9), (40, 133)]
 VICREG_DEFAULT = (25.0, 25.0, 1.0, 1.0, 1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "d"), VICREG_SHAPES)
-def test_vicreg(emu, n, d, dtype):
-    g = torch.Generator().manual_seed(n * d + 1)
-    # Column scales around gamma = 1: both sides of the variance hinge.
-    scale = torch.linspace(0.3, 2.0, d, dtype=torch.float64)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
-    z2 = z1 + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
-    z = torch.cat([z1, z2]).to(dtype)
+def test_vicreg(emu, cases, vicreg_shape, dtype):
+    n, d = vicreg_shape
+    z = cases.vicreg_views(n, d, dtype, seed=n * d + 1)
     params_list = [VICREG_DEFAULT] + ([(2.0, 3.0, 0.5, 1.3, 1e-3)] if n * d < 1000 else [])
     for params in params_list:
         out, g1, g2, state = emu_vicreg(emu, z[:n].contiguous(), z[n:].contiguous(), params)
@@ -614,10 +515,10 @@ def test_vicreg(emu, n, d, dtype):
         lam, mu, nu = params[:3]
         total = lam * float(out[1]) + mu * float(out[2]) + nu * float(out[3])
         assert abs(float(out[0]) - total) <= LOSS_RTOL[dtype] * abs(total)
-        ref, gref = _loss_and_grad(
+        ref, gref = cases.loss_and_grad(
             lambda v, p=params: vicreg_loss_reference(v[:n], v[n:], *p), z.double()
         )
-        assert_loss_close(out[0], torch.cat([g1, g2]), ref, gref, LOSS_RTOL[dtype])
+        cases.assert_close(out[0], torch.cat([g1, g2]), ref, gref, LOSS_RTOL[dtype])
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -22,20 +22,6 @@ from contrastx.ops import (
 
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
-# (N, M, d, B): sizes that are not multiples of the CPU blocks (32 rows, 128 centres, SIMD
-# width) nor of the CUDA tiles (128 rows, 16/32 centres, 16 features, 1/4/16 columns).
-SHAPES = [
-    (1, 1, 1, 1),
-    (1, 1, 1, 300),
-    (37, 129, 5, 1),
-    (33, 17, 2, 300),
-    (100, 300, 3, 7),
-    (65, 257, 17, 1),
-    (130, 131, 33, 9),
-    (31, 5, 1, 64),
-    (200, 1000, 4, 3),
-]
-
 
 def exact(x, c, v, sigma):
     """float64 reference with direct differences (no cancellation); returns (out, scale)."""
@@ -70,8 +56,8 @@ def sigma_for(d):
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d", "b"), SHAPES)
-def test_native_cpu_matches_exact(n, m, d, b, dtype):
+def test_native_cpu_matches_exact(gauss_shape, dtype):
+    n, m, d, b = gauss_shape
     x, c, v = make(n, m, d, b, dtype, seed=n + m + d + b)
     s = sigma_for(d)
     out = gaussian_kernel_matvec(x, c, v, s, backend="native")
@@ -127,16 +113,9 @@ def test_native_far_from_origin_and_small_sigma(dtype):
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_native_independent_of_thread_count():
+def test_native_independent_of_thread_count(one_and_many_threads):
     x, c, v = make(301, 260, 6, 5, torch.float64, seed=11)
-    prev = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = gaussian_kernel_matvec(x, c, v, 1.1, backend="native")
-        torch.set_num_threads(max(2, prev))
-        many = gaussian_kernel_matvec(x, c, v, 1.1, backend="native")
-    finally:
-        torch.set_num_threads(prev)
+    one, many = one_and_many_threads(lambda: gaussian_kernel_matvec(x, c, v, 1.1, backend="native"))
     assert torch.equal(one, many)
 
 
@@ -295,21 +274,11 @@ def test_sigma_as_tensor():
 # --- CUDA -----------------------------------------------------------------------------------
 
 
-def _cuda_kernels_or_skip():
-    info = _native.native_info()
-    if not info["cuda_kernels"]:
-        pytest.skip(
-            "contrastx CUDA kernels unusable: compiled="
-            f"{info['cuda_compiled']}, runtime error={info['cuda_runtime_error']}"
-        )
-
-
-@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.usefixtures("cuda_kernels")
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d", "b"), SHAPES)
-def test_native_cuda_matches_exact(n, m, d, b, dtype):
-    _cuda_kernels_or_skip()
+def test_native_cuda_matches_exact(gauss_shape, dtype):
+    n, m, d, b = gauss_shape
     x, c, v = make(n, m, d, b, dtype, seed=n * m + d, device="cuda")
     s = sigma_for(d)
     out = gaussian_kernel_matvec(x, c, v, s, backend="native")
@@ -318,10 +287,9 @@ def test_native_cuda_matches_exact(n, m, d, b, dtype):
     assert_close_scaled(out, ref, scale, RTOL[dtype])
 
 
-@pytest.mark.usefixtures("cuda_device")
+@pytest.mark.usefixtures("cuda_kernels")
 @pytest.mark.cuda
 def test_native_cuda_options_and_edge_cases():
-    _cuda_kernels_or_skip()
     x, c, v = make(300, 70, 20, 5, torch.float32, seed=1, device="cuda")
     ref, scale = exact(x, c, v, 2.0)
     out = gaussian_kernel_matvec(x, c, v, 2.0, backend="native", accumulate=torch.float64)

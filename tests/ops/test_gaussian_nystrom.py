@@ -19,15 +19,6 @@ from contrastx.ops import (
 )
 
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
-SHAPES = [
-    (1, 1, 1, 1),
-    (1, 3, 2, 300),
-    (37, 129, 5, 1),
-    (33, 17, 2, 300),
-    (300, 130, 3, 7),
-    (9000, 257, 4, 1),  # three row segments
-    (5000, 131, 17, 9),
-]
 
 
 def make(n, m, d, b, dtype, seed=0, weights=True):
@@ -55,8 +46,8 @@ def check(out, ref, scale, rtol):
 
 @pytest.mark.parametrize("backend", ["native", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d", "b"), SHAPES)
-def test_matches_exact(n, m, d, b, dtype, backend):
+def test_matches_exact(t_shape, dtype, backend):
+    n, m, d, b = t_shape
     x, c, u, w = make(n, m, d, b, dtype, seed=n + m + d + b)
     sigma = 0.5 * d**0.5 + 0.3
     for weights in (w, None):
@@ -87,17 +78,12 @@ def test_vector_u_and_empty_sizes(backend):
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_native_bitwise_independent_of_threads():
+def test_native_bitwise_independent_of_threads(one_and_many_threads):
     x, c, u, w = make(20_000, 300, 4, 3, torch.float64, seed=7)
-    prev = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = gaussian_kernel_t_matvec(x, c, u, 1.0, row_weights=w, backend="native")
-        torch.set_num_threads(max(2, prev))
-        two = gaussian_kernel_t_matvec(x, c, u, 1.0, row_weights=w, backend="native")
-    finally:
-        torch.set_num_threads(prev)
-    assert torch.equal(one, two)
+    one, many = one_and_many_threads(
+        lambda: gaussian_kernel_t_matvec(x, c, u, 1.0, row_weights=w, backend="native")
+    )
+    assert torch.equal(one, many)
 
 
 @pytest.mark.usefixtures("native_cpu")
@@ -134,13 +120,10 @@ def exact_gram(x, c, w, sigma):
     return (k * wd[:, None]).T @ k, (k * wd.abs()[:, None]).T @ k
 
 
-GRAM_SHAPES = [(1, 1, 1), (2, 7, 3), (37, 129, 5), (300, 17, 2), (600, 131, 17), (513, 200, 4)]
-
-
 @pytest.mark.parametrize("backend", ["native", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d"), GRAM_SHAPES)
-def test_gram_matches_exact(n, m, d, dtype, backend):
+def test_gram_matches_exact(gram_shape, dtype, backend):
+    n, m, d = gram_shape
     x, c, _, w = make(n, m, d, 1, dtype, seed=n + m + d)
     sigma = 0.5 * d**0.5 + 0.3
     for weights in (w, None):
@@ -160,17 +143,12 @@ def test_gram_float64_accumulation_and_empty(backend):
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_gram_native_bitwise_independent_of_threads():
+def test_gram_native_bitwise_independent_of_threads(one_and_many_threads):
     x, c, _, w = make(3000, 140, 4, 1, torch.float64, seed=9)
-    prev = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = gaussian_weighted_gram(x, c, 1.0, row_weights=w, backend="native")
-        torch.set_num_threads(max(2, prev))
-        two = gaussian_weighted_gram(x, c, 1.0, row_weights=w, backend="native")
-    finally:
-        torch.set_num_threads(prev)
-    assert torch.equal(one, two)
+    one, many = one_and_many_threads(
+        lambda: gaussian_weighted_gram(x, c, 1.0, row_weights=w, backend="native")
+    )
+    assert torch.equal(one, many)
 
 
 def test_gram_bad_inputs():
@@ -185,15 +163,7 @@ def test_gram_bad_inputs():
         gaussian_weighted_gram(x, c.float(), 1.0)
 
 
-@pytest.mark.usefixtures("cuda_device")
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d", "b"), [*SHAPES, (20_000, 300, 6, 2)])
-def test_native_cuda_matches_exact(n, m, d, b, dtype):
-    from contrastx import _native
-
-    if not _native.cuda_available():
-        pytest.skip("contrastx CUDA kernels not usable")
+def _t_matvec_on_cuda_matches_exact(n, m, d, b, dtype):
     x, c, u, w = make(n, m, d, b, dtype, seed=n + m + d + b)
     sigma = 0.5 * d**0.5 + 0.3
     for weights in (w, None):
@@ -213,15 +183,7 @@ def test_native_cuda_matches_exact(n, m, d, b, dtype):
     check(acc.cpu(), *exact(x, c, u, None, sigma), 1e-6 if dtype == torch.float32 else 1e-12)
 
 
-@pytest.mark.usefixtures("cuda_device")
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("n", "m", "d"), [*GRAM_SHAPES, (20_000, 70, 6), (100, 300, 0)])
-def test_gram_native_cuda_matches_exact(n, m, d, dtype):
-    from contrastx import _native
-
-    if not _native.cuda_available():
-        pytest.skip("contrastx CUDA kernels not usable")
+def _gram_on_cuda_matches_exact(n, m, d, dtype):
     x, c, _, w = make(n, m, d, 1, dtype, seed=n + m + d)
     sigma = 0.5 * d**0.5 + 0.3
     for weights in (w, None):
@@ -238,3 +200,26 @@ def test_gram_native_cuda_matches_exact(n, m, d, dtype):
     assert torch.equal(
         again, gaussian_weighted_gram(x.cuda(), c.cuda(), sigma, row_weights=w.cuda())
     )
+
+
+@pytest.mark.usefixtures("cuda_kernels")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_native_cuda_matches_exact(t_shape, dtype):
+    _t_matvec_on_cuda_matches_exact(*t_shape, dtype)
+
+
+@pytest.mark.usefixtures("cuda_kernels")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gram_native_cuda_matches_exact(gram_shape, dtype):
+    _gram_on_cuda_matches_exact(*gram_shape, dtype)
+
+
+@pytest.mark.usefixtures("cuda_kernels")
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_native_cuda_many_segments_and_no_features(dtype):
+    _t_matvec_on_cuda_matches_exact(20_000, 300, 6, 2, dtype)
+    _gram_on_cuda_matches_exact(20_000, 70, 6, dtype)
+    _gram_on_cuda_matches_exact(100, 300, 0, dtype)

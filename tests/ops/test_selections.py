@@ -72,18 +72,11 @@ def test_columns_pick_selections(backend):
 
 
 @pytest.mark.usefixtures("native_cpu")
-def test_native_column_independent_of_block_and_threads():
+def test_native_column_independent_of_block_and_threads(one_and_many_threads):
     """A column's result is bitwise the same alone, inside a block, and on 1 or 2 threads."""
     z, lists, v = _case(2000, 100, 9, 200, torch.float64, seed=2)
     sel = RowSelection.from_lists(lists, 2000)
-    prev = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = selected_gram_matvec(z, sel, v, backend="native")
-        torch.set_num_threads(max(2, prev))
-        two = selected_gram_matvec(z, sel, v, backend="native")
-    finally:
-        torch.set_num_threads(prev)
+    one, two = one_and_many_threads(lambda: selected_gram_matvec(z, sel, v, backend="native"))
     alone = selected_gram_matvec(z, sel, v[:, [4]], columns=torch.tensor([4]), backend="native")
     assert torch.equal(one, two)
     assert torch.equal(alone[:, 0], one[:, 4])
