@@ -14,14 +14,7 @@ import functools
 import pytest
 import torch
 from contrastx import _native
-from contrastx.ops import (
-    gaussian_kernel_matvec,
-    gaussian_kernel_matvec_reference,
-    gaussian_kernel_t_matvec,
-    gaussian_kernel_t_matvec_reference,
-    gaussian_weighted_gram,
-    gaussian_weighted_gram_reference,
-)
+from contrastx.ops import gaussian_kernel_matvec, gaussian_kernel_t_matvec, gaussian_weighted_gram
 
 N, M = 200_000, 1_000
 SIGMA = 1.0
@@ -40,62 +33,52 @@ def inputs(dtype: torch.dtype, d: int, b: int):
     return x, c, v
 
 
-IMPLS = {
-    "native": lambda x, c, v: gaussian_kernel_matvec(x, c, v, SIGMA, backend="native"),
-    "torch": lambda x, c, v: gaussian_kernel_matvec_reference(x, c, v, SIGMA),
-}
+@pytest.fixture
+def timed(benchmark, record_time):
+    """``timed(group, impl, fn, *args, **info)``: time ``fn(*args, backend=impl)``.
+
+    Three rounds after one warm-up; the group gets the thread count appended and ``info``
+    goes to the benchmark's extra info. Returns the result of the last call.
+    """
+
+    def run(group: str, impl: str, fn, *args, **info):
+        threads = torch.get_num_threads()
+        benchmark.group = f"{group} T={threads}"
+        benchmark.extra_info.update(n=N, m=M, threads=threads, **info)
+        out = benchmark.pedantic(
+            fn, args=args, kwargs={"backend": impl}, rounds=3, iterations=1, warmup_rounds=1
+        )
+        record_time(benchmark.group, impl, benchmark)
+        return out
+
+    return run
 
 
-@pytest.mark.parametrize("impl", ["native", "torch"])
+IMPLS = ["native", "torch"]
+DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("b", [1, 64])
 @pytest.mark.parametrize("d", [4, 16])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_gaussian_matvec(benchmark, record_time, dtype, d, b, impl):
+@DTYPES
+@pytest.mark.parametrize("transposed", [False, True], ids=["K_V", "Kt_U"])
+def test_gaussian_products(timed, transposed, dtype, d, b, impl):
+    """K(X, C) V, (N, B), and K(X, C)^T U, (M, B)."""
     x, c, v = inputs(dtype, d, b)
-    group = f"gaussian {str(dtype)[6:]} d={d} B={b} T={torch.get_num_threads()}"
-    benchmark.group = group
-    benchmark.extra_info.update(n=N, m=M, d=d, b=b, threads=torch.get_num_threads())
-    fn = IMPLS[impl]
-    out = benchmark.pedantic(fn, args=(x, c, v), rounds=3, iterations=1, warmup_rounds=1)
-    assert out.shape == (N, b)
-    record_time(group, impl, benchmark)
+    group = f"gaussian{'^T' if transposed else ''} {str(dtype)[6:]} d={d} B={b}"
+    if transposed:
+        u = torch.randn(N, b, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out = timed(group, impl, gaussian_kernel_t_matvec, x, c, u, SIGMA, d=d, b=b)
+    else:
+        out = timed(group, impl, gaussian_kernel_matvec, x, c, v, SIGMA, d=d, b=b)
+    assert out.shape == ((M if transposed else N), b)
 
 
-T_IMPLS = {
-    "native": lambda x, c, u: gaussian_kernel_t_matvec(x, c, u, SIGMA, backend="native"),
-    "torch": lambda x, c, u: gaussian_kernel_t_matvec_reference(x, c, u, SIGMA),
-}
-
-
-@pytest.mark.parametrize("impl", ["native", "torch"])
-@pytest.mark.parametrize("b", [1, 64])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("d", [4, 16])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_gaussian_t_matvec(benchmark, record_time, dtype, d, b, impl):
-    x, c, _ = inputs(dtype, d, b)
-    u = torch.randn(N, b, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    group = f"gaussian^T {str(dtype)[6:]} d={d} B={b} T={torch.get_num_threads()}"
-    benchmark.group = group
-    benchmark.extra_info.update(n=N, m=M, d=d, b=b, threads=torch.get_num_threads())
-    out = benchmark.pedantic(T_IMPLS[impl], args=(x, c, u), rounds=3, iterations=1, warmup_rounds=1)
-    assert out.shape == (M, b)
-    record_time(group, impl, benchmark)
-
-
-G_IMPLS = {
-    "native": lambda x, c: gaussian_weighted_gram(x, c, SIGMA, backend="native"),
-    "torch": lambda x, c: gaussian_weighted_gram_reference(x, c, SIGMA),
-}
-
-
-@pytest.mark.parametrize("impl", ["native", "torch"])
-@pytest.mark.parametrize("d", [4, 16])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_gaussian_weighted_gram(benchmark, record_time, dtype, d, impl):
+@DTYPES
+def test_gaussian_weighted_gram(timed, dtype, d, impl):
     x, c, _ = inputs(dtype, d, 1)
-    group = f"gram {str(dtype)[6:]} d={d} T={torch.get_num_threads()}"
-    benchmark.group = group
-    benchmark.extra_info.update(n=N, m=M, d=d, threads=torch.get_num_threads())
-    out = benchmark.pedantic(G_IMPLS[impl], args=(x, c), rounds=3, iterations=1, warmup_rounds=1)
+    out = timed(f"gram {str(dtype)[6:]} d={d}", impl, gaussian_weighted_gram, x, c, SIGMA, d=d)
     assert out.shape == (M, M)
-    record_time(group, impl, benchmark)

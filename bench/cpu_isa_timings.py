@@ -15,6 +15,7 @@ the toy CG operator with 250 selections of 10 % of the rows.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -25,11 +26,8 @@ from contrastx.ops import (
     RowSelection,
     cpu_isa_levels,
     gaussian_kernel_matvec,
-    gaussian_kernel_matvec_reference,
     gaussian_kernel_t_matvec,
-    gaussian_kernel_t_matvec_reference,
     gaussian_weighted_gram,
-    gaussian_weighted_gram_reference,
     selected_gram_matvec,
     use_cpu_isa,
 )
@@ -47,7 +45,12 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def cases(dtype: torch.dtype) -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
+def both(fn: Callable[..., object], *args: object) -> tuple[Callable[[], object], ...]:
+    """``fn(*args)`` with the native kernels and with the torch reference."""
+    return tuple(functools.partial(fn, *args, backend=b) for b in ("native", "torch"))
+
+
+def cases(dtype: torch.dtype) -> dict[str, tuple[Callable[[], object], ...]]:
     """name -> (native call, torch reference call)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, D, generator=g, dtype=dtype)
@@ -56,29 +59,17 @@ def cases(dtype: torch.dtype) -> dict[str, tuple[Callable[[], object], Callable[
     u = torch.randn(N, 1, generator=g, dtype=dtype)
     name = str(dtype).removeprefix("torch.")
     out = {
-        f"K @ v {name}": (
-            lambda: gaussian_kernel_matvec(x, c, v, SIGMA, backend="native"),
-            lambda: gaussian_kernel_matvec_reference(x, c, v, SIGMA),
-        ),
-        f"K^T u {name}": (
-            lambda: gaussian_kernel_t_matvec(x, c, u, SIGMA, backend="native"),
-            lambda: gaussian_kernel_t_matvec_reference(x, c, u, SIGMA),
-        ),
+        f"K @ v {name}": both(gaussian_kernel_matvec, x, c, v, SIGMA),
+        f"K^T u {name}": both(gaussian_kernel_t_matvec, x, c, u, SIGMA),
     }
     if dtype == torch.float64:
-        out[f"Gram {name}"] = (
-            lambda: gaussian_weighted_gram(x, c, SIGMA, backend="native"),
-            lambda: gaussian_weighted_gram_reference(x, c, SIGMA),
-        )
+        out[f"Gram {name}"] = both(gaussian_weighted_gram, x, c, SIGMA)
         rng = np.random.default_rng(0)
         z = torch.from_numpy(rng.normal(size=(N, M)))
         lists = [rng.choice(N, N // 10, replace=False) for _ in range(250)]
         sel = RowSelection.from_lists(lists, N)
         vs = torch.from_numpy(rng.normal(size=(M, 250)))
-        out["selected CG operator B=250 float64"] = (
-            lambda: selected_gram_matvec(z, sel, vs, backend="native"),
-            lambda: selected_gram_matvec(z, sel, vs, backend="torch"),
-        )
+        out["selected CG operator B=250 float64"] = both(selected_gram_matvec, z, sel, vs)
     return out
 
 

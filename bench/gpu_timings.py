@@ -13,6 +13,7 @@ Gram), so they can be set against the device's ceilings.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -22,11 +23,8 @@ from contrastx import _native
 from contrastx.embed.losses.vicreg import vicreg_loss
 from contrastx.ops import (
     gaussian_kernel_matvec,
-    gaussian_kernel_matvec_reference,
     gaussian_kernel_t_matvec,
-    gaussian_kernel_t_matvec_reference,
     gaussian_weighted_gram,
-    gaussian_weighted_gram_reference,
     supcon_loss_fused,
 )
 
@@ -49,6 +47,11 @@ def cuda_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def both(fn, *args):
+    """``fn(*args)`` with the native kernels and with the torch reference."""
+    return tuple(functools.partial(fn, *args, backend=b) for b in ("native", "torch"))
+
+
 def cases():
     g = torch.Generator(device="cuda").manual_seed(0)
 
@@ -64,48 +67,29 @@ def cases():
                 yield (
                     f"K@V {name} d={d} B={b}",
                     N * M,
-                    lambda x=x, c=c, v=v: gaussian_kernel_matvec(x, c, v, SIGMA, backend="native"),
-                    lambda x=x, c=c, v=v: gaussian_kernel_matvec_reference(x, c, v, SIGMA),
+                    *both(gaussian_kernel_matvec, x, c, v, SIGMA),
                 )
                 yield (
                     f"K^T U {name} d={d} B={b}",
                     N * M,
-                    lambda x=x, c=c, u=u: gaussian_kernel_t_matvec(
-                        x, c, u, SIGMA, backend="native"
-                    ),
-                    lambda x=x, c=c, u=u: gaussian_kernel_t_matvec_reference(x, c, u, SIGMA),
+                    *both(gaussian_kernel_t_matvec, x, c, u, SIGMA),
                 )
-            yield (
-                f"Gram {name} d={d}",
-                N * M * M // 2,
-                lambda x=x, c=c: gaussian_weighted_gram(x, c, SIGMA, backend="native"),
-                lambda x=x, c=c: gaussian_weighted_gram_reference(x, c, SIGMA),
-            )
+            yield f"Gram {name} d={d}", N * M * M // 2, *both(gaussian_weighted_gram, x, c, SIGMA)
     for m, d in ((8192, 4), (8192, 64)):
         z = randn(m, d, dtype=torch.float32).requires_grad_(True)
         y = torch.randint(0, 8, (m,), device="cuda", generator=g)
 
-        def supcon(backend, z=z, y=y):
+        def supcon(z=z, y=y, *, backend):
             supcon_loss_fused(z, y, backend=backend).backward()
 
-        yield (
-            f"SupCon fwd+bwd f32 M={m} D={d}",
-            m * m,
-            lambda f=supcon: f("native"),
-            lambda f=supcon: f("torch"),
-        )
+        yield f"SupCon fwd+bwd f32 M={m} D={d}", m * m, *both(supcon)
     z1 = randn(2048, 64, dtype=torch.float32).requires_grad_(True)
     z2 = randn(2048, 64, dtype=torch.float32).requires_grad_(True)
 
-    def vic(backend):
+    def vic(*, backend):
         vicreg_loss(z1, z2, backend=backend).backward()
 
-    yield (
-        "VICReg fwd+bwd f32 N=2048 D=64",
-        2048 * 64 * 64,
-        lambda: vic("native"),
-        lambda: vic("torch"),
-    )
+    yield "VICReg fwd+bwd f32 N=2048 D=64", 2048 * 64 * 64, *both(vic)
 
 
 def main(argv: list[str] | None = None) -> int:
