@@ -13,3 +13,24 @@ torch.set_num_threads(1)
 def small_sample():
     """400 background events in four classes (100 each), seed 0."""
     return generate_sample({"W": 100, "QCD": 100, "Z": 100, "ttbar": 100}, seed=0)
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(**overrides)``: a TrainConfig of a few seconds (D = 4, two epochs of
+    64-event batches, one warm-up epoch, no augmentation, no progress bar)."""
+    from contrastx.embed.training import TrainConfig
+
+    def make(**overrides) -> TrainConfig:
+        settings = {
+            "latent_dim": 4,
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 0.5,
+            "warmup_epochs": 1,
+            "progress": False,
+            "augmentation": None,
+        }
+        return TrainConfig(**{**settings, **overrides})
+
+    return make

@@ -13,28 +13,14 @@ from contrastx.events import Events
 from contrastx.events.generators import generate_sample
 
 
-def _cfg(**kw):
-    base = {
-        "latent_dim": 4,
-        "epochs": 2,
-        "batch_size": 64,
-        "lr": 0.5,
-        "warmup_epochs": 1,
-        "progress": False,
-        "augmentation": None,
-    }
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 @pytest.fixture(scope="module")
 def toy():
     # W vs ttbar: well separated in jet multiplicity
     return generate_sample({"W": 200, "ttbar": 200}, seed=0)
 
 
-def test_loss_decreases_on_separable_toy(toy):
-    tr = Trainer(_cfg(epochs=4)).fit(toy)
+def test_loss_decreases_on_separable_toy(tiny_config, toy):
+    tr = Trainer(tiny_config(epochs=4)).fit(toy)
     losses = [h["train_loss"] for h in tr.history_]
     assert losses[-1] < 0.75 * losses[0]
     assert all(np.isfinite(h["val_loss"]) for h in tr.history_)
@@ -54,9 +40,9 @@ METHOD_CASES = [
 
 
 @pytest.mark.parametrize(("method", "encoder", "aug"), METHOD_CASES)
-def test_every_method_trains(small_sample, method, encoder, aug):
+def test_every_method_trains(tiny_config, small_sample, method, encoder, aug):
     kw = {"encoder_kwargs": {"n_layers": 1}, "optimizer": "adam", "lr": 1e-3}
-    cfg = _cfg(
+    cfg = tiny_config(
         method=method,
         encoder=encoder,
         augmentation=aug,
@@ -68,8 +54,8 @@ def test_every_method_trains(small_sample, method, encoder, aug):
     assert tr.embed(small_sample[:10]).shape == (10, 4)
 
 
-def test_resume_matches_uninterrupted_run(toy, tmp_path):
-    cfg = _cfg(augmentation="mask:0.5", method="supcon", epochs=3)
+def test_resume_matches_uninterrupted_run(tiny_config, toy, tmp_path):
+    cfg = tiny_config(augmentation="mask:0.5", method="supcon", epochs=3)
     full = Trainer(cfg).fit(toy, checkpoint=tmp_path / "a.pt")
 
     class Stop(Exception):
@@ -86,14 +72,14 @@ def test_resume_matches_uninterrupted_run(toy, tmp_path):
         assert torch.equal(a, b), k
     assert [h["train_loss"] for h in full.history_] == [h["train_loss"] for h in resumed.history_]
     with pytest.raises(ValueError, match="different config"):
-        Trainer(_cfg(augmentation="mask:0.5", epochs=4)).fit(
+        Trainer(tiny_config(augmentation="mask:0.5", epochs=4)).fit(
             toy, checkpoint=tmp_path / "b.pt", resume=True
         )
 
 
-def test_save_load_identical_embeddings(toy, tmp_path):
+def test_save_load_identical_embeddings(tiny_config, toy, tmp_path):
     tr = Trainer(
-        _cfg(
+        tiny_config(
             method="supcon_kl",
             encoder="transformer",
             optimizer="adam",
@@ -113,7 +99,7 @@ def test_save_load_identical_embeddings(toy, tmp_path):
         load_model(tmp_path / "junk.pt")
 
 
-def test_early_stopping_restores_best(toy, monkeypatch):
+def test_early_stopping_restores_best(tiny_config, toy, monkeypatch):
     vals = iter([1.0, 2.0, 3.0, 4.0, 5.0])
     snapshots = []
 
@@ -122,26 +108,26 @@ def test_early_stopping_restores_best(toy, monkeypatch):
         return next(vals)
 
     monkeypatch.setattr(Trainer, "_validate", fake_validate)
-    tr = Trainer(_cfg(epochs=5, patience=1)).fit(toy)
+    tr = Trainer(tiny_config(epochs=5, patience=1)).fit(toy)
     assert len(tr.history_) == 2 and tr.stopped_early_ and tr.best_epoch_ == 0
     for k, v in tr.model_.state_dict().items():
         assert torch.equal(v, snapshots[0][k])
 
 
-def test_balanced_sampling_and_errors(toy):
-    tr = Trainer(_cfg(sampling="balanced", epochs=1)).fit(toy)
+def test_balanced_sampling_and_errors(tiny_config, toy):
+    tr = Trainer(tiny_config(sampling="balanced", epochs=1)).fit(toy)
     assert len(tr.history_) == 1
     with pytest.raises(ValueError, match="multiple"):
-        Trainer(_cfg(sampling="balanced", batch_size=63)).fit(toy)
+        Trainer(tiny_config(sampling="balanced", batch_size=63)).fit(toy)
     unlabelled = Events(toy.particles)
     with pytest.raises(ValueError, match="labels"):
-        Trainer(_cfg()).fit(unlabelled)
+        Trainer(tiny_config()).fit(unlabelled)
     with pytest.raises(RuntimeError, match=r"CUDA|GPU"):
-        Trainer(_cfg(device="cuda:99")).fit(toy)
+        Trainer(tiny_config(device="cuda:99")).fit(toy)
     with pytest.raises(ValueError, match="method must be one of"):
-        _cfg(method="byol")
+        tiny_config(method="byol")
     with pytest.raises(ValueError, match="needs an augmentation"):
-        _cfg(method="simclr", augmentation=None)
+        tiny_config(method="simclr", augmentation=None)
 
 
 def test_temperatures_and_presets():

@@ -6,27 +6,13 @@ import re
 import pytest
 import torch
 from contrastx.cli import train as train_cli
-from contrastx.embed.training import TrainConfig, Trainer
+from contrastx.embed.training import Trainer
 from contrastx.events.generators import generate_sample
 
 
 @pytest.fixture(scope="module")
 def toy():
     return generate_sample({"W": 160, "ttbar": 160}, seed=1)
-
-
-def _cfg(**kw):
-    base = {
-        "latent_dim": 4,
-        "epochs": 3,
-        "batch_size": 64,
-        "lr": 0.5,
-        "warmup_epochs": 1,
-        "augmentation": None,
-        "progress": True,
-    }
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def _epoch_lines(caplog):
@@ -37,10 +23,10 @@ def _epoch_lines(caplog):
     ]
 
 
-def test_not_a_terminal_one_line_per_epoch(toy, caplog, capsys):
+def test_not_a_terminal_one_line_per_epoch(tiny_config, toy, caplog, capsys):
     # under pytest stderr is not a terminal: no progress bar, one log line per epoch
     with caplog.at_level(logging.INFO, logger="contrastx"):
-        Trainer(_cfg()).fit(toy)
+        Trainer(tiny_config(epochs=3, progress=True)).fit(toy)
     lines = _epoch_lines(caplog)
     assert len(lines) == 3, lines
     for i, line in enumerate(lines, 1):
@@ -51,27 +37,29 @@ def test_not_a_terminal_one_line_per_epoch(toy, caplog, capsys):
     assert capsys.readouterr().err == ""  # no progress-bar output
 
 
-def test_early_estimate_in_long_first_epoch(toy, caplog, monkeypatch):
+def test_early_estimate_in_long_first_epoch(tiny_config, toy, caplog, monkeypatch):
     from contrastx.embed import training
 
     monkeypatch.setattr(training, "EARLY_ESTIMATE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="contrastx"):
-        Trainer(_cfg(epochs=2)).fit(toy)
+        Trainer(tiny_config(progress=True)).fit(toy)
     early = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the first")]
     assert len(early) == 1 and "to go" in early[0], early
 
 
-def test_terminal_shows_a_progress_bar_and_no_epoch_lines(toy, caplog, monkeypatch, capsys):
+def test_terminal_shows_a_progress_bar_and_no_epoch_lines(
+    tiny_config, toy, caplog, monkeypatch, capsys
+):
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     with caplog.at_level(logging.INFO, logger="contrastx"):
-        Trainer(_cfg(epochs=1)).fit(toy)
+        Trainer(tiny_config(epochs=1, progress=True)).fit(toy)
     assert _epoch_lines(caplog) == []
     assert "step" in capsys.readouterr().err  # the tqdm bar
 
 
-def test_warmup_longer_than_half_the_run_is_capped_with_a_warning(toy, caplog):
+def test_warmup_longer_than_half_the_run_is_capped_with_a_warning(tiny_config, toy, caplog):
     with caplog.at_level(logging.WARNING, logger="contrastx"):
-        tr = Trainer(_cfg(epochs=2, warmup_epochs=10, progress=False)).fit(toy)
+        tr = Trainer(tiny_config(warmup_epochs=10)).fit(toy)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "10" in warnings[0] and "2 epochs" in warnings[0], warnings
     # warm-up over the first epoch (half the run), then cosine decay: the first epoch ends
@@ -79,7 +67,7 @@ def test_warmup_longer_than_half_the_run_is_capped_with_a_warning(toy, caplog):
     assert tr.history_[0]["lr"] == pytest.approx(0.5)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="contrastx"):
-        Trainer(_cfg(epochs=2, warmup_epochs=1, progress=False)).fit(toy)
+        Trainer(tiny_config()).fit(toy)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
@@ -87,11 +75,11 @@ class _Payload:
     """Not a tensor: torch.load(weights_only=True) refuses to unpickle it."""
 
 
-def test_unsafe_checkpoint_is_refused_in_one_line(toy, tmp_path, capsys):
+def test_unsafe_checkpoint_is_refused_in_one_line(tiny_config, toy, tmp_path, capsys):
     ck = tmp_path / "ck.pt"
     torch.save({"epoch": 0, "object": _Payload()}, ck)
     with pytest.raises(ValueError, match="not a contrastx checkpoint") as err:
-        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+        Trainer(tiny_config(epochs=3)).fit(toy, checkpoint=ck, resume=True)
     assert str(ck) in str(err.value) and "\n" not in str(err.value)
     rc = train_cli.main(
         [
@@ -104,15 +92,15 @@ def test_unsafe_checkpoint_is_refused_in_one_line(toy, tmp_path, capsys):
     assert "Traceback" not in err_lines[0]
 
 
-def test_foreign_checkpoints_name_the_file(toy, tmp_path):
+def test_foreign_checkpoints_name_the_file(tiny_config, toy, tmp_path):
     ck = tmp_path / "ck.pt"
     torch.save({"weights": torch.zeros(3)}, ck)  # safe, but not a contrastx checkpoint
     with pytest.raises(ValueError, match="not a contrastx checkpoint") as err:
-        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+        Trainer(tiny_config(epochs=3)).fit(toy, checkpoint=ck, resume=True)
     assert str(ck) in str(err.value)
     ck.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="not a readable") as err:
-        Trainer(_cfg(progress=False)).fit(toy, checkpoint=ck, resume=True)
+        Trainer(tiny_config(epochs=3)).fit(toy, checkpoint=ck, resume=True)
     assert str(ck) in str(err.value) and "\n" not in str(err.value)
 
 
@@ -147,9 +135,9 @@ def test_ctrl_c_prints_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 130 and "interrupted" in err[-1] and str(ck) in err[-1] and "--resume" in err[-1]
 
 
-def test_checkpoint_without_format_key_still_resumes(toy, tmp_path):
+def test_checkpoint_without_format_key_still_resumes(tiny_config, toy, tmp_path):
     ck = tmp_path / "ck.pt"
-    cfg = _cfg(epochs=2, progress=False)
+    cfg = tiny_config()
     first = Trainer(cfg).fit(toy, checkpoint=ck)
     payload = torch.load(ck, weights_only=True)
     assert payload.pop("format") == "contrastx-checkpoint"
