@@ -1,7 +1,6 @@
 """Physics and contract checks of the Pythia 8 generator (small samples, MPI off).
 
-Skipped unless the optional dependencies are installed:
-``pip install "contrastx[pythia]"`` (pythia8mc 8.317.2 and fastjet).
+Marked ``pythia``: skipped without the optional dependencies (see conftest.py).
 """
 
 from __future__ import annotations
@@ -13,26 +12,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-pytest.importorskip(
-    "pythia8mc", reason="Pythia generator tests need pythia8mc: pip install 'contrastx[pythia]'"
-)
-pytest.importorskip(
-    "fastjet", reason="Pythia generator tests need fastjet: pip install 'contrastx[pythia]'"
-)
-ak = pytest.importorskip("awkward")
-
-from contrastx.events import Events, layout  # noqa: E402
-from contrastx.events.generators import processes, pythia  # noqa: E402
-from contrastx.events.generators.pythia import (  # noqa: E402
+from contrastx.events import Events, layout
+from contrastx.events.generators import processes, pythia
+from contrastx.events.generators.pythia import (
     RecoSettings,
     generate_black_box,
     generate_pythia,
     pythia_batch,
 )
-from contrastx.events.generators.reconstruction import reconstruct  # noqa: E402
-from contrastx.events.io import EventFile, load_labels, read_events  # noqa: E402
-from contrastx.events.kinematics import invariant_mass, transverse_mass  # noqa: E402
+from contrastx.events.generators.reconstruction import reconstruct
+from contrastx.events.io import EventFile, load_labels, read_events
+from contrastx.events.kinematics import invariant_mass, transverse_mass
+
+pytestmark = pytest.mark.pythia
 
 SEED = 5
 COUNTS = {"W": 150, "Z": 150, "ttbar": 100, "Ato4l": 200}
@@ -306,6 +298,7 @@ def test_reconstruct_handmade_event_without_smearing():
         p(22, 5.0, 5.5, 0.0),  # forward photon beyond the calorimeter: MET
     ]
     no_trigger = [p(11, 20.0, 0.0, 0.0), p(211, 50.0, 0.0, 3.0)]
+    ak = pytest.importorskip("awkward")  # fastjet's event format
     parts = ak.Array([no_trigger, event])
     out, sel = reconstruct(parts, np.random.default_rng(0), exact)
     assert sel.tolist() == [1] and out.shape == (1, 19, 3)

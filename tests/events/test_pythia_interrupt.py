@@ -6,8 +6,7 @@ SIGKILL once its first batch is committed. No worker may outlive it, Ctrl-C and
 SIGTERM print one line, and re-running the same command completes the file to
 the events of an uninterrupted run.
 
-Skipped unless the optional dependencies are installed:
-``pip install "contrastx[pythia]"`` (pythia8mc 8.317.2 and fastjet).
+Marked ``pythia``: skipped without the optional dependencies (see conftest.py).
 """
 
 from __future__ import annotations
@@ -25,14 +24,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-pytest.importorskip(
-    "pythia8mc", reason="Pythia generator tests need pythia8mc: pip install 'contrastx[pythia]'"
-)
-pytest.importorskip(
-    "fastjet", reason="Pythia generator tests need fastjet: pip install 'contrastx[pythia]'"
-)
-
 from contrastx.cli.generate import main
 from contrastx.events.generators import pythia
 from contrastx.events.generators.pythia import (
@@ -42,9 +33,13 @@ from contrastx.events.generators.pythia import (
 )
 from contrastx.events.io import read_events
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads /proc; workers die with the parent on Linux"
-)
+pytestmark = [
+    pytest.mark.pythia,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"),
+        reason="reads /proc; workers die with the parent on Linux",
+    ),
+]
 
 N_EVENTS = 400
 ARGS = [
