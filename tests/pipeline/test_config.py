@@ -97,24 +97,19 @@ def _load_nplm(tmp_path: Path, line: str) -> None:
     load_config(p)
 
 
-def test_fractional_integer_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match=r"nplm\.M must be an integer; got 50\.7"):
-        _load_nplm(tmp_path, "M = 50.7")
-
-
-def test_fractional_toy_count_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match=r"nplm\.n_toys must be an integer; got 20\.9"):
-        _load_nplm(tmp_path, "n_toys = 20.9")
-
-
-def test_number_as_string_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match=r"nplm\.lam must be a number; got '1e-6' \(str\)"):
-        _load_nplm(tmp_path, 'lam = "1e-6"')
-
-
-def test_word_for_integer_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match=r"nplm\.M must be an integer; got 'fifty'"):
-        _load_nplm(tmp_path, 'M = "fifty"')
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("M = 50.7", r"nplm\.M must be an integer; got 50\.7"),
+        ("n_toys = 20.9", r"nplm\.n_toys must be an integer; got 20\.9"),
+        ('lam = "1e-6"', r"nplm\.lam must be a number; got '1e-6' \(str\)"),
+        ('M = "fifty"', r"nplm\.M must be an integer; got 'fifty'"),
+    ],
+    ids=["fractional-integer", "fractional-toy-count", "number-as-string", "word-for-integer"],
+)
+def test_wrong_toml_type_is_an_error_naming_the_key(tmp_path: Path, line: str, match: str) -> None:
+    with pytest.raises(OptionsError, match=match):
+        _load_nplm(tmp_path, line)
 
 
 @pytest.mark.parametrize(
