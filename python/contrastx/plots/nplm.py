@@ -157,28 +157,20 @@ def plot_toy_distributions(
     if t_obs is not None:
         samples.append(np.array([float(t_obs)]))
     edges = common_bins(samples, n_bins)
-    ax.hist(
-        t0,
-        bins=edges,
-        density=True,
-        histtype="stepfilled",
-        alpha=0.45,
-        color=NULL_COLOR,
-        edgecolor=NULL_COLOR,
-        label=f"null toys (n = {t0.size})",
-        gid="hist_null",
-    )
+    hists = [(t0, NULL_COLOR, "null toys", "hist_null")]
     if t1 is not None:
+        hists.append((t1, SIGNAL_COLOR, signal_label, "hist_signal"))
+    for t, color, label, gid in hists:
         ax.hist(
-            t1,
+            t,
             bins=edges,
             density=True,
             histtype="stepfilled",
             alpha=0.45,
-            color=SIGNAL_COLOR,
-            edgecolor=SIGNAL_COLOR,
-            label=f"{signal_label} (n = {t1.size})",
-            gid="hist_signal",
+            color=color,
+            edgecolor=color,
+            label=f"{label} (n = {t.size})",
+            gid=gid,
         )
     x, y = chi2_density_curve(nu, edges[0], edges[-1])
     ax.plot(
@@ -200,29 +192,20 @@ def plot_toy_distributions(
                 va="bottom",
                 transform=ax.get_xaxis_transform(),
             )
+    marks = []  # (t, colour, line style, label, gid) of the vertical lines
     if t1 is not None:
         med = float(np.median(t1))
         zmed = float(st.chi2_z(med, nu))
-        ax.axvline(
-            med,
-            color=SIGNAL_COLOR,
-            ls="--",
-            lw=1.8,
-            ymax=0.64,
-            label=f"median signal t = {med:.1f} (Z = {zmed:.2f})",
-            gid="median",
-        )
+        label = f"median signal t = {med:.1f} (Z = {zmed:.2f})"
+        marks.append((med, SIGNAL_COLOR, "--", label, "median"))
     if t_obs is not None:
-        zo = float(st.chi2_z(float(t_obs), nu))
-        ze = float(st.z_from_p(st.empirical_p_value(float(t_obs), t0)))
-        ax.axvline(
-            float(t_obs),
-            color="k",
-            lw=1.8,
-            ymax=0.64,
-            label=f"observed t = {float(t_obs):.1f} (Z = {zo:.2f} χ², {ze:.2f} emp.)",
-            gid="observed",
-        )
+        obs = float(t_obs)
+        zo = float(st.chi2_z(obs, nu))
+        ze = float(st.z_from_p(st.empirical_p_value(obs, t0)))
+        label = f"observed t = {obs:.1f} (Z = {zo:.2f} χ², {ze:.2f} emp.)"
+        marks.append((obs, "k", "-", label, "observed"))
+    for t, color, ls, label, gid in marks:
+        ax.axvline(t, color=color, ls=ls, lw=1.8, ymax=0.64, label=label, gid=gid)
     if t1 is not None:
         lines = [f"{'power':<6}{'χ² null':<20}empirical null"]
         pc = st.power(t1, t0, z_levels, method="chi2", dof=nu)
