@@ -117,3 +117,22 @@ def test_embed_cli_names_a_corrupted_model(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and str(path) in err[0] and "checksum" in err[0]
+
+
+def test_check_state_dict_names_the_first_missing_or_unexpected_parameter():
+    from contrastx.embed.model_file import check_state_dict
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    good = module.state_dict()
+    check_state_dict(module, good, "m.pt")
+    missing = {k: v for k, v in good.items() if k != "0.bias" and k != "1.bias"}
+    with pytest.raises(ValueError, match=r"^m\.pt: parameter '0\.bias' of the model its config "
+                       r"describes is missing from the file \(and 1 more\)$"):  # fmt: skip
+        check_state_dict(module, missing, "m.pt")
+    extra = {**good, "2.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"^m\.pt: parameter '2\.weight' in the file is not part "
+                       r"of the model its config describes$"):  # fmt: skip
+        check_state_dict(module, extra, "m.pt")
+    shaped = {**good, "1.bias": torch.zeros(2)}
+    with pytest.raises(ValueError, match=r"'1\.bias' has shape \(2,\) in the file but \(1,\)"):
+        check_state_dict(module, shaped, "m.pt")

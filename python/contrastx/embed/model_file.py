@@ -130,20 +130,14 @@ def check_state_dict(
         shaped parameter (with both shapes), instead of torch's multi-line report.
     """
     expected = module.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ValueError(
-            f"{source}: parameter {missing[0]!r} of the model its config describes is "
-            f"missing from the file{more}"
-        )
-    unexpected = [k for k in state_dict if k not in expected]
-    if unexpected:
-        more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        raise ValueError(
-            f"{source}: parameter {unexpected[0]!r} in the file is not part of the model "
-            f"its config describes{more}"
-        )
+    for names, other, problem in (
+        (expected, state_dict, "of the model its config describes is missing from the file"),
+        (state_dict, expected, "in the file is not part of the model its config describes"),
+    ):
+        absent = [k for k in names if k not in other]
+        if absent:
+            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+            raise ValueError(f"{source}: parameter {absent[0]!r} {problem}{more}")
     for name, ref in expected.items():
         value = state_dict[name]
         if not isinstance(value, torch.Tensor):
