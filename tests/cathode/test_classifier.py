@@ -22,6 +22,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 SMALL = {"n_models": 2, "max_iter": 30}
+ES = {"early_stopping": True, "min_leaf_fraction": 0.0}  # the early-stopping path
 
 
 def _toy(seed: int, n_data: int = 300, n_template: int = 600, d: int = 3, n_signal: int = 60):
@@ -120,7 +121,7 @@ def test_every_data_event_is_scored_only_by_models_that_never_saw_it(monkeypatch
 def test_validation_split_comes_from_training_folds_and_never_trains(monkeypatch):
     xd, xt, ids = _with_ids(*_toy(1))
     rec = Recorder(monkeypatch)
-    clf = CWoLaClassifier(ClassifierOptions(n_models=1, ensemble_size=1, max_iter=10))
+    clf = CWoLaClassifier(ClassifierOptions(n_models=1, ensemble_size=1, max_iter=10, **ES))
     clf.fit(xd, xt, seed=2)
     folds = np.r_[clf.data_folds_[0], clf.template_folds_[0]]
     for f, part in enumerate(rec.fits):
@@ -149,7 +150,7 @@ def test_sample_weights_change_training_and_the_validation_loss(monkeypatch):
     xd_id, xt_id, ids = _with_ids(xd, xt)
     row_of_id = np.argsort(ids)
     rec = Recorder(monkeypatch)
-    opts = ClassifierOptions(n_models=2, max_iter=40)
+    opts = ClassifierOptions(n_models=2, max_iter=40, **ES)
     CWoLaClassifier(opts).fit(xd_id, xt_id, w_template=wt, seed=0)
     n_data = xd.shape[0]
     for part in rec.fits:
@@ -187,7 +188,7 @@ def test_predictions_use_the_best_iteration_not_the_last(monkeypatch):
     rec = Recorder(monkeypatch)
     opts = ClassifierOptions(
         n_models=1, ensemble_size=1, max_iter=200, learning_rate=0.5, min_samples_leaf=5,
-        n_iter_no_change=15,
+        n_iter_no_change=15, **ES,
     )  # fmt: skip
     clf = CWoLaClassifier(opts).fit(xd, xt, seed=1)
     assert len(rec.fits) == 5
@@ -215,7 +216,7 @@ def test_without_explicit_validation_set_support_same_best_iteration(monkeypatch
     # the validation loss stage by stage; the loss curve matches the X_val path.
     xd, xt = _toy(5, n_data=200, n_template=200, n_signal=40)
     opts = ClassifierOptions(
-        n_models=1, ensemble_size=1, max_iter=40, learning_rate=0.5, min_samples_leaf=5
+        n_models=1, ensemble_size=1, max_iter=40, learning_rate=0.5, min_samples_leaf=5, **ES
     )
     new = CWoLaClassifier(opts).fit(xd, xt, seed=3)
     monkeypatch.setattr(clf_mod, "_FIT_TAKES_VALIDATION_SET", False)
@@ -243,13 +244,26 @@ def test_cost_is_linear_in_the_number_of_trees(monkeypatch):
 
         monkeypatch.setattr(TreePredictor, name, counted)
     xd, xt = _toy(6, n_data=400, n_template=400)
-    opts = ClassifierOptions(n_models=1, ensemble_size=1, max_iter=60, n_iter_no_change=60)
+    opts = ClassifierOptions(n_models=1, ensemble_size=1, max_iter=60, n_iter_no_change=60, **ES)
     clf = CWoLaClassifier(opts).fit(xd, xt, seed=0)
     grown, used = int(clf.n_iter_.sum()), int(clf.best_iterations_.sum())
     assert grown >= 5 * 50  # enough trees for quadratic rescoring to show
     assert calls["n"] <= grown + used + 5
     quadratic = sum(t * (t + 1) // 2 for t in clf.n_iter_.ravel())
     assert calls["n"] < quadratic / 10
+
+
+def test_leaves_scale_with_the_training_set():
+    xd, xt = _toy(12, n_data=1000, n_template=2000)
+    clf = CWoLaClassifier(ClassifierOptions(n_models=1, ensemble_size=1, max_iter=5))
+    clf.fit(xd, xt, seed=0)
+    n_train = 3000 * 4 // 5
+    for fm in clf.models_[0]:
+        assert fm.estimator.min_samples_leaf == int(np.ceil(0.02 * n_train)) == 48
+        assert fm.n_iter == fm.best_iteration == 5  # no early stopping: every tree is used
+    opts = ClassifierOptions(n_models=1, ensemble_size=1, max_iter=5, min_leaf_fraction=0.0)
+    clf = CWoLaClassifier(opts).fit(xd, xt, seed=0)
+    assert {fm.estimator.min_samples_leaf for fm in clf.models_[0]} == {20}
 
 
 def test_sklearn_fitted_check_and_clone():

@@ -25,10 +25,14 @@ Choices
   summed weight (sums of weights, not event counts).
 * **Binning.** Features are binned once per model with unweighted quantiles before
   the trees (see :class:`Binning`), which spares scikit-learn's weighted binning.
-* **Early stopping without waste.** The validation loss is updated one tree at a time
-  by scikit-learn (cost linear in the number of trees); the model then predicts with
-  the trees up to the *best* iteration (:attr:`best_iterations_`), not with the
-  ``n_iter_no_change`` worse trees grown after it.
+* **Regularisation.** Leaves hold at least ``min_leaf_fraction`` of the training events
+  and a fixed number of trees is grown: with a signal of a percent of the data, small
+  leaves and a validation-loss stopping rule both stop at the level of the fluctuations
+  between data and template (the loss is dominated by the background).
+* **Early stopping without waste** (optional). The validation loss is updated one tree
+  at a time by scikit-learn (cost linear in the number of trees); the model then
+  predicts with the trees up to the *best* iteration (:attr:`best_iterations_`), not
+  with the ``n_iter_no_change`` worse trees grown after it.
 
 Example
 -------
@@ -46,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,17 +105,30 @@ class ClassifierOptions:
         "multiple of it.",
         ge=1,
     )
-    max_iter: int = option(200, "Most boosting iterations (trees) per model.", ge=1)
+    max_iter: int = option(100, "Boosting iterations (trees) per model.", ge=1)
     max_leaf_nodes: int = option(31, "Most leaves per tree.", ge=2)
     learning_rate: float = option(0.1, "Boosting learning rate (shrinkage).", gt=0.0)
-    min_samples_leaf: int = option(20, "Fewest training events in a leaf.", ge=1)
+    min_samples_leaf: int = option(
+        20, "Fewest training events in a leaf (see also min_leaf_fraction).", ge=1
+    )
+    min_leaf_fraction: float = option(
+        0.02,
+        "Fewest training events in a leaf as a fraction of the events a model is fitted "
+        "on; the larger of this and min_samples_leaf applies. Large leaves are what lets "
+        "a classifier pick out a signal of a percent or less of the data: small leaves "
+        "fit the statistical fluctuations between data and template instead.",
+        ge=0.0,
+        lt=0.5,
+    )
     l2_regularization: float = option(0.0, "L2 penalty on leaf values.", ge=0.0)
     max_bins: int = option(255, "Histogram bins per feature.", ge=2, le=255)
     early_stopping: bool = option(
-        True,
+        False,
         "Stop adding trees when the validation loss has not improved for n_iter_no_change "
-        "iterations and predict with the trees up to the best iteration. The validation "
-        "set is taken from the training folds only.",
+        "iterations and predict with the trees up to the best iteration; the validation "
+        "set is taken from the training folds only. Off by default: with a signal of a "
+        "percent of the data the validation loss is dominated by the background and "
+        "reaches its minimum after a few trees, long before the signal is resolved.",
     )
     early_stopping_fraction: float = option(
         0.2,
@@ -282,6 +300,11 @@ class FoldModel:
         return expit(self.decision_function(x))
 
 
+def min_leaf(opts: ClassifierOptions, n_fit: int) -> int:
+    """Fewest events per leaf for a model fitted on ``n_fit`` events."""
+    return max(opts.min_samples_leaf, math.ceil(opts.min_leaf_fraction * n_fit))
+
+
 def _balanced(w: np.ndarray, y: np.ndarray, class_weight: str) -> np.ndarray:
     """Weights with each class rescaled to the same sum (if balanced); mean 1."""
     w = w.astype(np.float64, copy=True)
@@ -318,18 +341,20 @@ def _fit_one(
         learning_rate=opts.learning_rate,
         max_iter=opts.max_iter,
         max_leaf_nodes=opts.max_leaf_nodes,
-        min_samples_leaf=opts.min_samples_leaf,
         l2_regularization=opts.l2_regularization,
         max_bins=opts.max_bins,
         random_state=int(rng.integers(2**31 - 1)),
     )
     if not opts.early_stopping:
         binning = Binning.fit(x, opts.max_bins)
-        est = HistGradientBoostingClassifier(early_stopping=False, **est_kwargs)
+        est = HistGradientBoostingClassifier(
+            early_stopping=False, min_samples_leaf=min_leaf(opts, y.size), **est_kwargs
+        )
         est.fit(binning.transform(x), y, sample_weight=_balanced(w, y, opts.class_weight))
         return FoldModel(est, binning, int(est.n_iter_), np.empty(0))
     val = _validation_split(y, opts.early_stopping_fraction, rng)
     fit = ~val
+    est_kwargs["min_samples_leaf"] = min_leaf(opts, int(fit.sum()))
     binning = Binning.fit(x[fit], opts.max_bins)
     x_fit, x_val = binning.transform(x[fit]), binning.transform(x[val])
     w_fit = _balanced(w[fit], y[fit], opts.class_weight)
