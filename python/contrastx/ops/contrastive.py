@@ -192,8 +192,8 @@ def supcon_loss_reference(
     r"""Dense torch SupCon on stacked rows (the formula of the module docstring).
 
     Materialises the M x M similarity matrix; differentiable to any order.  With
-    ``normalize=True`` it performs the operations of
-    :func:`contrastx.embed.losses.supcon.supcon_loss` on the stacked views.
+    ``normalize=True`` it is the ``"torch"`` backend of
+    :func:`contrastx.embed.losses.supcon.supcon_loss` (on the stacked views).
     """
     z = check_rows("z", z)
     labels = check_labels(labels, z.shape[0], z.device)

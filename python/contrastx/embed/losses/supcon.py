@@ -28,8 +28,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...ops.contrastive import resolve_contrastive_backend, supcon_loss_fused
-from ...ops.similarity import cosine_similarity_matrix
+from ...ops.contrastive import (
+    resolve_contrastive_backend,
+    supcon_loss_fused,
+    supcon_loss_reference,
+)
 from ._checks import check_embeddings, check_labels, check_temperature
 
 __all__ = ["SupConLoss", "stack_views", "supcon_loss"]
@@ -94,18 +97,7 @@ def supcon_loss(
     t = check_temperature(temperature)
     if resolve_contrastive_backend(backend, z) == "native" and y.device == z.device:
         return supcon_loss_fused(z, y, t, backend="native", check_finite=False)
-    m = z.shape[0]
-    s = cosine_similarity_matrix(z) / t
-    self_mask = torch.eye(m, dtype=torch.bool, device=s.device)
-    log_prob = s - s.masked_fill(self_mask, float("-inf")).logsumexp(dim=1, keepdim=True)
-    positive = (y[:, None] == y[None, :]) & ~self_mask
-    n_pos = positive.sum(dim=1)
-    has_pos = n_pos > 0
-    if not bool(has_pos.any()):
-        return s.sum() * 0.0
-    pos_sum = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
-    per_anchor = -pos_sum[has_pos] / n_pos[has_pos].to(s.dtype)
-    return per_anchor.mean()
+    return supcon_loss_reference(z, y, t)
 
 
 class SupConLoss(nn.Module):
