@@ -324,6 +324,16 @@ def nt_xent_loss_fused(
 # --- VICReg -----------------------------------------------------------------------------------
 
 
+def vicreg_variance(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """VICReg's hinge on the per-dimension standard deviation, :math:`v(Z)`."""
+    return torch.relu(gamma - torch.sqrt(covariance(z).diagonal() + eps)).mean()
+
+
+def vicreg_covariance(z: torch.Tensor) -> torch.Tensor:
+    """VICReg's sum of squared off-diagonal covariances over D, :math:`c(Z)`."""
+    return off_diagonal(covariance(z)).square().sum() / z.shape[1]
+
+
 def vicreg_loss_reference(
     z1: torch.Tensor,
     z2: torch.Tensor,
@@ -333,17 +343,15 @@ def vicreg_loss_reference(
     gamma: float = 1.0,
     eps: float = 1e-4,
 ) -> torch.Tensor:
-    """Torch VICReg (the operations of :func:`contrastx.embed.losses.vicreg.vicreg_loss`)."""
+    """Torch VICReg: the ``"torch"`` backend of :func:`contrastx.embed.losses.vicreg.vicreg_loss`.
 
-    def var(z: torch.Tensor) -> torch.Tensor:
-        return torch.relu(gamma - torch.sqrt(covariance(z).diagonal() + eps)).mean()
-
-    def cov(z: torch.Tensor) -> torch.Tensor:
-        return off_diagonal(covariance(z)).square().sum() / z.shape[1]
-
+    Its terms are :func:`vicreg_variance` and :func:`vicreg_covariance` of each view and the
+    mean squared difference of the two.
+    """
+    var, cov = vicreg_variance, vicreg_covariance
     return (
         invariance_weight * torch.nn.functional.mse_loss(z1, z2)
-        + variance_weight * (var(z1) + var(z2))
+        + variance_weight * (var(z1, gamma, eps) + var(z2, gamma, eps))
         + covariance_weight * (cov(z1) + cov(z2))
     )
 

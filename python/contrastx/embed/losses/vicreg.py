@@ -25,8 +25,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...ops.contrastive import resolve_contrastive_backend, vicreg_loss_fused
-from ...ops.similarity import covariance, off_diagonal
+from ...ops.contrastive import (
+    resolve_contrastive_backend,
+    vicreg_loss_fused,
+    vicreg_loss_reference,
+)
+from ...ops.contrastive import vicreg_covariance as covariance_loss
+from ...ops.contrastive import vicreg_variance as variance_loss
 from ._checks import check_embeddings
 
 __all__ = ["VICRegLoss", "covariance_loss", "invariance_loss", "variance_loss", "vicreg_loss"]
@@ -35,17 +40,6 @@ __all__ = ["VICRegLoss", "covariance_loss", "invariance_loss", "variance_loss", 
 def invariance_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """Mean squared error between the two views, :math:`s(Z, Z')`."""
     return nn.functional.mse_loss(z1, z2)
-
-
-def variance_loss(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
-    """Hinge on the per-dimension standard deviation, :math:`v(Z)`."""
-    std = torch.sqrt(covariance(z).diagonal() + eps)
-    return torch.relu(gamma - std).mean()
-
-
-def covariance_loss(z: torch.Tensor) -> torch.Tensor:
-    """Sum of squared off-diagonal covariances over D, :math:`c(Z)`."""
-    return off_diagonal(covariance(z)).square().sum() / z.shape[1]
 
 
 def vicreg_loss(
@@ -100,11 +94,8 @@ def vicreg_loss(
             z1, z2, invariance_weight, variance_weight, covariance_weight, gamma, eps,
             backend="native", check_finite=False,
         )  # fmt: skip
-    return (
-        invariance_weight * invariance_loss(z1, z2)
-        + variance_weight * (variance_loss(z1, gamma, eps) + variance_loss(z2, gamma, eps))
-        + covariance_weight * (covariance_loss(z1) + covariance_loss(z2))
-    )
+    weights = (invariance_weight, variance_weight, covariance_weight)
+    return vicreg_loss_reference(z1, z2, *weights, gamma, eps)
 
 
 class VICRegLoss(nn.Module):
