@@ -147,8 +147,15 @@ def chi2_z(t: Any, dof: float) -> np.ndarray | float:
     return z_from_log_p(chi2_log_p(t, dof))
 
 
+class _Record:
+    """Base of the result records below: :meth:`as_dict` gives their fields (for JSON)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class Chi2Fit:
+class Chi2Fit(_Record):
     """A :math:`\\chi^2` fitted to the null toys.
 
     Attributes
@@ -166,9 +173,6 @@ class Chi2Fit:
     method: str
     ks_statistic: float
     ks_pvalue: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def fit_chi2_dof(
@@ -253,7 +257,7 @@ def _z_of(t: np.ndarray, t_null: np.ndarray, method: Method, dof: float | None) 
 
 
 @dataclass(frozen=True)
-class MedianZ:
+class MedianZ(_Record):
     """Median significance of the signal toys.
 
     Attributes
@@ -276,9 +280,6 @@ class MedianZ:
     z_err: float
     method: str
     dof: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def median_z(
@@ -322,7 +323,7 @@ def median_z(
 
 
 @dataclass(frozen=True)
-class Power:
+class Power(_Record):
     """Fraction of signal toys beyond the :math:`Z`-sigma threshold of the null.
 
     Attributes
@@ -348,9 +349,6 @@ class Power:
     k: int
     n: int
     method: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def power(
