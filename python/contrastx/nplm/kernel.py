@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from contrastx.ops._validation import check_positive
-from contrastx.ops.nystrom import DEFAULT_TILE_BYTES, gaussian_kernel_tile, rows_per_tile
+from contrastx.ops.gaussian import gaussian_kernel_matvec
 
 __all__ = [
     "as_points",
@@ -184,45 +184,11 @@ def select_centers(
     return gen.choice(n_total, size=m, replace=False).astype(np.int64)
 
 
-def _native_matvec():
-    try:
-        from contrastx.ops import gaussian_kernel_matvec
-    except ImportError:
-        return None
-    return gaussian_kernel_matvec
-
-
-def kernel_matvec(
-    x: Tensor,
-    centers: Tensor,
-    v: Tensor,
-    sigma: float,
-    *,
-    tile_bytes: int = DEFAULT_TILE_BYTES,
-) -> Tensor:
+def kernel_matvec(x: Tensor, centers: Tensor, v: Tensor, sigma: float) -> Tensor:
     r"""``K(X, C) @ V`` with :math:`K_{ij} = \exp(-|x_i - c_j|^2 / (2\sigma^2))`.
 
-    Dispatches to :func:`contrastx.ops.gaussian_kernel_matvec` (native, fused) when
-    that op is importable, else to a chunked pure-torch loop bounded by ``tile_bytes``.
-
-    Parameters
-    ----------
-    x : Tensor, shape (N, d)
-    centers : Tensor, shape (M, d)
-    v : Tensor, shape (M,) or (M, B)
-    sigma : float
-
-    Returns
-    -------
-    Tensor, shape (N,) or (N, B)
+    :func:`contrastx.ops.gaussian_kernel_matvec` with its defaults: the fused native
+    kernels where they are built for the tensors' device, else a chunked torch loop;
+    ``v`` of shape (M,) or (M, B) gives (N,) or (N, B).
     """
-    fn = _native_matvec()
-    if fn is not None:
-        return fn(x, centers, v, sigma)
-    n, m = x.shape[0], centers.shape[0]
-    out = torch.empty((n, *v.shape[1:]), dtype=x.dtype, device=x.device)
-    step = rows_per_tile(m, x.element_size(), tile_bytes)
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        out[lo:hi] = gaussian_kernel_tile(x[lo:hi], centers, sigma) @ v
-    return out
+    return gaussian_kernel_matvec(x, centers, v, sigma)

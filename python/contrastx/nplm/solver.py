@@ -858,7 +858,7 @@ class NPLMFit:
 
     def _f(self, x: Tensor) -> Tensor:
         a = self.alpha_.to(self.centers_.dtype)
-        f = kernel_matvec(x, self.centers_, a, self.sigma_, tile_bytes=self.options.tile_bytes)
+        f = kernel_matvec(x, self.centers_, a, self.sigma_)
         return f.to(torch.float64)
 
     def predict(self, x: Any) -> Tensor:
