@@ -275,6 +275,14 @@ def _add_lepton(
         _add_tau(objs, rng, p4, is_tau)
 
 
+def _add_lepton_pair(
+    objs: _Objects, rng: np.random.Generator, parent: np.ndarray, flavour: np.ndarray, mass
+) -> None:
+    """Decay ``parent`` into two leptons of one flavour and ``mass`` and add both."""
+    for lepton in _decay(rng, parent, mass, mass):
+        _add_lepton(objs, rng, lepton, flavour)
+
+
 def _lepton_mass(flavour: np.ndarray) -> np.ndarray:
     return np.where(flavour == _TAU, M_TAU, 0.0)
 
@@ -378,10 +386,7 @@ def _gen_z(rng: np.random.Generator, n: int) -> _Objects:
     m = np.where(rng.random(n) < GAMMA_STAR_FRACTION, continuum, peak)
     z = _system(m, recoil, rng.normal(0.0, 2.0, n))
     flavour = rng.integers(0, 3, n)
-    ml = _lepton_mass(flavour)
-    l1, l2 = _decay(rng, z, ml, ml)
-    _add_lepton(objs, rng, l1, flavour)
-    _add_lepton(objs, rng, l2, flavour)
+    _add_lepton_pair(objs, rng, z, flavour, _lepton_mass(flavour))
     return objs
 
 
@@ -424,10 +429,7 @@ def _gen_ato4l(rng: np.random.Generator, n: int) -> _Objects:
     a = _system(np.full(n, M_A), recoil, rng.normal(0.0, 2.0, n))
     m1, m2 = _offshell_pair(rng, n, M_A)
     for z in _decay(rng, a, m1, m2):
-        flavour = rng.integers(0, 2, n)
-        l1, l2 = _decay(rng, z, 0.0, 0.0)
-        _add_lepton(objs, rng, l1, flavour)
-        _add_lepton(objs, rng, l2, flavour)
+        _add_lepton_pair(objs, rng, z, rng.integers(0, 2, n), 0.0)  # e or mu, massless
     return objs
 
 
