@@ -772,8 +772,7 @@ def generate_sample(
     progress : bool, default False
         Show a tqdm progress bar over generated events.
     chunk_size : int, default 200_000
-        Largest number of events generated per vectorised batch; bounds memory
-        (about 1.5 kB per event, ~300 MB peak at the default).
+        As in :func:`generate_process`.
 
     Returns
     -------
