@@ -656,8 +656,8 @@ def generate_process(
         :func:`generate_sample` uses for this process under that seed; a
         ``Generator`` is used (and advanced) as given.
     chunk_size : int, default 200_000
-        Largest number of events generated per vectorised batch; bounds memory
-        (about 1.5 kB per event, ~300 MB peak at the default).
+        Largest number of events generated per vectorised batch; the peak memory
+        grows in proportion to it.
 
     Returns
     -------
