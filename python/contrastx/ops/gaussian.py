@@ -20,6 +20,8 @@ matrix :math:`K^\top\operatorname{diag}(w)K` (native C++ kernel; reference
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from .. import _native
@@ -148,6 +150,30 @@ def _kernel_block(
     return d2.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
 
 
+def _row_step(chunk_size: int | None, m: int) -> int:
+    """Rows per block of the torch references: ``chunk_size`` (>= 1), by default about
+    :data:`_DEFAULT_CHUNK_ELEMENTS` kernel values per block."""
+    if chunk_size is None:
+        return max(1, _DEFAULT_CHUNK_ELEMENTS // max(m, 1))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return chunk_size
+
+
+def _kernel_blocks(
+    x: torch.Tensor, centers: torch.Tensor, sigma: float, acc: torch.dtype, step: int
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(rows, K(x[rows], centers))`` for consecutive blocks of ``step`` rows, in ``acc``.
+
+    The kernel blocks are shifted by the mean of the centres (at least one centre needed).
+    """
+    c = centers.to(acc)
+    shift = c.mean(dim=0)
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        yield rows, _kernel_block(x[rows].to(acc), c, sigma, shift)
+
+
 def gaussian_kernel_matvec_reference(
     x: torch.Tensor,
     centers: torch.Tensor,
@@ -181,9 +207,7 @@ def gaussian_kernel_matvec_reference(
     s = _check_sigma(sigma)
     v2, vector = _check_inputs(x, centers, v, check_finite=True)
     acc = _accumulate_dtype(x.dtype, accumulate)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    out = _reference(x, centers, v2, s, acc, chunk_size)
+    out = _reference(x, centers, v2, s, acc, _row_step(chunk_size, centers.shape[0]))
     return out.squeeze(1) if vector else out
 
 
@@ -193,21 +217,14 @@ def _reference(
     v: torch.Tensor,
     sigma: float,
     acc: torch.dtype,
-    chunk_size: int | None,
+    step: int,
 ) -> torch.Tensor:
     """Chunked torch product on validated inputs (v 2-D); differentiable."""
     n, m = x.shape[0], centers.shape[0]
-    if chunk_size is None:
-        chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // max(m, 1))
     if not (n and m and v.shape[1]):
         return torch.zeros((n, v.shape[1]), dtype=x.dtype, device=x.device)
-    c = centers.to(acc)
-    shift = c.mean(dim=0)
     vv = v.to(acc)
-    parts = [
-        (_kernel_block(x[start : start + chunk_size].to(acc), c, sigma, shift) @ vv).to(x.dtype)
-        for start in range(0, n, chunk_size)
-    ]
+    parts = [(k @ vv).to(x.dtype) for _, k in _kernel_blocks(x, centers, sigma, acc, step)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -274,7 +291,7 @@ def gaussian_kernel_matvec(
     acc = _accumulate_dtype(x.dtype, accumulate)
 
     if not _use_native(backend, x, (x, centers, v2), "the Gaussian kernel product"):
-        out = _reference(x, centers, v2, s, acc, None)
+        out = _reference(x, centers, v2, s, acc, _row_step(None, centers.shape[0]))
         return out.squeeze(1) if vector else out
 
     n, d = x.shape
@@ -365,19 +382,15 @@ def gaussian_kernel_t_matvec_reference(
     s = _check_sigma(sigma)
     u2, vector = _check_t_inputs(x, centers, u, row_weights, check_finite=True)
     acc = _accumulate_dtype(x.dtype, accumulate)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    n, m = x.shape[0], centers.shape[0]
-    step = chunk_size or max(1, _DEFAULT_CHUNK_ELEMENTS // max(m, 1))
+    m = centers.shape[0]
+    step = _row_step(chunk_size, m)
     out = torch.zeros((m, u2.shape[1]), dtype=acc, device=x.device)
     if m:
-        c = centers.to(acc)
-        shift = c.mean(dim=0)
-        for start in range(0, n, step):
-            ub = u2[start : start + step].to(acc)
+        for rows, k in _kernel_blocks(x, centers, s, acc, step):
+            ub = u2[rows].to(acc)
             if row_weights is not None:
-                ub = ub * row_weights[start : start + step, None].to(acc)
-            out += _kernel_block(x[start : start + step].to(acc), c, s, shift).T @ ub
+                ub = ub * row_weights[rows, None].to(acc)
+            out += k.T @ ub
     out = out.to(x.dtype)
     return out.squeeze(1) if vector else out
 
@@ -480,17 +493,12 @@ def gaussian_weighted_gram_reference(
     s = _check_sigma(sigma)
     _check_t_inputs(x, centers, None, row_weights, check_finite=True)
     acc = _accumulate_dtype(x.dtype, accumulate)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    n, m = x.shape[0], centers.shape[0]
-    step = chunk_size or max(1, _DEFAULT_CHUNK_ELEMENTS // max(m, 1))
+    m = centers.shape[0]
+    step = _row_step(chunk_size, m)
     out = torch.zeros((m, m), dtype=acc, device=x.device)
     if m:
-        c = centers.to(acc)
-        shift = c.mean(dim=0)
-        for start in range(0, n, step):
-            k = _kernel_block(x[start : start + step].to(acc), c, s, shift)
-            kw = k if row_weights is None else k * row_weights[start : start + step, None].to(acc)
+        for rows, k in _kernel_blocks(x, centers, s, acc, step):
+            kw = k if row_weights is None else k * row_weights[rows, None].to(acc)
             out += kw.T @ k
         out = 0.5 * (out + out.T)
     return out.to(x.dtype)
