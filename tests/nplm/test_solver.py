@@ -299,7 +299,9 @@ def test_pooled_step_on_falkon_case(case_loader):
         if (dt, backend) in exact:
             assert abs(int(n_iter[0]) - r["cg_iters"][0]) <= 1
             assert t[dt, backend] == pytest.approx(r["t_falkon"], rel=1e-4)
-            assert t[dt, backend] == pytest.approx(t[torch.float64, "torch"], rel=1e-8)
+            # Rounding of the (thread-count dependent) setup and dense products, amplified
+            # by the conditioning: ~1e-8 between backends on this case.
+            assert t[dt, backend] == pytest.approx(t[torch.float64, "torch"], rel=5e-8)
         else:
             assert r["cg_iters"][0] <= int(n_iter[0]) <= r["cg_iters"][0] + 8
             assert t[dt, backend] == pytest.approx(t[torch.float64, "torch"], rel=1e-3)

@@ -407,21 +407,28 @@ def row_blocked(fn: Callable[[Tensor], Tensor], x: Tensor, rows: int = ROW_BLOCK
     BLAS and LAPACK pick their kernels and blocking from the shapes, so row ``i`` of
     ``x @ Q`` or of a triangular solve can round differently with the number of other
     rows in the call. With one fixed shape per call, each row of the result is a function
-    of its own row of ``x`` (for a given thread count and library build): a toy's
-    :math:`t` does not depend on the other toys of its block. CPU tensors only; on other
-    devices this is ``fn(x)``.
+    of its own row of ``x`` (for a given library build): a toy's :math:`t` does not
+    depend on the other toys of its block. The calls run on one thread (the process-wide
+    torch setting is restored afterwards): for blocks this small a thread team costs
+    more in synchronisation than it saves, above all on a busy machine. CPU tensors only;
+    on other devices this is ``fn(x)``.
     """
     n = x.shape[0]
     if x.device.type != "cpu" or n == 0:
         return fn(x)
     x = x.contiguous()
     out = []
-    for lo in range(0, n, rows):
-        part = x[lo : lo + rows]
-        k = part.shape[0]
-        if k < rows:
-            part = torch.cat([part, part.new_zeros((rows - k, *part.shape[1:]))])
-        out.append(fn(part)[:k])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for lo in range(0, n, rows):
+            part = x[lo : lo + rows]
+            k = part.shape[0]
+            if k < rows:
+                part = torch.cat([part, part.new_zeros((rows - k, *part.shape[1:]))])
+            out.append(fn(part)[:k])
+    finally:
+        torch.set_num_threads(threads)
     return torch.cat(out)
 
 

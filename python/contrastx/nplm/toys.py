@@ -93,13 +93,15 @@ time. The dense pool products (GPU, ``pool_backend="torch"``) depend on the bloc
 and :math:`t` is then reproducible to rounding only.
 
 :math:`t` does depend, at the rounding level, on the number of threads (and on the CPU's
-instruction set and the BLAS/LAPACK build): MKL or OpenBLAS split their matrix
-products, Cholesky and eigendecompositions and triangular solves by thread count, in
-the setup (reference Gram, whitened pool, preconditioner) and in the CG, and the
-ill-conditioned whitened system amplifies those last-bit differences (more when a toy's
-CG stops one iteration earlier), though far less than the CG truncation itself moves
-:math:`t` from the exact step. Runs meant to agree bitwise, such as the parts of a
-resumed run, need the same machine, thread count (``OMP_NUM_THREADS``) and libraries.
+instruction set and the BLAS/LAPACK build) through the setup: MKL or OpenBLAS split the
+reference Gram, the whitening of the pool and the preconditioner's Cholesky and
+eigendecomposition by thread count, and the ill-conditioned whitened system amplifies
+those last-bit differences (more when a toy's CG then stops one iteration earlier),
+though far less than the CG truncation itself moves :math:`t` from the exact step. The
+blocks' own work is thread-independent with ``"pool"`` on a CPU (native kernels,
+single-threaded fixed-shape row blocks), not with ``"stream"`` (batched solves). Runs
+meant to agree bitwise, such as the parts of a resumed run, need the same machine,
+thread count (``OMP_NUM_THREADS``) and libraries.
 
 ``solver="cg"`` (default) reproduces Falkon's CG-truncated Newton step (tolerance
 :math:`\sqrt{10^{-7}}`; :math:`t` within ~0.05 % of the exact step);
