@@ -14,7 +14,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from contrastx.cathode import ConditionalFlow, EarlyStopping, FlowOptions, best_epochs
+from contrastx.cathode import (
+    FLOW_PRESETS,
+    ConditionalFlow,
+    EarlyStopping,
+    FlowOptions,
+    best_epochs,
+)
 from contrastx.cathode import flow as flow_mod
 from contrastx.options import OptionsError, from_mapping, to_dict
 
@@ -29,6 +35,7 @@ SMALL = dict(
     lr=1e-2,
     patience=None,
     n_best_epochs=2,
+    n_flows=1,
     logit=False,
 )
 
@@ -55,6 +62,15 @@ def test_options_validate_and_round_trip():
 
 
 # --------------------------------------------------------------------------- pure logic
+def test_presets_are_valid_options():
+    for name, table in FLOW_PRESETS.items():
+        opts = from_mapping(FlowOptions, table, where=f"preset {name}")
+        assert to_dict(opts)["kind"] in ("maf", "nsf")
+    original = from_mapping(FlowOptions, FLOW_PRESETS["cathode"])
+    assert (original.kind, original.transforms, original.hidden_features) == ("maf", 15, (128, 128))
+    assert (original.n_flows, original.n_best_epochs, original.patience) == (1, 10, None)
+
+
 def test_early_stopping_compares_with_the_best_so_far():
     # New bests at epochs 3, 5 and 7, each between worse epochs. Comparing with the loss
     # `patience` epochs earlier would stop at epoch 6 (2.0 >= 1.0 of epoch 3) although

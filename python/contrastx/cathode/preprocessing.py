@@ -104,7 +104,7 @@ class FeatureScaler:
     """
 
     def __init__(
-        self, logit: bool | Sequence[bool] = True, margin: float = 0.01, eps: float = 1e-6
+        self, logit: bool | Sequence[bool] = True, margin: float = 0.1, eps: float = 1e-6
     ) -> None:
         if isinstance(logit, (bool, np.bool_)):
             self.logit: bool | tuple[bool, ...] = bool(logit)
