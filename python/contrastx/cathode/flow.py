@@ -68,6 +68,7 @@ import numpy as np
 import torch
 import zuko
 
+from ..ops._backend import require_device
 from ..options import OptionsError, from_mapping, option, options, to_dict
 from .preprocessing import FeatureScaler, check_features
 from .regions import check_mass
@@ -266,14 +267,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {dev} requested but CUDA is not available in this torch")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device {dev} requested but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-    return dev
+    return require_device(dev)
 
 
 def _build(options: FlowOptions, n_features: int) -> torch.nn.Module:

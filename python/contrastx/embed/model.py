@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..events.container import Events, check_particles
+from ..ops._backend import require_device
 from .encoders import MLPEncoder, TransformerEncoder, check_input, check_latent_dim
 from .heads import DINOHead, GaussianBlock, ProjectionHead
 
@@ -159,15 +160,7 @@ def _as_particles(data: Events | np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """A torch device with a clear error when CUDA is asked for but absent."""
-    dev = torch.device("cpu" if device is None else device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {dev} requested but CUDA is not available in this torch")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device {dev} requested but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-    return dev
+    return require_device(device)
 
 
 @torch.no_grad()

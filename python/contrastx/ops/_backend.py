@@ -15,7 +15,7 @@ import torch
 
 from .. import _native
 
-__all__ = ["BACKENDS", "NATIVE_DTYPES", "resolve_backend"]
+__all__ = ["BACKENDS", "NATIVE_DTYPES", "require_device", "resolve_backend"]
 
 #: The values every ``backend`` argument accepts.
 BACKENDS = ("auto", "native", "torch")
@@ -91,3 +91,23 @@ def resolve_backend(
             "Use backend='torch' or 'auto'."
         )
     return "native"
+
+
+def require_device(device: str | torch.device | None) -> torch.device:
+    """A torch device (``None``: the CPU), with a clear error when CUDA is asked for but absent.
+
+    Raises
+    ------
+    RuntimeError
+        A CUDA device is requested but this torch has no CUDA, or the index is beyond the
+        visible GPUs.
+    """
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {dev} requested but CUDA is not available in this torch")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {dev} requested but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+    return dev
