@@ -12,6 +12,7 @@ from contrastx.nplm.statistics import (
     chi2_z,
     clopper_pearson,
     empirical_p_value,
+    empirical_z_limit,
     fit_chi2_dof,
     median_z,
     nplm_score,
@@ -142,3 +143,23 @@ def test_nplm_score():
         nplm_score([0.0, 2.0, -50.0]), [0.5, 1 / (1 + np.exp(-2)), 0.0], atol=1e-20
     )
     assert nplm_score(np.array([800.0]))[0] == 1.0  # no overflow
+
+
+def test_empirical_median_z_at_its_limit_is_a_lower_bound():
+    # Every signal toy beyond every null toy: the empirical Z is only a bound.
+    rng = np.random.default_rng(11)
+    t0 = rng.chisquare(4, size=100)
+    t1 = t0.max() + 1.0 + rng.random(50)
+    mz = median_z(t1, t0, method="empirical", n_boot=0)
+    assert mz.lower_bound
+    assert mz.z == pytest.approx(empirical_z_limit(100))
+    assert empirical_z_limit(100) == pytest.approx(2.330, abs=1e-3)
+    assert mz.text() == "> 2.33"
+    assert mz.as_dict()["lower_bound"] is True
+    # The chi2 extrapolation is a model, not a bound; inside the null range neither is.
+    assert not median_z(t1, t0, method="chi2", n_boot=0).lower_bound
+    inside = median_z(np.quantile(t0, [0.4, 0.5, 0.6]), t0, method="empirical", n_boot=50)
+    assert not inside.lower_bound
+    assert inside.text().count("+-") == 1
+    with pytest.raises(ValueError, match="n_null"):
+        empirical_z_limit(0)

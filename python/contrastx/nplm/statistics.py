@@ -28,6 +28,7 @@ __all__ = [
     "chi2_z",
     "clopper_pearson",
     "empirical_p_value",
+    "empirical_z_limit",
     "fit_chi2_dof",
     "median_z",
     "nplm_score",
@@ -272,6 +273,11 @@ class MedianZ(_Record):
         the statistical precision of ``z`` itself).
     method : str
     dof : float or None
+    lower_bound : bool
+        True when ``z`` sits at the resolution limit of the empirical method: the median
+        signal :math:`t` is beyond every null toy, so :math:`Z` is only known to be at
+        least :math:`Z(1/(1+n_0))` (:func:`empirical_z_limit`). Print it as a bound
+        (:meth:`text`), never as a measurement. Always False for ``chi2``.
     """
 
     z: float
@@ -280,6 +286,26 @@ class MedianZ(_Record):
     z_err: float
     method: str
     dof: float | None
+    lower_bound: bool = False
+
+    def text(self, digits: int = 2) -> str:
+        """``"1.23 +- 0.05"``, or ``"> 2.33"`` when ``z`` is only a lower bound."""
+        if self.lower_bound:
+            return f"> {self.z:.{digits}f}"
+        if math.isfinite(self.z_err):
+            return f"{self.z:.{digits}f} +- {self.z_err:.{digits}f}"
+        return f"{self.z:.{digits}f}"
+
+
+def empirical_z_limit(n_null: int) -> float:
+    r"""Largest :math:`Z` the empirical method can give with ``n_null`` null toys.
+
+    :math:`\Phi^{-1}(1 - 1/(1 + n_0))`: 2.33 for 100 null toys. A median :math:`Z` at this
+    value is a lower bound, not a measurement.
+    """
+    if isinstance(n_null, bool) or not isinstance(n_null, (int, np.integer)) or n_null < 1:
+        raise ValueError(f"n_null must be a positive integer; got {n_null!r}")
+    return float(z_from_p(1.0 / (1.0 + int(n_null))))
 
 
 def median_z(
@@ -319,7 +345,9 @@ def median_z(
         meds = np.median(ts[rng.integers(0, ts.size, size=(n_boot, ts.size))], axis=1)
         zb = _z_of(meds, t0, method, dof)
         z_err = float(np.std(zb[np.isfinite(zb)], ddof=1)) if np.isfinite(zb).sum() > 1 else z_err
-    return MedianZ(z_med, z_lo, z_hi, z_err, method, None if method == "empirical" else dof)
+    # Empirical Z saturates when the median signal t is beyond every null toy.
+    bound = method == "empirical" and bool(q[0] > t0.max())
+    return MedianZ(z_med, z_lo, z_hi, z_err, method, None if method == "empirical" else dof, bound)
 
 
 @dataclass(frozen=True)
