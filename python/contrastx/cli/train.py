@@ -6,6 +6,9 @@ trying the pipeline, never physics evidence). By default only the Standard Model
 background processes are used for training, as in the primary paper. Settings
 start from a preset (the primary paper's Table I) and any option given overrides it.
 
+A model trained on an event file records the file (path, size, SHA-256) and the
+rows it was trained and validated on (:func:`contrastx.embed.model_file.training_events`).
+
 Progress goes to stderr: a progress bar with an ETA on a terminal, otherwise (a log
 file, a batch job) one line per epoch with the losses, the elapsed time and the time
 to go.
@@ -17,6 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .._console import error_exit, logging_to_stderr
 from ..embed.training import PRESETS, TrainConfig, Trainer
@@ -135,10 +140,20 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         events = _load_events(args)
+        rows = np.arange(len(events))
         if args.processes != "all":
-            events = events.select([s.strip() for s in args.processes.split(",") if s.strip()])
+            names = [s.strip() for s in args.processes.split(",") if s.strip()]
+            events.select(names)  # the error for an unknown name or an empty selection
+            rows = np.flatnonzero(np.isin(events.labels, [events.label_of(p) for p in names]))
+            events = events[rows]
         print(f"{PROG}: {len(events)} events {events.counts()}", file=sys.stderr)
-        trainer = Trainer(config).fit(events, checkpoint=args.checkpoint, resume=args.resume)
+        trainer = Trainer(config).fit(
+            events,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            event_file=args.events,
+            event_rows=rows if args.events is not None else None,
+        )
         trainer.save(args.out)
     except KeyboardInterrupt:
         where = (

@@ -17,7 +17,7 @@ from .encoders import InputScaler, MLPEncoder, TransformerEncoder
 from .evaluation import LinearEvalResult, linear_evaluation
 from .heads import DINOHead, GaussianBlock, ProjectionHead, kl_to_standard_normal
 from .model import EmbeddingModel, build_model, embed
-from .model_file import LoadedModel, load_model, save_model
+from .model_file import LoadedModel, TrainingEvents, load_model, save_model, training_events
 from .optim import LARS, warmup_cosine, warmup_cosine_scheduler
 from .training import PRESETS, TrainConfig, Trainer, default_temperature
 
@@ -38,6 +38,7 @@ __all__ = [
     "RawBaseline",
     "TrainConfig",
     "Trainer",
+    "TrainingEvents",
     "TransformerEncoder",
     "augmentations",
     "build_model",
@@ -50,6 +51,7 @@ __all__ = [
     "losses",
     "read_embedding",
     "save_model",
+    "training_events",
     "warmup_cosine",
     "warmup_cosine_scheduler",
     "write_embedding",

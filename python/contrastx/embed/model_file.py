@@ -16,7 +16,17 @@ key                 content
 ``class_names``     JSON: process names of the training classes, in label order
 ``metadata``        JSON: free-form provenance
 ``weights_sha256``  SHA-256 of ``state_dict`` (see :func:`weights_sha256`)
+``training_events`` optional, JSON: the event file trained on (see below)
+``training_rows``   optional, int64 tensor: its rows in the training folds
+``validation_rows`` optional, int64 tensor: its rows in the validation fold
 ==================  ==========================================================
+
+A model trained on events read from a file records that file (:class:`TrainingEvents`):
+its path, a fingerprint (:func:`file_fingerprint`: size, modification time and
+SHA-256) and the file rows of the training and validation events, so that a later
+step (a reference sample drawn from the same file) can leave them out.
+:func:`training_events` reads the record back; files without one (trained on
+generated events, or written before the record existed) give ``None``.
 
 :func:`load_model` recomputes the checksum and refuses a file whose weights do not
 match it (torch itself does not check the zip archive's CRCs, so flipped bytes in a
@@ -49,11 +59,14 @@ FORMAT_VERSION = 1
 
 __all__ = [
     "LoadedModel",
+    "TrainingEvents",
     "build_from_config",
     "check_state_dict",
+    "file_fingerprint",
     "load_model",
     "load_torch_file",
     "save_model",
+    "training_events",
     "weights_sha256",
 ]
 
@@ -149,6 +162,165 @@ def check_state_dict(
             )
 
 
+_HASH_BLOCK = 1 << 20
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """Size, modification time and SHA-256 of a file, to recognise it later.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An existing file.
+
+    Returns
+    -------
+    dict
+        ``{"size": bytes, "mtime_ns": int, "sha256": 64 hex digits}``. A copy of the
+        file has the same size and SHA-256 (its modification time may differ).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+            h.update(block)
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "sha256": h.hexdigest()}
+
+
+def _row_array(rows: Any, name: str) -> np.ndarray:
+    arr = np.asarray(rows.numpy() if isinstance(rows, torch.Tensor) else rows)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D integer array; got {arr.dtype} {arr.shape}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative row numbers; got {int(arr.min())}")
+    return arr.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TrainingEvents:
+    """The event-file rows a model was trained and validated on.
+
+    Attributes
+    ----------
+    path : str
+        The event file as given to the training (resolved to an absolute path).
+    fingerprint : dict
+        :func:`file_fingerprint` of that file when the training started.
+    train_rows : ndarray of int64
+        Rows of the file (0-based, in file order) in the training folds, sorted.
+    validation_rows : ndarray of int64
+        Rows in the validation fold (early stopping / best-epoch selection), sorted.
+    """
+
+    path: str
+    fingerprint: dict[str, Any]
+    train_rows: np.ndarray
+    validation_rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise TypeError(f"path must be a non-empty str; got {self.path!r}")
+        missing = [k for k in ("size", "sha256") if k not in self.fingerprint]
+        if missing:
+            raise ValueError(f"fingerprint has no {missing[0]!r} entry")
+        object.__setattr__(self, "train_rows", np.sort(_row_array(self.train_rows, "train_rows")))
+        object.__setattr__(
+            self,
+            "validation_rows",
+            np.sort(_row_array(self.validation_rows, "validation_rows")),
+        )
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Every row the training read (training and validation folds), sorted, unique."""
+        return np.union1d(self.train_rows, self.validation_rows)
+
+    def matches(self, path: str | os.PathLike) -> bool:
+        """Whether the file at ``path`` is the file trained on (same size and SHA-256).
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` is not a file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"file not found: {path}")
+        if path.stat().st_size != self.fingerprint["size"]:
+            return False
+        return file_fingerprint(path)["sha256"] == self.fingerprint["sha256"]
+
+    def header(self) -> dict[str, Any]:
+        """The JSON part of the record (path and fingerprint, row counts)."""
+        return {
+            "path": self.path,
+            "fingerprint": dict(self.fingerprint),
+            "n_train": int(self.train_rows.size),
+            "n_validation": int(self.validation_rows.size),
+        }
+
+
+def _training_events_from_payload(payload: Mapping[str, Any], source: Any) -> TrainingEvents | None:
+    raw = payload.get("training_events")
+    if raw is None:
+        return None
+    try:
+        header = json.loads(raw) if isinstance(raw, str) else None
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+        return TrainingEvents(
+            path=header["path"],
+            fingerprint=header["fingerprint"],
+            train_rows=payload["training_rows"],
+            validation_rows=payload["validation_rows"],
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{source}: unreadable training_events record ({err})") from None
+
+
+def training_events(model: str | os.PathLike | LoadedModel) -> TrainingEvents | None:
+    """The events a model was trained on, or ``None`` when its file records none.
+
+    Parameters
+    ----------
+    model : str, PathLike or LoadedModel
+        A model file (read without building the model) or a model loaded by
+        :func:`load_model`.
+
+    Returns
+    -------
+    TrainingEvents or None
+        ``None`` for models trained on events that did not come from a file (a generated
+        sample) and for files written before the record existed.
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing model file.
+    ValueError
+        Not a contrastx model file, or a damaged record (the message names the file).
+    """
+    if isinstance(model, LoadedModel):
+        return model.training_events
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path or a LoadedModel; got {type(model).__name__}")
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    payload = load_torch_file(path, "contrastx model file")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path}: not a contrastx model file")
+    return _training_events_from_payload(payload, path)
+
+
 def build_from_config(model_config: dict[str, Any]) -> nn.Module:
     """Build an (untrained) module from a model config with a ``kind`` key."""
     from .baselines import VAE, LeadingPtBaseline, RawBaseline
@@ -177,6 +349,8 @@ class LoadedModel:
         In eval mode, on the CPU (or ``map_location``).
     model_config, preprocessing, train_config, history, class_names, metadata
         The stored records (see the module docstring).
+    training_events : TrainingEvents or None
+        The event-file rows the model was trained on, when the file records them.
     """
 
     model: nn.Module
@@ -186,6 +360,7 @@ class LoadedModel:
     history: list[dict[str, Any]] = field(default_factory=list)
     class_names: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    training_events: TrainingEvents | None = None
 
     @property
     def latent_dim(self) -> int:
@@ -213,6 +388,7 @@ def save_model(
     history: list[dict[str, Any]] | None = None,
     class_names: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    training_events: TrainingEvents | None = None,
 ) -> Path:
     """Write a model and everything needed to reuse it into one file.
 
@@ -226,7 +402,13 @@ def save_model(
         architecture (include ``kind``; default ``"embedding"``).
     preprocessing, train_config, history, class_names, metadata
         Stored as JSON.
+    training_events : TrainingEvents, optional
+        The event file and rows the model was trained on.
     """
+    if training_events is not None and not isinstance(training_events, TrainingEvents):
+        raise TypeError(
+            f"training_events must be a TrainingEvents; got {type(training_events).__name__}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -242,6 +424,10 @@ def save_model(
         "metadata": json.dumps(metadata or {}, sort_keys=True, default=str),
         "weights_sha256": weights_sha256(state),
     }
+    if training_events is not None:
+        payload["training_events"] = json.dumps(training_events.header(), sort_keys=True)
+        payload["training_rows"] = torch.from_numpy(training_events.train_rows)
+        payload["validation_rows"] = torch.from_numpy(training_events.validation_rows)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -304,4 +490,5 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         history=json.loads(payload["history"]),
         class_names=json.loads(payload["class_names"]),
         metadata=json.loads(payload["metadata"]),
+        training_events=_training_events_from_payload(payload, path),
     )

@@ -59,7 +59,13 @@ from .augmentations import Augmentation, parse_augmentation
 from .encoders import MAX_LATENT_DIM, MIN_LATENT_DIM, check_latent_dim
 from .losses import nt_xent_loss, supcon_kl_loss, supcon_loss, vicreg_ce_loss, vicreg_loss
 from .model import EmbeddingModel, build_model, resolve_device
-from .model_file import check_state_dict, load_torch_file, save_model
+from .model_file import (
+    TrainingEvents,
+    check_state_dict,
+    file_fingerprint,
+    load_torch_file,
+    save_model,
+)
 from .optim import LARS, warmup_cosine_scheduler
 
 __all__ = [
@@ -548,6 +554,8 @@ class Trainer:
         Epoch with the lowest validation loss.
     stopped_early_ : bool
         Whether early stopping ended the run before ``epochs``.
+    training_events_ : TrainingEvents or None
+        The event file and its rows trained on (when ``fit`` was given ``event_file``).
 
     Examples
     --------
@@ -654,6 +662,8 @@ class Trainer:
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
         on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+        event_file: str | os.PathLike | None = None,
+        event_rows: np.ndarray | None = None,
     ) -> Trainer:
         """Train on the four training folds of ``events``, validate on ``config.fold``.
 
@@ -674,6 +684,13 @@ class Trainer:
             Continue from ``checkpoint`` if it exists (its config must match).
         on_epoch_end : callable, optional
             ``f(epoch, record)`` after each epoch's checkpoint is written.
+        event_file : path, optional
+            The file ``events`` were read from. Its fingerprint and the file rows of the
+            training and validation events are recorded (``training_events_``) and saved
+            with the model, so that a later step can leave those events out.
+        event_rows : array of int, optional
+            File row of every event in ``events`` (``events`` is a selection of the
+            file); default ``0 .. len(events) - 1`` (the whole file, in order).
 
         Returns
         -------
@@ -687,6 +704,7 @@ class Trainer:
             configuration (the message names the file).
         """
         c = self.config
+        source = self._event_source(events, event_file, event_rows)
         state = self._setup(events)
         ckpt_path = Path(checkpoint) if checkpoint is not None else None
         if resume and ckpt_path is not None and ckpt_path.exists():
@@ -720,8 +738,35 @@ class Trainer:
                     on_epoch_end(epoch, record)
         finally:
             report.close()
-        self._finish(state, events)
+        self._finish(state, events, source)
         return self
+
+    @staticmethod
+    def _event_source(
+        events: Events, event_file: str | os.PathLike | None, event_rows: Any
+    ) -> tuple[str, dict[str, Any], np.ndarray] | None:
+        """Path, fingerprint and per-event file rows of ``event_file`` (checked), or None."""
+        if event_file is None:
+            if event_rows is not None:
+                raise ValueError("event_rows needs event_file (the file the rows refer to)")
+            return None
+        if not isinstance(event_file, (str, os.PathLike)):
+            raise TypeError(f"event_file must be a path; got {type(event_file).__name__}")
+        n = len(events) if isinstance(events, Events) else 0
+        if event_rows is None:
+            rows = np.arange(n, dtype=np.int64)
+        else:
+            rows = np.asarray(event_rows)
+            if rows.shape != (n,) or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+                raise ValueError(
+                    f"event_rows must be {n} integers (one file row per event); got "
+                    f"{rows.dtype} {rows.shape}"
+                )
+            if rows.size and (rows.min() < 0 or np.unique(rows).size != rows.size):
+                raise ValueError("event_rows must be distinct non-negative file rows")
+            rows = rows.astype(np.int64)
+        path = Path(event_file)
+        return str(path.resolve()), file_fingerprint(path), rows
 
     def _setup(self, events: Events) -> _FitState:
         """Split and check the data, fit the preprocessing, build model and optimiser.
@@ -937,7 +982,12 @@ class Trainer:
         torch.save(payload, tmp)
         os.replace(tmp, path)
 
-    def _finish(self, state: _FitState, events: Events) -> None:
+    def _finish(
+        self,
+        state: _FitState,
+        events: Events,
+        source: tuple[str, dict[str, Any], np.ndarray] | None,
+    ) -> None:
         """Restore the best weights (with early stopping) and set the fitted attributes."""
         c = self.config
         model = state.model
@@ -953,6 +1003,15 @@ class Trainer:
         self.best_epoch_ = int(state.best["epoch"])
         self.stopped_early_ = state.stopped_early
         self.splits_ = splits
+        self.training_events_ = None
+        if source is not None:
+            path, fingerprint, rows = source
+            self.training_events_ = TrainingEvents(
+                path=path,
+                fingerprint=fingerprint,
+                train_rows=rows[splits.train(c.fold)],
+                validation_rows=rows[splits.validation(c.fold)],
+            )
         self.metadata_ = {
             "source": events.metadata.get("source_file", events.metadata.get("generator", "")),
             "n_train": state.n_train,
@@ -992,6 +1051,7 @@ class Trainer:
             history=self.history_,
             class_names=self.class_names_,
             metadata=self.metadata_,
+            training_events=self.training_events_,
         )
 
 
