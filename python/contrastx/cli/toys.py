@@ -6,9 +6,12 @@ paper's code does), resumes an interrupted run from its results file, and prints
 writes (JSON) a summary: the chi^2 fitted to the null (dof = mean, and the KS-optimal
 dof, each with its KS distance and p-value), the median Z of the signal toys with its
 bootstrap error and 68 % band, and the power at 1, 2, 3 sigma (chi^2 and empirical
-null) with Clopper-Pearson intervals. A figure of the null and signal t distributions
-with the fitted chi^2 (the primary paper's Fig. IV) is written next to the results
-file (``<out>.png`` and ``<out>.pdf``).
+null) with Clopper-Pearson intervals. When the median signal t is beyond every null
+toy, the empirical median Z is printed as the bound it is ("> 2.33" with 100 null
+toys; ``lower_bound`` in the JSON) and the chi^2 one is flagged as an extrapolation.
+The JSON is strict: numbers that are not finite are written as null. A figure of the
+null and signal t distributions with the fitted chi^2 (the primary paper's Fig. IV) is
+written next to the results file (``<out>.png`` and ``<out>.pdf``).
 
 Inputs (``--input``):
 
@@ -318,6 +321,9 @@ def summarize(t0: np.ndarray, t1: np.ndarray | None) -> dict[str, Any]:
             "chi2_ks_dof": st.median_z(t1, t0, method="chi2", dof=fits["ks"].dof).as_dict(),
             "empirical": st.median_z(t1, t0, method="empirical").as_dict(),
         }
+        # The largest Z the null toys can show; a chi^2 Z beyond it extrapolates the fit.
+        out["empirical_z_limit"] = st.empirical_z_limit(int(t0.size))
+        out["t_signal_median_beyond_null"] = bool(np.median(t1) > t0.max())
         out["power_interval"] = "Clopper-Pearson, 68.27 % CL"
         out["power"] = {
             "chi2_mean_dof": [p.as_dict() for p in st.power(t1, t0, method="chi2", dof=dof)],
@@ -351,7 +357,16 @@ def _write_figure(
     return [str(p) for p in paths]
 
 
+def _power_text(p: dict[str, Any]) -> str:
+    """One power entry: ``"2s 0.840 [0.790, 0.880]"`` (Clopper-Pearson interval), or n/a."""
+    if p["power"] is None or not math.isfinite(p["power"]):
+        return f"{p['z']:.0f}s n/a (too few null toys)"
+    return f"{p['z']:.0f}s {p['power']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]"
+
+
 def _print_summary(s: dict[str, Any], timing: dict[str, Any]) -> None:
+    from contrastx.nplm.statistics import MedianZ
+
     print(f"null toys: {s['n_null']}", end="")
     if "t_null_mean" in s:
         c = s["chi2"]
@@ -363,21 +378,23 @@ def _print_summary(s: dict[str, Any], timing: dict[str, Any]) -> None:
     else:
         print()
     if "median_z" in s:
-        mz = s["median_z"]["chi2_mean_dof"]
-        me = s["median_z"]["empirical"]
+        mz = MedianZ(**s["median_z"]["chi2_mean_dof"])
+        me = MedianZ(**s["median_z"]["empirical"])
         print(
             f"signal toys: {s['n_signal']}  median t {s['t_signal_median']:.3f}  "
-            f"median Z (chi2) {mz['z']:.2f} +- {mz['z_err']:.2f} "
-            f"[68% band {mz['z_lo']:.2f}, {mz['z_hi']:.2f}]  median Z (empirical) {me['z']:.2f}"
+            f"median Z (chi2) {mz.text()} [68% band {mz.z_lo:.2f}, {mz.z_hi:.2f}]  "
+            f"median Z (empirical) {me.text()}"
         )
+        if s["t_signal_median_beyond_null"]:
+            print(
+                f"  the median signal t is beyond every null toy: the empirical Z is a lower "
+                f"bound (its limit with {s['n_null']} null toys is "
+                f"{s['empirical_z_limit']:.2f}) and the chi2 Z extrapolates the fitted chi2 "
+                "beyond the null toys; run more null toys to measure it"
+            )
         for kind in ("chi2_mean_dof", "empirical"):
-            parts = []
-            for p in s["power"][kind]:
-                if p["power"] == p["power"]:
-                    parts.append(f"{p['z']:.0f}s {p['power']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]")
-                else:
-                    parts.append(f"{p['z']:.0f}s n/a (too few null toys)")
-            print(f"power ({kind}): " + "; ".join(parts))
+            parts = [_power_text(p) for p in s["power"][kind]]
+            print(f"power ({kind}, 68% Clopper-Pearson interval): " + "; ".join(parts))
     print(
         f"timing: setup {timing['setup_s']:.2f} s, {timing['toys_run']} toys in "
         f"{timing['toys_s']:.2f} s ({timing['toys_per_s']:.2f} toys/s)"
@@ -448,6 +465,7 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
     import torch
     from tqdm import tqdm
 
+    from contrastx._json import dumps, json_ready
     from contrastx.nplm.kernel import resolve_device
     from contrastx.nplm.results import ToyResultsFile
     from contrastx.nplm.toys import NULL, SIGNAL, ToyEngine
@@ -530,9 +548,10 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
         summary["config"] = config
         if not args.no_plot and t0.size >= 2:
             summary["figure"] = _write_figure(args.out, t0, t1, summary, args.signal)
-        res.write_summary(summary)
+        # Strict JSON (null where a number is not finite) in both places.
+        res.write_summary(json_ready(summary))
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(summary, indent=2, default=str))
+    out_json.write_text(dumps(summary, indent=2, default=str))
     _print_summary(summary, timing)
     print(f"results: {args.out}  summary: {out_json}")
     if summary.get("figure"):
