@@ -1,4 +1,4 @@
-"""Training output (one log line per epoch off a terminal), checkpoint errors, warm-up cap."""
+"""Training output (one log line per epoch off a terminal), checkpoint errors, warm-up scaling."""
 
 import logging
 import re
@@ -57,18 +57,24 @@ def test_terminal_shows_a_progress_bar_and_no_epoch_lines(
     assert "step" in capsys.readouterr().err  # the tqdm bar
 
 
-def test_warmup_longer_than_half_the_run_is_capped_with_a_warning(tiny_config, toy, caplog):
-    with caplog.at_level(logging.WARNING, logger="contrastx"):
-        tr = Trainer(tiny_config(warmup_epochs=10)).fit(toy)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "10" in warnings[0] and "2 epochs" in warnings[0], warnings
-    # warm-up over the first epoch (half the run), then cosine decay: the first epoch ends
-    # at the full learning rate instead of 1/10 of it (uncapped: 2/10 at the end of the run)
+def test_warmup_scales_with_the_run(tiny_config, toy, caplog):
+    # 205 training events / 64 = 3 steps per epoch; 5 epochs = 15 steps
+    with caplog.at_level(logging.INFO, logger="contrastx"):
+        tr = Trainer(tiny_config(epochs=5, warmup_epochs=10)).fit(toy)
+    notes = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
+    assert len(notes) == 1 and "first 1 of 5 epochs" in notes[0] and "10" in notes[0], notes
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # warm-up over the first epoch (a fifth of the run), then cosine decay: the first epoch
+    # ends at the full learning rate (a 10-epoch warm-up would leave it at 1/10 of it, and
+    # the whole run below the peak)
     assert tr.history_[0]["lr"] == pytest.approx(0.5)
+    assert tr.history_[-1]["lr"] < 0.5
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="contrastx"):
-        Trainer(tiny_config()).fit(toy)
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    # a warm-up within a fifth of the run is kept as set, without a note
+    with caplog.at_level(logging.INFO, logger="contrastx"):
+        tr = Trainer(tiny_config(epochs=10, warmup_epochs=2)).fit(toy)
+    assert not [r for r in caplog.records if "warm-up" in r.getMessage()]
+    assert tr.history_[0]["lr"] == pytest.approx(0.5 * 4 / 6)  # lr of step 4 of 6
 
 
 class _Payload:

@@ -19,9 +19,10 @@ The data are split with :func:`contrastx.events.make_splits` (stratified by labe
 20 % test held out, 5 folds): the model trains on the four folds other than
 ``fold`` and is validated on ``fold``; the test set is never touched. The learning
 rate follows ``warmup_epochs`` of linear warm-up and a cosine decay to
-``final_lr_factor`` of the base (per step). The warm-up lasts at most
-:data:`MAX_WARMUP_FRACTION` (half) of the run: a longer one (a preset's 10 epochs in a
-5-epoch run) is capped with a warning that names both numbers. Early stopping watches
+``final_lr_factor`` of the base (per step). The warm-up scales with the run: it lasts
+at most :data:`MAX_WARMUP_FRACTION` of the run (a fifth, the primary paper's 10 of 50
+epochs), so a preset's 10 warm-up epochs become 0.6 of a 3-epoch run without an
+override; the shortening is logged (INFO) with both numbers. Early stopping watches
 the validation loss. Checkpoints hold the epoch, model, optimiser, scheduler,
 early-stopping state and every random state, so an interrupted run resumes to the same
 result; a file that is not such a checkpoint is refused with a message naming it.
@@ -102,8 +103,9 @@ ENCODER_KINDS = ("mlp", "transformer")
 OPTIMIZERS = ("lars", "adam", "adamw")
 SAMPLINGS = ("realistic", "balanced")
 
-MAX_WARMUP_FRACTION = 0.5
-"""The learning-rate warm-up lasts at most this fraction of the run's steps."""
+MAX_WARMUP_FRACTION = 0.2
+"""The learning-rate warm-up lasts at most this fraction of the run's steps (the primary
+paper's 10 warm-up epochs of 50)."""
 
 EARLY_ESTIMATE_SECONDS = 10.0
 """Without a progress bar, the first epoch logs a time estimate once it has run this long."""
@@ -175,8 +177,9 @@ class TrainConfig:
     )  # fmt: skip
     warmup_epochs: int = option(
         10,
-        "Epochs of linear learning-rate warm-up before the cosine decay. The warm-up is "
-        "capped at half of the run (with a warning), so a short run is not spent warming up.",
+        "Epochs of linear learning-rate warm-up before the cosine decay, at most a fifth of "
+        "the run (the paper's 10 of 50 epochs): a shorter run warms up for a fifth of its "
+        "epochs, so short runs need no override.",
         ge=0,
     )
     final_lr_factor: float = option(
@@ -841,23 +844,22 @@ class Trainer:
         )
 
     def _warmup_steps(self, steps_per_epoch: int) -> int:
-        """Warm-up steps: ``warmup_epochs``, capped at :data:`MAX_WARMUP_FRACTION` of the run.
+        """Warm-up steps: ``warmup_epochs``, at most :data:`MAX_WARMUP_FRACTION` of the run.
 
-        A warm-up longer than that (the presets' 10 epochs in a 5-epoch run) would leave
-        the learning rate below its peak for the whole run; it is capped with a warning.
+        A warm-up set for a long run (the presets' 10 epochs for 50) would take most or
+        all of a short one; it is scaled down to that fraction of the run, and the change
+        is logged (INFO).
         """
         c = self.config
         warmup = c.warmup_epochs * steps_per_epoch
         cap = int(MAX_WARMUP_FRACTION * c.epochs * steps_per_epoch)
         if warmup > cap:
-            logger.warning(
-                "warmup_epochs = %d is more than %.0f%% of the run's %d epochs; the learning "
-                "rate warms up over the first %g epochs instead (the warm-up is capped at "
-                "%.0f%% of the run)",
-                c.warmup_epochs,
-                100 * MAX_WARMUP_FRACTION,
-                c.epochs,
+            logger.info(
+                "learning-rate warm-up over the first %g of %d epochs (warmup_epochs = %d is "
+                "shortened to %.0f%% of the run)",
                 round(cap / steps_per_epoch, 2),
+                c.epochs,
+                c.warmup_epochs,
                 100 * MAX_WARMUP_FRACTION,
             )
             return cap
