@@ -109,10 +109,10 @@ def test_fast_black_box_file_hides_labels(tmp_path: Path) -> None:
     ev = read_events(bb)
     assert (ev.labels == -1).all()
     assert ev.event_ids.tolist() == list(range(420))
-    ids, labels, names, tinfo = read_truth(truth)
-    assert ids.tolist() == list(range(420))
-    assert int((labels == names.index("Ato4l")).sum()) == 20
-    assert tinfo["signal"] == "Ato4l"
+    tr = read_truth(truth)
+    assert tr.event_ids.tolist() == list(range(420))
+    assert int((tr.labels == tr.process_names.index("Ato4l")).sum()) == 20
+    assert tr.info["signal"] == "Ato4l" and tr.signal == "Ato4l" and tr.is_signal.sum() == 20
     with pytest.raises(FileExistsError):
         write_fast_black_box(bb, truth, n_background=400, signal="Ato4l", fraction=0.05)
 

@@ -200,16 +200,37 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
     return json.dumps(_to_jsonable(metadata), sort_keys=True)
 
 
+def _npz_labels(path: Path, key: str) -> np.ndarray:
+    """The label array of an ``.npz`` file: the one it holds, or the one named ``key``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.files)
+            if key in names:
+                return z[key]
+            if len(names) == 1:
+                return z[names[0]]
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: not a readable .npz label file ({err})") from None
+    raise ValueError(
+        f"{path}: a label .npz must hold one array or one named {key!r}; it holds "
+        f"{len(names)}: {', '.join(names) or 'none'}"
+    )
+
+
 def load_labels(
     source: PathLike | np.ndarray | Sequence[int], *, key: str = LABELS_KEY
 ) -> np.ndarray:
-    """Per-event process labels from an array, a ``.npy`` file, or an HDF5 side file.
+    """Per-event process labels from an array, a ``.npy`` or ``.npz`` file, or HDF5.
 
     The paper's code kept background labels in side files (0 W, 1 QCD, 2 Z,
-    3 ttbar), the label order of :data:`contrastx.events.layout.PROCESSES`.
+    3 ttbar), the label order of :data:`contrastx.events.layout.PROCESSES`. An ``.npz``
+    file (the ADC2021 release's ``background_IDs.npz`` style) must hold one array, or
+    one named ``key``; an HDF5 file the dataset ``key``. Errors name the file.
     """
+    where = ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        where = f"{path}: "
         if not path.exists():
             raise FileNotFoundError(f"label side file not found: {path}")
         if path.suffix == ".npy":
@@ -217,6 +238,8 @@ def load_labels(
                 arr = np.load(path)
             except (OSError, ValueError) as err:
                 raise ValueError(f"{path}: not a readable .npy label file ({err})") from None
+        elif path.suffix == ".npz":
+            arr = _npz_labels(path, key)
         else:
             with open_h5(path, "r", what="label side file") as f:
                 if key not in f:
@@ -229,7 +252,7 @@ def load_labels(
         if arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
             return arr.astype(np.int64)
         raise ValueError(
-            f"labels must be a 1-D integer array; got {arr.dtype} of shape {arr.shape}"
+            f"{where}labels must be a 1-D integer array; got {arr.dtype} of shape {arr.shape}"
         )
     return arr.astype(np.int64)
 
@@ -361,9 +384,14 @@ class EventFile(_HDF5Handle):
                 elif labels is not None:
                     arr = load_labels(labels)
                     if arr.shape[0] != shape[0]:
+                        side = (
+                            f" (label side file: {labels})"
+                            if isinstance(labels, (str, os.PathLike))
+                            else ""
+                        )
                         raise ValueError(
                             f"label side file has {arr.shape[0]} labels but {self.path} has "
-                            f"{shape[0]} events"
+                            f"{shape[0]} events{side}"
                         )
                     self._labels = arr
                 else:

@@ -19,7 +19,20 @@ standard deviation. Global significance: the most significant split
           Z_\mathrm{glob} = \Phi^{-1}(1 - p_\mathrm{glob}),
 
 and its spread from the same correction applied run by run
-(:math:`\min(1, k \min_i p_{ij})` for each run :math:`j`).
+(:math:`\min(1, k \min_i p_{ij})` for each run :math:`j`). When the correction reaches
+the cap (:math:`p_\mathrm{glob} = 1`, :math:`Z_\mathrm{glob} = -\infty`: no split stands
+out more than :math:`k` splits do by chance) the result says so
+(:attr:`BlackBoxResult.global_p_capped`), prints ``< 0 (Bonferroni p = 1)`` and stores
+``null`` in JSON.
+
+Every event gets an NPLM score :math:`\sigma(f(x))` from each fit of its split (the
+data-vs-reference classifier output; large is signal-like): its mean and spread over
+the :math:`r` runs, and its value in the split's run with the largest :math:`t`.
+:func:`write_event_scores` saves them with the black-box rows and event ids,
+:meth:`BlackBoxResult.top_events` ranks them.
+
+:func:`read_truth` reads the truth that unblinds a black box: contrastx's own truth files
+and ADC2021-style ``.npz`` / ``.h5`` files keyed by event id.
 
 :func:`write_fast_black_box` writes a black-box file from the fast generator
 (background plus a hidden signal; labels hidden, truth in a separate file) to try the
@@ -44,17 +57,22 @@ from contrastx.options import OptionsError, embedded, key_name, option, options,
 
 from . import statistics as st
 from .kernel import sigma_heuristic
-from .options import SolverOptions, ToyOptions
+from .options import SolverOptions, ToyOptions, poisson_upper
 from .solver import NPLMFit
 from .toys import ToyEngine
 
 __all__ = [
     "BlackBoxConfig",
     "BlackBoxResult",
+    "BlackBoxTruth",
+    "check_reference_pool",
     "global_significance",
+    "read_event_scores",
     "read_truth",
+    "required_pool_size",
     "run_black_box",
     "split_indices",
+    "write_event_scores",
     "write_fast_black_box",
 ]
 
@@ -126,16 +144,23 @@ class BlackBoxResult:
     best_split : int
         :math:`i^*`.
     global_p, global_z : float
-        Bonferroni-corrected significance of the most significant split.
+        Bonferroni-corrected significance of the most significant split. ``global_z``
+        is :math:`-\\infty` when ``global_p`` is capped at 1 (:attr:`global_p_capped`);
+        :meth:`global_text` and :meth:`as_dict` show that case as a bound.
     global_z_runs : numpy.ndarray, shape (r,)
         The correction applied run by run (spread of ``global_z``).
     sigma, n_expected : float
     best_run : int
-        Run of :math:`i^*` with the largest :math:`t` (used for the scores).
+        Run of :math:`i^*` with the largest :math:`t` (used for ``best_scores``).
     best_indices : numpy.ndarray
         Black-box row indices of split :math:`i^*`.
-    best_scores : numpy.ndarray
-        NPLM score :math:`\\sigma(f(x))` of those events in run ``best_run``.
+    event_split : numpy.ndarray, shape (N,)
+        Split of every black-box event (row order).
+    scores, scores_std : numpy.ndarray, shape (N,)
+        Every event's NPLM score :math:`\\sigma(f(x))`: mean and standard deviation
+        (ddof 1; 0 for r = 1) over the runs of its split.
+    scores_best_run : numpy.ndarray, shape (N,)
+        Its score in the run of its split with the largest :math:`t`.
     config : dict
     timing : dict
     """
@@ -155,9 +180,26 @@ class BlackBoxResult:
     n_expected: float
     best_run: int
     best_indices: np.ndarray
-    best_scores: np.ndarray
+    event_split: np.ndarray
+    scores: np.ndarray
+    scores_std: np.ndarray
+    scores_best_run: np.ndarray
     config: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_scores(self) -> np.ndarray:
+        """NPLM scores of split :math:`i^*`'s events in run ``best_run`` (Fig. V)."""
+        return self.scores_best_run[self.best_indices]
+
+    @property
+    def global_p_capped(self) -> bool:
+        """True when the Bonferroni correction reached its cap, ``global_p = 1``.
+
+        Then ``global_z`` is :math:`-\\infty`: the most significant split is no more
+        significant than the largest of :math:`k` background-only splits is expected to be.
+        """
+        return self.global_p >= 1.0
 
     @property
     def global_z_std(self) -> float:
@@ -169,32 +211,58 @@ class BlackBoxResult:
         g = self.global_z_runs[np.isfinite(self.global_z_runs)]
         return float(np.std(g, ddof=1)) if g.size > 1 else 0.0
 
+    def global_text(self, digits: int = 2) -> str:
+        """``"2.31 ± 0.40"``, or ``"< 0 (Bonferroni p = 1)"`` when p is capped at 1."""
+        if self.global_p_capped:
+            return "< 0 (Bonferroni p = 1)"
+        return f"{self.global_z:.{digits}f} ± {self.global_z_std:.{digits}f}"
+
+    def top_events(self, k: int = 10) -> np.ndarray:
+        """Black-box rows of the ``k`` events with the highest mean score, highest first.
+
+        Ties keep row order.
+        """
+        if k < 0:
+            raise ValueError(f"k must be >= 0; got {k}")
+        order = np.argsort(-self.scores, kind="stable")
+        return order[: min(k, order.size)]
+
     def as_dict(self) -> dict[str, Any]:
-        """Every number (JSON-friendly); the per-event scores are left out."""
-        return {
-            "n_splits": int(self.t.shape[0]),
-            "n_resample": int(self.t.shape[1]),
-            "t": self.t.tolist(),
-            "z": self.z.tolist(),
-            "z_mean": self.z_mean.tolist(),
-            "z_std": self.z_std.tolist(),
-            "split_sizes": self.split_sizes.tolist(),
-            "t_null": self.t_null.tolist(),
-            "t_null_mean": float(self.t_null.mean()),
-            "dof": self.dof,
-            "best_split": self.best_split,
-            "best_run": self.best_run,
-            "global_p": self.global_p,
-            "global_z": self.global_z,
-            "global_z_runs": self.global_z_runs.tolist(),
-            "global_z_std": self.global_z_std,
-            "sigma": self.sigma,
-            "n_expected": self.n_expected,
-            "n_scored": int(self.best_scores.size),
-            "n_score_above_half": int((self.best_scores > 0.5).sum()),
-            "config": self.config,
-            "timing": self.timing,
-        }
+        """Every number as strict JSON (non-finite numbers are None); no per-event scores.
+
+        ``global_z`` is None when the Bonferroni p is capped at 1 (``global_p_capped``;
+        ``global_z_text`` then reads ``"< 0 (Bonferroni p = 1)"``).
+        """
+        from contrastx._json import json_ready
+
+        return json_ready(
+            {
+                "n_splits": int(self.t.shape[0]),
+                "n_resample": int(self.t.shape[1]),
+                "t": self.t,
+                "z": self.z,
+                "z_mean": self.z_mean,
+                "z_std": self.z_std,
+                "split_sizes": self.split_sizes,
+                "t_null": self.t_null,
+                "t_null_mean": float(self.t_null.mean()),
+                "dof": self.dof,
+                "best_split": self.best_split,
+                "best_run": self.best_run,
+                "global_p": self.global_p,
+                "global_p_capped": self.global_p_capped,
+                "global_z": self.global_z,
+                "global_z_text": self.global_text(),
+                "global_z_runs": self.global_z_runs,
+                "global_z_std": self.global_z_std,
+                "sigma": self.sigma,
+                "n_expected": self.n_expected,
+                "n_scored": int(self.scores.size),
+                "n_best_split_score_above_half": int((self.best_scores > 0.5).sum()),
+                "config": self.config,
+                "timing": self.timing,
+            }
+        )
 
     def table_rows(self, name: str) -> tuple[list[str], list[str]]:
         """Header and one row of a Table VII-like table: mean Z +- std per split, global."""
@@ -204,7 +272,7 @@ class BlackBoxResult:
         for i in range(k):
             cell = f"{self.z_mean[i]:.2f} ± {self.z_std[i]:.2f}"
             row.append(f"**{cell}**" if i == self.best_split else cell)
-        row.append(f"{self.global_z:.2f} ± {self.global_z_std:.2f}")
+        row.append(self.global_text())
         return header, row
 
     def table_markdown(self, name: str = "embedding") -> str:
@@ -257,6 +325,31 @@ def global_significance(z_split: Any, n_tests: int | None = None) -> tuple[float
     return math.exp(lg), float(st.z_from_log_p(lg)), best
 
 
+def required_pool_size(n_ref: int, n_expected: float) -> int:
+    """Fewest reference-pool events a search needs: ``n_ref`` plus a Poisson(N(B)) draw.
+
+    The null toys draw their reference and their data (Poisson(``n_expected``) events,
+    bounded by :func:`~contrastx.nplm.options.poisson_upper`) from the pool without
+    overlap.
+    """
+    return int(n_ref) + poisson_upper(float(n_expected))
+
+
+def check_reference_pool(n_pool: int, n_ref: int, n_expected: float, *, what: str = "") -> None:
+    """Raise ValueError, before any fit, if a pool of ``n_pool`` events is too small.
+
+    ``what`` names the pool's source in the message (a file, a setting).
+    """
+    need = required_pool_size(n_ref, n_expected)
+    if n_pool < need:
+        src = f" ({what})" if what else ""
+        raise ValueError(
+            f"the reference pool{src} has {n_pool} events; the search needs at least {need} "
+            f"(n_ref = {n_ref} plus a Poisson draw of N(B) = {n_expected:g} for the null toys): "
+            "give a larger reference, or lower n_ref or n_expected"
+        )
+
+
 def _standardize(ref_pool: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     mean = ref_pool.mean(0)
     std = ref_pool.std(0)
@@ -280,7 +373,8 @@ def run_black_box(
         The embedded black box.
     reference : array_like, shape (N_pool, D)
         Embedded background pool the references (and null toys) are drawn from; it
-        needs at least ``n_ref + N(B) + 6 sqrt(N(B)) + 10`` events.
+        needs at least :func:`required_pool_size` events (``n_ref + N(B) + 6 sqrt(N(B))
+        + 10``), checked before the first fit.
     config : BlackBoxConfig, optional
     device : str, optional
         Torch device of the fits.
@@ -306,8 +400,7 @@ def run_black_box(
     splits = split_indices(x.shape[0], cfg.n_splits, shuffle=cfg.shuffle, seed=cfg.seed)
     sizes = np.array([s.size for s in splits], dtype=np.int64)
     n_exp = float(cfg.n_expected) if cfg.n_expected is not None else float(sizes.mean())
-    if pool.shape[0] < cfg.n_ref:
-        raise ValueError(f"the reference pool has {pool.shape[0]} events; n_ref = {cfg.n_ref}")
+    check_reference_pool(pool.shape[0], cfg.n_ref, n_exp)
     if cfg.sigma is None:
         rng0 = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SIGMA_STREAM]))
         sigma = sigma_heuristic(pool[rng0.choice(pool.shape[0], cfg.n_ref, replace=False)])
@@ -323,13 +416,30 @@ def run_black_box(
         )
 
     t0 = time.perf_counter()
+    n_events = x.shape[0]
     t = np.empty((cfg.n_splits, cfg.n_resample))
+    event_split = np.empty(n_events, dtype=np.int64)
+    score_sum = np.zeros(n_events)
+    score_sq = np.zeros(n_events)
+    score_best = np.zeros(n_events)
     for i in range(cfg.n_splits):
+        rows = splits[i]
+        event_split[rows] = i
         for j in range(cfg.n_resample):
-            t[i, j] = fit(i, j).t_
+            model = fit(i, j)
+            t[i, j] = model.t_
+            s = np.asarray(st.nplm_score(model.f_data_), dtype=np.float64)
+            score_sum[rows] += s
+            score_sq[rows] += s * s
+            if j == 0 or t[i, j] > t[i, :j].max():  # the first run with the largest t
+                score_best[rows] = s
         if progress is not None:
             progress(f"split {i}: {sizes[i]} events, mean t = {t[i].mean():.2f}")
     t_splits = time.perf_counter() - t0
+    r = cfg.n_resample
+    scores = score_sum / r
+    spread = np.maximum(score_sq - r * scores**2, 0.0) / max(r - 1, 1)
+    scores_std = np.sqrt(spread) if r > 1 else np.zeros(n_events)
 
     t1 = time.perf_counter()
     engine = ToyEngine(
@@ -362,8 +472,6 @@ def run_black_box(
         [st.bonferroni(log_p=log_p[:, j])[1] for j in range(cfg.n_resample)], dtype=np.float64
     )
     best_run = int(np.argmax(t[best]))
-    best_fit = fit(best, best_run)
-    scores = st.nplm_score(best_fit.f_data_)
     return BlackBoxResult(
         t=t,
         z=z,
@@ -380,7 +488,10 @@ def run_black_box(
         n_expected=n_exp,
         best_run=best_run,
         best_indices=splits[best],
-        best_scores=np.asarray(scores, dtype=np.float64),
+        event_split=event_split,
+        scores=scores,
+        scores_std=scores_std,
+        scores_best_run=score_best,
         config={**cfg.as_dict(), "weight": weight, "device": str(device or "cpu")},
         timing={"splits_s": t_splits, "null_s": t_null_s},
     )
@@ -458,15 +569,298 @@ def write_fast_black_box(
     return info
 
 
-def read_truth(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict[str, Any]]:
-    """Read a truth file of :func:`write_fast_black_box`: ``(EvtId, labels, names, info)``."""
+# ------------------------------------------------------------------ event scores
+SCORES_FORMAT = "contrastx-black-box-scores"
+
+
+def write_event_scores(path: str | Path, result: BlackBoxResult, event_ids: Any = None) -> Path:
+    """Save every black-box event's NPLM score to an HDF5 file (replaced if it exists).
+
+    Datasets, one entry per event in black-box row order: ``row`` (int64), ``EvtId``
+    (int64; ``event_ids`` if given, else the row), ``split`` (int64), ``score`` and
+    ``score_std`` (mean and spread over the runs of the split), ``score_best_run`` (the
+    score in the split's run with the largest t). Root attributes: ``format``
+    (``"contrastx-black-box-scores"``), ``best_split``, ``best_run``, ``n_resample``.
+    Read it back with :func:`read_event_scores`.
+    """
+    from contrastx.events.io import open_h5
+
+    path = Path(path)
+    n = result.scores.size
+    rows = np.arange(n, dtype=np.int64)
+    ids = rows if event_ids is None else np.asarray(event_ids).reshape(-1).astype(np.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"event_ids has {ids.size} entries for {n} scored events")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_h5(path, "w", what="event-score file") as f:
+        f.attrs["format"] = SCORES_FORMAT
+        f.attrs["best_split"] = int(result.best_split)
+        f.attrs["best_run"] = int(result.best_run)
+        f.attrs["n_resample"] = int(result.t.shape[1])
+        f.attrs["description"] = (
+            "NPLM score sigma(f(x)) of every black-box event (large: signal-like); score and "
+            "score_std over the runs of the event's split, score_best_run in the split's run "
+            "with the largest t"
+        )
+        for key, arr in (
+            ("row", rows),
+            ("EvtId", ids),
+            ("split", result.event_split),
+            ("score", result.scores),
+            ("score_std", result.scores_std),
+            ("score_best_run", result.scores_best_run),
+        ):
+            f.create_dataset(key, data=arr)
+    return path
+
+
+def read_event_scores(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a :func:`write_event_scores` file, keyed by dataset name."""
+    from contrastx.events.io import open_h5
+
+    path = Path(path)
+    keys = ("row", "EvtId", "split", "score", "score_std", "score_best_run")
+    with open_h5(path, "r", what="event-score file") as f:
+        if f.attrs.get("format") != SCORES_FORMAT:
+            raise ValueError(f"{path}: not a contrastx black-box score file (no format attribute)")
+        missing = [k for k in keys if k not in f]
+        if missing:
+            raise ValueError(f"{path}: no dataset {missing[0]!r} in the event-score file")
+        return {k: f[k][()] for k in keys}
+
+
+# ------------------------------------------------------------------------- truth
+TRUTH_FORMAT = "contrastx-black-box-truth"
+_ID_KEYS = ("EvtId", "event_ids")
+_LABEL_KEYS = ("labels", "is_signal")
+_SIGNAL_ID_KEYS = ("signal_EvtId", "signal_ids")
+_BACKGROUND_ID_KEYS = ("background_EvtId", "background_ids")
+
+
+@dataclass(frozen=True)
+class BlackBoxTruth:
+    """Which black-box events are signal, by event id (see :func:`read_truth`).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The truth file.
+    event_ids : numpy.ndarray, shape (n,)
+        Every event id the file covers (int64, unique).
+    is_signal : numpy.ndarray, shape (n,)
+        Whether each is a signal event.
+    labels : numpy.ndarray or None
+        Process labels (indices into ``process_names``) when the file has them.
+    process_names : tuple of str or None
+    signal : str or None
+        The signal process name(s) (comma-separated) when known.
+    info : dict
+        The file's own description (injection settings, generation metadata), if any.
+    unlisted_are_background : bool
+        True for a file that lists only the signal ids: any other id is background.
+    """
+
+    path: Path
+    event_ids: np.ndarray
+    is_signal: np.ndarray
+    labels: np.ndarray | None = None
+    process_names: tuple[str, ...] | None = None
+    signal: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    unlisted_are_background: bool = False
+
+    def signal_mask(self, event_ids: Any) -> np.ndarray:
+        """``is_signal`` of the given events, matched by id.
+
+        Raises
+        ------
+        ValueError
+            If an id is not in the truth file (named with the first few missing ids),
+            unless the file lists only signal ids (``unlisted_are_background``).
+        """
+        ids = np.asarray(event_ids).reshape(-1).astype(np.int64)
+        order = np.argsort(self.event_ids, kind="stable")
+        sorted_ids = self.event_ids[order]
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), max(sorted_ids.size - 1, 0))
+        found = sorted_ids.size > 0
+        hit = sorted_ids[pos] == ids if found else np.zeros(ids.size, dtype=bool)
+        if self.unlisted_are_background:
+            return np.where(hit, self.is_signal[order[pos]], False) if found else hit
+        if not hit.all():
+            miss = ids[~hit]
+            shown = ", ".join(str(int(i)) for i in miss[:5])
+            raise ValueError(
+                f"{self.path}: {miss.size} of the {ids.size} black-box event ids are not in "
+                f"the truth file (first: {shown})"
+            )
+        return self.is_signal[order[pos]]
+
+
+def _truth_arrays(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(arrays, attrs)``: the top-level arrays of an ``.npz`` or HDF5 truth file (read
+    lazily for HDF5: only what is used), the root attributes and ``process_names``."""
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: not a readable .npz truth file ({err})") from None
+        attrs: dict[str, Any] = {}
+        if "process_names" in arrays:
+            attrs["process_names"] = tuple(str(n) for n in arrays.pop("process_names"))
+        return arrays, attrs
     import h5py
+
+    from contrastx.events.io import open_h5
+
+    with open_h5(path, "r", what="truth file") as f:
+        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+        attrs = {k: f.attrs[k] for k in ("format", "info", "metadata") if k in f.attrs}
+        for key in _LABEL_KEYS:
+            if key in f and "process_names" in f[key].attrs:
+                attrs["process_names"] = tuple(str(n) for n in f[key].attrs["process_names"])
+    return arrays, attrs
+
+
+def _ids(path: Path, arrays: dict[str, Any], key: str) -> np.ndarray:
+    arr = np.asarray(arrays[key])
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise ValueError(
+            f"{path}: key {key!r} must be a 1-D array of integer event ids; got "
+            f"{arr.dtype} of shape {arr.shape}"
+        )
+    return arr.astype(np.int64)
+
+
+def _first_key(arrays: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    return next((k for k in keys if k in arrays), None)
+
+
+def _json_attr(path: Path, attrs: dict[str, Any], key: str) -> dict[str, Any]:
+    if key not in attrs:
+        return {}
+    try:
+        value = json.loads(attrs[key])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: root attribute {key!r} is not valid JSON ({err})") from None
+    return value if isinstance(value, dict) else {}
+
+
+def read_truth(path: str | Path, *, signal: str | None = None) -> BlackBoxTruth:
+    """Read the truth of a black box: which event ids are signal.
+
+    Accepted files (``.npz``, or HDF5 with the arrays as top-level datasets):
+
+    * contrastx truth files (:func:`write_fast_black_box`, ``contrastx-generate
+      --black-box``): ``EvtId`` and ``labels`` with the attribute ``process_names``;
+    * ADC2021-style, labels aligned by id: ``EvtId`` (or ``event_ids``) and either
+      ``is_signal`` (0/1) or ``labels`` -- process indices into ``process_names`` (an
+      attribute of ``labels``, or an ``.npz`` array of that name), else 0/1 with 1 for
+      signal;
+    * ADC2021-style, lists of ids: ``signal_EvtId`` (or ``signal_ids``) and optionally
+      ``background_EvtId`` (or ``background_ids``); without a background list every id
+      not listed as signal is background.
+
+    With process names, the signal is ``signal`` if given, else the file's recorded
+    signal, else every process that is not a background (W, QCD, Z, ttbar).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it holds none of these layouts, or its arrays disagree; the message names
+        the file and the key.
+    """
+    from contrastx.events.layout import BACKGROUNDS
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"truth file not found: {path}")
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != "contrastx-black-box-truth":
-            raise ValueError(f"{path}: not a contrastx black-box truth file")
-        names = tuple(str(n) for n in f["labels"].attrs["process_names"])
-        return f["EvtId"][()], f["labels"][()], names, json.loads(f.attrs["info"])
+    arrays, attrs = _truth_arrays(path)
+    info = _json_attr(path, attrs, "info") or _json_attr(path, attrs, "metadata")
+    names: tuple[str, ...] | None = attrs.get("process_names")
+    labels = None
+    sig_key = _first_key(arrays, _SIGNAL_ID_KEYS)
+    id_key = _first_key(arrays, _ID_KEYS)
+    if sig_key is not None:
+        sig_ids = _ids(path, arrays, sig_key)
+        bkg_key = _first_key(arrays, _BACKGROUND_ID_KEYS)
+        if bkg_key is not None:
+            bkg_ids = _ids(path, arrays, bkg_key)
+            both = np.intersect1d(sig_ids, bkg_ids)
+            if both.size:
+                raise ValueError(
+                    f"{path}: {both.size} event ids are in both {sig_key!r} and {bkg_key!r} "
+                    f"(first: {int(both[0])})"
+                )
+            ids = np.concatenate([sig_ids, bkg_ids])
+            is_signal = np.r_[np.ones(sig_ids.size, bool), np.zeros(bkg_ids.size, bool)]
+        else:  # every other id is background: the ids cover any black box
+            ids, is_signal = sig_ids, np.ones(sig_ids.size, dtype=bool)
+        names = None
+    elif id_key is not None:
+        ids = _ids(path, arrays, id_key)
+        lab_key = _first_key(arrays, _LABEL_KEYS)
+        if lab_key is None:
+            raise ValueError(
+                f"{path}: event ids in {id_key!r} but no labels: expected one of "
+                f"{', '.join(map(repr, _LABEL_KEYS))} (keys: {sorted(arrays)})"
+            )
+        lab = np.asarray(arrays[lab_key]).reshape(-1)
+        if lab.shape != ids.shape:
+            raise ValueError(
+                f"{path}: key {lab_key!r} has {lab.size} entries but {id_key!r} has {ids.size}"
+            )
+        if lab.size and not (
+            np.issubdtype(lab.dtype, np.integer) or np.issubdtype(lab.dtype, np.bool_)
+        ):
+            raise ValueError(f"{path}: key {lab_key!r} must hold integers; got {lab.dtype}")
+        lab = lab.astype(np.int64)
+        if lab_key == "labels" and names is not None:
+            bad = (lab < 0) | (lab >= len(names))
+            if bad.any():
+                raise ValueError(
+                    f"{path}: key 'labels' holds {int(lab[bad][0])}, not an index into its "
+                    f"{len(names)} process_names"
+                )
+            if signal is None:
+                signal = info.get("signal")
+            if signal is not None:
+                wanted = [str(n).strip() for n in str(signal).split(",") if str(n).strip()]
+                unknown = [n for n in wanted if n not in names]
+                if unknown:
+                    raise ValueError(
+                        f"{path}: signal {unknown[0]!r} is not one of its process_names "
+                        f"{list(names)}"
+                    )
+            else:
+                wanted = sorted({names[k] for k in np.unique(lab)} - set(BACKGROUNDS))
+                signal = ",".join(wanted) if wanted else None
+            is_signal = np.isin(lab, [names.index(n) for n in wanted])
+            labels = lab
+        else:
+            if lab.size and not np.isin(lab, (0, 1)).all():
+                raise ValueError(
+                    f"{path}: key {lab_key!r} must be 0 (background) or 1 (signal) without "
+                    f"process_names; got values {np.unique(lab)[:5].tolist()}"
+                )
+            is_signal = lab.astype(bool)
+            names = None
+    else:
+        expected = ", ".join(map(repr, (*_ID_KEYS, *_SIGNAL_ID_KEYS)))
+        raise ValueError(
+            f"{path}: not a black-box truth file: expected event ids in one of {expected} "
+            f"(keys: {sorted(arrays)})"
+        )
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(
+            f"{path}: event id {int(uniq[counts > 1][0])} appears {int(counts.max())} times"
+        )
+    if signal is None and info.get("signal") is not None:
+        signal = str(info["signal"])
+    only_signal = sig_key is not None and _first_key(arrays, _BACKGROUND_ID_KEYS) is None
+    return BlackBoxTruth(path, ids, is_signal, labels, names, signal, info, only_signal)
