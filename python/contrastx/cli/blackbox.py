@@ -283,6 +283,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ref_seed = cfg.seed + REFERENCE_SEED_OFFSET
         ref_ev = generate_sample(mixture_counts(n_pool, ADC2021_MIXTURE), seed=ref_seed)
         ref_info = {"source": "fast generator", "seed": ref_seed, "n": n_pool}
+        if training is not None:
+            ref_info["training_events"] = "none: the reference is generated, not read from a file"
     z = embed(model, bb, device=args.device)
     z_ref = embed(model, ref_ev, device=args.device)
     res = run_black_box(z, z_ref, cfg, device=args.device, progress=print)
