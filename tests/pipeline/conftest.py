@@ -12,6 +12,7 @@ TINY_TOML = """
 [run]
 out_dir = "{out}"
 seed = 3
+trainings = 2
 
 [events]
 n_background = 2600

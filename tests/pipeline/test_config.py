@@ -145,3 +145,51 @@ def test_nplm_takes_the_engine_settings_once() -> None:
     assert cfg.nplm.strategy == "stream" and cfg.nplm.n_ref == 20_000
     assert StudyConfig.from_dict(cfg.to_dict()) == cfg
     assert "seed" not in cfg.to_dict()["nplm"]
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("embeddings=[{kind = 'raw', epochs = 3}]", r"embeddings\[0\]\.epochs = 3 is not used"),
+        ("embeddings=[{kind = 'leading_pt', preset = 'simclr-mlp'}]", r"\.preset = 'simclr-mlp'"),
+        (
+            "embeddings=[{kind = 'vae', latent_dim = 8}]",
+            r"embeddings\[0\]\.latent_dim = 8 is not used by kind 'vae' \(a VAE's latent size "
+            r"is train\.n_latent",
+        ),
+    ],
+)
+def test_settings_an_embedding_kind_ignores_are_errors(override: str, match: str) -> None:
+    # Before: accepted silently and shown in the report's configuration as if used.
+    with pytest.raises(OptionsError, match=match):
+        load_config(overrides=[override])
+
+
+def test_config_lists_only_the_settings_each_embedding_uses() -> None:
+    cfg = load_config()
+    emb = {e["name"]: e for e in cfg.to_dict()["embeddings"]}
+    assert emb["raw57"] == {"kind": "raw", "name": "raw57"}
+    assert emb["leadpt6"] == {"kind": "leading_pt", "name": "leadpt6"}
+    assert "latent_dim" not in emb["vae6"] and "preset" not in emb["vae6"]
+    assert {"epochs", "n_train", "train"} <= set(emb["vae6"])
+    assert {"preset", "latent_dim", "epochs"} <= set(emb["supcon-mlp-d4"])
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_trainings_and_their_seeds() -> None:
+    cfg = load_config()
+    assert cfg.run.trainings == 3
+    assert [e.trained for e in cfg.embeddings] == [
+        e.kind in ("contrastive", "vae") for e in cfg.embeddings
+    ]
+    seeds = [cfg.run.training_seed(i) for i in range(3)]
+    assert len(set(seeds)) == 3
+    # Derived from run.seed alone: the same again, different for another master seed.
+    assert seeds == [load_config().run.training_seed(i) for i in range(3)]
+    other = load_config(overrides=["run.seed=1"]).run
+    assert not set(seeds) & {other.training_seed(i) for i in range(3)}
+    assert load_config(overrides=["run.trainings=5"]).run.training_seed(2) == seeds[2]
+    with pytest.raises(OptionsError, match=r"run\.trainings must be >= 1"):
+        load_config(overrides=["run.trainings=0"])
+    with pytest.raises(ValueError, match="training index"):
+        cfg.run.training_seed(-1)

@@ -38,15 +38,16 @@ def test_tiny_study_end_to_end_caching_and_resume(
     res = json.loads((out / "results.json").read_text())
     assert set(res["embeddings"]) == {"supcon-mlp-d2", "raw57", "leadpt6"}
     mz = res["embeddings"]["raw57"]["signals"]["Ato4l"]["0.1"]["median_z"]["chi2"]
-    assert np.isfinite(mz["z"]) and mz["z_err"] >= 0
+    assert np.isfinite(mz["value"]) and mz["toy_err"] >= 0 and mz["training_spread"] == 0
     table = (out / "table.md").read_text()
-    assert "| embedding | D | Ato4l |" in table and "| raw57 | 57 |" in table
+    assert "| embedding | D | trainings | Ato4l |" in table
+    assert "| raw57 | 57 | built once |" in table and "| supcon-mlp-d2 | 2 | 2 |" in table
     assert (out / "table.csv").read_text().splitlines()[0].startswith("embedding,dimension")
     figs = res["figures"]
     for key in ("median_z_0.1", "power3_0.1", "linear_eval", "latent_map", "toys_Ato4l"):
-        assert (out / figs[key]).is_file(), key
+        assert (out / figs[key]["path"]).is_file(), key
     html = (out / "report.html").read_text()
-    assert "<table>" in html and figs["median_z_0.1"] in html
+    assert "<table>" in html and figs["median_z_0.1"]["path"] in html
     first = read_log(out)[0]["run_id"]
     assert set(_actions(out, first).values()) == {"run"}
 
@@ -54,7 +55,8 @@ def test_tiny_study_end_to_end_caching_and_resume(
     mtime = (out / "results.json").stat().st_mtime_ns
     pipe = _run(tiny_toml)
     acts = _actions(out, pipe.run_id)
-    assert len(acts) == 9 and set(acts.values()) == {"skip"}
+    # events, splits, 2 trainings + 2 baselines, their 4 toys stages, results
+    assert len(acts) == 11 and set(acts.values()) == {"skip"}
     assert all(r.skipped for r in pipe.results.values())
     assert (out / "results.json").stat().st_mtime_ns == mtime
 
@@ -68,7 +70,13 @@ def test_tiny_study_end_to_end_caching_and_resume(
                 '{kind="leading_pt"}]')  # fmt: skip
     acts = _actions(out, pipe.run_id)
     ran = sorted(k for k, v in acts.items() if v == "run")
-    assert ran == ["embed/supcon-mlp-d2", "results", "toys/supcon-mlp-d2"]
+    assert ran == [
+        "embed/supcon-mlp-d2/training0",
+        "embed/supcon-mlp-d2/training1",
+        "results",
+        "toys/supcon-mlp-d2/training0",
+        "toys/supcon-mlp-d2/training1",
+    ]
 
     # 5. Interrupted toys stage: the null toys finished, the signal toys raised.
     real_engine = contrastx.nplm.ToyEngine
@@ -91,10 +99,15 @@ def test_tiny_study_end_to_end_caching_and_resume(
     assert not toys.skipped
     null_run = toys.info["runs"][0]
     # The crashed run had finished the first embedding's null toys: they are resumed.
-    first_toys = pipe.results["toys/supcon-mlp-d2"].info["runs"][0]
+    first_toys = pipe.results["toys/supcon-mlp-d2/training0"].info["runs"][0]
     assert first_toys["file"] == "null.h5" and first_toys["toys_resumed"] == 9
     assert first_toys["toys_run"] == 0
     assert null_run["toys_run"] + null_run["toys_resumed"] == 9
+
+    # 6. One more training: the first two (their own stages and seeds) are reused.
+    pipe = _run(tiny_toml, "nplm.n_toys=9", "run.trainings=3")
+    ran = sorted(k for k, v in _actions(out, pipe.run_id).items() if v == "run")
+    assert ran == ["embed/supcon-mlp-d2/training2", "results", "toys/supcon-mlp-d2/training2"]
 
 
 def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -69,3 +69,52 @@ def test_black_box_splits_figure() -> None:
     assert {p.get_gid() for p in ax.patches} >= {"hist_null", "hist_splits"}
     with pytest.raises(ValueError, match="at least 2"):
         plot_black_box_splits([1.0], ts)
+
+
+def _bars(ax, gid: str) -> list[float]:
+    """Lengths of the vertical error bars with this gid, by D."""
+    (col,) = [c for c in ax.collections if c.get_gid() == gid]
+    return [float(s[1][1] - s[0][1]) for s in col.get_segments()]
+
+
+def test_inner_toy_and_outer_total_error_bars() -> None:
+    pts = [
+        StudyPoint("supcon-mlp", 4, 1.5, 0.1, 0.1, "Ato4l", spread=0.4),
+        StudyPoint("supcon-mlp", 8, 1.7, 0.1, 0.1, "Ato4l", spread=0.3),
+        StudyPoint("6D leading pT", 6, 2.0, 0.1, 0.1, "Ato4l"),
+    ]
+    fig = plot_median_z_vs_dimension(pts)
+    ax = fig.axes[0]
+    assert _bars(ax, "outer:supcon-mlp") == pytest.approx(
+        [2 * np.hypot(0.1, 0.4), 2 * np.hypot(0.1, 0.3)]
+    )
+    assert _bars(ax, "inner:supcon-mlp") == pytest.approx([0.2, 0.2])
+    assert _bars(ax, "inner:6D leading pT") == pytest.approx([0.2])
+    # A deterministic baseline has no spread, so no outer bar.
+    assert not [c for c in ax.collections if c.get_gid() == "outer:6D leading pT"]
+    # The legend is outside the panels and says what the bars are.
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    note = fig.legends[0].get_title().get_text()
+    assert "thick bars: toy error" in note and "training spread in quadrature" in note
+
+
+def test_lower_bound_is_an_arrow_without_bars() -> None:
+    pts = [
+        StudyPoint("supcon-mlp", 4, 2.33, 0.2, 0.2, "h0", spread=0.3, lower_bound=True),
+        StudyPoint("supcon-mlp", 8, 1.9, 0.2, 0.2, "h0", spread=0.3),
+    ]
+    fig = plot_median_z_vs_dimension(pts)
+    ax = fig.axes[0]
+    arrows = [t for t in ax.texts if t.get_gid() == "lower_bound:supcon-mlp"]
+    assert len(arrows) == 1 and arrows[0].xy == (4.0, 2.33)
+    assert _bars(ax, "inner:supcon-mlp") == pytest.approx([0.0, 0.4])  # none on the bound
+    assert _bars(ax, "outer:supcon-mlp") == pytest.approx([0.0, 2 * np.hypot(0.2, 0.3)])
+    assert "arrow: lower bound" in fig.legends[0].get_title().get_text()
+
+
+def test_linear_eval_legend_is_outside_the_axes() -> None:
+    # Before: ax.legend(...) inside the axes, over the points.
+    lin = [StudyPoint("supcon-mlp", d, 0.8, 0.01, 0.01, spread=0.02) for d in (2, 4)]
+    fig = plot_linear_eval_vs_dimension(lin)
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    assert "folds" in fig.legends[0].get_title().get_text()

@@ -5,6 +5,10 @@ events (files, or the built-in fast generator) -> preprocessing and splits -> em
 toys for every signal and injection fraction -> results (Table VI-like table as Markdown
 and CSV, ``results.json`` with every number, figures, ``report.html``).
 
+Every contrastive and VAE embedding is trained ``run.trainings`` times (default 3), each
+with its own seed; results give the median over trainings with the toy error and the
+spread across trainings separately.
+
 Every stage caches its outputs under a key of its config: a re-run skips finished
 stages and an interrupted run resumes (see :mod:`contrastx.pipeline.stages`).
 Without ``--config`` the built-in default study runs (fast generator, CPU-sized);
@@ -35,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  contrastx-pipeline --config examples/default.toml\n"
             "  contrastx-pipeline --preset paper --set run.device='\"cuda:0\"'\n"
             "  contrastx-pipeline --set nplm.n_toys=200 --set run.out_dir=study2\n"
+            "  contrastx-pipeline --set run.trainings=5           # five seeds per embedding\n"
             "  contrastx-pipeline --print-config > my.toml"
         ),
     )

@@ -4,7 +4,7 @@ A study config has five tables and a list of embeddings::
 
     preset = "default"            # or "paper": the primary paper's sizes (GPU)
 
-    [run]        out_dir, seed, device
+    [run]        out_dir, seed, trainings (of every trained embedding), device
     [events]     where the events come from (built-in fast generator or files) and how many
     [splits]     the held-out NPLM share of the background and the training folds
     [[embeddings]]  one table per embedding: kind = contrastive | raw | leading_pt | vae
@@ -52,6 +52,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 __all__ = [
     "EMBEDDING_KINDS",
     "PRESETS",
+    "TRAINED_KINDS",
     "EmbeddingSpec",
     "EventsConfig",
     "NPLMConfig",
@@ -66,6 +67,10 @@ __all__ = [
 
 EMBEDDING_KINDS = ("contrastive", "raw", "leading_pt", "vae")
 """Embedding kinds: a trained contrastive encoder and the paper's three baselines."""
+
+
+_TRAINING_SEED_TAG = 0x7EA1
+"""Mixed into every training seed so it differs from the other seeds drawn from run.seed."""
 
 
 def config_hash(obj: Any) -> str:
@@ -83,9 +88,32 @@ class RunConfig:
         "Output folder (relative paths are relative to the current directory).",
     )
     seed: int = option(0, "Master seed; every stage derives its own seeds from it.", ge=0)
+    trainings: int = option(
+        3,
+        "Independent trainings of every trained embedding (contrastive, vae), each with its "
+        "own seed derived from run.seed (seed, training subset, initialisation, batches); "
+        "results report the median over trainings, the spread across them and the toy "
+        "error separately. The deterministic baselines (raw, leading_pt) are built once.",
+        ge=1,
+    )
     device: str = option(
         "cpu", "Torch device for training, embedding and toys ('cpu', 'cuda', 'cuda:1', ...)."
     )
+
+    def training_seed(self, index: int) -> int:
+        """Seed of training ``index`` (0-based) of every trained embedding.
+
+        Derived from :attr:`seed` and ``index`` alone (:class:`numpy.random.SeedSequence`),
+        so training ``index`` of two embeddings shares its seed (paired comparisons) and
+        raising :attr:`trainings` keeps the seeds, and so the cached stages, of the
+        trainings already done.
+        """
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"training index must be an integer >= 0; got {index!r}")
+        import numpy as np
+
+        ss = np.random.SeedSequence([int(self.seed), _TRAINING_SEED_TAG, index])
+        return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
 @options(section="events")
@@ -175,6 +203,26 @@ class SplitsConfig:
 
 _VAE_TRAIN_KEYS = ("batch_size", "lr", "kl_weight", "preprocessing", "n_latent")
 
+TRAINED_KINDS = ("contrastive", "vae")
+"""Embedding kinds that are trained (run.trainings times, each with its own seed)."""
+
+_UNUSED_KEYS: dict[str, tuple[str, ...]] = {
+    "contrastive": (),
+    "vae": ("preset", "latent_dim"),
+    "raw": ("preset", "latent_dim", "epochs", "n_train"),
+    "leading_pt": ("preset", "latent_dim", "epochs", "n_train"),
+}
+"""Keys of an [[embeddings]] table that each kind ignores (they must keep their defaults)."""
+
+_UNUSED_HINTS = {
+    ("vae", "latent_dim"): " (a VAE's latent size is train.n_latent, D = 2 n_latent)",
+}
+
+
+def _field_default(cls: type, key: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
 
 @options(section="embeddings")
 class EmbeddingSpec:
@@ -229,6 +277,14 @@ class EmbeddingSpec:
                     )
         elif self.train:
             raise OptionsError(f"{train} is not used by kind {self.kind!r}")
+        for key in _UNUSED_KEYS[self.kind]:
+            value = getattr(self, key)
+            if value != _field_default(type(self), key):
+                hint = _UNUSED_HINTS.get((self.kind, key), "")
+                raise OptionsError(
+                    f"{key_name(self, key)} = {value!r} is not used by kind {self.kind!r}"
+                    f"{hint}; remove it"
+                )
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
         if any(c in self.name for c in "/\\ "):
@@ -240,6 +296,11 @@ class EmbeddingSpec:
         if self.kind == "contrastive":
             return f"{self.preset}-d{self.latent_dim}"
         return {"raw": "raw57", "leading_pt": "leadpt6", "vae": "vae6"}[self.kind]
+
+    @property
+    def trained(self) -> bool:
+        """Whether the embedding is trained (contrastive, vae), so run.trainings times."""
+        return self.kind in TRAINED_KINDS
 
     @property
     def dimension(self) -> int:
@@ -260,14 +321,17 @@ class EmbeddingSpec:
         return {"raw": "57D raw", "leading_pt": "6D leading pT", "vae": "6D VAE"}[self.kind]
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything that determines the embedding (for the stage hash)."""
+        """The settings this kind of embedding uses (for the stage hash, files and reports).
+
+        Keys a kind does not use (a baseline's preset and epochs, a VAE's latent_dim) are
+        left out; they must hold their defaults, so :func:`from_mapping` of this dict gives
+        the same embedding.
+        """
         d = to_dict(self)
-        if self.kind not in ("contrastive",):
-            d.pop("preset")
-            d.pop("latent_dim")
+        for key in _UNUSED_KEYS[self.kind]:
+            d.pop(key)
         if self.kind in ("raw", "leading_pt"):
-            d.pop("epochs")
-            d.pop("n_train")
+            d.pop("train")
         return d
 
 
@@ -339,6 +403,13 @@ class ResultsConfig:
         "Z from a chi^2 fitted to the null toys (dof = their mean, the paper's notebook) "
         "or from the empirical null.",
         choices=("chi2", "empirical"),
+    )
+    beats_sigma: float = option(
+        2.0,
+        "The report says one embedding beats another on a signal only when their median Z "
+        "differ by more than this many standard deviations, with the toy errors and "
+        "training spreads of both in quadrature (every pair, both directions).",
+        gt=0.0,
     )
     latent_method: str = option(
         "auto",
@@ -435,7 +506,7 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain (TOML/JSON-friendly) form; :func:`from_dict` inverts it."""
         d = {name: to_dict(getattr(self, name)) for name in _SECTIONS}
-        d["embeddings"] = [to_dict(e) for e in self.embeddings]
+        d["embeddings"] = [e.as_dict() for e in self.embeddings]
         d["preset"] = self.preset
         return json.loads(json.dumps(d))
 

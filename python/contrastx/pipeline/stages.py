@@ -2,7 +2,14 @@
 
 Stages (data flow one way)::
 
-    events -> splits -> embed/<name> (one per embedding) -> toys/<name> -> results
+    events -> splits -> embed/<name>[/training<i>] -> toys/<name>[/training<i>] -> results
+
+A trained embedding (contrastive, vae) is trained ``run.trainings`` times: training ``i``
+is its own stage ``embed/<name>/training<i>`` with its own seed
+(:meth:`~contrastx.pipeline.config.RunConfig.training_seed`, derived from ``run.seed``),
+followed by its own toys stage; the deterministic baselines (raw, leading_pt) are one
+stage each. Every training's toys use the same toy seed, so the trainings are compared
+on the same toy data and their spread is the training's alone.
 
 Each stage's outputs live in ``<out_dir>/<stage>/<name>-<key>/``, where ``key`` is the
 SHA-256 (12 hex digits) of the stage's own settings and the keys of the stages it reads.
@@ -96,8 +103,10 @@ def _file_fingerprint(path: str) -> dict[str, Any]:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
+    from contrastx._json import dumps
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    tmp.write_text(dumps(obj, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
 
 
@@ -352,13 +361,44 @@ class Pipeline:
         return self.stage("splits", "", settings, [events], body)
 
     def embed_stage(
-        self, spec: EmbeddingSpec, events: StageResult, splits: StageResult
+        self,
+        spec: EmbeddingSpec,
+        events: StageResult,
+        splits: StageResult,
+        training: int | None = None,
     ) -> StageResult:
-        """Train (or build) one embedding, embed the NPLM background and the signals."""
+        """Train (or build) one embedding, embed the NPLM background and the signals.
+
+        Parameters
+        ----------
+        spec : EmbeddingSpec
+        events, splits : StageResult
+        training : int, optional
+            Which training (0-based) of a trained embedding; its seed is
+            ``run.training_seed(training)``. None (only) for the deterministic baselines.
+        """
         run = self.config.run
         n_lin = int(self.config.splits.linear_eval_events)
-        settings = {"embedding": spec.as_dict(), "seed": run.seed, "linear_eval_events": n_lin}
-        label = f"[embed/{spec.name}]"
+        settings: dict[str, Any] = {
+            "embedding": spec.as_dict(),
+            "seed": run.seed,
+            "linear_eval_events": n_lin,
+        }
+        if spec.trained:
+            if training is None:
+                raise ValueError(f"embedding {spec.name!r} is trained: give the training index")
+            train_seed = run.training_seed(training)
+            settings.update(training=training, training_seed=train_seed)
+            name = f"{spec.name}/training{training}"
+        else:
+            if training is not None:
+                raise ValueError(
+                    f"embedding {spec.name!r} ({spec.kind}) is deterministic: built once, "
+                    "no training index"
+                )
+            train_seed = None
+            name = spec.name
+        label = f"[embed/{name}]"
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             from contrastx.embed import (
@@ -373,14 +413,17 @@ class Pipeline:
             bkg = load_background(events)
             sp = Splits.load(splits.path("splits"))
             train_idx = np.sort(np.concatenate(sp.folds))
-            if spec.n_train and spec.n_train < train_idx.size:
-                rng = np.random.default_rng(np.random.SeedSequence([run.seed, 7]))
+            if spec.trained and spec.n_train and spec.n_train < train_idx.size:
+                # Each training draws its own subset: retraining varies it too.
+                rng = np.random.default_rng(np.random.SeedSequence([train_seed, 7]))
                 train_idx = np.sort(rng.choice(train_idx, spec.n_train, replace=False))
             info: dict[str, Any] = {
                 "kind": spec.kind,
                 "dimension": spec.dimension,
                 "family": spec.family,
-                "n_train": int(train_idx.size) if spec.kind in ("contrastive", "vae") else 0,
+                "n_train": int(train_idx.size) if spec.trained else 0,
+                "training": training,
+                "training_seed": train_seed,
             }
             model_path = folder / "model.pt"
             t0 = time.perf_counter()
@@ -393,7 +436,7 @@ class Pipeline:
                     spec.preset,
                     latent_dim=spec.latent_dim,
                     epochs=spec.epochs,
-                    seed=run.seed,
+                    seed=train_seed,
                     device=run.device,
                     progress=self.bars,
                     **overrides,
@@ -409,7 +452,7 @@ class Pipeline:
 
                 self.say(f"{label} training the VAE: {spec.epochs} epochs, {train_idx.size} events")
                 vae, hist = fit_vae(
-                    bkg[train_idx], epochs=spec.epochs, seed=run.seed, device=run.device,
+                    bkg[train_idx], epochs=spec.epochs, seed=train_seed, device=run.device,
                     progress=self.bars, **spec.train,
                 )  # fmt: skip
                 save_model(
@@ -440,7 +483,7 @@ class Pipeline:
                 z,
                 sample.labels,
                 sample.process_names,
-                model_config={"model": model.model_config, "name": spec.name},
+                model_config={"model": model.model_config, "name": spec.name, "training": training},
                 metadata={"n_background": len(nplm_bkg), "signals": list(sigs)},
                 overwrite=True,
             )
@@ -449,10 +492,14 @@ class Pipeline:
             info["linear_eval"] = _linear_eval(z[: len(nplm_bkg)], nplm_bkg, run.seed, n_lin)
             return {"model": "model.pt", "embedding": "embedding.h5"}, info
 
-        return self.stage("embed", spec.name, settings, [events, splits], body)
+        return self.stage("embed", name, settings, [events, splits], body)
 
     def toys_stage(self, spec: EmbeddingSpec, embed: StageResult) -> StageResult:
-        """NPLM null toys, and signal toys for every signal and injection fraction."""
+        """NPLM null toys, and signal toys for every signal and injection fraction.
+
+        One stage per embed stage (so per training), named like it; every training's toys
+        use the same seed (``run.seed``).
+        """
         nc = self.config.nplm
         signals = list(self.config.events.signals)
         settings = {
@@ -470,23 +517,32 @@ class Pipeline:
                 signals,
                 self.config.run,
                 self.say,
-                progress=lambda file, total: progress(f"[toys/{spec.name}] {file}", total, "toys"),
+                progress=lambda file, total: progress(f"[toys/{embed.name}] {file}", total, "toys"),
             )
 
-        return self.stage("toys", spec.name, settings, [embed], body)
+        return self.stage("toys", embed.name, settings, [embed], body)
 
     def results_stage(
-        self, embeds: dict[str, StageResult], toys: dict[str, StageResult], events: StageResult
+        self,
+        embeds: dict[str, list[StageResult]],
+        toys: dict[str, list[StageResult]],
+        events: StageResult,
     ) -> StageResult:
-        """Tables, JSON, figures and the report (see :mod:`contrastx.pipeline.results`)."""
-        from .results import build_results
+        """Tables, JSON, figures and the report (see :mod:`contrastx.pipeline.results`).
+
+        ``embeds`` and ``toys`` map each embedding's name to its stages, one per training
+        (one for a deterministic baseline), in training order.
+        """
+        from .results import RESULTS_FORMAT, build_results
 
         settings = {
             "results": dataclasses.asdict(self.config.results),
             "fractions": list(self.config.nplm.fractions),
             "seed": self.config.run.seed,
+            "format": RESULTS_FORMAT,
         }
-        upstream = [events, *embeds.values(), *toys.values()]
+        upstream = [events, *(r for rs in embeds.values() for r in rs)]
+        upstream += [r for rs in toys.values() for r in rs]
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             return build_results(folder, self.config, events, embeds, toys, self.stage_times())
@@ -514,18 +570,24 @@ class Pipeline:
         ev = self.results["events"] = self.events_stage()
         if stop >= 1:
             sp = self.results["splits"] = self.splits_stage(ev)
-        embeds: dict[str, StageResult] = {}
-        toys: dict[str, StageResult] = {}
+        embeds: dict[str, list[StageResult]] = {}
+        toys: dict[str, list[StageResult]] = {}
+        n_train = int(self.config.run.trainings)
         if stop >= 2:
             for spec in self.config.embeddings:
-                embeds[spec.name] = self.results[f"embed/{spec.name}"] = self.embed_stage(
-                    spec, ev, sp
-                )
+                runs = list(range(n_train)) if spec.trained else [None]
+                embeds[spec.name] = []
+                for i in runs:
+                    res = self.embed_stage(spec, ev, sp, i)
+                    self.results[f"embed/{res.name}"] = res
+                    embeds[spec.name].append(res)
         if stop >= 3:
             for spec in self.config.embeddings:
-                toys[spec.name] = self.results[f"toys/{spec.name}"] = self.toys_stage(
-                    spec, embeds[spec.name]
-                )
+                toys[spec.name] = []
+                for emb in embeds[spec.name]:
+                    res = self.toys_stage(spec, emb)
+                    self.results[f"toys/{res.name}"] = res
+                    toys[spec.name].append(res)
         if stop >= 4:
             self.results["results"] = self.results_stage(embeds, toys, ev)
         total = time.perf_counter() - t0

@@ -10,6 +10,12 @@ r"""Study figures of the primary paper: quantities against the embedding dimensi
 Every point is a :class:`StudyPoint`. Points of one *family* (e.g. ``supcon-mlp``) are
 joined by a line over D; the baselines (families ``57D raw``, ``6D leading pT``,
 ``6D VAE``) are drawn as single black markers (circle, triangle, cross) as in the paper.
+
+Error bars come in two parts: a thick inner bar, the statistical (toy) error
+(``err_lo``/``err_hi``), and, where a point has a training spread (``spread`` > 0), a thin
+outer bar with caps, the statistical error and the training spread in quadrature. A point
+that is only a lower bound (``lower_bound``) has no bars and an upward arrow. The legend
+(outside the panels) says which bars and marks a figure shows.
 Figures are :class:`matplotlib.figure.Figure` objects on an Agg canvas (no pyplot);
 save them with :func:`contrastx.plots.save_figure`.
 """
@@ -26,6 +32,7 @@ import numpy as np
 __all__ = [
     "BASELINE_MARKERS",
     "StudyPoint",
+    "error_bar_note",
     "plot_black_box_splits",
     "plot_linear_eval_vs_dimension",
     "plot_median_z_vs_dimension",
@@ -35,7 +42,8 @@ __all__ = [
 BASELINE_MARKERS = {"57D raw": "o", "6D leading pT": "^", "6D VAE": "x"}
 """Marker of each baseline family (drawn in black)."""
 
-_FAMILY_COLORS = ("#5e3c99", "#b2abd2", "#e7298a", "#1b9e77", "#66a61e", "#e6ab02", "#a6761d")
+# ColorBrewer Dark2: dark, mutually distinct on white (the baselines are black).
+_FAMILY_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class StudyPoint:
         Panel (signal name); ``""`` for single-panel figures.
     name : str
         The embedding's own name (for tooltips and tables).
+    spread : float
+        Spread across trainings (sample standard deviation); drawn, in quadrature with
+        the error, as the outer bar (0: none).
+    lower_bound : bool
+        ``value`` is only a lower bound (drawn as an upward arrow, without bars).
     """
 
     family: str
@@ -64,6 +77,8 @@ class StudyPoint:
     err_hi: float = 0.0
     signal: str = ""
     name: str = ""
+    spread: float = 0.0
+    lower_bound: bool = False
 
 
 def _new_figure(n_panels: int, panel_size: tuple[float, float] = (4.6, 3.6)) -> tuple[Any, list]:
@@ -90,24 +105,54 @@ def _check_points(points: Sequence[StudyPoint]) -> list[StudyPoint]:
     return pts
 
 
+def _finite(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
+
+
 def _draw_panel(ax: Any, points: list[StudyPoint], colors: dict[str, str]) -> None:
+    from matplotlib.transforms import offset_copy
+
     families = list(dict.fromkeys(p.family for p in points))
+    arrow_up = offset_copy(ax.transData, fig=ax.figure, x=0.0, y=22.0, units="points")
     for fam in families:
         pts = sorted((p for p in points if p.family == fam), key=lambda p: p.dimension)
         d = np.array([p.dimension for p in pts], dtype=np.float64)
         v = np.array([p.value for p in pts], dtype=np.float64)
-        err = np.array([[p.err_lo for p in pts], [p.err_hi for p in pts]], dtype=np.float64)
-        err = np.where(np.isfinite(err), err, 0.0)
+        bound = np.array([bool(p.lower_bound) for p in pts])
+        err = np.array(
+            [[_finite(p.err_lo) for p in pts], [_finite(p.err_hi) for p in pts]], dtype=np.float64
+        )
+        spread = np.array([_finite(p.spread) for p in pts], dtype=np.float64)
+        err[:, bound] = 0.0
+        spread[bound] = 0.0
+        color = "k" if fam in BASELINE_MARKERS else colors[fam]
+        if (spread > 0).any():
+            outer = ax.errorbar(
+                d, v, yerr=np.hypot(err, spread), fmt="none", ecolor=color, elinewidth=0.9,
+                capsize=3.5,
+            )  # fmt: skip
+            for col in outer.lines[2]:
+                col.set_gid(f"outer:{fam}")
         if fam in BASELINE_MARKERS:
-            ax.errorbar(
-                d, v, yerr=err, fmt=BASELINE_MARKERS[fam], color="k", ms=7, capsize=2,
-                label=fam, gid=f"family:{fam}", ls="none",
+            inner = ax.errorbar(
+                d, v, yerr=err, fmt=BASELINE_MARKERS[fam], color=color, ms=7, capsize=0,
+                elinewidth=2.6, label=fam, gid=f"family:{fam}", ls="none",
             )  # fmt: skip
         else:
-            ax.errorbar(
-                d, v, yerr=err, fmt="-o", color=colors[fam], ms=5, capsize=2, label=fam,
-                gid=f"family:{fam}",
+            inner = ax.errorbar(
+                d, v, yerr=err, fmt="-o", color=color, ms=5, capsize=0, elinewidth=2.6,
+                label=fam, gid=f"family:{fam}",
             )  # fmt: skip
+        for col in inner.lines[2]:
+            col.set_gid(f"inner:{fam}")
+        for x, y in zip(d[bound], v[bound]):
+            ax.annotate(
+                "", xy=(x, y), xycoords=arrow_up, xytext=(x, y), textcoords="data",
+                arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.4},
+                annotation_clip=False, gid=f"lower_bound:{fam}",
+            )  # fmt: skip
+    if any(p.lower_bound for p in points):
+        ax.margins(y=0.18)  # room for the arrows above the bounds
     ax.set_xscale("log", base=2)
     dims = sorted({p.dimension for p in points})
     ax.set_xticks(dims)
@@ -127,6 +172,7 @@ def _per_signal(
     title: str | None,
     hlines: Sequence[tuple[float, str]] = (),
     ylim: tuple[float, float] | None = None,
+    err_label: str = "toy error",
 ) -> Any:
     pts = _check_points(points)
     signals = list(dict.fromkeys(p.signal for p in pts))
@@ -144,18 +190,33 @@ def _per_signal(
             ax.set_ylim(*ylim)
         ax.set_ylabel(ylabel)
         ax.set_title(sig or None)
-    handles, labels = axes[0].get_legend_handles_labels()
-    seen = dict(zip(labels, handles))
-    for ax in axes[1:]:
+    _legend(fig, axes, pts, err_label)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def error_bar_note(points: Sequence[StudyPoint], err_label: str = "toy error") -> str:
+    """Words for what the error bars and marks of ``points`` mean (the legend's title)."""
+    parts = [f"thick bars: {err_label}"]
+    if any(_finite(p.spread) > 0 and not p.lower_bound for p in points):
+        parts.append(f"thin capped bars: {err_label} and training spread in quadrature")
+    if any(p.lower_bound for p in points):
+        parts.append("arrow: lower bound (empirical Z at its limit)")
+    return "\n".join(parts)
+
+
+def _legend(fig: Any, axes: list, points: Sequence[StudyPoint], err_label: str) -> None:
+    """One legend for all panels, outside them (below), titled with the error-bar note."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
         h, lab = ax.get_legend_handles_labels()
         seen.update({k: v for k, v in zip(lab, h) if k not in seen})
     fig.legend(
         list(seen.values()), list(seen.keys()), loc="outside lower center",
-        ncols=min(4, len(seen)), fontsize=8,
+        ncols=min(4, len(seen)), fontsize=8, title=error_bar_note(points, err_label),
+        title_fontsize=8,
     )  # fmt: skip
-    if title:
-        fig.suptitle(title)
-    return fig
 
 
 def plot_median_z_vs_dimension(points: Sequence[StudyPoint], *, title: str | None = None) -> Any:
@@ -164,7 +225,9 @@ def plot_median_z_vs_dimension(points: Sequence[StudyPoint], *, title: str | Non
     Parameters
     ----------
     points : sequence of StudyPoint
-        ``value`` = median Z, ``err_lo`` / ``err_hi`` its error, ``signal`` the panel.
+        ``value`` = median Z, ``err_lo`` / ``err_hi`` its toy (bootstrap) error,
+        ``spread`` the spread across trainings, ``lower_bound`` for an empirical Z at its
+        limit, ``signal`` the panel.
     title : str, optional
 
     Returns
@@ -179,23 +242,28 @@ def plot_power_vs_dimension(
 ) -> Any:
     r"""Power at ``z_level`` :math:`\sigma` against D, one panel per signal (Figs. IX, X).
 
-    ``value`` is the power in [0, 1], ``err_lo`` / ``err_hi`` its Clopper-Pearson errors.
+    ``value`` is the power in [0, 1], ``err_lo`` / ``err_hi`` its Clopper-Pearson errors,
+    ``spread`` the spread across trainings.
     """
-    return _per_signal(points, f"power at {z_level:g}σ", title, hlines=(), ylim=(-0.03, 1.05))
+    return _per_signal(
+        points, f"power at {z_level:g}σ", title, hlines=(), ylim=(-0.03, 1.05),
+        err_label="68 % Clopper-Pearson interval",
+    )  # fmt: skip
 
 
 def plot_linear_eval_vs_dimension(points: Sequence[StudyPoint], *, title: str | None = None) -> Any:
     """Linear-evaluation accuracy on the background classes against D (Fig. II).
 
-    ``value`` is the mean accuracy, ``err_lo = err_hi`` its standard error over folds.
+    ``value`` is the mean accuracy, ``err_lo = err_hi`` its standard error over folds,
+    ``spread`` the spread across trainings.
     """
     pts = _check_points(points)
-    fig, (ax,) = _new_figure(1, (6.0, 4.2))
+    fig, (ax,) = _new_figure(1, (6.4, 4.6))
     _draw_panel(ax, pts, _family_colors(pts))
     ax.set_ylabel("linear evaluation accuracy")
-    ax.legend(fontsize=8)
+    _legend(fig, [ax], pts, "standard error over the probe's folds")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
