@@ -118,3 +118,19 @@ def test_linear_eval_legend_is_outside_the_axes() -> None:
     fig = plot_linear_eval_vs_dimension(lin)
     assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
     assert "folds" in fig.legends[0].get_title().get_text()
+
+
+def test_families_at_the_same_dimension_are_drawn_apart() -> None:
+    # Before: the 6-D leading pT and VAE markers were drawn on top of each other.
+    pts = [StudyPoint("6D leading pT", 6, 1.0), StudyPoint("6D VAE", 6, 1.05),
+           StudyPoint("57D raw", 57, 0.5)]  # fmt: skip
+    ax = plot_median_z_vs_dimension(pts).axes[0]
+    xs = {
+        line.get_gid(): float(line.get_xdata()[0])
+        for line in ax.get_lines()
+        if (line.get_gid() or "").startswith("family:")
+    }
+    assert xs["family:6D leading pT"] < 6 < xs["family:6D VAE"]
+    assert xs["family:6D VAE"] / xs["family:6D leading pT"] < 1.2
+    assert xs["family:57D raw"] == 57
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["6", "57"]

@@ -42,6 +42,9 @@ __all__ = [
 BASELINE_MARKERS = {"57D raw": "o", "6D leading pT": "^", "6D VAE": "x"}
 """Marker of each baseline family (drawn in black)."""
 
+_DODGE = 0.08
+"""Horizontal distance (in log2 D) between families drawn at the same D."""
+
 # ColorBrewer Dark2: dark, mutually distinct on white (the baselines are black).
 _FAMILY_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 
@@ -114,9 +117,20 @@ def _draw_panel(ax: Any, points: list[StudyPoint], colors: dict[str, str]) -> No
 
     families = list(dict.fromkeys(p.family for p in points))
     arrow_up = offset_copy(ax.transData, fig=ax.figure, x=0.0, y=22.0, units="points")
+    # Families sharing a D (the 6-D leading pT and VAE, or a D = 6 encoder) are drawn side
+    # by side, a little apart on the log axis, so no point hides another.
+    at_d: dict[int, list[str]] = {}
+    for p in points:
+        if p.family not in at_d.setdefault(int(p.dimension), []):
+            at_d[int(p.dimension)].append(p.family)
+
+    def dodge(fam: str, dim: int) -> float:
+        fams = at_d[dim]
+        return float(dim * 2.0 ** (_DODGE * (fams.index(fam) - (len(fams) - 1) / 2)))
+
     for fam in families:
         pts = sorted((p for p in points if p.family == fam), key=lambda p: p.dimension)
-        d = np.array([p.dimension for p in pts], dtype=np.float64)
+        d = np.array([dodge(fam, int(p.dimension)) for p in pts], dtype=np.float64)
         v = np.array([p.value for p in pts], dtype=np.float64)
         bound = np.array([bool(p.lower_bound) for p in pts])
         err = np.array(
