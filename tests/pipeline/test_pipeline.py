@@ -121,3 +121,13 @@ def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
         Pipeline(cfg, log=lambda s: None).run(until="events")
     assert main(["--set", f'events.background_file="{tmp_path}/x.h5"', "--quiet",
                  "--out", str(tmp_path / "o2")]) == 2  # fmt: skip
+
+
+def test_too_small_nplm_pool_fails_before_any_training(tiny_toml: Path, tmp_path: Path) -> None:
+    # 1559 NPLM events (60 % of 2600, stratified); n_ref 1500 leaves too few for N(B) = 150.
+    pipe = Pipeline(load_config(tiny_toml, overrides=["nplm.n_ref=1500"]), log=lambda s: None)
+    with pytest.raises(ValueError, match="NPLM background pool has 1559 events"):
+        pipe.run()
+    assert "splits" in pipe.results
+    assert not any(k.startswith("embed/") for k in pipe.results)
+    assert not (tmp_path / "out" / "embed").exists()

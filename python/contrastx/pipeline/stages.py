@@ -570,6 +570,8 @@ class Pipeline:
         ev = self.results["events"] = self.events_stage()
         if stop >= 1:
             sp = self.results["splits"] = self.splits_stage(ev)
+            if stop >= 3:  # toys will run: a too-small pool fails now, not after training
+                check_nplm_pool(int(sp.info["n_nplm"]), self.config.nplm)
         embeds: dict[str, list[StageResult]] = {}
         toys: dict[str, list[StageResult]] = {}
         n_train = int(self.config.run.trainings)
@@ -625,6 +627,21 @@ def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str,
     }
 
 
+def check_nplm_pool(n_pool: int, nc: Any) -> None:
+    """Raise ValueError if the NPLM background pool is too small for ``n_ref`` plus a toy.
+
+    Run once the splits are known, before any training, and again on the embedded pool.
+    """
+    from contrastx.nplm.options import poisson_upper
+
+    if n_pool - int(nc.n_ref) < poisson_upper(float(nc.n_bkg)):
+        raise ValueError(
+            f"the NPLM background pool has {n_pool} events: too few for n_ref = "
+            f"{nc.n_ref} plus toys of N(B) = {nc.n_bkg}; raise events.n_background or "
+            "splits.nplm_fraction, or lower nplm.n_ref / nplm.n_bkg"
+        )
+
+
 def _run_toys(
     folder: Path,
     embedding_path: Path,
@@ -655,12 +672,7 @@ def _run_toys(
     free = bkg.shape[0] - int(nc.n_ref)
     data_pool = int(nc.data_pool) or int(10 * nc.n_bkg)
     data_pool = min(data_pool, free)
-    if free < nc.n_bkg + 6 * np.sqrt(nc.n_bkg) + 10:
-        raise ValueError(
-            f"the NPLM background pool has {bkg.shape[0]} events: too few for n_ref = "
-            f"{nc.n_ref} plus toys of N(B) = {nc.n_bkg}; raise events.n_background or "
-            "splits.nplm_fraction, or lower nplm.n_ref / nplm.n_bkg"
-        )
+    check_nplm_pool(bkg.shape[0], nc)
     info["data_pool"] = data_pool
     # Every [nplm] setting of the engine; the study sets the seed, data pool and N(S).
     base = dataclasses.replace(
