@@ -19,7 +19,11 @@ m_jj in TeV, truth labels):
   (seeded); each half is the template of a detector that scores the other half (and
   the signal events assigned to the other half), so every evaluation event is scored by
   a model that never saw it and the evaluation set is the same as CATHODE's.
-  CATHODE is also run with a template of the same size (same flow).
+  CATHODE is also run with a template of the same size (same flow). A ~6k-event
+  template fluctuates a lot by itself, so both are repeated over ``--draws`` draws
+  (half splits; flow-sample seeds) and reported with their mean and spread.
+* **repeats** (``--repeats``): the whole CATHODE chain with other master seeds (new flow,
+  template and classifiers), the training spread that the ensemble spread leaves out.
 * **supervised**: the same classifier, signal (``innerdata_extrasig_train`` SR rows)
   against the true background of the SR data, scored on the evaluation events.
 
@@ -145,7 +149,9 @@ def run_idealized(s: dict[str, Any], opts: CathodeOptions, seed: int) -> dict[st
     for k in (0, 1):
         template = idealized_template(s["x_eval"][bkg & (half == k)])
         sizes.append(int(template.x.shape[0]))
-        det = Cathode(opts).fit(s["x"], s["m"], template=template, progress=False)
+        det = Cathode(replace_flat(opts, seed=seed)).fit(
+            s["x"], s["m"], template=template, progress=False
+        )
         target = half == 1 - k
         scores[target] = det.predict(s["x_eval"][target])
         e = det.classifier_.predict_ensembles(s["x_eval"][target])
@@ -162,6 +168,23 @@ def run_idealized(s: dict[str, Any], opts: CathodeOptions, seed: int) -> dict[st
     return out
 
 
+def over_draws(runs: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """The first run's numbers, plus max SIC of every draw with their mean and spread.
+
+    ``what`` says what differs between the draws (it goes into the JSON).
+    """
+    values = [r["max_sic"] for r in runs]
+    out = dict(runs[0])
+    out["draws"] = {
+        "varied": what,
+        "max_sic": values,
+        "max_sic_mean": float(np.mean(values)),
+        "max_sic_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        "runs": runs,
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="lhco-rd-sr folder")
@@ -175,7 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         help="CathodeOptions key (flat, e.g. epochs=10, n_models=4, kind=maf); repeatable",
     )
     p.add_argument("--skip-fidelity", action="store_true", help="no background-only flow")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="independent CATHODE runs (flow, template and classifier seeds seed, seed+1, ...); "
+        "their max-SIC spread is the training uncertainty the ensemble spread leaves out",
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=3,
+        help="template draws for the idealized detector (evaluation-half splits) and for "
+        "CATHODE with a template of its size (flow-sample seeds): at ~6k events the "
+        "template's own fluctuation dominates, so one draw alone is not comparable",
+    )
     args = p.parse_args(argv)
+    if args.repeats < 1 or args.draws < 1:
+        p.error("--repeats and --draws must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
@@ -216,39 +256,57 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
 
-    # ---- CATHODE
-    t = time.perf_counter()
-    cathode = Cathode(opts).fit(s["x"], s["m"], progress=False)
-    timings["cathode_fit"] = time.perf_counter() - t
-    info = cathode.fit_info_
-    timings["flow_training"] = info.get("flow_seconds", float("nan"))
-    timings["template_sampling"] = info.get("template_seconds", float("nan"))
-    timings["cathode_classifier"] = info.get("classifier_seconds", float("nan"))
-    result["cathode"] = summary_of(cathode.score(s["x_eval"], s["y_eval"]))
-    result["cathode"]["n_template"] = info["n_template"]
-    flow = cathode.flow_
+    # ---- CATHODE (repeat 0 is the one whose flow, sculpting test and template size the
+    # other comparisons use)
+    runs, flow, first = [], None, None
+    for r in range(args.repeats):
+        t = time.perf_counter()
+        c = Cathode(replace_flat(opts, seed=args.seed + r)).fit(s["x"], s["m"], progress=False)
+        info = c.fit_info_
+        run = summary_of(c.score(s["x_eval"], s["y_eval"]))
+        run["n_template"] = info["n_template"]
+        run["seed"] = args.seed + r
+        run["seconds"] = {
+            "fit": time.perf_counter() - t,
+            "flow_training": info.get("flow_seconds", float("nan")),
+            "template_sampling": info.get("template_seconds", float("nan")),
+            "classifier": info.get("classifier_seconds", float("nan")),
+        }
+        runs.append(run)
+        logger.info("CATHODE repeat %d: max SIC %.2f", r, run["max_sic"])
+        if r == 0:
+            first, flow = c, c.flow_
+    result["cathode"] = over_draws(runs, "master seed (flow, template, classifier)")
+    for k, v in runs[0]["seconds"].items():
+        timings["cathode_" + k if k in ("fit", "classifier") else k] = v
+    timings["cathode_repeats"] = sum(r["seconds"]["fit"] for r in runs)
     result["flow"] = {
         "best_epochs": [[int(f), int(e)] for f, e in flow.best_epochs_],
         "history": flow.history_,
     }
     t = time.perf_counter()
-    sculpt = cathode.sculpting_test(s["x_eval"][s["y_eval"] == 0])
+    sculpt = first.sculpting_test(s["x_eval"][s["y_eval"] == 0])
     timings["sculpting_test"] = time.perf_counter() - t
     result["sculpting"] = sculpt.as_dict()
-    logger.info("CATHODE max SIC %.2f", result["cathode"]["max_sic"])
 
-    # ---- idealized detector, and CATHODE with a template of the same size
+    # ---- idealized detector, and CATHODE with a template of the same size (same flow);
+    # several draws of each, as a ~6k-event template fluctuates a lot on its own
     t = time.perf_counter()
-    result["idealized"] = run_idealized(s, opts, args.seed)
+    ideal = [run_idealized(s, opts, args.seed + d) for d in range(args.draws)]
+    result["idealized"] = over_draws(ideal, "evaluation-half split and classifier seed")
     timings["idealized"] = time.perf_counter() - t
     n_ideal = int(np.mean(result["idealized"]["template_sizes"]))
     n_sr = int(s["sr"].sum())
-    same = replace_flat(opts, oversampling=n_ideal / n_sr)
     t = time.perf_counter()
-    cathode_same = Cathode(same).fit(s["x"], s["m"], flow=flow, progress=False)
+    same = []
+    for d in range(args.draws):
+        o = replace_flat(opts, oversampling=n_ideal / n_sr, seed=args.seed + d)
+        c = Cathode(o).fit(s["x"], s["m"], flow=flow, progress=False)
+        run = summary_of(c.score(s["x_eval"], s["y_eval"]))
+        run["n_template"] = c.fit_info_["n_template"]
+        same.append(run)
+    result["cathode_same_template"] = over_draws(same, "template sample and classifier seed")
     timings["cathode_same_template"] = time.perf_counter() - t
-    result["cathode_same_template"] = summary_of(cathode_same.score(s["x_eval"], s["y_eval"]))
-    result["cathode_same_template"]["n_template"] = cathode_same.fit_info_["n_template"]
 
     # ---- supervised
     t = time.perf_counter()
@@ -302,10 +360,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def line(name: str) -> str:
         r = result[name]
-        return (
+        text = (
             f"{name:>22}: max SIC {r['max_sic']:.2f} (ensembles: {r['ensemble_max_sic_mean']:.2f}"
             f" +- {r['ensemble_max_sic_std']:.2f}, n = {r['n_ensembles']})"
         )
+        draws = r.get("draws")
+        if draws and len(draws["max_sic"]) > 1:
+            values = ", ".join(f"{v:.2f}" for v in draws["max_sic"])
+            text += (
+                f"; over {len(draws['max_sic'])} draws of the {draws['varied']}: "
+                f"{draws['max_sic_mean']:.2f} +- {draws['max_sic_std']:.2f} ({values})"
+            )
+        return text
 
     print(
         "\n".join(line(k) for k in ("cathode", "cathode_same_template", "idealized", "supervised"))
