@@ -114,6 +114,44 @@ def test_early_stopping_restores_best(tiny_config, toy, monkeypatch):
         assert torch.equal(v, snapshots[0][k])
 
 
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_restore_best_keeps_the_lowest_validation_epoch(
+    tiny_config, toy, monkeypatch, restore_best
+):
+    vals = iter([2.0, 1.0, 3.0])
+    snapshots = []
+
+    def fake_validate(self, model, *a):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(vals)
+
+    monkeypatch.setattr(Trainer, "_validate", fake_validate)
+    tr = Trainer(tiny_config(epochs=3, restore_best=restore_best)).fit(toy)
+    assert len(tr.history_) == 3 and not tr.stopped_early_ and tr.best_epoch_ == 1
+    kept = snapshots[1] if restore_best else snapshots[2]
+    for k, v in tr.model_.state_dict().items():
+        assert torch.equal(v, kept[k]), k
+
+
+def test_cpu_transformer_preset_is_smaller_and_trains(small_sample):
+    from contrastx.embed.model import build_model
+    from contrastx.embed.training import COLLAPSE_COSINE
+
+    def n_params(preset):
+        cfg = Trainer(TrainConfig.from_preset(preset, latent_dim=4)).model_config(4)
+        model = build_model({k: v for k, v in cfg.items() if k != "kind"})
+        return sum(p.numel() for p in model.parameters())
+
+    assert 2 * n_params("supcon-transformer-cpu") < n_params("supcon-transformer")
+    cfg = TrainConfig.from_preset(
+        "supcon-transformer-cpu", latent_dim=4, epochs=8, batch_size=64, progress=False
+    )
+    tr = Trainer(cfg).fit(small_sample)
+    # below log(2B - 1), the loss of a collapsed model (every projection equal)
+    assert tr.history_[-1]["train_loss"] < np.log(2 * 64 - 1)
+    assert tr.metadata_["validation_projection_cosine"] < COLLAPSE_COSINE
+
+
 def test_balanced_sampling_and_errors(tiny_config, toy):
     tr = Trainer(tiny_config(sampling="balanced", epochs=1)).fit(toy)
     assert len(tr.history_) == 1

@@ -77,6 +77,20 @@ def test_warmup_scales_with_the_run(tiny_config, toy, caplog):
     assert tr.history_[0]["lr"] == pytest.approx(0.5 * 4 / 6)  # lr of step 4 of 6
 
 
+def test_collapsed_or_undertrained_model_is_reported(tiny_config, toy, caplog):
+    # two epochs of three steps: the validation projections all point the same way
+    with caplog.at_level(logging.WARNING, logger="contrastx"):
+        tr = Trainer(tiny_config()).fit(toy)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "almost the same direction" in warnings[0], warnings
+    assert tr.metadata_["validation_projection_cosine"] > 0.99
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="contrastx"):
+        tr = Trainer(tiny_config(epochs=10)).fit(toy)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert tr.metadata_["validation_projection_cosine"] < 0.99
+
+
 class _Payload:
     """Not a tensor: torch.load(weights_only=True) refuses to unpickle it."""
 
@@ -152,3 +166,20 @@ def test_checkpoint_without_format_key_still_resumes(tiny_config, toy, tmp_path)
     assert again.history_ == first.history_
     for k, v in first.model_.state_dict().items():
         assert torch.equal(v, again.model_.state_dict()[k]), k
+
+
+def test_checkpoint_from_before_a_new_setting_resumes_at_its_default(tiny_config, toy, tmp_path):
+    import json
+
+    ck = tmp_path / "ck.pt"
+    cfg = tiny_config()
+    first = Trainer(cfg).fit(toy, checkpoint=ck)
+    payload = torch.load(ck, weights_only=True)
+    saved = json.loads(payload["config"])
+    del saved["restore_best"]  # a checkpoint written before the setting existed
+    payload["config"] = json.dumps(saved)
+    torch.save(payload, ck)
+    again = Trainer(cfg).fit(toy, checkpoint=ck, resume=True)
+    assert again.history_ == first.history_
+    with pytest.raises(ValueError, match="different config"):
+        Trainer(tiny_config(restore_best=True)).fit(toy, checkpoint=ck, resume=True)

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="supcon-mlp",
         help="starting settings: the primary paper's Table I for SimCLR/SupCon with an MLP "
         "or Transformer and VICReg + CE with a Transformer, or SupCon + KL after Li, Nachman "
-        "and Noll (default: supcon-mlp)",
+        "and Noll; the Table IV Transformers need a GPU, supcon-transformer-cpu is a smaller "
+        "one that trains on a CPU (default: supcon-mlp)",
     )
     shown = {key: _FromPreset() for key in _PRESET_KEYS}
     add_arguments(m, TrainConfig, defaults=shown)

@@ -22,10 +22,15 @@ rate follows ``warmup_epochs`` of linear warm-up and a cosine decay to
 ``final_lr_factor`` of the base (per step). The warm-up scales with the run: it lasts
 at most :data:`MAX_WARMUP_FRACTION` of the run (a fifth, the primary paper's 10 of 50
 epochs), so a preset's 10 warm-up epochs become 0.6 of a 3-epoch run without an
-override; the shortening is logged (INFO) with both numbers. Early stopping watches
-the validation loss. Checkpoints hold the epoch, model, optimiser, scheduler,
-early-stopping state and every random state, so an interrupted run resumes to the same
-result; a file that is not such a checkpoint is refused with a message naming it.
+override; the shortening is logged (INFO) with both numbers.
+
+Early stopping watches the validation loss; with it, or with ``restore_best``, the model
+of the epoch with the lowest validation loss is kept. A trained model whose validation
+projections all point in almost the same direction (a collapsed or undertrained model,
+see :data:`COLLAPSE_COSINE`) is reported with a warning. Checkpoints hold the epoch,
+model, optimiser, scheduler, early-stopping state and every random state, so an
+interrupted run resumes to the same result; a file that is not such a checkpoint is
+refused with a message naming it.
 
 :meth:`Trainer.fit` reports progress through :mod:`logging` (logger
 ``contrastx.embed.training``): a progress bar with an ETA when stderr is a terminal,
@@ -47,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .._console import Progress, format_duration, stderr_is_terminal
 from ..events.container import UNKNOWN_LABEL, Events
@@ -109,6 +115,10 @@ paper's 10 warm-up epochs of 50)."""
 
 EARLY_ESTIMATE_SECONDS = 10.0
 """Without a progress bar, the first epoch logs a time estimate once it has run this long."""
+
+COLLAPSE_COSINE = 0.99
+"""A trained model whose validation projections have a mean pairwise cosine similarity
+above this has collapsed (every event projected to almost the same direction)."""
 
 SELF_SUPERVISED_TEMPERATURES = {4: 0.9, 6: 0.8, 8: 0.6, 16: 0.5, 32: 0.4, 64: 0.3}
 """Primary paper, Table II: NT-Xent temperature per embedding dimension (self-supervised)."""
@@ -210,6 +220,11 @@ class TrainConfig:
         "Early stopping: stop after this many epochs without a lower validation loss and "
         "restore the best epoch's weights; unset: never stop early.",
         ge=1,
+    )
+    restore_best: bool = option(
+        False,
+        "Return the weights of the epoch with the lowest validation loss instead of the last "
+        "epoch's (early stopping always does).",
     )
     alpha: float = option(
         0.5, "VICReg weight alpha in VICReg + cross-entropy (vicreg_ce).", ge=0, le=1
@@ -332,6 +347,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_decay": 1e-6,
         "optimizer": "adam",
         "augmentation": "mask:0.5",
+    },
+    # Not from the papers: the SupCon Transformer scaled down for a CPU (2 layers of width
+    # 32 instead of Table IV's 4 of 64, batch 256 for more steps per event). The Table IV
+    # model collapses (every projection equal) in the few hundred steps a CPU run affords.
+    "supcon-transformer-cpu": {
+        "method": "supcon",
+        "encoder": "transformer",
+        "batch_size": 256,
+        "epochs": 20,
+        "lr": 1e-3,
+        "weight_decay": 1e-6,
+        "optimizer": "adam",
+        "augmentation": "mask:0.5",
+        "encoder_kwargs": {"d_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_layers": 2},
     },
     # Table I; cosine annealing without warm-up, "2-layer MLPs with 16 expansions"
     # (dim_feedforward = 16 d_model); alpha is not quoted (grid search).
@@ -545,7 +574,8 @@ class Trainer:
     Attributes
     ----------
     model_ : EmbeddingModel
-        The trained model (best validation epoch if ``patience`` is set).
+        The trained model: the last epoch's, or the lowest-validation-loss epoch's with
+        ``patience`` or ``restore_best``.
     preprocessor_ : Preprocessor
         Fitted on the training folds; its state lives inside the model too.
     class_names_ : list of str
@@ -880,6 +910,9 @@ class Trainer:
         saved_cfg = json.loads(ck["config"])
         mine = {k: v for k, v in c.to_dict().items() if k not in ("progress", "device")}
         theirs = {k: v for k, v in saved_cfg.items() if k not in ("progress", "device")}
+        # a setting added after the checkpoint was written counts as its default there
+        defaults = TrainConfig().to_dict()
+        theirs.update({k: defaults[k] for k in mine.keys() - theirs.keys() if k in defaults})
         if mine != theirs:
             raise ValueError(f"checkpoint {path} was written with a different config")
         check_state_dict(state.model, ck["model"], path)
@@ -984,6 +1017,25 @@ class Trainer:
         torch.save(payload, tmp)
         os.replace(tmp, path)
 
+    @torch.no_grad()
+    def _projection_cosine(
+        self, model: EmbeddingModel, x: torch.Tensor, device: torch.device
+    ) -> float:
+        """Mean pairwise cosine similarity of the projections of ``x`` (eval mode).
+
+        ``|sum_i p_i / N|^2`` for the unit-normalised projections ``p_i`` (pairs with
+        themselves included): 1 when every event is projected to the same direction.
+        """
+        if x.shape[0] < 2:
+            return float("nan")
+        model.eval()
+        total = None
+        for lo in range(0, x.shape[0], self.config.batch_size):
+            proj = model(x[lo : lo + self.config.batch_size].to(device))["projection"]
+            part = nn.functional.normalize(proj.double(), dim=1).sum(dim=0)
+            total = part if total is None else total + part
+        return float((total / x.shape[0]).square().sum())
+
     def _finish(
         self,
         state: _FitState,
@@ -993,9 +1045,19 @@ class Trainer:
         """Restore the best weights (with early stopping) and set the fitted attributes."""
         c = self.config
         model = state.model
-        if c.patience is not None and state.best["state"] is not None:
+        if (c.patience is not None or c.restore_best) and state.best["state"] is not None:
             model.load_state_dict(state.best["state"])
         model.eval()
+        cosine = self._projection_cosine(model, state.x_va, state.device)
+        if cosine > COLLAPSE_COSINE:
+            logger.warning(
+                "the trained model projects the validation events to almost the same direction "
+                "(mean cosine similarity %.4f): it has collapsed or has not trained enough, and "
+                "its embedding carries little information. Train for more steps (more "
+                "events or epochs, a smaller batch_size) or with a lower learning rate; on a "
+                "CPU, train the Transformer with the supcon-transformer-cpu preset",
+                cosine,
+            )
         splits = state.splits
         self.model_ = model
         self.model_config_ = state.model_config
@@ -1027,6 +1089,7 @@ class Trainer:
                 "stratified": True,
             },
             "temperature": c.resolved_temperature,
+            "validation_projection_cosine": None if np.isnan(cosine) else cosine,
         }
 
     # ------------------------------------------------------------------ use
