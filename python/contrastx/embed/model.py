@@ -19,10 +19,15 @@ from ..events.container import Events, check_particles
 from ..ops._backend import require_device
 from .encoders import MLPEncoder, TransformerEncoder, check_input, check_latent_dim
 from .heads import DINOHead, GaussianBlock, ProjectionHead
+from .particle_transformer import ParticleTransformerEncoder
 
 __all__ = ["ENCODERS", "HEADS", "Embedder", "EmbeddingModel", "build_model", "embed"]
 
-ENCODERS = {"mlp": MLPEncoder, "transformer": TransformerEncoder}
+ENCODERS = {
+    "mlp": MLPEncoder,
+    "transformer": TransformerEncoder,
+    "particle_transformer": ParticleTransformerEncoder,
+}
 HEADS = {"projection": ProjectionHead, "dino": DINOHead}
 
 
@@ -64,8 +69,11 @@ class EmbeddingModel(nn.Module):
     def latent_dim(self) -> int:
         return self.gaussian.latent_dim if self.gaussian is not None else self.encoder.output_dim
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training forward pass.
+
+        ``inputs`` are passed to the encoder with ``x`` (the particle transformer's
+        ``padding_mask``, ``event_features``, ``kinematics``).
 
         Returns
         -------
@@ -74,7 +82,7 @@ class EmbeddingModel(nn.Module):
             training mode), ``projection`` (head output, or the embedding without a
             head), and, where present, ``mu``/``logvar`` and ``logits``.
         """
-        h = self.encoder(x)
+        h = self.encoder(x, **inputs)
         out: dict[str, torch.Tensor] = {}
         if self.gaussian is not None:
             h, out["mu"], out["logvar"] = self.gaussian(h)
@@ -84,9 +92,9 @@ class EmbeddingModel(nn.Module):
             out["logits"] = self.classifier(h)
         return out
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """The inference embedding (N, D): encoder output, or the Gaussian mean."""
-        h = self.encoder(x)
+        h = self.encoder(x, **inputs)
         if self.gaussian is not None:
             h = self.gaussian.mean(h)
         return h
@@ -98,7 +106,7 @@ def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
     Parameters
     ----------
     config : mapping
-        ``encoder`` ("mlp" or "transformer"), ``latent_dim`` (2..64),
+        ``encoder`` ("mlp", "transformer" or "particle_transformer"), ``latent_dim`` (2..64),
         ``encoder_kwargs`` (dict), ``head`` ("projection", "dino" or None),
         ``head_kwargs`` (dict), ``gaussian`` (bool), ``n_classes`` (int or None:
         adds a linear classifier), ``preprocessing`` (Preprocessor state or None).
@@ -128,10 +136,18 @@ def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
     latent_dim = check_latent_dim(int(config.get("latent_dim", 8)))
     gaussian = bool(config.get("gaussian", False))
     enc_kwargs = dict(config.get("encoder_kwargs") or {})
+    if name == "particle_transformer":
+        # Its MLP feeds the Gaussian block directly; without one it ends at latent_dim.
+        enc_kwargs.setdefault("project", not gaussian)
     encoder = ENCODERS[name](
         latent_dim=latent_dim, preprocessing=config.get("preprocessing"), **enc_kwargs
     )
-    block = GaussianBlock(latent_dim, latent_dim) if gaussian else None
+    if not gaussian and encoder.output_dim != latent_dim:
+        raise ValueError(
+            f"encoder {name!r} outputs {encoder.output_dim} values but latent_dim is "
+            f"{latent_dim}; without the Gaussian block the encoder must end at latent_dim"
+        )
+    block = GaussianBlock(encoder.output_dim, latent_dim) if gaussian else None
     head_name = config.get("head")
     head = None
     if head_name is not None:
