@@ -4,7 +4,7 @@ Run with ``pytest bench/test_bench_particle_transformer.py``. Events in the diph
 layout's size, 11 objects x 12 features (4 small-R jets, 2 large-R jets, 2 electrons,
 2 muons, MET; a 5-way one-hot type among the features) and 2 event-level features, with
 a realistic fill: each slot of a group filled with a fixed probability (small-R jets
-0.55, large-R jets 0.3, leptons 0.1, MET always; about 4.4 filled objects per event),
+0.55, large-R jets 0.3, leptons 0.1, MET always; about 4.2 filled objects per event),
 the filled slots first, padded slots all zero.
 
 For the paper's architecture (``default``: 4 + 2 blocks, d = 128) and the CPU preset's
