@@ -10,7 +10,16 @@ Two on-disk formats are read, both through :func:`open_events`:
 * **contrastx** files: a superset that keeps ``Particles`` exactly as ADC2021 has
   it (so ADC2021 tools read them) and adds ``labels`` (int64, with the attribute
   ``process_names``), optional ``weights`` and ``EvtId``, and the root attributes
-  ``format = "contrastx-events"``, ``format_version`` and ``metadata`` (JSON).
+  ``format = "contrastx-events"``, ``format_version``, ``metadata`` (JSON) and
+  ``layout`` (the :class:`~contrastx.events.layout.EventLayout` as JSON).
+
+**Layouts.** A file's layout is its root attribute ``layout``; a file without one
+(every ADC2021 file, contrastx files written before layouts existed) is in the
+ADC2021 layout, unless the reader is told another (``layout=``). Events in the
+ADC2021 layout are written as above, ``Particles`` (N, 19, 4) with the class column.
+Events in any other layout are written as ``Particles`` (N, n_objects, n_features),
+the layout's columns in its order (``Particles_Names`` lists them), and, when the
+layout has event-level features, ``event_features`` (N, n_event_features), float32.
 
 Reading streams: :class:`EventFile` reads any slice ``[start, stop)`` and
 iterates in chunks, so a file larger than memory can be processed piece by piece.
@@ -35,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from .container import UNKNOWN_LABEL, Events, check_particles
-from .layout import N_FEATURES, N_OBJECTS, PROCESSES
+from .container import UNKNOWN_LABEL, Events, check_event_features, check_particles
+from .layout import ADC2021, N_FEATURES, N_OBJECTS, PROCESSES, EventLayout, LayoutError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -50,6 +59,8 @@ NAMES_KEY = "Particles_Names"
 EVTID_KEY = "EvtId"
 LABELS_KEY = "labels"
 WEIGHTS_KEY = "weights"
+EVENT_FEATURES_KEY = "event_features"
+LAYOUT_ATTR = "layout"
 
 ADC2021_CLASSES = (b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4")
 ADC2021_NAMES = (b"Pt", b"Eta", b"Phi", b"Class")
@@ -181,6 +192,29 @@ def _process_names(path: Path, f: h5py.File) -> tuple[str, ...]:
         ) from None
 
 
+def _file_layout(path: Path, f: h5py.File) -> EventLayout | None:
+    """The layout recorded in a file's root attribute, or None when it records none."""
+    text = f.attrs.get(LAYOUT_ATTR)
+    if text is None:
+        return None
+    try:
+        return EventLayout.from_json(text, where=f"root attribute {LAYOUT_ATTR!r}")
+    except LayoutError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _layout_mismatch(path: Path, found: EventLayout, expected: EventLayout) -> ValueError:
+    detail = (
+        f" (same name, different content: fingerprints {found.fingerprint[:12]} and "
+        f"{expected.fingerprint[:12]})"
+        if found.name == expected.name
+        else ""
+    )
+    return ValueError(
+        f"{path} holds events in layout {found.name!r}, not the expected {expected.name!r}{detail}"
+    )
+
+
 def _to_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _to_jsonable(v) for k, v in value.items()}
@@ -297,6 +331,16 @@ class EventFile(_HDF5Handle):
     allow_empty : bool
         Accept a file that holds no events (default; e.g. an output being written).
         With False an empty file raises ValueError, for inputs that must have events.
+    layout : EventLayout, optional
+        The layout expected. A file that records its layout must record this one;
+        a file that records none (an ADC2021 file, an older contrastx file, a file
+        from another tool) is read in this layout. Default: the file's own layout,
+        ADC2021 when it records none.
+
+    Attributes
+    ----------
+    layout : EventLayout
+        The layout of the file's events.
 
     Raises
     ------
@@ -307,8 +351,9 @@ class EventFile(_HDF5Handle):
         :func:`open_h5`).
     ValueError
         If it lacks ``Particles`` (or a contrastx file its ``labels``), a dataset has
-        the wrong shape, the labels do not match, or it is empty and ``allow_empty``
-        is False. Values are checked as they are read (see
+        the wrong shape for the layout, the labels do not match, the recorded layout is
+        invalid or not the expected one, or it is empty and ``allow_empty`` is False.
+        Values are checked as they are read (see
         :func:`~contrastx.events.container.check_particles`).
 
     Examples
@@ -326,24 +371,54 @@ class EventFile(_HDF5Handle):
         labels: PathLike | np.ndarray | None = None,
         process_names: Sequence[str] | None = None,
         allow_empty: bool = True,
+        layout: EventLayout | None = None,
     ) -> None:
+        if layout is not None and not isinstance(layout, EventLayout):
+            raise TypeError(f"layout must be an EventLayout or None; got {type(layout).__name__}")
         self.path = Path(path)
         self._file = open_h5(self.path, "r", what="event file")
         f = self._file
         try:
+            recorded = _file_layout(self.path, f)
+            if recorded is not None and layout is not None and recorded != layout:
+                raise _layout_mismatch(self.path, recorded, layout)
+            self.layout: EventLayout = recorded or layout or ADC2021
             if PARTICLES_KEY not in f:
                 raise _missing_key(self.path, PARTICLES_KEY, f)
             self._particles = f[PARTICLES_KEY]
             shape = self._particles.shape
-            if (
-                len(shape) != 3
-                or shape[1] != N_OBJECTS
-                or shape[2] not in (N_FEATURES, N_FEATURES + 1)
-            ):
+            if self.layout == ADC2021:
+                if (
+                    len(shape) != 3
+                    or shape[1] != N_OBJECTS
+                    or shape[2] not in (N_FEATURES, N_FEATURES + 1)
+                ):
+                    raise ValueError(
+                        f"{self.path}: dataset {PARTICLES_KEY!r} must have shape "
+                        f"(N, {N_OBJECTS}, 4) (pT, eta, phi, class) or (N, {N_OBJECTS}, 3); "
+                        f"got {shape}"
+                    )
+            elif len(shape) != 3 or shape[1:] != (self.layout.n_objects, self.layout.n_features):
                 raise ValueError(
-                    f"{self.path}: dataset {PARTICLES_KEY!r} must have shape (N, {N_OBJECTS}, 4) "
-                    f"(pT, eta, phi, class) or (N, {N_OBJECTS}, 3); got {shape}"
+                    f"{self.path}: dataset {PARTICLES_KEY!r} must have shape "
+                    f"(N, {self.layout.n_objects}, {self.layout.n_features}) for layout "
+                    f"{self.layout.name!r}; got {shape}"
                 )
+            self._event_features = None
+            if self.layout.n_event_features:
+                if EVENT_FEATURES_KEY not in f:
+                    raise ValueError(
+                        f"{self.path}: layout {self.layout.name!r} has event features but the "
+                        f"file has no dataset {EVENT_FEATURES_KEY!r}"
+                    )
+                self._event_features = f[EVENT_FEATURES_KEY]
+                want = (shape[0], self.layout.n_event_features)
+                if self._event_features.shape != want:
+                    raise ValueError(
+                        f"{self.path}: dataset {EVENT_FEATURES_KEY!r} has shape "
+                        f"{self._event_features.shape}; expected {want} (events, "
+                        f"({', '.join(self.layout.event_feature_names)}))"
+                    )
             if shape[0] == 0 and not allow_empty:
                 raise ValueError(
                     f"{self.path}: the event file holds no events (dataset {PARTICLES_KEY!r} "
@@ -371,7 +446,8 @@ class EventFile(_HDF5Handle):
                 self.process_names = (
                     tuple(process_names) if process_names is not None else PROCESSES
                 )
-                self.metadata = {"source_file": str(self.path), "source_format": "adc2021"}
+                source = "adc2021" if self.layout == ADC2021 else "hdf5"
+                self.metadata = {"source_file": str(self.path), "source_format": source}
                 if process is not None and labels is not None:
                     raise ValueError("pass either process= or labels=, not both")
                 if process is not None:
@@ -407,7 +483,10 @@ class EventFile(_HDF5Handle):
         return int(self._particles.shape[0])
 
     def __repr__(self) -> str:
-        return f"EventFile({str(self.path)!r}, format={self.format!r}, n={len(self)})"
+        return (
+            f"EventFile({str(self.path)!r}, format={self.format!r}, "
+            f"layout={self.layout.name!r}, n={len(self)})"
+        )
 
     # ------------------------------------------------------------------ reading
     def _label_slice(self, start: int, stop: int) -> np.ndarray:
@@ -424,8 +503,19 @@ class EventFile(_HDF5Handle):
         rows = slice(start, stop)
         raw = _read(self.path, self._particles, rows)
         particles = check_particles(
-            raw[..., :N_FEATURES], name=f"{self.path}:{PARTICLES_KEY}", first_event=start
+            raw[..., : self.layout.n_features],
+            name=f"{self.path}:{PARTICLES_KEY}",
+            first_event=start,
+            layout=self.layout,
         )
+        event_features = None
+        if self._event_features is not None:
+            event_features = check_event_features(
+                _read(self.path, self._event_features, rows),
+                layout=self.layout,
+                name=f"{self.path}:{EVENT_FEATURES_KEY}",
+                first_event=start,
+            )
         weights = None if self._weights is None else _read(self.path, self._weights, rows)
         ids = None if self._evtid is None else _read(self.path, self._evtid, rows).reshape(-1)
         try:
@@ -436,6 +526,8 @@ class EventFile(_HDF5Handle):
                 weights=weights,
                 event_ids=ids,
                 metadata=self.metadata,
+                layout=self.layout,
+                event_features=event_features,
             )
         except ValueError as err:
             raise ValueError(f"{self.path}: {err}") from None
@@ -465,12 +557,14 @@ def read_events(
     labels: PathLike | np.ndarray | None = None,
     process_names: Sequence[str] | None = None,
     allow_empty: bool = False,
+    layout: EventLayout | None = None,
 ) -> Events:
     """Read ``[start, stop)`` of an ADC2021 or contrastx event file into memory.
 
     Parameters are those of :class:`EventFile`, except that ``allow_empty``
     defaults to False here: a file read to be analysed must hold events (an empty
-    slice of a non-empty file is fine).
+    slice of a non-empty file is fine). The events carry the file's layout
+    (:attr:`Events.layout`).
     """
     with EventFile(
         path,
@@ -478,6 +572,7 @@ def read_events(
         labels=labels,
         process_names=process_names,
         allow_empty=allow_empty,
+        layout=layout,
     ) as f:
         return f.read(start, stop)
 
@@ -501,6 +596,10 @@ class EventWriter(_HDF5Handle):
         Whether every appended chunk carries weights / event ids.
     compression : str or None
         HDF5 filter for the datasets (default gzip, readable everywhere).
+    layout : EventLayout
+        The layout of the events (default ADC2021), recorded in the root attribute
+        ``layout``; every appended chunk must be in it, and a file appended to must
+        hold it already (a file that records none holds ADC2021).
     """
 
     def __init__(
@@ -514,9 +613,13 @@ class EventWriter(_HDF5Handle):
         with_event_ids: bool = False,
         chunk_events: int = 4096,
         compression: str | None = "gzip",
+        layout: EventLayout = ADC2021,
     ) -> None:
         if mode not in ("w", "x", "a"):
             raise ValueError(f"mode must be 'w', 'x' or 'a'; got {mode!r}")
+        if not isinstance(layout, EventLayout):
+            raise TypeError(f"layout must be an EventLayout; got {type(layout).__name__}")
+        self.layout = layout
         self.path = Path(path)
         self.process_names = tuple(process_names)
         exists = self.path.exists()
@@ -535,7 +638,13 @@ class EventWriter(_HDF5Handle):
                     raise ValueError(
                         f"{self.path} has process_names {stored}, not {self.process_names}"
                     )
-                missing = [k for k in (PARTICLES_KEY, LABELS_KEY) if k not in f]
+                stored_layout = _file_layout(self.path, f) or ADC2021
+                if stored_layout != layout:
+                    raise _layout_mismatch(self.path, stored_layout, layout)
+                keys = [PARTICLES_KEY, LABELS_KEY]
+                if layout.n_event_features:
+                    keys.append(EVENT_FEATURES_KEY)
+                missing = [k for k in keys if k not in f]
                 if missing:
                     raise _missing_key(self.path, missing[0], f)
             except Exception:
@@ -554,6 +663,7 @@ class EventWriter(_HDF5Handle):
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["metadata"] = metadata_to_json(metadata or {})
+        f.attrs[LAYOUT_ATTR] = layout.to_json()
         opts = {"compression": compression} if compression else {}
 
         def growable(key: str, dtype: type, row_shape: tuple[int, ...] = ()) -> h5py.Dataset:
@@ -566,9 +676,15 @@ class EventWriter(_HDF5Handle):
                 **opts,
             )
 
-        growable(PARTICLES_KEY, np.float32, (N_OBJECTS, N_FEATURES + 1))
-        f.create_dataset(CLASSES_KEY, data=np.array(ADC2021_CLASSES))
-        f.create_dataset(NAMES_KEY, data=np.array(ADC2021_NAMES))
+        if layout == ADC2021:
+            growable(PARTICLES_KEY, np.float32, (N_OBJECTS, N_FEATURES + 1))
+            f.create_dataset(CLASSES_KEY, data=np.array(ADC2021_CLASSES))
+            f.create_dataset(NAMES_KEY, data=np.array(ADC2021_NAMES))
+        else:
+            growable(PARTICLES_KEY, np.float32, (layout.n_objects, layout.n_features))
+            f.create_dataset(NAMES_KEY, data=np.array([n.encode() for n in layout.feature_names]))
+        if layout.n_event_features:
+            growable(EVENT_FEATURES_KEY, np.float32, (layout.n_event_features,))
         labels = growable(LABELS_KEY, np.int64)
         labels.attrs["process_names"] = np.array(self.process_names, dtype=h5py.string_dtype())
         if weighted:
@@ -585,6 +701,11 @@ class EventWriter(_HDF5Handle):
 
     def append(self, events: Events) -> None:
         """Append a chunk of events; flushed to disk before returning."""
+        if events.layout != self.layout:
+            raise ValueError(
+                f"events in layout {events.layout.name!r} cannot go into {self.path}, a file "
+                f"in layout {self.layout.name!r}"
+            )
         if tuple(events.process_names) != self.process_names:
             lut = {n: i for i, n in enumerate(self.process_names)}
             missing = [n for n in events.process_names if n not in lut]
@@ -610,10 +731,11 @@ class EventWriter(_HDF5Handle):
         if n == 0:
             return
         f = self._file
-        datasets: list[tuple[str, np.ndarray]] = [
-            (PARTICLES_KEY, events.adc2021_particles()),
-            (LABELS_KEY, labels),
-        ]
+        particles = events.adc2021_particles() if self.layout == ADC2021 else events.particles
+        datasets: list[tuple[str, np.ndarray]] = [(PARTICLES_KEY, particles), (LABELS_KEY, labels)]
+        if self.layout.n_event_features:
+            assert events.event_features is not None
+            datasets.append((EVENT_FEATURES_KEY, events.event_features))
         if self.weighted:
             datasets.append((WEIGHTS_KEY, events.weights))
         if self.with_event_ids:
@@ -629,10 +751,10 @@ class EventWriter(_HDF5Handle):
 
 
 def write_events(path: PathLike, events: Events, *, overwrite: bool = False, **kwargs: Any) -> Path:
-    """Write ``events`` to a new contrastx HDF5 file (ADC2021-compatible ``Particles``).
+    """Write ``events`` to a new contrastx HDF5 file, recording their layout.
 
-    Returns the path written. Refuses to overwrite an existing file unless
-    ``overwrite=True``.
+    Events in the ADC2021 layout keep the ADC2021-compatible ``Particles``. Returns the
+    path written. Refuses to overwrite an existing file unless ``overwrite=True``.
     """
     with EventWriter(
         path,
@@ -641,6 +763,7 @@ def write_events(path: PathLike, events: Events, *, overwrite: bool = False, **k
         mode="w" if overwrite else "x",
         weighted=events.weights is not None,
         with_event_ids=events.event_ids is not None,
+        layout=events.layout,
         **kwargs,
     ) as w:
         w.append(events)
