@@ -1,7 +1,8 @@
-"""Events: the ADC2021 layout, containers, HDF5 I/O, preprocessing, splits, generators."""
+"""Events: layouts (ADC2021, diphoton, user-declared), containers, HDF5 I/O, preprocessing,
+splits, generators."""
 
 from . import layout
-from .container import UNKNOWN_LABEL, Events, check_particles
+from .container import UNKNOWN_LABEL, Events, check_event_features, check_particles
 from .injection import inject_signal, n_signal_for_fraction
 from .io import (
     EventFile,
@@ -12,27 +13,54 @@ from .io import (
     read_events,
     write_events,
 )
-from .layout import ADC2021_MIXTURE, BACKGROUNDS, PROCESSES, SIGNALS
-from .preprocessing import Preprocessor
+from .layout import (
+    ADC2021,
+    ADC2021_MIXTURE,
+    BACKGROUNDS,
+    DIPHOTON,
+    LAYOUTS,
+    PROCESSES,
+    SIGNALS,
+    EventFeature,
+    EventLayout,
+    LayoutError,
+    ObjectFeature,
+    ObjectGroup,
+    get_layout,
+    load_layout,
+)
+from .preprocessing import EncoderInputs, Preprocessor
 from .sampler import ClassBalancedBatchSampler
 from .splits import Splits, make_splits
 
 __all__ = [
+    "ADC2021",
     "ADC2021_MIXTURE",
     "BACKGROUNDS",
+    "DIPHOTON",
+    "LAYOUTS",
     "PROCESSES",
     "SIGNALS",
     "UNKNOWN_LABEL",
     "ClassBalancedBatchSampler",
+    "EncoderInputs",
+    "EventFeature",
     "EventFile",
+    "EventLayout",
     "EventWriter",
     "Events",
+    "LayoutError",
+    "ObjectFeature",
+    "ObjectGroup",
     "Preprocessor",
     "Splits",
+    "check_event_features",
     "check_particles",
+    "get_layout",
     "inject_signal",
     "layout",
     "load_labels",
+    "load_layout",
     "make_splits",
     "n_signal_for_fraction",
     "open_events",
