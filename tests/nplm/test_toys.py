@@ -38,14 +38,15 @@ def test_shared_block_equals_single_fit(pools, solver, strategy):
 
 def test_reproducible_per_toy(pools):
     bkg, _ = pools
-    cfg = ToyConfig(n_ref=3000, n_bkg=150, M=30, seed=7, memory_bytes=3 * 4 * 30**2 * 8)
+    kw = dict(n_ref=3000, n_bkg=150, M=30, seed=7, strategy="stream")
+    cfg = ToyConfig(**kw, memory_bytes=3 * 4 * 30**2 * 8)
     eng = ToyEngine(bkg, config=cfg)
     assert eng.block_size() == 3
     blocks = list(eng.run(range(7)))
     assert [len(b) for b in blocks] == [3, 3, 1]
     t_all = np.concatenate([b.t for b in blocks])
     # Any subset, in any order and blocking, reproduces the same toys.
-    again = ToyEngine(bkg, config=ToyConfig(n_ref=3000, n_bkg=150, M=30, seed=7))
+    again = ToyEngine(bkg, config=ToyConfig(**kw))
     t_sub = np.concatenate([b.t for b in again.run([5, 2])])
     np.testing.assert_allclose(t_sub, t_all[[5, 2]], rtol=1e-10)
     n_b = toy_rng(7, NULL, 5).poisson(150)
@@ -167,10 +168,20 @@ def test_strategy_choice_and_data_pool(pools):
     _, x, n_b, _ = eng.draw(NULL, 0)
     pos = toy_rng(4, NULL, 0)
     assert x.shape[0] == n_b == pos.poisson(3000)
-    for kw in ({"pool_memory_bytes": 10**6}, {"solver": "exact"}, {"M": 20}):
+    stream = (
+        {"pool_memory_bytes": 10**6},
+        {"solver": "exact"},
+        {"M": 20, "preconditioner": "falkon"},
+    )
+    for kw in stream:
         other = ToyEngine(bkg, config=ToyConfig(**{**base, **kw}))
         other.prepare()
         assert other.strategy_ == "stream", kw
+    if _native.cpu_available():
+        # 'average' needs ~6 operator passes, not ~28: 4 N_D M x 6 < 3 N_D M^2 at M = 20.
+        other = ToyEngine(bkg, config=ToyConfig(**{**base, "M": 20}))
+        other.prepare()
+        assert other.strategy_ == "pool"
 
 
 @pytest.mark.cuda

@@ -27,10 +27,16 @@ import torch
 from contrastx.ops.nystrom import DEFAULT_TILE_BYTES
 from contrastx.options import OptionsError, embedded, key_name, option, options, to_dict
 
-__all__ = ["DEFAULT_CG_TOL", "DeviceOptions", "SolverOptions", "ToyOptions"]
+__all__ = ["AVERAGE_CG_TOL", "DEFAULT_CG_TOL", "DeviceOptions", "SolverOptions", "ToyOptions"]
 
 DEFAULT_CG_TOL = math.sqrt(1e-7)
 """Falkon's CG tolerance in the NPLM configuration, :math:`\\sqrt{10^{-7}}`."""
+AVERAGE_CG_TOL = 1e-2 * DEFAULT_CG_TOL
+"""Default CG tolerance with the ``'average'`` preconditioner: a hundredth of Falkon's.
+
+That preconditioner leaves a toy's system close to the identity, so CG gains about a
+decade per iteration and the tighter tolerance costs one or two iterations; the step is
+then far closer to the exact one-step solution than Falkon's truncated step."""
 
 _TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -53,26 +59,42 @@ class SolverOptions:
     )
     solver: Literal["cg", "exact"] = option(
         "cg",
-        "'cg': Falkon's preconditioned conjugate gradient to cg_tol (reproduces its "
-        "truncated Newton step); 'exact': Cholesky solve of the same M x M system.",
+        "'cg': preconditioned conjugate gradient to cg_tol (with preconditioner='falkon', "
+        "Falkon's truncated Newton step); 'exact': Cholesky solve of the same M x M system.",
     )
-    cg_tol: float = option(
-        DEFAULT_CG_TOL,
-        "Absolute tolerance on the preconditioned CG residual (Falkon's sqrt(1e-7)).",
+    preconditioner: Literal["average", "falkon"] = option(
+        "average",
+        "CG preconditioner. 'average': the system the fit would have if its data were "
+        "distributed as the reference (the reference term plus its expected data term), "
+        "which differs from a toy's own system by a fluctuation of relative size "
+        "~sqrt(M/N_D): a few CG iterations per fit, t closer to the exact step than "
+        "Falkon's. 'falkon': Falkon's (K_MM scaled by the curvature at the centres), "
+        "reproducing its truncated step and iteration counts.",
+    )
+    cg_tol: float | None = option(
+        None,
+        "Absolute tolerance on the preconditioned CG residual; unset: Falkon's sqrt(1e-7) "
+        "with preconditioner='falkon', 1e-2 x that with 'average' (whose iterations then "
+        "cost little).",
         gt=0,
     )
     cg_max_iter: int = option(1000, "Most CG iterations per Newton step.", ge=1)
     pc_epsilon: float | None = option(
         None,
-        "Jitter epsilon of K_MM + epsilon M I; unset: Falkon's default for dtype (1e-13 "
-        "float64, 1e-5 float32).",
+        "Jitter epsilon of K_MM + epsilon M I (part of the model: the penalty is "
+        "lambda alpha^T (K_MM + epsilon M I) alpha); unset: Falkon's float64 default 1e-13, "
+        "for either dtype.",
         gt=0,
     )
     dtype: Literal["float64", "float32"] = option(
         "float64",
-        "Precision of the kernel evaluations and of the Gram accumulation (the M x M "
-        "algebra is float64 always). float32 is allowed but not equivalent: like Falkon "
-        "in float32, it biases t low.",
+        "Precision of the kernel evaluations (the M x M algebra and the sums across tiles "
+        "are float64 always). float32 is accepted only where it is accurate: the whitening "
+        "amplifies the float32 rounding of the kernel values by up to the condition number "
+        "of K_MM + epsilon M I, so a fit whose condition number exceeds "
+        "contrastx.nplm.solver.FLOAT32_MAX_CONDITION (NPLM's usual ~1e12 and more) is refused "
+        "with an error; to halve a toy pool's memory at float64 accuracy use "
+        "pool_dtype='float32'.",
     )
     tile_bytes: int = option(
         DEFAULT_TILE_BYTES, "Memory budget of one kernel tile, in bytes.", ge=1
@@ -82,6 +104,14 @@ class SolverOptions:
     def torch_dtype(self) -> torch.dtype:
         """``dtype`` as a :class:`torch.dtype`."""
         return _TORCH_DTYPES[self.dtype]
+
+    @property
+    def resolved_cg_tol(self) -> float:
+        """``cg_tol``, or its default for the preconditioner when unset
+        (:data:`DEFAULT_CG_TOL` for ``'falkon'``, :data:`AVERAGE_CG_TOL` for ``'average'``)."""
+        if self.cg_tol is not None:
+            return self.cg_tol
+        return DEFAULT_CG_TOL if self.preconditioner == "falkon" else AVERAGE_CG_TOL
 
 
 @options(section="nplm")
@@ -110,6 +140,14 @@ class DeviceOptions:
         "('pool') or from one whitened Gram per toy ('stream', needed by solver='exact'); "
         "'auto' picks 'pool' for the CG solver when the pool fits pool_memory_bytes and "
         "its estimated flops are lower.",
+    )
+    reference_cache: str | None = option(
+        None,
+        "Shared mode: a directory caching the reference system (the K_MM factor and the "
+        "reference's whitened Gram and sums), keyed by a hash of the reference points, "
+        "the centres, sigma, epsilon and dtype: a later run (or another worker) with the "
+        "same inputs loads it instead of recomputing it, with the same t. A stale or "
+        "unreadable entry is rebuilt with a warning. Unset: no cache.",
     )
     pool_backend: Literal["auto", "native", "torch"] = option(
         "auto",
@@ -189,10 +227,12 @@ class ToyOptions:
     def result_settings(self) -> dict[str, Any]:
         """The settings that determine the toys' :math:`t` (the key of a results file):
         all but :class:`DeviceOptions` and ``tile_bytes``, which change only speed,
-        memory and rounding."""
+        memory and rounding; ``cg_tol`` as the value used
+        (:attr:`SolverOptions.resolved_cg_tol`)."""
         out = to_dict(self)
         for key in (*to_dict(self.device_options), "tile_bytes"):
             out.pop(key)
+        out["cg_tol"] = self.solver_options.resolved_cg_tol
         return out
 
 

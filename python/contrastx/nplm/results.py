@@ -67,6 +67,9 @@ _COLUMNS = {
     "seconds": np.float64,
 }
 _ALL = (*_COLUMNS, "seed")
+LEGACY_KEY_VALUES = {"preconditioner": "falkon"}
+"""Settings added to the key after files were written, with the value those files' toys
+used (a resumed run must set it to match: ``--preconditioner falkon``)."""
 
 
 def _json(obj: Any) -> str:
@@ -244,6 +247,8 @@ class ToyResultsFile:
                 version = _version(self._f, self.path)
                 old = json.loads(self._f.attrs["key"])
                 new = json.loads(_json(key))
+                # Keys that files written before a setting existed lack: their value then.
+                old = {**{k: v for k, v in LEGACY_KEY_VALUES.items() if k in new}, **old}
                 if old != new:
                     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                     raise ValueError(

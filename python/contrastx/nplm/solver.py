@@ -40,14 +40,35 @@ residual :math:`\lVert r\rVert_2 <` ``cg_tol`` (absolute; default
 streams twice over the :math:`N` training points. Here :math:`H` and :math:`g` are
 accumulated once per Newton step in one pass over the points
 (:func:`contrastx.ops.nystrom.weighted_gram_rhs`, memory bounded by ``tile_bytes``),
-after which CG is :math:`O(M^2)` per iteration. The arithmetic of the CG
-(preconditioner, residual recomputation, stopping rule, per-step iteration limit)
-follows Falkon's, so the truncated step matches Falkon's to rounding. ``solver="exact"``
-instead solves the same :math:`M\times M` system by Cholesky (the limit of the CG).
+after which CG is :math:`O(M^2)` per iteration. With ``preconditioner="falkon"`` the
+arithmetic of the CG (preconditioner, residual recomputation, stopping rule, per-step
+iteration limit) follows Falkon's, so the truncated step matches Falkon's to rounding.
+``solver="exact"`` instead solves the same :math:`M\times M` system by Cholesky (the
+limit of the CG).
 
-The :math:`M\times M` algebra always runs in float64; ``dtype`` selects the precision
-of the kernel evaluations and of the Gram accumulation (float64 by default:
-:math:`K_{MM}` has a condition number of order :math:`10^{12}`).
+**The 'average' preconditioner** (the default) replaces Falkon's
+:math:`\frac1N T\operatorname{diag}(W)T^\top + \lambda I` by the whitened system the
+fit would have if its :math:`N_D` data points were distributed as the reference,
+
+.. math::
+
+    P = \frac cN S_R + \lambda I, \qquad S_R = \sum_{x\in R} w\,\ell''(0, f(x))\,
+    z(x) z(x)^\top, \qquad c = 1 + \frac{N_D}{w N_R}
+
+(:func:`average_curvature_factor`; :math:`z = T^{-\top}k(\cdot, C)`): the reference term
+plus its expectation for the data. A data set's own system differs from :math:`P` by
+the fluctuation of its Gram about that expectation, of relative size about
+:math:`\sqrt{M/N_D}` in the preconditioned space, so CG converges in a few iterations
+(gaining about a decade each when :math:`N_D \gg M`), which is what makes its default
+tolerance (:data:`~contrastx.nplm.options.AVERAGE_CG_TOL`, a hundredth of Falkon's)
+cheap: the step is then much closer to the exact one-step solution than Falkon's
+truncated step is. For toys sharing a reference, :math:`S_R` is computed once
+(:mod:`contrastx.nplm.toys`).
+
+The :math:`M\times M` algebra and the sums across kernel tiles always run in float64;
+``dtype`` selects the precision of the kernel evaluations (float64 by default:
+:math:`K_{MM}` has a condition number of order :math:`10^{12}`). float32 is refused
+where that condition number would make it inaccurate (:func:`check_float32`).
 
 References
 ----------
@@ -91,8 +112,11 @@ from .options import DEFAULT_CG_TOL, SolverOptions
 
 __all__ = [
     "DEFAULT_CG_TOL",
+    "FLOAT32_MAX_CONDITION",
     "FalkonPreconditioner",
     "NPLMFit",
+    "average_curvature_factor",
+    "check_float32",
     "falkon_cg",
     "newton_step",
     "nplm_t",
@@ -100,15 +124,75 @@ __all__ = [
     "pooled_newton_step",
 ]
 
-_CG_EPS = {torch.float64: 1e-15, torch.float32: 1e-7}
-_PC_EPS = {torch.float64: 1e-13, torch.float32: 1e-5}
+_PC_EPS = 1e-13
 
 SolverName = Literal["cg", "exact"]
 
+FLOAT32_MAX_CONDITION = 1e7
+"""Largest condition number of :math:`K_{MM} + \\epsilon M I` at which ``dtype="float32"``
+is accepted (:func:`check_float32`).
 
-def pc_epsilon_default(dtype: torch.dtype) -> float:
-    """Falkon's default preconditioner jitter :math:`\\epsilon` (1e-13 float64, 1e-5 float32)."""
-    return _PC_EPS[dtype]
+The whitened features :math:`Z = K T^{-1}` carry the float32 rounding of the kernel
+values (relative :math:`2^{-24}`) amplified by up to the condition number; below this
+bound the effect on :math:`t` stays far inside the 1e-3 relative target (the tests
+measure it), above it grows in proportion and at NPLM's usual conditioning
+(:math:`10^{12}` and more) it changes :math:`t` completely."""
+
+
+def pc_epsilon_default(dtype: torch.dtype | None = None) -> float:
+    """The default jitter :math:`\\epsilon` of :math:`K_{MM} + \\epsilon M I`: Falkon's
+    float64 value 1e-13, for either ``dtype``.
+
+    Falkon's float32 default (1e-5) is not used: it adds :math:`10^{-5}\\lambda M
+    \\lVert\\alpha\\rVert^2` to the penalty, a different model whose :math:`t` is far
+    lower; float32 is instead refused where it cannot be accurate (:func:`check_float32`).
+    """
+    return _PC_EPS
+
+
+def check_float32(kmm: Tensor, eps: float, sigma: float) -> float:
+    r"""Refuse float32 kernels where they cannot give an accurate :math:`t`.
+
+    Computes the condition number :math:`\kappa` of :math:`K_{MM} + \epsilon M I`
+    (float64 eigenvalues) and raises unless :math:`\kappa \le`
+    :data:`FLOAT32_MAX_CONDITION`.
+
+    Parameters
+    ----------
+    kmm : Tensor, shape (M, M)
+        Kernel matrix of the centres (evaluated in float64).
+    eps : float
+        Jitter :math:`\epsilon`.
+    sigma : float
+        Kernel width (for the message).
+
+    Returns
+    -------
+    float
+        :math:`\kappa`.
+
+    Raises
+    ------
+    ValueError
+        If :math:`\kappa` exceeds :data:`FLOAT32_MAX_CONDITION`; the message says why
+        and what to use instead.
+    """
+    m = kmm.shape[0]
+    k64 = kmm.to(torch.float64)
+    jitter = torch.eye(m, dtype=torch.float64, device=k64.device) * (eps * m)
+    evals = torch.linalg.eigvalsh(k64 + jitter)
+    lo, hi = float(evals[0]), float(evals[-1])
+    kappa = math.inf if lo <= 0 else hi / lo
+    if kappa > FLOAT32_MAX_CONDITION:
+        raise ValueError(
+            f"dtype='float32' cannot give an accurate t here: K_MM + eps M I (M = {m}, "
+            f"sigma = {sigma:g}, eps = {eps:g}) has condition number {kappa:.1e} > "
+            f"{FLOAT32_MAX_CONDITION:.0e}, and whitening the kernel values amplifies their "
+            "float32 rounding by up to that factor (Falkon's float32 jitter eps = 1e-5 "
+            "hides it by changing the model, which biases t low). Use dtype='float64'; "
+            "pool_dtype='float32' halves a toy pool's memory at float64 accuracy"
+        )
+    return kappa
 
 
 def _to_tensor_1d(v: Any, name: str) -> Tensor:
@@ -179,6 +263,16 @@ class FalkonPreconditioner:
             )
         self.T = t
         self.A: Tensor | None = None
+
+    @classmethod
+    def from_factor(cls, t: Tensor) -> FalkonPreconditioner:
+        """A preconditioner with a known upper factor ``T`` (e.g. loaded from a cache)."""
+        if t.ndim != 2 or t.shape[0] != t.shape[1]:
+            raise ValueError(f"T must be a square matrix; got shape {tuple(t.shape)}")
+        out = cls.__new__(cls)
+        out.T = t.to(torch.float64)
+        out.A = None
+        return out
 
     def init(self, center_curvature: Tensor, penalty: float, n_points: Tensor) -> None:
         r"""Set :math:`A_b` from the curvature at the centres ``(B, M)`` and :math:`N_b` ``(B,)``.
@@ -447,6 +541,7 @@ def pooled_newton_step(
     chunk_rows: int = 2048,
     twt_eigh: tuple[Tensor, Tensor] | None = None,
     backend: str = "auto",
+    precond_points: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Falkon's first Newton step for a batch of data sets drawn from stored pools.
 
@@ -466,13 +561,18 @@ def pooled_newton_step(
         - \tfrac12 Z_{D_b}^\top 1\big), \qquad \beta_b = -\Delta_b,
 
     solved by Falkon's CG (:func:`falkon_cg`, finished systems dropped from the GEMMs)
-    preconditioned by :math:`P_b = \mathrm{twt}/N_b + \lambda I`. Instead of the Cholesky
+    preconditioned by :math:`P_b = \mathrm{twt}/\tilde N_b + \lambda I`: Falkon's
+    preconditioner with :math:`\mathrm{twt} = T\operatorname{diag}(W)T^\top` and
+    :math:`\tilde N_b = N_b`, or the ``'average'`` one (the system of data distributed as
+    the reference) with :math:`\mathrm{twt} = \frac w4 S_R` and
+    :math:`\tilde N_b = N_b / c_b`, :math:`c_b = 1 + N_{D_b}/(w N_R)`
+    (:func:`average_curvature_factor`). Instead of the Cholesky
     factor :math:`A_b` of :math:`P_b` it uses the square root
-    :math:`R_b = \operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
+    :math:`R_b = \operatorname{diag}(\sqrt{e/\tilde N_b + \lambda})\,Q^\top` from one
     eigendecomposition :math:`\mathrm{twt} = Q\operatorname{diag}(e)Q^\top`:
     :math:`R_b = O_b A_b` with :math:`O_b` orthogonal, and CG's iterates (rotated by
-    :math:`O_b`), residual norms and stopping step are invariant under it, so
-    :math:`\Delta_b` is Falkon's truncated step.
+    :math:`O_b`), residual norms and stopping step are invariant under it, so with
+    Falkon's preconditioner :math:`\Delta_b` is Falkon's truncated step.
 
     Parameters
     ----------
@@ -487,8 +587,9 @@ def pooled_newton_step(
     n_points : Tensor, shape (B,)
         :math:`N_b = N_R + N_{D_b}`.
     twt : Tensor, shape (M, M)
-        :math:`T\operatorname{diag}(W)T^\top` of Falkon's preconditioner
-        (:meth:`FalkonPreconditioner.twt`), shared by the batch.
+        The preconditioner's matrix, shared by the batch: Falkon's
+        :math:`T\operatorname{diag}(W)T^\top` (:meth:`FalkonPreconditioner.twt`) or the
+        ``'average'`` one's :math:`\frac w4 S_R`.
     penalty : float
         :math:`\lambda`.
     cg_tol, max_iter, full_gradient_every
@@ -499,6 +600,8 @@ def pooled_newton_step(
         ``torch.linalg.eigh(twt)`` if already computed (shared by many batches).
     backend : {"auto", "native", "torch"}
         Of the data-term products (:func:`~contrastx.ops.selections.selected_gram_matvec`).
+    precond_points : Tensor, shape (B,), optional
+        :math:`\tilde N_b` (default :math:`N_b`, Falkon's).
 
     Returns
     -------
@@ -522,7 +625,13 @@ def pooled_newton_step(
     g_dat = g_dat.T.to(n_tot.device)  # (B, M)
     r_vec = (0.5 * w * g_ref - 0.5 * g_dat) / n_tot[:, None]
     eig, q = torch.linalg.eigh(twt.to(torch.float64)) if twt_eigh is None else twt_eigh
-    root = torch.sqrt(eig.clamp(min=0.0) / n_tot[:, None] + lam)  # (B, M)
+    if precond_points is not None and precond_points.shape != n_tot.shape:
+        raise ValueError(
+            f"precond_points has shape {tuple(precond_points.shape)}; expected "
+            f"{tuple(n_tot.shape)} (one per data set)"
+        )
+    n_pc = n_tot if precond_points is None else precond_points.to(n_tot)
+    root = torch.sqrt(eig.clamp(min=0.0) / n_pc[:, None] + lam)  # (B, M)
     q_t = q.T
     # Dense products in fixed-shape row blocks: a toy's result does not depend on the others.
 
@@ -582,20 +691,25 @@ def _newton_terms(
     whiten: Tensor,
     beta: Tensor | None,
     tile_bytes: int,
-) -> tuple[Tensor, Tensor, float]:
+) -> tuple[list[Tensor], Tensor, float]:
     r"""One pass over the training points with whitened tiles :math:`Z = K T^{-1}`.
 
-    Returns :math:`Z^\top\operatorname{diag}(\ell'')Z`, :math:`Z^\top\ell'` and the
-    test statistic :math:`t`, all at :math:`f = Z\beta` (:math:`f = 0` when ``beta``
-    is None), float64.
+    Returns :math:`Z_p^\top\operatorname{diag}(\ell'')Z_p` of every part :math:`p`,
+    :math:`Z^\top\ell'` and the test statistic :math:`t`, all at :math:`f = Z\beta`
+    (:math:`f = 0` when ``beta`` is None), float64. The tiles are evaluated in the
+    dtype of ``centers`` and summed in float64.
     """
     m = centers.shape[0]
-    gram = torch.zeros(m, m, dtype=centers.dtype, device=centers.device)
-    grad = torch.zeros(m, dtype=centers.dtype, device=centers.device)
-    t_half = torch.zeros((), dtype=torch.float64, device=centers.device)
+    f64 = dict(dtype=torch.float64, device=centers.device)
+    grams = []
+    grad = torch.zeros(m, **f64)
+    t_half = torch.zeros((), **f64)
     step = rows_per_tile(m, centers.element_size(), tile_bytes)
     b = None if beta is None else beta.to(centers.dtype)
+    exact_sum = centers.dtype == torch.float64  # else sum the tiles' products in float64
     for x, curv in parts:
+        gram = torch.zeros(m, m, dtype=centers.dtype, device=centers.device)
+        gram64 = gram if exact_sum else torch.zeros(m, m, **f64)
         for lo in range(0, x.shape[0], step):
             hi = min(x.shape[0], lo + step)
             z = whitened_tile(gaussian_kernel_tile(x[lo:hi], centers, sigma), whiten)
@@ -603,11 +717,26 @@ def _newton_terms(
                 f = torch.zeros(hi - lo, dtype=z.dtype, device=z.device)
             else:
                 f = z @ b
-            gram.addmm_(z.T, z * curv.d2(f)[:, None])
-            grad.addmv_(z.T, curv.d1(f))
+            if exact_sum:
+                gram.addmm_(z.T, z * curv.d2(f)[:, None])
+                grad.addmv_(z.T, curv.d1(f))
+            else:
+                gram64 += (z.T @ (z * curv.d2(f)[:, None])).to(torch.float64)
+                grad += (z.T @ curv.d1(f)).to(torch.float64)
             t_half += curv.t_term(f.to(torch.float64))
-    gram = 0.5 * (gram + gram.T)
-    return gram.to(torch.float64), grad.to(torch.float64), 2.0 * float(t_half)
+        grams.append(0.5 * (gram64 + gram64.T))
+    return grams, grad, 2.0 * float(t_half)
+
+
+def average_curvature_factor(n_data: Any, n_ref: int, weight: float) -> Any:
+    r"""Factor :math:`c = 1 + N_D/(w N_R)` of the ``'average'`` preconditioner.
+
+    :math:`N_D` data points distributed as the reference have an expected curvature
+    Gram :math:`\frac{N_D}{w N_R}` times the reference's (whose points carry the weight
+    :math:`w`), so the whole system's expected Gram is :math:`c` times the reference
+    term. ``n_data`` may be a number or a tensor (one entry per data set).
+    """
+    return 1.0 + n_data / (float(weight) * float(n_ref))
 
 
 class NPLMFit:
@@ -630,9 +759,10 @@ class NPLMFit:
         Ridge penalty :math:`\lambda`.
     options : SolverOptions, optional
         Every setting of the fit (:class:`contrastx.nplm.SolverOptions`: ``M``, ``lam``,
-        ``sigma``, ``solver``, ``cg_tol``, ``cg_max_iter``, ``pc_epsilon``, ``dtype``,
-        ``tile_bytes``, with their defaults and meaning). ``sigma``, ``M``, ``lam`` and
-        the keyword arguments of the same names, when given, replace its values.
+        ``sigma``, ``solver``, ``preconditioner``, ``cg_tol``, ``cg_max_iter``,
+        ``pc_epsilon``, ``dtype``, ``tile_bytes``, with their defaults and meaning).
+        ``sigma``, ``M``, ``lam`` and the keyword arguments of the same names, when given,
+        replace its values.
     centers : array_like, optional
         Either explicit centres, shape (M, d), or integer indices into
         ``concat(data, ref)`` (data rows first).
@@ -647,7 +777,7 @@ class NPLMFit:
         ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
     random_state : int or numpy Generator, optional
         Seed of the centre draw.
-    solver, cg_tol, cg_max_iter, pc_epsilon, dtype, tile_bytes : optional
+    solver, preconditioner, cg_tol, cg_max_iter, pc_epsilon, dtype, tile_bytes : optional
         Replace the value of ``options`` (see :class:`~contrastx.nplm.SolverOptions`);
         ``dtype`` may be given as a :class:`torch.dtype`.
 
@@ -693,6 +823,7 @@ class NPLMFit:
         device: str | torch.device | None = None,
         random_state: int | np.random.Generator | None = None,
         solver: SolverName | None = None,
+        preconditioner: Literal["average", "falkon"] | None = None,
         cg_tol: float | None = None,
         cg_max_iter: int | None = None,
         pc_epsilon: float | None = None,
@@ -710,6 +841,7 @@ class NPLMFit:
             "M": M,
             "lam": lam,
             "solver": solver,
+            "preconditioner": preconditioner,
             "cg_tol": cg_tol,
             "cg_max_iter": cg_max_iter,
             "pc_epsilon": pc_epsilon,
@@ -815,28 +947,35 @@ class NPLMFit:
         n_total = data_t.shape[0] + ref_t.shape[0]
         eps = pc_epsilon_default(dtype) if opt.pc_epsilon is None else opt.pc_epsilon
 
-        kmm = gaussian_kernel_tile(centers, centers, sigma).to(torch.float64)
+        c64 = centers.to(torch.float64)
+        kmm = gaussian_kernel_tile(c64, c64, sigma)
         kmm = 0.5 * (kmm + kmm.T)
+        if dtype != torch.float64:
+            check_float32(kmm, eps, sigma)
         precond = FalkonPreconditioner(kmm, eps)
         curv_data, curv_ref = _Curvature(1, w), _Curvature(0, w)
         parts = [(data_t, curv_data), (ref_t, curv_ref)]
         n_vec = torch.tensor([float(n_total)], dtype=torch.float64, device=dev)
         label_data = (labels == 1).to(torch.float64)
+        c_avg = average_curvature_factor(data_t.shape[0], ref_t.shape[0], w)
 
         whiten = precond.T.to(dtype)
         beta = torch.zeros(1, m, dtype=torch.float64, device=dev)
         n_iter: list[int] = []
         t_path: list[float] = []
         for k, (pen, max_it) in enumerate(zip(pens, iters)):
-            s_mat, r_vec, t_prev = _newton_terms(
+            (s_dat, s_ref), r_vec, t_prev = _newton_terms(
                 parts, centers, sigma, whiten, None if k == 0 else beta[0], opt.tile_bytes
             )
             if k > 0:
                 t_path.append(t_prev)
-            s_mat, r_vec = s_mat / n_total, r_vec / n_total
-            f_c = beta @ precond.T  # T^T beta = f at the centres (up to the jitter)
-            curv_c = label_data * curv_data.d2(f_c) + (1 - label_data) * curv_ref.d2(f_c)
-            if opt.solver == "cg":
+            s_mat, r_vec = (s_dat + s_ref) / n_total, r_vec / n_total
+            if opt.solver == "cg" and opt.preconditioner == "average":
+                # The system of N_D data points distributed as the reference.
+                precond.init_from_twt(c_avg * s_ref, pen, n_vec)
+            elif opt.solver == "cg":
+                f_c = beta @ precond.T  # T^T beta = f at the centres (up to the jitter)
+                curv_c = label_data * curv_data.d2(f_c) + (1 - label_data) * curv_ref.d2(f_c)
                 precond.init(curv_c, pen, n_vec)
             beta, it = newton_step(
                 precond,
@@ -845,7 +984,7 @@ class NPLMFit:
                 beta,
                 pen,
                 solver=opt.solver,
-                cg_tol=opt.cg_tol,
+                cg_tol=opt.resolved_cg_tol,
                 max_iter=max_it,
             )
             n_iter.append(int(it[0]))

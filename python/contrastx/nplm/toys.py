@@ -17,9 +17,14 @@ Two modes
     the rest of the background pool, or a fixed random subset of it of size
     ``data_pool``. Because one Newton step from :math:`\alpha = 0` is a *linear* solve,
     the reference's share of the whitened system, :math:`\frac w4 Z_R^\top Z_R` and
-    :math:`\frac w2 Z_R^\top 1` with :math:`Z = K T^{-1}`, is accumulated once, and so is
-    Falkon's preconditioner (all centres are reference points, curvature :math:`w/4`;
-    only :math:`N_b = N_R + N_{D,b}` differs between toys). :math:`\sum_R e^{f}` is one
+    :math:`\frac w2 Z_R^\top 1` with :math:`Z = K T^{-1}`, is accumulated once (and can be
+    cached on disk, ``reference_cache``), and so is the CG preconditioner's matrix
+    :math:`G`: by default (``preconditioner="average"``) the reference term
+    :math:`\frac w4 Z_R^\top Z_R`, scaled per toy by :math:`c_b = 1 + N_{D,b}/(w N_R)` to
+    the system of a toy whose data are distributed as the reference (see
+    :mod:`contrastx.nplm.solver`), or Falkon's :math:`T W T^\top` (all centres are
+    reference points, curvature :math:`w/4`; only :math:`N_b = N_R + N_{D,b}` differs
+    between toys). :math:`\sum_R e^{f}` is one
     streamed pass over the reference for a whole block of toys,
     :math:`K_{RM}[\alpha_1 \dots \alpha_B]`. Two strategies form the data term:
 
@@ -34,13 +39,14 @@ Two modes
       float64 arithmetic whatever the storage; elsewhere (GPU) two dense GEMMs over the
       pool with the 0/1 selection matrix, :math:`4 N_\mathrm{pool} M` flops.
       :math:`Z_D^\top 1` comes from the same selections and
-      :math:`\sum_D f = (Z_D^\top 1)\cdot\beta_b`. Falkon's per-toy preconditioner
-      factor :math:`A_b = \operatorname{chol}(T W T^\top/N_b + \lambda I)` is replaced by
-      the square root :math:`\operatorname{diag}(\sqrt{e/N_b + \lambda})\,Q^\top` from one
-      eigendecomposition :math:`T W T^\top = Q\operatorname{diag}(e)Q^\top`: it differs
+      :math:`\sum_D f = (Z_D^\top 1)\cdot\beta_b`. The per-toy preconditioner factor
+      :math:`A_b = \operatorname{chol}(G/\tilde N_b + \lambda I)` (:math:`\tilde N_b =
+      N_b/c_b`, or :math:`N_b` for Falkon's) is replaced by the square root
+      :math:`\operatorname{diag}(\sqrt{e/\tilde N_b + \lambda})\,Q^\top` from one
+      eigendecomposition :math:`G = Q\operatorname{diag}(e)Q^\top`: it differs
       from :math:`A_b` by an orthogonal factor, under which CG's iterates, residual
-      norms and hence its stopping step are invariant, so the truncated Falkon step is
-      the same. Signal events are added per block the same way (the whitened rows of
+      norms and hence its stopping step are invariant (with Falkon's, the truncated
+      Falkon step is the same). Signal events are added per block the same way (the whitened rows of
       the signal events drawn in the block; see *Reproducibility* below). Float32
       storage (``pool_dtype``) halves the memory; with the native kernel (float64
       arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-8 and 4e-9 on the
@@ -55,10 +61,11 @@ Two modes
       :math:`M = 1000` (``strategy="auto"`` compares the flop counts and the memory).
 
     Cost at the paper's scale (:math:`N_R = 10^6`, :math:`N(B) = 10^5`, :math:`M = 1000`,
-    data pool :math:`10^6`, ``contrastx-toys --paper``): 26-33 CG iterations plus up to
-    three residual recomputations (measured), each :math:`4\cdot10^{8}` flops per toy with
-    the native CPU kernel (:math:`4\cdot10^{9}` with dense GEMMs): ~:math:`1.4\cdot10^{10}`
-    flops per toy, against :math:`2\cdot10^{11}` for ``"stream"``.
+    data pool :math:`10^6`, ``contrastx-toys --paper``): each CG operator pass is
+    :math:`4\cdot10^{8}` flops per toy with the native CPU kernel (:math:`4\cdot10^{9}`
+    with dense GEMMs), against :math:`2\cdot10^{11}` per toy for ``"stream"``; Falkon's
+    preconditioner takes a few tens of passes, the ``"average"`` one a few, and then
+    :math:`\sum_R e^f` (:math:`2 N_R M = 2\cdot10^{9}` flops per toy) is the larger part.
 
     **Pool size.** The toys share a finite data pool: two toys have a fraction
     :math:`f = N(B)/N_\mathrm{pool}` of their events in common, and conditional on the
@@ -103,9 +110,21 @@ single-threaded fixed-shape row blocks), not with ``"stream"`` (batched solves).
 meant to agree bitwise, such as the parts of a resumed run, need the same machine,
 thread count (``OMP_NUM_THREADS``) and libraries.
 
-``solver="cg"`` (default) reproduces Falkon's CG-truncated Newton step (tolerance
-:math:`\sqrt{10^{-7}}`; :math:`t` within ~0.05 % of the exact step);
+``solver="cg"`` (default) solves each toy's Newton step by preconditioned CG: with
+``preconditioner="falkon"`` it reproduces Falkon's CG-truncated step (tolerance
+:math:`\sqrt{10^{-7}}`; :math:`t` within ~0.05 % of the exact step), with the default
+``"average"`` it stops far closer to the exact step in fewer iterations;
 ``solver="exact"`` solves the same system by Cholesky.
+
+Reference cache
+---------------
+With ``reference_cache`` set to a directory, the shared setup's reference system
+(:math:`T`, :math:`Z_R^\top Z_R`, :math:`Z_R^\top 1`; it does not depend on
+:math:`\lambda`, :math:`N(B)` or the data) is stored there under a hash of its inputs
+(the reference points and centres, sigma, the jitter, the dtype) and loaded by a later
+run or another worker with the same inputs: the same arrays, so the same :math:`t`. An
+entry is written atomically (a temporary file, then a rename); one that is unreadable,
+has the wrong shapes or was written for other inputs is rebuilt with a warning.
 
 Memory: kernel tiles are bounded by ``tile_bytes``; ``"pool"`` stores
 :math:`N_\mathrm{pool} M` values (8 GB in float64 at :math:`10^6 \times 1000`, bounded by
@@ -121,10 +140,16 @@ batched over the whole block.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -147,6 +172,8 @@ from .options import poisson_upper as _poisson_upper
 from .solver import (
     FalkonPreconditioner,
     NPLMFit,
+    average_curvature_factor,
+    check_float32,
     newton_step,
     pc_epsilon_default,
     pooled_newton_step,
@@ -154,6 +181,8 @@ from .solver import (
 )
 
 __all__ = ["NULL", "SIGNAL", "ToyBlock", "ToyConfig", "ToyEngine", "toy_rng"]
+
+logger = logging.getLogger(__name__)
 
 NULL, SIGNAL = 0, 1
 """Hypothesis ids used in the toy seeds."""
@@ -214,6 +243,112 @@ class ToyBlock:
 
     def __len__(self) -> int:
         return int(self.toy_index.size)
+
+
+class _ReferenceSystem:
+    r"""The on-disk cache of a shared reference's system (``reference_cache``).
+
+    An entry holds what the setup computes from the reference and the centres alone:
+    the factor :math:`T` of :math:`K_{MM} + \epsilon M I`, :math:`S_R = Z_R^\top Z_R` and
+    :math:`Z_R^\top 1` (float64), none of which depends on :math:`\lambda`, :math:`w` or the
+    data. Its file name is a hash of the inputs (the reference points and centres as
+    stored, in the run's dtype; sigma; epsilon; the dtype); the file also holds the full
+    key, which is compared on loading. Files are written to a temporary name in the same
+    directory and renamed, so a reader never sees a partial file, and concurrent writers
+    of one entry leave one complete file.
+    """
+
+    FORMAT = "contrastx-nplm-reference"
+    VERSION = 1
+
+    def __init__(self, key: dict[str, Any], digest: str, m: int) -> None:
+        self._key = key
+        self._digest = digest
+        self._m = m
+
+    @classmethod
+    def key(cls, ref: Tensor, centers: Tensor, sigma: float, eps: float) -> _ReferenceSystem:
+        """The cache entry of this reference, centres, kernel width and jitter."""
+
+        def digest(t: Tensor) -> str:
+            return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+        key = {
+            "format": cls.FORMAT,
+            "version": cls.VERSION,
+            "ref_sha256": digest(ref),
+            "ref_shape": list(ref.shape),
+            "centers_sha256": digest(centers),
+            "centers_shape": list(centers.shape),
+            "sigma": float(sigma),
+            "pc_epsilon": float(eps),
+            "dtype": str(ref.dtype).removeprefix("torch."),
+        }
+        name = {k: v for k, v in key.items() if k not in ("format", "version")}
+        text = json.dumps(name, sort_keys=True).encode()
+        return cls(key, hashlib.sha256(text).hexdigest()[:32], int(centers.shape[0]))
+
+    def path(self, directory: str | os.PathLike) -> Path:
+        """The entry's file in ``directory``."""
+        return Path(directory) / f"nplm-reference-{self._digest}.npz"
+
+    def load(self, directory: str | os.PathLike) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(T, S_R, Z_R^T 1)`` from the cache, or None (absent; stale or unreadable:
+        logged as a warning, to be rebuilt)."""
+        path = self.path(directory)
+        if not path.is_file():
+            return None
+        m = self._m
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                stored = json.loads(str(f["key"]))
+                if stored != self._key:
+                    diff = sorted(k for k in self._key if stored.get(k) != self._key[k])
+                    raise ValueError(f"it was written for other inputs ({', '.join(diff)})")
+                arrays = [np.array(f[k]) for k in ("T", "s_ref", "z_ref")]
+        except Exception as exc:  # any unreadable entry is rebuilt
+            logger.warning(
+                "reference cache %s is stale or unreadable (%s); rebuilding it", path, exc
+            )
+            return None
+        shapes = [(m, m), (m, m), (m,)]
+        for name, a, shape in zip(("T", "s_ref", "z_ref"), arrays, shapes):
+            if a.shape != shape or a.dtype != np.float64 or not np.isfinite(a).all():
+                logger.warning(
+                    "reference cache %s: %s has shape %s and dtype %s (expected %s float64, "
+                    "finite); rebuilding it",
+                    path,
+                    name,
+                    a.shape,
+                    a.dtype,
+                    shape,
+                )
+                return None
+        logger.info("reference system loaded from %s", path)
+        return tuple(torch.from_numpy(a) for a in arrays)  # type: ignore[return-value]
+
+    def save(self, directory: str | os.PathLike, t: Tensor, s_ref: Tensor, z_ref: Tensor) -> Path:
+        """Write the entry atomically (temporary file in ``directory``, then rename)."""
+        path = self.path(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    key=np.array(json.dumps(self._key, sort_keys=True)),
+                    T=t.detach().cpu().numpy(),
+                    s_ref=s_ref.detach().cpu().numpy(),
+                    z_ref=z_ref.detach().cpu().numpy(),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        logger.info("reference system written to %s", path)
+        return path
 
 
 class ToyEngine:
@@ -300,21 +435,49 @@ class ToyEngine:
             keep = np.sort(rng.choice(avail, size=int(cfg.data_pool), replace=False))
             self.data_pool_index_ = self.data_pool_index_[keep]
         centers = ref[torch.from_numpy(c_idx).to(ref.device)]
-        kmm = gaussian_kernel_tile(centers, centers, self.sigma_).to(torch.float64)
-        eps = pc_epsilon_default(self.dtype) if cfg.pc_epsilon is None else cfg.pc_epsilon
-        self._precond = FalkonPreconditioner(0.5 * (kmm + kmm.T), eps)
-        self._whiten = self._precond.T.to(self.dtype)
-        # Falkon's preconditioner at beta = 0: curvature w/4 at every (reference) centre.
-        curv = torch.full((cfg.M,), 0.25 * cfg.weight, dtype=torch.float64, device=ref.device)
-        self._twt = self._precond.twt(curv)
-        ones = torch.ones(ref.shape[0], dtype=self.dtype, device=ref.device)
-        s_r, z_r = weighted_gram_rhs(
-            ref, centers, self.sigma_, None, ones, whiten=self._whiten, tile_bytes=cfg.tile_bytes
+        eps = pc_epsilon_default() if cfg.pc_epsilon is None else cfg.pc_epsilon
+        system = _ReferenceSystem.key(ref, centers, self.sigma_, eps)
+        loaded = None if cfg.reference_cache is None else system.load(cfg.reference_cache)
+        c64 = centers.to(torch.float64)
+        kmm = gaussian_kernel_tile(c64, c64, self.sigma_)
+        kmm = 0.5 * (kmm + kmm.T)
+        if self.dtype != torch.float64:
+            check_float32(kmm, eps, self.sigma_)
+        if loaded is None:
+            self._precond = FalkonPreconditioner(kmm, eps)
+            ones = torch.ones(ref.shape[0], dtype=self.dtype, device=ref.device)
+            s_r, z_r = weighted_gram_rhs(
+                ref,
+                centers,
+                self.sigma_,
+                None,
+                ones,
+                whiten=self._precond.T.to(self.dtype),
+                tile_bytes=cfg.tile_bytes,
+                accumulate=torch.float64,
+            )
+            self._s_ref = s_r.to(torch.float64)
+            self._z_ref = z_r.to(torch.float64)
+            if cfg.reference_cache is not None:
+                system.save(cfg.reference_cache, self._precond.T, self._s_ref, self._z_ref)
+        else:
+            t_fac, self._s_ref, self._z_ref = (a.to(ref.device) for a in loaded)
+            self._precond = FalkonPreconditioner.from_factor(t_fac)
+        self.reference_cache_path_ = (
+            None if cfg.reference_cache is None else system.path(cfg.reference_cache)
         )
+        self.reference_cache_hit_ = loaded is not None
+        self._whiten = self._precond.T.to(self.dtype)
         self._ref = ref
         self._centers = centers
-        self._s_ref = s_r.to(torch.float64)
-        self._z_ref = z_r.to(torch.float64)
+        if cfg.preconditioner == "average":
+            # The system of data distributed as the reference: c_b (w/4) S_R (see
+            # pooled_newton_step; c_b is set per toy from its N_D).
+            self._twt = (0.25 * cfg.weight) * self._s_ref
+        else:
+            # Falkon's preconditioner at beta = 0: curvature w/4 at every (reference) centre.
+            curv = torch.full((cfg.M,), 0.25 * cfg.weight, dtype=torch.float64, device=ref.device)
+            self._twt = self._precond.twt(curv)
         self.strategy_, self.strategy_reason_ = self._choose_strategy()
         if self.strategy_ == "pool":
             self.pool_backend_ = "native" if self._selected_rows_native() else "torch"
@@ -353,10 +516,10 @@ class ToyEngine:
                 )
             return "pool", "requested"
         # Flops per toy: pool ~ 4 N_D M per CG operator pass with the native CPU kernel, else
-        # 4 N_pool M (dense GEMMs), ~_CG_PASSES passes; stream ~ 3 N_D M^2 (whitening solve +
+        # 4 N_pool M (dense GEMMs), _CG_PASSES passes; stream ~ 3 N_D M^2 (whitening solve +
         # Gram of the toy's kernel rows).
         rows = cfg.n_bkg + cfg.n_sig if self._selected_rows_native() else n_pool
-        pool_cost = 4.0 * rows * cfg.M * _CG_PASSES
+        pool_cost = 4.0 * rows * cfg.M * _CG_PASSES[cfg.preconditioner]
         stream_cost = 3.0 * (cfg.n_bkg + cfg.n_sig) * cfg.M**2
         costs = f"~{pool_cost:.2g} (pool) vs ~{stream_cost:.2g} (stream) flops per toy"
         if not fits:
@@ -532,6 +695,7 @@ class ToyEngine:
                     ones,
                     whiten=self._whiten,
                     tile_bytes=cfg.tile_bytes,
+                    accumulate=torch.float64,
                 )
                 s_mat[k] = s_d.to(torch.float64)
                 z_dat[k] = z_d.to(torch.float64)
@@ -544,7 +708,7 @@ class ToyEngine:
         r_vec = (0.5 * w * self._z_ref - 0.5 * z_dat) / n_tot.view(-1, 1)
         beta0 = torch.zeros(b, m, dtype=torch.float64, device=dev)
         if cfg.solver == "cg":
-            self._precond.init_from_twt(self._twt, cfg.lam, n_tot)
+            self._precond.init_from_twt(self._twt, cfg.lam, self._precond_points(n_tot))
         beta, n_iter = newton_step(
             self._precond,
             s_mat,
@@ -552,7 +716,7 @@ class ToyEngine:
             beta0,
             cfg.lam,
             solver=cfg.solver,
-            cg_tol=cfg.cg_tol,
+            cg_tol=cfg.solver_options.resolved_cg_tol,
             max_iter=cfg.cg_max_iter,
         )
         del s_mat
@@ -617,11 +781,12 @@ class ToyEngine:
             n_tot,
             self._twt,
             cfg.lam,
-            cg_tol=cfg.cg_tol,
+            cg_tol=cfg.solver_options.resolved_cg_tol,
             max_iter=cfg.cg_max_iter,
             chunk_rows=chunk,
             twt_eigh=self._twt_eigh,
             backend=self.pool_backend_,
+            precond_points=self._precond_points(n_tot),
         )
         alpha = row_blocked(self._precond.inv_t, beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
@@ -634,6 +799,15 @@ class ToyEngine:
             n_iter.cpu().numpy().astype(np.int64),
             extra={"strategy": "pool"},
         )
+
+    def _precond_points(self, n_tot: Tensor) -> Tensor:
+        r""":math:`\tilde N_b` of the preconditioner :math:`P_b = \mathrm{twt}/\tilde N_b +
+        \lambda I` for toys of :math:`N_b` points (see
+        :func:`~contrastx.nplm.solver.pooled_newton_step`)."""
+        cfg = self.config
+        if cfg.preconditioner == "falkon":
+            return n_tot
+        return n_tot / average_curvature_factor(n_tot - cfg.n_ref, cfg.n_ref, cfg.weight)
 
     def _ref_exp_sum(self, alpha: Tensor) -> Tensor:
         r""":math:`\sum_{x\in R} e^{f_b(x)}` for every row of ``alpha`` ``(B, M)``.
@@ -675,15 +849,9 @@ class ToyEngine:
         ref = self.background[torch.from_numpy(ref_idx)]
         fit = NPLMFit(
             self.sigma_,
-            M=cfg.M,
-            lam=cfg.lam,
-            solver=cfg.solver,
-            cg_tol=cfg.cg_tol,
-            cg_max_iter=cfg.cg_max_iter,
-            dtype=self.dtype,
+            options=cfg.solver_options,
             device=self.device,
             random_state=rng,
-            tile_bytes=cfg.tile_bytes,
         ).fit(data, ref, cfg.weight)
         return ToyBlock(
             hypothesis,
@@ -695,5 +863,6 @@ class ToyEngine:
         )
 
 
-_CG_PASSES = 28
-"""Operator passes per toy assumed by the strategy choice (~25 CG iterations + restarts)."""
+_CG_PASSES = {"falkon": 28, "average": 6}
+"""Operator passes per toy assumed by the strategy choice, by preconditioner (CG
+iterations, residual recomputations and the data gradient's pass)."""

@@ -205,6 +205,7 @@ def _gram_pass(
     rhs: Tensor | None,
     tile_bytes: int,
     whiten: Tensor | None = None,
+    accumulate: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     _check_points(x, centers, sigma)
     _check_whiten(whiten, centers.shape[0], x)
@@ -213,10 +214,13 @@ def _gram_pass(
     if row_weights is not None and row_weights.ndim != 1:
         raise ValueError("row_weights must be 1-D")
     rhs = _as_rows(rhs, n, "rhs", x)
-    gram = torch.zeros(m, m, dtype=x.dtype, device=x.device)
+    acc = x.dtype if accumulate is None else accumulate
+    if not acc.is_floating_point or torch.finfo(acc).bits < torch.finfo(x.dtype).bits:
+        raise ValueError(f"accumulate must be a floating dtype at least as wide as x's; got {acc}")
+    gram = torch.zeros(m, m, dtype=acc, device=x.device)
     b = None
     if rhs is not None:
-        b = torch.zeros(m, *rhs.shape[1:], dtype=x.dtype, device=x.device)
+        b = torch.zeros(m, *rhs.shape[1:], dtype=acc, device=x.device)
     c2 = (centers * centers).sum(1)
     scale = -0.5 / sigma**2
     step = rows_per_tile(m, x.element_size(), tile_bytes)
@@ -224,10 +228,15 @@ def _gram_pass(
         hi = min(n, lo + step)
         k = whitened_tile(_tile(x[lo:hi], centers, c2, scale), whiten)
         kw = k if row_weights is None else k * row_weights[lo:hi, None]
-        gram.addmm_(k.T, kw)
+        if acc == x.dtype:
+            gram.addmm_(k.T, kw)
+        else:  # the tile's product in x's dtype, the sum across tiles in acc
+            gram += (k.T @ kw).to(acc)
         if b is not None:
             r = rhs[lo:hi]
-            if r.ndim == 1:
+            if acc != x.dtype:
+                b += (k.T @ r).to(acc)
+            elif r.ndim == 1:
                 b.addmv_(k.T, r)
             else:
                 b.addmm_(k.T, r)
@@ -279,6 +288,7 @@ def weighted_gram_rhs(
     *,
     whiten: Tensor | None = None,
     tile_bytes: int = DEFAULT_TILE_BYTES,
+    accumulate: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Weighted Gram matrix and a transposed product in one pass over ``x``.
 
@@ -296,6 +306,10 @@ def weighted_gram_rhs(
         Upper-triangular :math:`T`: return :math:`T^{-\top}GT^{-1}` and
         :math:`T^{-\top}b` (see the module notes).
     tile_bytes : int
+    accumulate : torch.dtype, optional
+        Dtype of the sums across tiles and of the outputs (default: that of ``x``); e.g.
+        float64 for float32 points: each tile's products stay in float32, their sum
+        does not accumulate float32 rounding over the tiles.
 
     Returns
     -------
@@ -304,7 +318,7 @@ def weighted_gram_rhs(
     """
     if rhs is None:
         raise ValueError("rhs is required (use weighted_gram for the Gram matrix alone)")
-    gram, b = _gram_pass(x, centers, sigma, row_weights, rhs, tile_bytes, whiten)
+    gram, b = _gram_pass(x, centers, sigma, row_weights, rhs, tile_bytes, whiten, accumulate)
     assert b is not None
     return gram, b
 
