@@ -152,11 +152,18 @@ def test_cpu_transformer_preset_is_smaller_and_trains(small_sample):
     assert tr.metadata_["validation_projection_cosine"] < COLLAPSE_COSINE
 
 
-def test_balanced_sampling_and_errors(tiny_config, toy):
+def test_balanced_sampling_and_errors(tiny_config, toy, small_sample):
     tr = Trainer(tiny_config(sampling="balanced", epochs=1)).fit(toy)
     assert len(tr.history_) == 1
-    with pytest.raises(ValueError, match="multiple"):
-        Trainer(tiny_config(sampling="balanced", batch_size=63)).fit(toy)
+    # A batch size the class count does not divide: 31 of each class plus one more
+    # of a class drawn per batch (the second paper's 8192 events over 13 classes).
+    odd = Trainer(tiny_config(sampling="balanced", batch_size=63, epochs=1))
+    odd.fit(toy)
+    y = toy.labels[odd.splits_.train(0)]
+    for batch in odd._batches(y, 0):
+        assert batch.size == 63 and sorted(np.bincount(y[batch], minlength=4)[[0, 3]]) == [31, 32]
+    with pytest.raises(ValueError, match="at least the number of classes"):
+        Trainer(tiny_config(sampling="balanced", batch_size=3)).fit(small_sample)
     unlabelled = Events(toy.particles)
     with pytest.raises(ValueError, match="labels"):
         Trainer(tiny_config()).fit(unlabelled)

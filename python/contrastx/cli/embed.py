@@ -1,9 +1,10 @@
 """``contrastx-embed``: embed an event file with a trained model into an embedding HDF5.
 
 Writes ``embedding`` (N, D) float32 and ``labels`` (N,) int64 (attribute
-``process_names``), plus the source file and the model's configuration as
-attributes (see :mod:`contrastx.embed.embedding_file`); this is the file NPLM reads.
-Events are streamed from the input file in chunks.
+``process_names``), plus the source file, the model's configuration and the events'
+layout as attributes (see :mod:`contrastx.embed.embedding_file`); this is the file NPLM
+reads. Events are streamed from the input file in chunks. The events must be in the
+layout the model was trained on (any layout; files that record none are ADC2021).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..embed.embedding_file import write_embedding
+    from ..embed.model import check_layout_match
     from ..embed.model_file import load_model
     from ..events.io import EventFile
 
@@ -86,6 +88,14 @@ def _run(args: argparse.Namespace) -> int:
             args.events, process=args.process, labels=args.labels, allow_empty=False
         ) as f:
             names = f.process_names
+            if loaded.layout is not None:
+                check_layout_match(
+                    loaded.layout,
+                    f.layout,
+                    model_name=f"model {args.model}",
+                    data=f"the events of {args.events}",
+                )
+            layout = f.layout
             for chunk in f.iter_chunks(args.chunk_size):
                 parts.append(loaded.embed(chunk, batch_size=args.batch_size, device=device))
                 labels.append(chunk.labels)
@@ -106,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
                 "model_file": str(args.model),
             },
             event_ids=np.concatenate(ids) if ids else None,
+            layout=layout,
             overwrite=args.overwrite,
         )
     except (ValueError, RuntimeError, FileNotFoundError, KeyError, OSError) as err:

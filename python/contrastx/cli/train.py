@@ -2,9 +2,13 @@
 
 Reads a contrastx or ADC2021 event file (``--events``), or, without one, draws a
 small sample from the built-in fast parametric generator (a quick default run for
-trying the pipeline, never physics evidence). By default only the Standard Model
-background processes are used for training, as in the primary paper. Settings
-start from a preset (the primary paper's Table I) and any option given overrides it.
+trying the pipeline, never physics evidence). By default ADC2021 events train on the
+Standard Model background processes only, as in the primary paper, and events of any
+other layout (e.g. the diphoton one) on every labelled process, as in the second
+paper. Settings start from a preset (the primary paper's Table I, or the second
+paper's particle transformer) and any option given overrides it; events of a layout
+other than ADC2021 need ``--preprocessing layout`` (the particle-transformer presets set
+it).
 
 A model trained on an event file records the file (path, size, SHA-256) and the
 rows it was trained and validated on (:func:`contrastx.embed.model_file.training_events`).
@@ -25,9 +29,12 @@ import numpy as np
 
 from .._console import error_exit, logging_to_stderr
 from ..embed.training import PRESETS, TrainConfig, Trainer
+from ..events.layout import ADC2021
 from ..options import add_arguments, option_fields
 
 PROG = "contrastx-train"
+ADC2021_DEFAULT_PROCESSES = "W,QCD,Z,ttbar"
+"""The processes ADC2021 events train on by default (the primary paper's backgrounds)."""
 
 
 class _FromPreset:
@@ -52,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--labels", type=Path, default=None, help="label side file (ADC2021 input)")
     data.add_argument(
         "--processes",
-        default="W,QCD,Z,ttbar",
-        help="comma-separated processes to train on, 'all' for every labelled event "
-        "(default: W,QCD,Z,ttbar)",
+        default=None,
+        help="comma-separated processes to train on, 'all' for every event (default: "
+        f"{ADC2021_DEFAULT_PROCESSES} for ADC2021 events, all for other layouts)",
     )
     data.add_argument(
         "--n-events",
@@ -69,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="supcon-mlp",
         help="starting settings: the primary paper's Table I for SimCLR/SupCon with an MLP "
         "or Transformer and VICReg + CE with a Transformer, or SupCon + KL after Li, Nachman "
-        "and Noll; the Table IV Transformers need a GPU, supcon-transformer-cpu is a smaller "
-        "one that trains on a CPU (default: supcon-mlp)",
+        "and Noll (with their particle transformer: supcon-kl-particle-transformer, and "
+        "supcon-kl-particle-transformer-cpu sized for a CPU); the Table IV Transformers need "
+        "a GPU, supcon-transformer-cpu is a smaller one that trains on a CPU "
+        "(default: supcon-mlp)",
     )
     shown = {key: _FromPreset() for key in _PRESET_KEYS}
     add_arguments(m, TrainConfig, defaults=shown)
@@ -142,12 +151,16 @@ def _run(args: argparse.Namespace) -> int:
         config = _config(args)
         events = _load_events(args)
         rows = np.arange(len(events))
-        if args.processes != "all":
-            names = [s.strip() for s in args.processes.split(",") if s.strip()]
+        processes = args.processes
+        if processes is None:
+            processes = ADC2021_DEFAULT_PROCESSES if events.layout == ADC2021 else "all"
+        if processes != "all":
+            names = [s.strip() for s in processes.split(",") if s.strip()]
             events.select(names)  # the error for an unknown name or an empty selection
             rows = np.flatnonzero(np.isin(events.labels, [events.label_of(p) for p in names]))
             events = events[rows]
-        print(f"{PROG}: {len(events)} events {events.counts()}", file=sys.stderr)
+        where = "" if events.layout == ADC2021 else f" in layout {events.layout.name!r}"
+        print(f"{PROG}: {len(events)} events{where} {events.counts()}", file=sys.stderr)
         trainer = Trainer(config).fit(
             events,
             checkpoint=args.checkpoint,

@@ -1,21 +1,27 @@
 """Event augmentations for self-supervised contrastive learning (primary paper, Sec. V-B a).
 
-All augmentations act on a batch of *raw* particles, a tensor (N, 19, 3) of
-``(pT [GeV], eta, phi)``, are vectorised over events (no Python loop per event),
-return a new tensor, draw every random number from the ``torch.Generator`` they are
-given (so two calls with equally seeded generators agree), and leave padded slots
-(pT == 0) exactly zero. Compose them with :class:`Compose`, or build one from a
-short spec string with :func:`parse_augmentation` (e.g. ``"mask:0.5,rotate"``).
+All augmentations act on a batch of *raw* events of one event layout (ADC2021 unless
+built with ``layout=``): a tensor (N, 19, 3) of ``(pT [GeV], eta, phi)`` for ADC2021,
+(N, n_objects, n_features) for another layout, whose pT, eta and phi columns they find
+by name. They are vectorised over events (no Python loop per event), return a new
+tensor, draw every random number from the ``torch.Generator`` they are given (so two
+calls with equally seeded generators agree), and leave padded slots (pT == 0) exactly
+zero. Slots without an eta (a group with acceptance 0, such as MET) keep eta = 0, and
+one-hot object-type columns are never changed. Compose them with :class:`Compose`, or
+build one from a short spec string with :func:`parse_augmentation` (e.g.
+``"mask:0.5,rotate"``).
 
 * :class:`NaiveMasking`: every feature zeroed with probability p (the paper's
-  choice, p = 0.5). Masking is applied to the raw input, so a masked pT removes the
-  object (the encoder then treats the slot as padding; the MET slot stays attended).
+  choice, p = 0.5; one-hot type columns are kept). Masking is applied to the raw
+  input, so a masked pT removes the object (the encoder then treats the slot as
+  padding; the ADC2021 MET slot stays attended).
 * :class:`GaussianResampling`: Gaussian noise on eta and/or phi of filled objects.
 * :class:`PtSmearing`: multiplicative Gaussian pT smearing (the "variant for pT").
 * :class:`PhiRotation`: all objects of an event rotated in phi by one angle drawn
   uniformly in [0, 2 pi), wrapped to [-pi, pi).
 * :class:`DetectorCropping`: keep only objects within Delta R <= R* of a centre
-  (the leading visible object, or a random point); MET is always kept.
+  (the leading visible object, or a random point); objects without an eta (MET) are
+  always kept.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..events.layout import ETA, PHI, PT
+from ..events.layout import ADC2021, EventLayout
 from .encoders import check_input
 
 __all__ = [
@@ -69,18 +75,52 @@ def _check_positive(name: str, v: float) -> float:
     return v
 
 
+def _slots(slots: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(list(slots), dtype=torch.long, device=x.device)
+
+
 class Augmentation:
-    """Base class: ``aug(x, generator=None) -> Tensor`` on raw (N, 19, 3) particles."""
+    """Base class: ``aug(x, generator=None) -> Tensor`` on raw particles of its layout.
+
+    Parameters
+    ----------
+    layout : EventLayout
+        The layout of the events it augments (default ADC2021).
+    """
+
+    layout: EventLayout = ADC2021
+
+    def __init__(self, layout: EventLayout = ADC2021) -> None:
+        if not isinstance(layout, EventLayout):
+            raise TypeError(f"layout must be an EventLayout; got {type(layout).__name__}")
+        self.layout = layout
+
+    def _column(self, name: str) -> int:
+        """Index of the object feature ``name``, with a message naming the augmentation."""
+        if name not in self.layout.feature_names:
+            raise ValueError(
+                f"{type(self).__name__} needs the object feature {name!r}; layout "
+                f"{self.layout.name!r} has {', '.join(self.layout.feature_names)}"
+            )
+        return self.layout.feature_index(name)
+
+    @property
+    def _eta_slots(self) -> list[int]:
+        """Slots that have an eta (acceptance not 0; MET has none)."""
+        return [i for i, m in enumerate(self.layout.slot_eta_max) if m != 0]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = check_input(x)
+        x = check_input(x, self.layout)
         return self.apply(x, generator)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        items = {k: v for k, v in vars(self).items() if k != "layout" and not k.startswith("_")}
+        if self.layout != ADC2021:
+            items["layout"] = self.layout.name
+        args = ", ".join(f"{k}={v!r}" for k, v in items.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -92,13 +132,20 @@ class Identity(Augmentation):
 
 
 class NaiveMasking(Augmentation):
-    """Zero every feature independently with probability ``p`` (paper default 0.5)."""
+    """Zero every feature independently with probability ``p`` (paper default 0.5).
 
-    def __init__(self, p: float = 0.5) -> None:
+    One-hot object-type columns (layouts that have them) are never zeroed.
+    """
+
+    def __init__(self, p: float = 0.5, *, layout: EventLayout = ADC2021) -> None:
+        super().__init__(layout)
         self.p = _check_probability("p", p)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         keep = _uniform(x.shape, x, generator) >= self.p
+        one_hot = self.layout.one_hot_features
+        if one_hot.any():
+            keep[..., torch.as_tensor(one_hot, device=x.device)] = True
         return x * keep
 
 
@@ -110,9 +157,17 @@ class GaussianResampling(Augmentation):
     sigma : float
         Standard deviation of the shift.
     features : sequence of {"eta", "phi"}
+    layout : EventLayout
     """
 
-    def __init__(self, sigma: float = 0.1, features: Sequence[str] = ("eta", "phi")) -> None:
+    def __init__(
+        self,
+        sigma: float = 0.1,
+        features: Sequence[str] = ("eta", "phi"),
+        *,
+        layout: EventLayout = ADC2021,
+    ) -> None:
+        super().__init__(layout)
         self.sigma = _check_positive("sigma", sigma)
         features = tuple(features)
         bad = set(features) - {"eta", "phi"}
@@ -122,17 +177,21 @@ class GaussianResampling(Augmentation):
                 "(use PtSmearing for pT)"
             )
         self.features = features
+        self._pt = self._column("pt")
+        self._cols = {f: self._column(f) for f in features}
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         out = x.clone()
-        filled = (x[..., PT] > 0).to(x.dtype)
+        filled = (x[..., self._pt] > 0).to(x.dtype)
         noise = _normal((x.shape[0], x.shape[1], 2), x, generator) * self.sigma * filled[..., None]
-        if "eta" in self.features:
-            out[:, 1:, ETA] = x[:, 1:, ETA] + noise[:, 1:, 0]  # MET (slot 0) has no eta
-        if "phi" in self.features:
-            out[..., PHI] = torch.where(
-                filled > 0, wrap_phi(x[..., PHI] + noise[..., 1]), x[..., PHI]
-            )
+        if "eta" in self._cols:
+            eta = self._cols["eta"]
+            slots = _slots(self._eta_slots, x)  # MET has no eta
+            out[:, slots, eta] = x[:, slots, eta] + noise[:, slots, 0]
+        if "phi" in self._cols:
+            phi = self._cols["phi"]
+            moved = wrap_phi(x[..., phi] + noise[..., 1])
+            out[..., phi] = torch.where(filled > 0, moved, x[..., phi])
         return out
 
 
@@ -142,24 +201,31 @@ class PtSmearing(Augmentation):
     The floor keeps a filled object filled (pT > 0), so padding is never created.
     """
 
-    def __init__(self, sigma: float = 0.1) -> None:
+    def __init__(self, sigma: float = 0.1, *, layout: EventLayout = ADC2021) -> None:
+        super().__init__(layout)
         self.sigma = _check_positive("sigma", sigma)
+        self._pt = self._column("pt")
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         out = x.clone()
         factor = (1.0 + self.sigma * _normal(x.shape[:2], x, generator)).clamp_min(0.01)
-        out[..., PT] = x[..., PT] * factor  # padding stays 0
+        out[..., self._pt] = x[..., self._pt] * factor  # padding stays 0
         return out
 
 
 class PhiRotation(Augmentation):
     """Rotate all objects of an event by one angle in [0, 2 pi); phi wrapped to [-pi, pi)."""
 
+    def __init__(self, *, layout: EventLayout = ADC2021) -> None:
+        super().__init__(layout)
+        self._pt, self._phi = self._column("pt"), self._column("phi")
+
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         out = x.clone()
+        phi = self._phi
         angle = _uniform((x.shape[0], 1), x, generator) * (2 * math.pi)
-        filled = x[..., PT] > 0
-        out[..., PHI] = torch.where(filled, wrap_phi(x[..., PHI] + angle), x[..., PHI])
+        filled = x[..., self._pt] > 0
+        out[..., phi] = torch.where(filled, wrap_phi(x[..., phi] + angle), x[..., phi])
         return out
 
 
@@ -171,53 +237,76 @@ class DetectorCropping(Augmentation):
     radius : float
         R*, the cut-off in Delta R = sqrt(Delta eta^2 + Delta phi^2) (Delta phi wrapped).
     center : {"leading", "random"}
-        The leading visible object (highest pT among slots 1-18; events without one
-        are unchanged), or a point drawn uniformly in ``|eta| < eta_max``, phi in
-        [-pi, pi).
+        The leading visible object (highest pT among the encoder's slots that have an
+        eta: slots 1-18 for ADC2021; events without one are unchanged), or a point
+        drawn uniformly in ``|eta| < eta_max``, phi in [-pi, pi).
     eta_max : float
         Range of the random centre.
+    layout : EventLayout
 
-    MET (slot 0) carries no eta and is always kept. Dropped objects become padding
-    (all zero); the slot order is kept.
+    Objects without an eta (the MET slot) are always kept, and so are the slots the
+    encoder does not see. Dropped objects become padding (all zero); the slot order is
+    kept.
     """
 
-    def __init__(self, radius: float = 1.5, center: str = "leading", eta_max: float = 2.5) -> None:
+    def __init__(
+        self,
+        radius: float = 1.5,
+        center: str = "leading",
+        eta_max: float = 2.5,
+        *,
+        layout: EventLayout = ADC2021,
+    ) -> None:
+        super().__init__(layout)
         self.radius = _check_positive("radius", radius)
         if center not in ("leading", "random"):
             raise ValueError(f"center must be 'leading' or 'random'; got {center!r}")
         self.center = center
         self.eta_max = _check_positive("eta_max", eta_max)
+        self._pt, self._eta, self._phi = (self._column(f) for f in ("pt", "eta", "phi"))
+        encoder = set(self.layout.encoder_slots.tolist())
+        self._visible = [i for i in self._eta_slots if i in encoder]
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         n = x.shape[0]
-        vis = x[:, 1:]
-        filled = vis[..., PT] > 0
+        pt, eta, phi = self._pt, self._eta, self._phi
+        slots = _slots(self._visible, x)
+        vis = x[:, slots]
+        filled = vis[..., pt] > 0
         if self.center == "leading":
-            lead = vis[..., PT].argmax(dim=1)
+            lead = vis[..., pt].argmax(dim=1)
             rows = torch.arange(n, device=x.device)
-            eta_c, phi_c = vis[rows, lead, ETA], vis[rows, lead, PHI]
+            eta_c, phi_c = vis[rows, lead, eta], vis[rows, lead, phi]
             has_vis = filled.any(dim=1)
         else:
             eta_c = (2 * _uniform((n,), x, generator) - 1) * self.eta_max
             phi_c = (2 * _uniform((n,), x, generator) - 1) * math.pi
             has_vis = torch.ones(n, dtype=torch.bool, device=x.device)
-        d_eta = vis[..., ETA] - eta_c[:, None]
-        d_phi = wrap_phi(vis[..., PHI] - phi_c[:, None])
+        d_eta = vis[..., eta] - eta_c[:, None]
+        d_phi = wrap_phi(vis[..., phi] - phi_c[:, None])
         inside = d_eta.square() + d_phi.square() <= self.radius**2
         keep = inside | ~has_vis[:, None]
         out = x.clone()
-        out[:, 1:] = vis * keep[..., None].to(x.dtype)
+        out[:, slots] = vis * keep[..., None].to(x.dtype)
         return out
 
 
 class Compose(Augmentation):
-    """Apply augmentations in order, all drawing from the same generator."""
+    """Apply augmentations in order, all drawing from the same generator.
+
+    The augmentations must share one layout (the composition's).
+    """
 
     def __init__(self, augmentations: Sequence[Augmentation]) -> None:
         self.augmentations = list(augmentations)
         for a in self.augmentations:
             if not isinstance(a, Augmentation):
                 raise TypeError(f"Compose takes Augmentation objects; got {type(a).__name__}")
+        layouts = {a.layout.fingerprint: a.layout for a in self.augmentations}
+        if len(layouts) > 1:
+            names = ", ".join(repr(v.name) for v in layouts.values())
+            raise ValueError(f"Compose takes augmentations of one layout; got layouts {names}")
+        super().__init__(next(iter(layouts.values()), ADC2021))
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         for a in self.augmentations:
@@ -235,11 +324,12 @@ _BUILDERS = {
 }
 
 
-def parse_augmentation(spec: str) -> Augmentation:
+def parse_augmentation(spec: str, layout: EventLayout = ADC2021) -> Augmentation:
     """Build an augmentation from a spec: comma-separated ``name[:arg[:arg]]`` items.
 
     Names: ``none``, ``mask[:p]``, ``gauss[:sigma]``, ``smear[:sigma]``, ``rotate``,
-    ``crop[:radius[:leading|random]]``.
+    ``crop[:radius[:leading|random]]``. ``layout`` is the layout of the events the
+    augmentation is for (default ADC2021).
 
     Examples
     --------
@@ -263,5 +353,5 @@ def parse_augmentation(spec: str) -> Augmentation:
             values = [cast(a) for cast, a in zip(casts, args)]
         except ValueError:
             raise ValueError(f"bad argument in augmentation {item!r}") from None
-        augs.append(cls(*values))
+        augs.append(cls(*values, layout=layout))
     return augs[0] if len(augs) == 1 else Compose(augs)

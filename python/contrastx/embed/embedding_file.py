@@ -8,7 +8,10 @@ Layout:
 * optional dataset ``EvtId`` (N,) int64;
 * root attributes ``format = "contrastx-embedding"``, ``format_version``,
   ``source_file`` (the event file embedded), ``model_config`` (JSON) and
-  ``metadata`` (JSON).
+  ``metadata`` (JSON);
+* root attributes ``layout`` (JSON, :meth:`contrastx.events.EventLayout.to_json`) and
+  ``layout_sha256`` (its fingerprint): the event layout of the embedded events, when
+  the writer gives it (files without them read back ``layout = None``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..events.io import open_h5
+from ..events.layout import EventLayout, LayoutError
 
 FORMAT_NAME = "contrastx-embedding"
 FORMAT_VERSION = 1
@@ -32,7 +36,11 @@ __all__ = ["EmbeddingData", "read_embedding", "write_embedding"]
 
 @dataclass
 class EmbeddingData:
-    """Contents of an embedding file (see the module docstring)."""
+    """Contents of an embedding file (see the module docstring).
+
+    ``layout`` is the event layout of the embedded events, or None when the file does
+    not record it.
+    """
 
     embedding: np.ndarray
     labels: np.ndarray
@@ -41,6 +49,7 @@ class EmbeddingData:
     model_config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     event_ids: np.ndarray | None = None
+    layout: EventLayout | None = None
 
     def select(self, process: str) -> np.ndarray:
         """Embedding rows of one process."""
@@ -61,9 +70,13 @@ def write_embedding(
     model_config: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     event_ids: np.ndarray | None = None,
+    layout: EventLayout | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write an embedding file.
+
+    ``layout`` (the event layout of the embedded events) is recorded with its
+    fingerprint when given.
 
     Raises
     ------
@@ -86,6 +99,8 @@ def write_embedding(
         raise ValueError(f"labels must be integers; got {y.dtype}")
     if not np.isfinite(z).all():
         raise ValueError("embedding contains NaN or inf")
+    if layout is not None and not isinstance(layout, EventLayout):
+        raise TypeError(f"layout must be an EventLayout; got {type(layout).__name__}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open_h5(path, "w", what="embedding file") as f:
         f.create_dataset("embedding", data=z)
@@ -98,6 +113,9 @@ def write_embedding(
         f.attrs["source_file"] = str(source_file)
         f.attrs["model_config"] = json.dumps(model_config or {}, sort_keys=True)
         f.attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True, default=str)
+        if layout is not None:
+            f.attrs["layout"] = layout.to_json()
+            f.attrs["layout_sha256"] = layout.fingerprint
     return path
 
 
@@ -125,6 +143,7 @@ def read_embedding(path: str | os.PathLike) -> EmbeddingData:
             )
         if "process_names" not in f["labels"].attrs:
             raise ValueError(f"{path}: dataset 'labels' has no 'process_names' attribute")
+        layout = _read_layout(f, path)
         try:
             return EmbeddingData(
                 embedding=f["embedding"][...],
@@ -134,8 +153,26 @@ def read_embedding(path: str | os.PathLike) -> EmbeddingData:
                 model_config=json.loads(f.attrs.get("model_config", "{}")),
                 metadata=json.loads(f.attrs.get("metadata", "{}")),
                 event_ids=f["EvtId"][...] if "EvtId" in f else None,
+                layout=layout,
             )
         except OSError as err:
             raise OSError(f"{path}: cannot read the embedding file (corrupted?): {err}") from err
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: an attribute is not valid JSON ({err})") from None
+
+
+def _read_layout(f: Any, path: Path) -> EventLayout | None:
+    raw = f.attrs.get("layout")
+    if raw is None:
+        return None
+    try:
+        layout = EventLayout.from_json(raw, where=f"{path}: attribute 'layout'")
+    except (LayoutError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable layout attribute ({err})") from None
+    stored = f.attrs.get("layout_sha256")
+    if stored is not None and str(stored) != layout.fingerprint:
+        raise ValueError(
+            f"{path}: the layout attribute does not match its fingerprint 'layout_sha256' "
+            "(the file is damaged)"
+        )
+    return layout

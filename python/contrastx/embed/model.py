@@ -4,6 +4,11 @@
 Gaussian output block, an optional projection head (used by the loss, dropped at
 inference) and an optional linear classifier (for VICReg + cross-entropy).
 :func:`build_model` makes one from a plain dict, which is what a model file stores.
+
+A model takes raw events of one event layout (:attr:`EmbeddingModel.layout`): ADC2021
+models preprocess inside their encoder; a model built with a ``"layout"`` preprocessing
+state holds a :class:`~contrastx.embed.encoders.LayoutScaler` that turns raw events of
+its layout into the encoder inputs. :func:`embed` refuses events of another layout.
 """
 
 from __future__ import annotations
@@ -16,12 +21,28 @@ import torch
 from torch import nn
 
 from ..events.container import Events, check_particles
+from ..events.layout import ADC2021, EventLayout
 from ..ops._backend import require_device
-from .encoders import MLPEncoder, TransformerEncoder, check_input, check_latent_dim
+from .encoders import (
+    LayoutScaler,
+    MLPEncoder,
+    TransformerEncoder,
+    check_input,
+    check_latent_dim,
+)
 from .heads import DINOHead, GaussianBlock, ProjectionHead
 from .particle_transformer import ParticleTransformerEncoder
 
-__all__ = ["ENCODERS", "HEADS", "Embedder", "EmbeddingModel", "build_model", "embed"]
+__all__ = [
+    "ENCODERS",
+    "HEADS",
+    "Embedder",
+    "EmbeddingModel",
+    "build_model",
+    "check_layout_match",
+    "embed",
+    "model_layout",
+]
 
 ENCODERS = {
     "mlp": MLPEncoder,
@@ -32,7 +53,11 @@ HEADS = {"projection": ProjectionHead, "dino": DINOHead}
 
 
 class Embedder(Protocol):
-    """Anything :func:`embed` accepts: a module with ``embed(x) -> (N, D)``."""
+    """Anything :func:`embed` accepts: a module with ``embed(x) -> (N, D)``.
+
+    A model of a layout other than ADC2021 has a ``layout`` attribute and takes the raw
+    event-level features as ``embed(x, event_features=...)`` when the layout has any.
+    """
 
     def embed(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -50,6 +75,11 @@ class EmbeddingModel(nn.Module):
         VAE-like output block (second paper); the embedding is its mean at inference.
     classifier : nn.Module, optional
         Linear layer on the embedding giving class logits (VICReg + CE).
+    input_scaler : LayoutScaler, optional
+        Turns raw events of its layout into the encoder inputs (objects, padding mask,
+        event-level features, and the raw kinematics for an encoder with pair
+        features); the model then takes raw events ``(N, n_objects, n_features)`` and
+        their raw event-level features as ``event_features=``.
     """
 
     def __init__(
@@ -58,22 +88,57 @@ class EmbeddingModel(nn.Module):
         head: nn.Module | None = None,
         gaussian: GaussianBlock | None = None,
         classifier: nn.Module | None = None,
+        input_scaler: LayoutScaler | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.gaussian = gaussian
         self.head = head
         self.classifier = classifier
+        self.input_scaler = input_scaler
 
     @property
     def latent_dim(self) -> int:
         return self.gaussian.latent_dim if self.gaussian is not None else self.encoder.output_dim
 
+    @property
+    def layout(self) -> EventLayout | None:
+        """The layout of the raw events the model takes.
+
+        The input scaler's layout; ADC2021 for an encoder that takes raw ADC2021
+        particles; None for an encoder fed its inputs directly (a particle transformer
+        without an input scaler).
+        """
+        if self.input_scaler is not None:
+            return self.input_scaler.layout
+        if isinstance(self.encoder, (MLPEncoder, TransformerEncoder)):
+            return ADC2021  # built without a layout: raw ADC2021 particles
+        return None
+
+    def _encode(self, x: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.input_scaler is None:
+            return self.encoder(x, **inputs)
+        inputs = dict(inputs)
+        objects, pad, ev, raw = self.input_scaler(x, inputs.pop("event_features", None))
+        if inputs:
+            raise ValueError(
+                f"a model with an input scaler takes raw events and event_features only; got "
+                f"{sorted(inputs)}"
+            )
+        kw: dict[str, torch.Tensor] = {"padding_mask": pad}
+        if ev is not None:
+            kw["event_features"] = ev
+        if getattr(getattr(self.encoder, "options", None), "interaction_columns", ()):
+            kw["kinematics"] = raw
+        return self.encoder(objects, **kw)
+
     def forward(self, x: torch.Tensor, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training forward pass.
 
         ``inputs`` are passed to the encoder with ``x`` (the particle transformer's
-        ``padding_mask``, ``event_features``, ``kinematics``).
+        ``padding_mask``, ``event_features``, ``kinematics``). With an input scaler, ``x``
+        is the raw events and ``inputs`` only ``event_features`` (raw, in the layout's
+        order).
 
         Returns
         -------
@@ -82,7 +147,7 @@ class EmbeddingModel(nn.Module):
             training mode), ``projection`` (head output, or the embedding without a
             head), and, where present, ``mu``/``logvar`` and ``logits``.
         """
-        h = self.encoder(x, **inputs)
+        h = self._encode(x, inputs)
         out: dict[str, torch.Tensor] = {}
         if self.gaussian is not None:
             h, out["mu"], out["logvar"] = self.gaussian(h)
@@ -94,7 +159,7 @@ class EmbeddingModel(nn.Module):
 
     def embed(self, x: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """The inference embedding (N, D): encoder output, or the Gaussian mean."""
-        h = self.encoder(x, **inputs)
+        h = self._encode(x, inputs)
         if self.gaussian is not None:
             h = self.gaussian.mean(h)
         return h
@@ -110,6 +175,12 @@ def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
         ``encoder_kwargs`` (dict), ``head`` ("projection", "dino" or None),
         ``head_kwargs`` (dict), ``gaussian`` (bool), ``n_classes`` (int or None:
         adds a linear classifier), ``preprocessing`` (Preprocessor state or None).
+        A ``"layout"`` preprocessing state (any event layout) becomes the model's
+        :class:`~contrastx.embed.encoders.LayoutScaler` and the encoder is built for
+        that layout's encoder inputs (the particle transformer's ``n_features`` and
+        ``n_event_features`` are the layout's unless ``encoder_kwargs`` sets them, which
+        must then agree); other states go to the encoder's own
+        :class:`~contrastx.embed.encoders.InputScaler` (ADC2021).
 
     Examples
     --------
@@ -139,9 +210,26 @@ def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
     if name == "particle_transformer":
         # Its MLP feeds the Gaussian block directly; without one it ends at latent_dim.
         enc_kwargs.setdefault("project", not gaussian)
-    encoder = ENCODERS[name](
-        latent_dim=latent_dim, preprocessing=config.get("preprocessing"), **enc_kwargs
-    )
+    preprocessing = config.get("preprocessing")
+    scaler = None
+    if isinstance(preprocessing, Mapping) and preprocessing.get("kind") == "layout":
+        scaler = LayoutScaler(dict(preprocessing))
+        layout = scaler.layout
+        if name == "particle_transformer":
+            sizes = {"n_features": layout.n_features, "n_event_features": scaler.n_event_features}
+            for key, value in sizes.items():
+                if enc_kwargs.setdefault(key, value) != value:
+                    raise ValueError(
+                        f"encoder_kwargs {key} = {enc_kwargs[key]!r} does not match layout "
+                        f"{layout.name!r}, whose encoder inputs have {key} = {value}"
+                    )
+            encoder = ENCODERS[name](latent_dim=latent_dim, **enc_kwargs)
+        else:
+            if "layout" in enc_kwargs:
+                raise ValueError("encoder_kwargs must not set 'layout' (it is the preprocessing's)")
+            encoder = ENCODERS[name](latent_dim=latent_dim, layout=layout, **enc_kwargs)
+    else:
+        encoder = ENCODERS[name](latent_dim=latent_dim, preprocessing=preprocessing, **enc_kwargs)
     if not gaussian and encoder.output_dim != latent_dim:
         raise ValueError(
             f"encoder {name!r} outputs {encoder.output_dim} values but latent_dim is "
@@ -160,18 +248,76 @@ def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
         if int(n_classes) < 2:
             raise ValueError(f"n_classes must be >= 2; got {n_classes}")
         classifier = nn.Linear(latent_dim, int(n_classes))
-    return EmbeddingModel(encoder, head=head, gaussian=block, classifier=classifier)
+    return EmbeddingModel(
+        encoder, head=head, gaussian=block, classifier=classifier, input_scaler=scaler
+    )
 
 
-def _as_particles(data: Events | np.ndarray | torch.Tensor) -> torch.Tensor:
+def model_layout(model: Any) -> EventLayout | None:
+    """The layout of the raw events ``model`` takes (its ``layout``; ADC2021 when it has none).
+
+    None for a model fed encoder inputs directly (no layout to check).
+    """
+    return getattr(model, "layout", ADC2021)
+
+
+def _layout_text(layout: EventLayout) -> str:
+    return f"layout {layout.name!r} (fingerprint {layout.fingerprint[:12]})"
+
+
+def check_layout_match(
+    model: EventLayout, events: EventLayout, *, model_name: str = "the model", data: str = "events"
+) -> None:
+    """Raise a clear ValueError when the events' layout is not the model's.
+
+    Parameters
+    ----------
+    model, events : EventLayout
+        The layout the model was trained on and the layout of the events.
+    model_name, data : str
+        How the message names the model and the events (e.g. file names).
+    """
+    if events == model:
+        return
+    same_name = " (same name, different definition)" if events.name == model.name else ""
+    raise ValueError(
+        f"{model_name} was trained on events in {_layout_text(model)} but {data} are in "
+        f"{_layout_text(events)}{same_name}; embed events of the model's layout or train a "
+        "model on this layout"
+    )
+
+
+def _as_inputs(
+    data: Events | np.ndarray | torch.Tensor, layout: EventLayout | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Raw particles (N, n_objects, F) float32 on the CPU and the raw event features (or None)."""
     if isinstance(data, Events):
-        return torch.from_numpy(data.particles)
-    if isinstance(data, torch.Tensor):
-        x = check_input(data)
-        if not torch.isfinite(x).all():
-            raise ValueError("input contains NaN or inf")
-        return x.detach().to("cpu", torch.float32)
-    return torch.from_numpy(check_particles(data))
+        if layout is None:
+            return torch.from_numpy(data.particles), None
+        check_layout_match(layout, data.layout)
+        if not layout.encoder_event_features.size:
+            return torch.from_numpy(data.particles), None
+        return torch.from_numpy(data.particles), torch.from_numpy(data.event_features)
+    if layout is None or layout == ADC2021:
+        if isinstance(data, torch.Tensor):
+            x = data if layout is None else check_input(data)
+            if not torch.isfinite(x).all():
+                raise ValueError("input contains NaN or inf")
+            return x.detach().to("cpu", torch.float32), None
+        if layout is None:
+            arr = np.asarray(data, dtype=np.float32)
+            if not np.isfinite(arr).all():
+                raise ValueError("input contains NaN or inf")
+            return torch.from_numpy(arr), None
+        return torch.from_numpy(check_particles(data)), None
+    if layout.encoder_event_features.size:
+        names = ", ".join(layout.event_features[c].name for c in layout.encoder_event_features)
+        raise ValueError(
+            f"the model's layout {layout.name!r} has event-level encoder features ({names}): "
+            "pass Events (with their event_features), not a particle array"
+        )
+    arr = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
+    return torch.from_numpy(check_particles(arr, layout=layout)), None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -193,8 +339,10 @@ def embed(
     model : EmbeddingModel or baseline
         Any module with ``embed(x)``; it is moved to ``device`` and put in eval mode
         (its training mode is restored afterwards).
-    data : Events, ndarray or Tensor, shape (N, 19, 3)
-        Raw particles (pT in GeV, padded slots zero).
+    data : Events, ndarray or Tensor
+        Raw events in the model's layout (:func:`model_layout`): ADC2021 particles
+        (N, 19, 3) (pT in GeV, padded slots zero), or :class:`Events` of another layout
+        (an array of particles does for a layout without event-level encoder features).
     batch_size : int
         Events per forward pass.
     device : str or torch.device
@@ -203,19 +351,30 @@ def embed(
     Returns
     -------
     ndarray, shape (N, D), float32
+
+    Raises
+    ------
+    ValueError
+        Events of another layout than the model's (the message names both), or
+        invalid values.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
     dev = resolve_device(device)
-    x = _as_particles(data)
+    layout = model_layout(model)
+    x, ev = _as_inputs(data, layout)
     was_training = getattr(model, "training", False)
     if isinstance(model, nn.Module):
         model.to(dev).eval()
     try:
-        parts = [
-            model.embed(x[i : i + batch_size].to(dev)).float().cpu()
-            for i in range(0, x.shape[0], batch_size)
-        ]
+        parts = []
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i : i + batch_size].to(dev)
+            if ev is None:
+                z = model.embed(xb)
+            else:
+                z = model.embed(xb, event_features=ev[i : i + batch_size].to(dev))
+            parts.append(z.float().cpu())
     finally:
         if isinstance(model, nn.Module) and was_training:
             model.train()

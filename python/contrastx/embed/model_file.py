@@ -19,7 +19,17 @@ key                 content
 ``training_events`` optional, JSON: the event file trained on (see below)
 ``training_rows``   optional, int64 tensor: its rows in the training folds
 ``validation_rows`` optional, int64 tensor: its rows in the validation fold
+``layout``          optional, JSON: the event layout of the raw events the model
+                    takes (:meth:`contrastx.events.EventLayout.to_dict`)
+``layout_sha256``   optional: that layout's :attr:`~EventLayout.fingerprint`
 ==================  ==========================================================
+
+Every model records the layout of the events it takes (files without a record were
+written before layouts existed and are ADC2021 models); :attr:`LoadedModel.layout`
+reads it back, and embedding refuses events of another layout. A model whose input
+preprocessing is a ``"layout"`` state (any event layout) is rebuilt from the stored
+``preprocessing`` record, which :func:`save_model` takes from the model itself when it
+is not given.
 
 A model trained on events read from a file records that file (:class:`TrainingEvents`):
 its path, a fingerprint (:func:`file_fingerprint`: size, modification time and
@@ -53,6 +63,7 @@ import torch
 from torch import nn
 
 from ..events.container import Events
+from ..events.layout import ADC2021, EventLayout, LayoutError
 
 FORMAT_NAME = "contrastx-model"
 FORMAT_VERSION = 1
@@ -321,22 +332,67 @@ def training_events(model: str | os.PathLike | LoadedModel) -> TrainingEvents | 
     return _training_events_from_payload(payload, path)
 
 
-def build_from_config(model_config: dict[str, Any]) -> nn.Module:
-    """Build an (untrained) module from a model config with a ``kind`` key."""
+def build_from_config(
+    model_config: dict[str, Any],
+    *,
+    preprocessing: dict[str, Any] | None = None,
+    layout: EventLayout | None = None,
+) -> nn.Module:
+    """Build an (untrained) module from a model config with a ``kind`` key.
+
+    Parameters
+    ----------
+    model_config : dict
+    preprocessing : dict, optional
+        The model's preprocessing record; a ``"layout"`` state builds the model's
+        :class:`~contrastx.embed.encoders.LayoutScaler` (other states are restored with
+        the weights).
+    layout : EventLayout, optional
+        The layout of the baselines (``raw``, ``leading_pt``); default ADC2021.
+    """
     from .baselines import VAE, LeadingPtBaseline, RawBaseline
     from .model import build_model
 
     cfg = dict(model_config)
     kind = cfg.pop("kind", "embedding")
+    state = preprocessing if _is_layout_state(preprocessing) else None
     if kind == "embedding":
-        return build_model(cfg)
+        return build_model(cfg if state is None else {**cfg, "preprocessing": state})
     if kind == "vae":
-        return VAE(**cfg)
+        return VAE(**cfg) if state is None else VAE(**cfg, preprocessing=state)
     if kind == "raw":
-        return RawBaseline()
+        return RawBaseline(layout or ADC2021, preprocessing=state)
     if kind == "leading_pt":
-        return LeadingPtBaseline()
+        return LeadingPtBaseline(layout or ADC2021)
     raise ValueError(f"unknown model kind {kind!r} (embedding, vae, raw, leading_pt)")
+
+
+def _is_layout_state(preprocessing: Any) -> bool:
+    return isinstance(preprocessing, Mapping) and preprocessing.get("kind") == "layout"
+
+
+def _layout_preprocessing(model: nn.Module) -> dict[str, Any] | None:
+    """The ``"layout"`` preprocessing state of a model's LayoutScaler, or None."""
+    from .encoders import LayoutScaler
+
+    scaler = next((m for m in model.modules() if isinstance(m, LayoutScaler)), None)
+    return None if scaler is None else scaler.preprocessing_state()
+
+
+def _stored_layout(payload: Mapping[str, Any], source: Any) -> EventLayout | None:
+    """The layout record of a model file (checked against its fingerprint), or None."""
+    raw = payload.get("layout")
+    if raw is None:
+        return None
+    try:
+        layout = EventLayout.from_json(raw, where=f"{source}: layout")
+    except (LayoutError, TypeError, ValueError) as err:
+        raise ValueError(f"{source}: unreadable layout record ({err})") from None
+    if payload.get("layout_sha256") not in (None, layout.fingerprint):
+        raise ValueError(
+            f"{source}: the layout record does not match its fingerprint (the file is damaged)"
+        )
+    return layout
 
 
 @dataclass
@@ -351,6 +407,9 @@ class LoadedModel:
         The stored records (see the module docstring).
     training_events : TrainingEvents or None
         The event-file rows the model was trained on, when the file records them.
+    layout : EventLayout or None
+        The layout of the raw events the model takes (ADC2021 for files written before
+        layouts were recorded); None for a model fed its encoder inputs directly.
     """
 
     model: nn.Module
@@ -361,6 +420,7 @@ class LoadedModel:
     class_names: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     training_events: TrainingEvents | None = None
+    layout: EventLayout | None = ADC2021
 
     @property
     def latent_dim(self) -> int:
@@ -404,13 +464,22 @@ def save_model(
         Stored as JSON.
     training_events : TrainingEvents, optional
         The event file and rows the model was trained on.
+
+    The layout of the events the model takes (its ``layout`` attribute; ADC2021 for a
+    module without one) is recorded; without ``preprocessing``, a model with a
+    :class:`~contrastx.embed.encoders.LayoutScaler` records that scaler's state.
     """
+    from .model import model_layout
+
     if training_events is not None and not isinstance(training_events, TrainingEvents):
         raise TypeError(
             f"training_events must be a TrainingEvents; got {type(training_events).__name__}"
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if preprocessing is None:
+        preprocessing = _layout_preprocessing(model)
+    layout = model_layout(model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT_NAME,
@@ -424,6 +493,9 @@ def save_model(
         "metadata": json.dumps(metadata or {}, sort_keys=True, default=str),
         "weights_sha256": weights_sha256(state),
     }
+    if layout is not None:
+        payload["layout"] = layout.to_json()
+        payload["layout_sha256"] = layout.fingerprint
     if training_events is not None:
         payload["training_events"] = json.dumps(training_events.header(), sort_keys=True)
         payload["training_rows"] = torch.from_numpy(training_events.train_rows)
@@ -477,18 +549,29 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             f"{path}: the weights do not match the file's SHA-256 checksum; the file is "
             "corrupted (copy or train it again)"
         )
+    from .model import model_layout
+
     model_config = json.loads(payload["model_config"])
-    model = build_from_config(model_config)
+    preprocessing = json.loads(payload["preprocessing"])
+    stored = _stored_layout(payload, path)
+    model = build_from_config(model_config, preprocessing=preprocessing, layout=stored)
     check_state_dict(model, state, path)
     model.load_state_dict(state)
     model.to(map_location).eval()
+    layout = model_layout(model)
+    if stored is not None and layout is not None and stored != layout:
+        raise ValueError(
+            f"{path}: the layout record ({stored.name!r}) is not the layout of the model's "
+            f"preprocessing ({layout.name!r}); the file is damaged"
+        )
     return LoadedModel(
         model=model,
         model_config=model_config,
-        preprocessing=json.loads(payload["preprocessing"]),
+        preprocessing=preprocessing,
         train_config=json.loads(payload["train_config"]),
         history=json.loads(payload["history"]),
         class_names=json.loads(payload["class_names"]),
         metadata=json.loads(payload["metadata"]),
         training_events=_training_events_from_payload(payload, path),
+        layout=layout,
     )

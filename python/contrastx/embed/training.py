@@ -15,6 +15,13 @@ method          loss on the projection-head output               views
                 (Li, Nachman, Noll)                               optional)
 ==============  ===============================================  ===================
 
+Events of any layout train (:class:`~contrastx.events.layout.EventLayout`): ADC2021
+events with the primary paper's ``"pt"``/``"log_pt"`` preprocessing inside the encoder,
+and events of any layout with ``preprocessing="layout"`` (the second paper's; required
+by the ``particle_transformer`` encoder and for every layout other than ADC2021): the
+model then holds the fitted preprocessing as its input scaler and takes the raw
+objects and event-level features of that layout (see :mod:`contrastx.embed.model`).
+
 The data are split with :func:`contrastx.events.make_splits` (stratified by label,
 20 % test held out, 5 folds): the model trains on the four folds other than
 ``fold`` and is validated on ``fold``; the test set is never touched. The learning
@@ -56,6 +63,7 @@ from torch import nn
 
 from .._console import Progress, format_duration, stderr_is_terminal
 from ..events.container import UNKNOWN_LABEL, Events
+from ..events.layout import ADC2021, EventLayout
 from ..events.preprocessing import KINDS as PREPROCESSINGS
 from ..events.preprocessing import Preprocessor
 from ..events.sampler import ClassBalancedBatchSampler
@@ -74,6 +82,7 @@ from .model_file import (
     save_model,
 )
 from .optim import LARS, warmup_cosine_scheduler
+from .particle_transformer import PRESETS as PARTICLE_TRANSFORMER_PRESETS
 
 __all__ = [
     "METHODS",
@@ -105,7 +114,7 @@ CHECKPOINT_KEYS = (
 
 METHODS = ("simclr", "supcon", "vicreg", "vicreg_ce", "supcon_kl")
 SUPERVISED = {"supcon", "vicreg_ce", "supcon_kl"}
-ENCODER_KINDS = ("mlp", "transformer")
+ENCODER_KINDS = ("mlp", "transformer", "particle_transformer")
 OPTIMIZERS = ("lars", "adam", "adamw")
 SAMPLINGS = ("realistic", "balanced")
 
@@ -162,7 +171,12 @@ class TrainConfig:
         "cross-entropy) or supcon_kl (SupCon + KL with a Gaussian output block).",
         choices=METHODS,
     )
-    encoder: str = option("mlp", "Encoder architecture.", choices=ENCODER_KINDS)
+    encoder: str = option(
+        "mlp",
+        "Encoder architecture: mlp, transformer (primary paper) or particle_transformer "
+        "(second paper; needs preprocessing = layout).",
+        choices=ENCODER_KINDS,
+    )
     latent_dim: int = option(
         8, "Embedding dimension D.", ge=MIN_LATENT_DIM, le=MAX_LATENT_DIM, metavar="D"
     )
@@ -197,8 +211,9 @@ class TrainConfig:
     )
     sampling: str = option(
         "realistic",
-        "Batches in the sample's own mixture (realistic) or class-balanced (balanced; the "
-        "batch size must be a multiple of the number of classes).",
+        "Batches in the sample's own mixture (realistic) or class-balanced (balanced: "
+        "batch_size // n_classes events of every class, plus one more of batch_size % "
+        "n_classes classes drawn per batch; batch_size must be at least n_classes).",
         choices=SAMPLINGS,
     )
     augmentation: str | None = option(
@@ -208,7 +223,11 @@ class TrainConfig:
         "None (none on the command line) for no augmentation.",
     )
     preprocessing: str = option(
-        "pt", "Input preprocessing fitted on the training folds.", choices=PREPROCESSINGS
+        "pt",
+        "Input preprocessing fitted on the training folds: pt or log_pt (ADC2021 events) or "
+        "layout (any layout: log of pT and masses, every feature standardised over the "
+        "filled objects, event-level features individually).",
+        choices=PREPROCESSINGS,
     )
     fold: int = option(0, "Validation fold (the model trains on the other folds).", ge=0)
     n_folds: int = option(5, "Folds of the training part of the split.", ge=2)
@@ -272,6 +291,11 @@ class TrainConfig:
                 parse_augmentation(self.augmentation)
             except ValueError as err:
                 raise OptionsError(f"train.augmentation: {err}") from None
+        if self.encoder == "particle_transformer" and self.preprocessing != "layout":
+            raise OptionsError(
+                "train.preprocessing must be 'layout' for the particle_transformer encoder (it "
+                f"takes the layout-preprocessed objects); got {self.preprocessing!r}"
+            )
 
     @property
     def resolved_temperature(self) -> float:
@@ -282,9 +306,13 @@ class TrainConfig:
 
     @property
     def resolved_head(self) -> str | None:
-        """The projection head used: ``head`` with ``"auto"`` resolved."""
+        """The projection head used: ``head`` with ``"auto"`` resolved.
+
+        ``"auto"``: the projection head for the MLP and the particle transformer, the
+        DINO head for the Transformer.
+        """
         if self.head == "auto":
-            return "projection" if self.encoder == "mlp" else "dino"
+            return "dino" if self.encoder == "transformer" else "projection"
         return self.head
 
     def to_dict(self) -> dict[str, Any]:
@@ -396,6 +424,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "head": "projection",
     },
 }
+# The second paper's particle transformer (its setup, and a CPU-sized variant), defined
+# with the encoder; every one preprocesses with the layout.
+PRESETS.update(
+    {
+        name: {**copy.deepcopy(preset), "preprocessing": "layout"}
+        for name, preset in PARTICLE_TRANSFORMER_PRESETS.items()
+    }
+)
 
 
 def same_label_partners(
@@ -436,6 +472,9 @@ class _FitState:
     y_tr: torch.Tensor
     x_va: torch.Tensor
     y_va: torch.Tensor
+    layout: EventLayout = ADC2021
+    ev_tr: torch.Tensor | None = None
+    ev_va: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(
         default_factory=lambda: {"loss": float("inf"), "epoch": -1, "state": None, "bad_epochs": 0}
@@ -632,7 +671,9 @@ class Trainer:
         c = self.config
         n = labels.size
         if c.sampling == "balanced":
-            sampler = ClassBalancedBatchSampler(labels, c.batch_size, seed=c.seed)
+            sampler = ClassBalancedBatchSampler(
+                labels, c.batch_size, seed=c.seed, allow_remainder=True
+            )
             sampler.set_epoch(epoch)
             for b in sampler:
                 yield np.asarray(b)
@@ -656,35 +697,47 @@ class Trainer:
         y: torch.Tensor,
         augmentation: Augmentation | None,
         generator: torch.Generator,
+        event_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The configured loss on one batch of raw particles ``x`` with labels ``y``."""
+        """The configured loss on one batch of raw particles ``x`` with labels ``y``.
+
+        ``event_features`` are the batch's raw event-level features, for a model of a
+        layout with event-level encoder features (augmentations leave them unchanged).
+        """
         c = self.config
         tau = c.resolved_temperature
+        ev = event_features
 
         def view(inp: torch.Tensor) -> torch.Tensor:
             return augmentation(inp, generator) if augmentation is not None else inp
 
+        def extra(*parts: torch.Tensor | None) -> dict[str, torch.Tensor]:
+            if ev is None:
+                return {}
+            return {"event_features": parts[0] if len(parts) == 1 else torch.cat(parts)}
+
         if c.method in ("simclr", "vicreg"):
             n = x.shape[0]
-            out = model(torch.cat([view(x), view(x)]))
+            out = model(torch.cat([view(x), view(x)]), **extra(ev, ev))
             p1, p2 = out["projection"][:n], out["projection"][n:]
             if c.method == "simclr":
                 return nt_xent_loss(p1, p2, tau)
             return vicreg_loss(p1, p2)
         if c.method == "supcon":
             if augmentation is None:
-                return supcon_loss(model(x)["projection"], y, tau)
+                return supcon_loss(model(x, **extra(ev))["projection"], y, tau)
             n = x.shape[0]
-            proj = model(torch.cat([view(x), view(x)]))["projection"]
+            proj = model(torch.cat([view(x), view(x)]), **extra(ev, ev))["projection"]
             return supcon_loss([proj[:n], proj[n:]], y, tau)
         if c.method == "vicreg_ce":
             n = x.shape[0]
             partner = same_label_partners(y.cpu(), generator).to(x.device)
-            out = model(torch.cat([view(x), view(x[partner])]))
+            pair = extra(ev, None if ev is None else ev[partner])
+            out = model(torch.cat([view(x), view(x[partner])]), **pair)
             p = out["projection"]
             return vicreg_ce_loss(p[:n], p[n:], out["logits"], torch.cat([y, y]), c.alpha)
         # supcon_kl
-        out = model(view(x))
+        out = model(view(x), **extra(ev))
         return supcon_kl_loss(out["projection"], y, out["mu"], out["logvar"], tau, c.kl_weight)
 
     # ------------------------------------------------------------------ fit
@@ -710,7 +763,8 @@ class Trainer:
         ----------
         events : Events
             Labelled events (labels are required for the supervised methods and
-            for class-balanced sampling).
+            for class-balanced sampling), in any layout; a layout other than ADC2021
+            needs ``preprocessing="layout"``.
         checkpoint : path, optional
             Written after every epoch (atomic replace).
         resume : bool
@@ -753,7 +807,12 @@ class Trainer:
                 t0 = time.perf_counter()
                 train_loss = self._train_epoch(state, epoch, report)
                 val_loss = self._validate(
-                    state.model, state.x_va, state.y_va, state.augmentation, state.device
+                    state.model,
+                    state.x_va,
+                    state.y_va,
+                    state.augmentation,
+                    state.device,
+                    state.ev_va,
                 )
                 record = {
                     "epoch": epoch,
@@ -833,12 +892,22 @@ class Trainer:
         y_all = lut[events.labels]  # label -1 indexes the trailing -1
         if c.method in SUPERVISED and present.size < 2:
             raise ValueError(f"method {c.method!r} needs at least two classes; got {class_names}")
-        if c.sampling == "balanced" and c.batch_size % max(present.size, 1):
+        if c.sampling == "balanced" and c.batch_size < present.size:
             raise ValueError(
-                f"batch_size {c.batch_size} must be a multiple of the {present.size} classes "
-                "for balanced sampling"
+                f"batch_size {c.batch_size} must be at least the number of classes "
+                f"({present.size}) for balanced sampling"
             )
-        pre = Preprocessor(c.preprocessing).fit(events.particles[tr_idx])
+        layout = events.layout
+        if c.preprocessing == "layout":
+            pre = Preprocessor("layout", layout).fit(events[tr_idx])
+        elif layout != ADC2021:
+            raise ValueError(
+                f"events in layout {layout.name!r} need preprocessing 'layout' (the "
+                f"{c.preprocessing!r} preprocessing is for ADC2021 events); set "
+                "preprocessing = 'layout'"
+            )
+        else:
+            pre = Preprocessor(c.preprocessing).fit(events.particles[tr_idx])
 
         torch.manual_seed(c.seed)
         model_cfg = self.model_config(len(class_names))
@@ -851,8 +920,11 @@ class Trainer:
         sched = warmup_cosine_scheduler(
             opt, self._warmup_steps(steps_per_epoch), c.epochs * steps_per_epoch, c.final_lr_factor
         )
-        augmentation = parse_augmentation(c.augmentation) if c.augmentation else None
+        augmentation = parse_augmentation(c.augmentation, layout) if c.augmentation else None
         gen = torch.Generator().manual_seed(c.seed)
+        ev = None
+        if layout.encoder_event_features.size:
+            ev = torch.from_numpy(events.event_features)
         return _FitState(
             device=device,
             splits=splits,
@@ -871,6 +943,9 @@ class Trainer:
             y_tr=torch.from_numpy(y_all[tr_idx]),
             x_va=torch.from_numpy(events.particles[va_idx]),
             y_va=torch.from_numpy(y_all[va_idx]),
+            layout=layout,
+            ev_tr=None if ev is None else ev[tr_idx],
+            ev_va=None if ev is None else ev[va_idx],
         )
 
     def _warmup_steps(self, steps_per_epoch: int) -> int:
@@ -942,7 +1017,8 @@ class Trainer:
                 continue
             xb = state.x_tr[idx].to(state.device)
             yb = state.y_tr[idx].to(state.device)
-            loss = self.compute_loss(model, xb, yb, state.augmentation, state.gen)
+            evb = None if state.ev_tr is None else state.ev_tr[idx].to(state.device)
+            loss = self.compute_loss(model, xb, yb, state.augmentation, state.gen, evb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at epoch {epoch}; lower the learning rate"
@@ -964,6 +1040,7 @@ class Trainer:
         y: torch.Tensor,
         augmentation: Augmentation | None,
         device: torch.device,
+        event_features: torch.Tensor | None = None,
     ) -> float:
         """Validation loss in eval mode with fixed augmentation draws (comparable across epochs)."""
         if x.shape[0] < 2:
@@ -976,7 +1053,9 @@ class Trainer:
             xb, yb = x[lo : lo + bs].to(device), y[lo : lo + bs].to(device)
             if xb.shape[0] < 2:
                 continue
-            total += float(self.compute_loss(model, xb, yb, augmentation, gen)) * xb.shape[0]
+            evb = None if event_features is None else event_features[lo : lo + bs].to(device)
+            loss = self.compute_loss(model, xb, yb, augmentation, gen, evb)
+            total += float(loss) * xb.shape[0]
             count += xb.shape[0]
         return total / max(count, 1)
 
@@ -1019,7 +1098,11 @@ class Trainer:
 
     @torch.no_grad()
     def _projection_cosine(
-        self, model: EmbeddingModel, x: torch.Tensor, device: torch.device
+        self,
+        model: EmbeddingModel,
+        x: torch.Tensor,
+        device: torch.device,
+        event_features: torch.Tensor | None = None,
     ) -> float:
         """Mean pairwise cosine similarity of the projections of ``x`` (eval mode).
 
@@ -1030,8 +1113,12 @@ class Trainer:
             return float("nan")
         model.eval()
         total = None
-        for lo in range(0, x.shape[0], self.config.batch_size):
-            proj = model(x[lo : lo + self.config.batch_size].to(device))["projection"]
+        bs = self.config.batch_size
+        for lo in range(0, x.shape[0], bs):
+            extra = {}
+            if event_features is not None:
+                extra["event_features"] = event_features[lo : lo + bs].to(device)
+            proj = model(x[lo : lo + bs].to(device), **extra)["projection"]
             part = nn.functional.normalize(proj.double(), dim=1).sum(dim=0)
             total = part if total is None else total + part
         return float((total / x.shape[0]).square().sum())
@@ -1048,7 +1135,7 @@ class Trainer:
         if (c.patience is not None or c.restore_best) and state.best["state"] is not None:
             model.load_state_dict(state.best["state"])
         model.eval()
-        cosine = self._projection_cosine(model, state.x_va, state.device)
+        cosine = self._projection_cosine(model, state.x_va, state.device, state.ev_va)
         if cosine > COLLAPSE_COSINE:
             logger.warning(
                 "the trained model projects the validation events to almost the same direction "

@@ -547,7 +547,14 @@ def write_fast_black_box(
     mixed = inject_signal(bkg, sig, count=n_sig, seed=seed)
     ids = np.arange(len(mixed), dtype=np.int64)
     meta = {"generator": "contrastx.fast", "black_box": True, "seed": seed}
-    hidden = Events(mixed.particles, labels=None, event_ids=ids, metadata=meta)
+    hidden = Events(
+        mixed.particles,
+        labels=None,
+        event_ids=ids,
+        metadata=meta,
+        layout=mixed.layout,
+        event_features=mixed.event_features,
+    )
     write_events(path, hidden, overwrite=overwrite)
     info = {
         "n_events": len(mixed),

@@ -47,7 +47,7 @@ import numpy as np
 
 from contrastx._console import Progress, format_duration, stderr_is_terminal
 from contrastx.events import Events
-from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS, PROCESSES
+from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, BACKGROUNDS, PROCESSES
 
 from .config import EmbeddingSpec, StudyConfig, config_hash
 
@@ -121,24 +121,39 @@ def _read_signal_file(path: str, name: str, n: int) -> Events:
             if name in ev.process_names and (ev.labels == ev.label_of(name)).any():
                 ev = ev.select(name)
             else:
-                ev = Events(ev.particles, labels=None, metadata=ev.metadata)
                 names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
-                ev = Events(ev.particles, np.full(len(ev), names.index(name)), names)
+                ev = Events(
+                    ev.particles,
+                    np.full(len(ev), names.index(name)),
+                    names,
+                    layout=ev.layout,
+                    event_features=ev.event_features,
+                )
             return ev[:stop] if stop else ev
     names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
     with EventFile(path, process=name, process_names=names) as f:
         return f.read(0, stop)
 
 
+def background_path(events_stage: StageResult) -> Path:
+    """The event file of an events stage's background sample (its rows 0..N-1 are it)."""
+    info = events_stage.info
+    if info["source"] == "generator":
+        return Path(events_stage.path("background"))
+    return Path(info["background_file"])
+
+
 def load_background(events_stage: StageResult) -> Events:
-    """The background sample of an events stage."""
+    """The background sample of an events stage (the first rows of :func:`background_path`)."""
     from contrastx.events import read_events
 
     info = events_stage.info
     if info["source"] == "generator":
-        return read_events(events_stage.path("background"))
+        return read_events(background_path(events_stage))
     stop = info["n_background"] or None
-    return read_events(info["background_file"], 0, stop, labels=info["background_labels"] or None)
+    return read_events(
+        background_path(events_stage), 0, stop, labels=info["background_labels"] or None
+    )
 
 
 def load_signals(events_stage: StageResult) -> dict[str, Events]:
@@ -347,7 +362,10 @@ class Pipeline:
             )
             sp.save(folder / "splits.npz")
             train_idx = np.sort(np.concatenate(sp.folds))
-            pre = Preprocessor("pt").fit(bkg.particles[train_idx])
+            if bkg.layout == ADC2021:
+                pre = Preprocessor("pt").fit(bkg.particles[train_idx])
+            else:
+                pre = Preprocessor("layout", bkg.layout).fit(bkg[train_idx])
             pre.save(folder / "preprocessor.json")
             info = {
                 "n_background": len(bkg),
@@ -442,7 +460,11 @@ class Pipeline:
                     **overrides,
                 )
                 trainer = Trainer(tc).fit(
-                    bkg[train_idx], checkpoint=folder / "checkpoint.pt", resume=True
+                    bkg[train_idx],
+                    checkpoint=folder / "checkpoint.pt",
+                    resume=True,
+                    event_file=background_path(events),
+                    event_rows=train_idx,
                 )
                 trainer.save(model_path)
                 info["history"] = trainer.history_
@@ -464,9 +486,9 @@ class Pipeline:
                 )
                 info["history"] = hist
             elif spec.kind == "raw":
-                save_model(model_path, RawBaseline(), {"kind": "raw"})
+                save_model(model_path, RawBaseline(bkg.layout), {"kind": "raw"})
             else:
-                save_model(model_path, LeadingPtBaseline(), {"kind": "leading_pt"})
+                save_model(model_path, LeadingPtBaseline(bkg.layout), {"kind": "leading_pt"})
             info["train_seconds"] = time.perf_counter() - t0
             (folder / "checkpoint.pt").unlink(missing_ok=True)
 
@@ -485,6 +507,7 @@ class Pipeline:
                 sample.process_names,
                 model_config={"model": model.model_config, "name": spec.name, "training": training},
                 metadata={"n_background": len(nplm_bkg), "signals": list(sigs)},
+                layout=sample.layout,
                 overwrite=True,
             )
             if n_lin > 0:
