@@ -11,6 +11,12 @@ stderr (a bar on a terminal, otherwise one line per batch with an ETA). Ctrl-C o
 SIGTERM stops the run with one line saying how many events the file keeps, and
 re-running the same command completes it, with the same events as an uninterrupted
 run.
+
+With ``--dataset diphoton`` it writes the Pythia 8 diphoton benchmark instead
+(:mod:`contrastx.events.generators.diphoton`): by default 50,000 gamma gamma continuum
+events, 10,000 of each SM Higgs mode and 10,000 of each BSM signal mass point, in the
+diphoton layout, with the cross sections in the metadata. ``--list-processes`` prints
+the processes of the chosen dataset.
 """
 
 from __future__ import annotations
@@ -27,13 +33,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._console import error_exit, logging_to_stderr
+from ..events.generators.diphoton import DiphotonOptions
 from ..events.generators.pythia import DEFAULT_BATCH_SIZE
 from ..events.io import write_events
 from ..events.layout import ADC2021_MIXTURE, PROCESSES, SIGNALS
+from ..options import add_arguments
 
 PROG = "contrastx-generate"
 FRACTION_TOLERANCE = 1e-6
 """How far from 1 the sum of ``--fractions`` may be."""
+
+DATASETS = ("adc2021", "diphoton")
+"""The datasets ``--dataset`` chooses from."""
+
+N_BACKGROUND = 200_000
+N_SIGNAL = 20_000
+"""ADC2021 defaults of ``--n-background`` and ``--n-signal``."""
+
+_ADC2021_ONLY = {
+    "n_background": "--n-background",
+    "fractions": "--fractions",
+    "signals": "--signals",
+    "black_box": "--black-box",
+    "truth": "--truth",
+}
+_DIPHOTON_ONLY = {
+    "n_continuum": "--n-continuum",
+    "n_higgs": "--n-higgs",
+    "signal_groups": "--signal-groups",
+}
 
 
 # ---------------------------------------------------------------- arguments
@@ -100,7 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("contrastx-sample.h5"), help="output HDF5")
-    p.add_argument("--n-background", type=int, default=200_000, help="background events")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="adc2021",
+        help="the ADC2021 final state, or the Pythia 8 diphoton benchmark (needs pip install "
+        "'contrastx[pythia]')",
+    )
+    p.add_argument(
+        "--list-processes",
+        action="store_true",
+        help="print the processes of the dataset (name, group, description) and exit",
+    )
+    p.add_argument(
+        "--n-background",
+        type=int,
+        default=None,
+        help=f"background events (default: {N_BACKGROUND:,}; adc2021 only)",
+    )
     p.add_argument(
         "--fractions",
         type=_parse_fractions,
@@ -108,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="background mixture as NAME=FRACTION,... summing to 1 (default: ADC2021's)",
     )
     p.add_argument(
-        "--n-signal", type=int, default=20_000, help="events of each of the four signals"
+        "--n-signal",
+        type=int,
+        default=None,
+        help=f"events of each of the four signals (default: {N_SIGNAL:,}); with --dataset "
+        "diphoton, of each signal mass point (default: 10,000)",
     )
     p.add_argument(
         "--signals",
@@ -119,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--generator",
         choices=["fast", "pythia"],
-        default="fast",
+        default=None,
         help="event generator: the fast parametric approximation, or Pythia 8 + FastJet "
-        "(needs pip install 'contrastx[pythia]')",
+        "(needs pip install 'contrastx[pythia]') (default: fast; pythia for --dataset "
+        "diphoton, which has no fast generator)",
     )
     pythia = p.add_argument_group("pythia generator")
     pythia.add_argument(
@@ -148,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pythia.add_argument(
         "--truth", type=Path, default=None, help="truth file of --black-box (default: OUT.truth.h5)"
+    )
+    add_arguments(
+        p,
+        DiphotonOptions,
+        title="diphoton dataset (--dataset diphoton)",
+        exclude=("n_signal",),
+        default_text={"signal_groups": "every signal"},
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
@@ -269,10 +326,83 @@ def _run_pythia(args: argparse.Namespace, argv: list[str] | None) -> None:
         print(read_events(args.out).summary())
 
 
+def _run_diphoton(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """``--dataset diphoton``: the Pythia diphoton benchmark, resumable like ``pythia``."""
+    from ..events.generators.diphoton import generate_diphoton
+    from ..events.io import read_events
+    from ..options import from_arguments, to_dict
+
+    opts = from_arguments(DiphotonOptions, args)
+    counts = opts.counts()
+    if not counts:
+        raise ValueError("nothing to generate (all counts are zero)")
+    t0 = time.perf_counter()
+    generate_diphoton(
+        args.out,
+        counts,
+        seed=args.seed,
+        mpi=args.mpi,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        extra_metadata={"command": _command(argv), "diphoton_options": to_dict(opts)},
+    )
+    dt = time.perf_counter() - t0
+    events = read_events(args.out)
+    print(f"wrote {args.out} (pythia diphoton benchmark, seed {args.seed}, {dt:.1f} s)")
+    print(events.summary())
+    md = events.metadata
+    print("process          kept   sigma x BR [fb]   after selection [fb]")
+    for name, kept in md.get("n_kept", {}).items():
+        xs = md.get("cross_section_pb", {}).get(name)
+        sel = md.get("selected_cross_section_fb", {}).get(name)
+        if xs is None or sel is None:
+            continue
+        print(f"{name:<14} {kept:>6}   {1e3 * xs:>15.4g}   {sel:>20.4g}")
+
+
+def _list_processes(dataset: str) -> None:
+    if dataset == "diphoton":
+        from ..events.generators.diphoton import describe_processes
+
+        print(describe_processes())
+        return
+    from ..events.generators.processes import PROCESS_REGISTRY
+
+    width = max(len(n) for n in PROCESS_REGISTRY)
+    for name, spec in PROCESS_REGISTRY.items():
+        print(f"{name:<{width}}  {spec.description}")
+
+
+def _resolve_dataset(args: argparse.Namespace) -> None:
+    """Check the flags against ``--dataset`` and fill the dataset's defaults in ``args``."""
+    other = _ADC2021_ONLY if args.dataset == "diphoton" else _DIPHOTON_ONLY
+    given = [flag for dest, flag in other.items() if getattr(args, dest) is not None]
+    if given:
+        owner = "adc2021" if args.dataset == "diphoton" else "diphoton"
+        raise ValueError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --dataset "
+            f"{owner} only (this run: --dataset {args.dataset})"
+        )
+    if args.dataset == "diphoton":
+        if args.generator == "fast":
+            raise ValueError(
+                "--dataset diphoton has no fast generator; it runs Pythia (--generator pythia)"
+            )
+        args.generator = "pythia"
+        return
+    args.generator = args.generator or "fast"
+    if args.n_background is None:
+        args.n_background = N_BACKGROUND
+    if args.n_signal is None:
+        args.n_signal = N_SIGNAL
+
+
 def _interrupted_message(args: argparse.Namespace, exc: KeyboardInterrupt) -> str:
     """The one line printed when the run is stopped by Ctrl-C or SIGTERM."""
     what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-    if args.generator != "pythia":
+    if args.generator != "pythia":  # the fast generator (None: stopped before it was chosen)
         return f"{PROG}: {what}; nothing was written to {args.out}"
     from ..events.generators.pythia import committed_counts
 
@@ -296,9 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _sigterm_as_interrupt(), logging_to_stderr(PROG):
-            if args.n_background < 0 or args.n_signal < 0:
+            _resolve_dataset(args)
+            if args.list_processes:
+                _list_processes(args.dataset)
+                return 0
+            counts = [n for n in (args.n_background, args.n_signal) if n is not None]
+            if any(n < 0 for n in counts):
                 raise ValueError("event counts must be non-negative")
-            if args.generator == "pythia":
+            if args.dataset == "diphoton":
+                _run_diphoton(args, argv)
+            elif args.generator == "pythia":
                 _run_pythia(args, argv)
             else:
                 _run_fast(args, argv)

@@ -66,7 +66,7 @@ import sys
 import time
 import zlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from multiprocessing.connection import Connection
@@ -80,6 +80,7 @@ import numpy as np
 from ..._console import Progress, format_duration, stderr_is_terminal
 from ..container import UNKNOWN_LABEL, Events
 from ..io import (
+    EVENT_FEATURES_KEY,
     EVTID_KEY,
     LABELS_KEY,
     PARTICLES_KEY,
@@ -89,15 +90,18 @@ from ..io import (
     metadata_to_json,
     open_h5,
 )
-from ..layout import ADC2021_MIXTURE, PROCESSES
+from ..layout import ADC2021, ADC2021_MIXTURE, PROCESSES, EventLayout
 from .processes import PROCESS_REGISTRY, ProcessSpec, get_process
 from .reconstruction import RecoSettings, final_state, reconstruct
 
 __all__ = [
+    "ADC2021_DATASET",
     "GENERATOR_NAME",
     "PYTHIA_GENERATOR_VERSION",
     "BatchResult",
+    "PythiaDataset",
     "RecoSettings",
+    "Reconstructed",
     "check_dependencies",
     "committed_counts",
     "common_settings",
@@ -176,6 +180,118 @@ def batch_seeds(seed: int, process: str, batch: int) -> tuple[int, np.random.See
     return pythia_seed, ss.spawn(1)[0]
 
 
+# ---------------------------------------------------------------- datasets
+@dataclass
+class Reconstructed:
+    """What a dataset's reconstruction makes of one batch of Pythia events.
+
+    Attributes
+    ----------
+    particles : ndarray, shape (n_passed, n_objects, n_features), float32
+        The selected events in the dataset's layout, in generation order.
+    event_features : ndarray, shape (n_passed, n_event_features), or None
+        Their event-level features (None for a layout without any).
+    n_accepted : int
+        Events that pass the process's generator-level filter (all of them for a
+        process without one); the selected events are among these.
+    """
+
+    particles: np.ndarray
+    event_features: np.ndarray | None
+    n_accepted: int
+
+
+def _reconstruct_adc2021(
+    raw: Any, rng: np.random.Generator, reco: RecoSettings, spec: ProcessSpec | None
+) -> Reconstructed:
+    """The ADC2021 reconstruction and lepton selection of a ``Pythia.nextBatch`` array."""
+    particles, _ = reconstruct(final_state(raw), rng, reco)
+    return Reconstructed(particles, None, len(raw))
+
+
+@dataclass(frozen=True)
+class PythiaDataset:
+    """A family of Pythia processes and the reconstruction that turns them into a layout.
+
+    :func:`generate_pythia` runs any dataset with the same machinery (batches, seeds,
+    workers, resumable files); :data:`ADC2021_DATASET` is the default and
+    :data:`contrastx.events.generators.diphoton.DIPHOTON_DATASET` the diphoton one.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"adc2021"``, ``"diphoton"``).
+    generator, version : str
+        Recorded in the file's metadata (``generator``, ``generator_version``); a file
+        is resumed only by the same generator and version.
+    layout : EventLayout
+        Layout of the events written.
+    registry : mapping of str to ProcessSpec
+        The processes this dataset knows (custom ones may be added to it).
+    builtin : tuple of str
+        The built-in processes, in label order: a file's ``process_names`` are these,
+        then the custom processes requested, in the order requested.
+    reco_type : type
+        Class of the reconstruction settings (its defaults when none are given); it
+        has a ``to_dict()`` method for the metadata.
+    reconstruct : callable
+        ``reconstruct(raw, rng, reco, spec) -> Reconstructed``, a module-level function
+        (workers receive it by reference): ``raw`` is the ``Pythia.nextBatch`` array.
+    selection : str
+        How error messages name the event selection (``"the lepton selection"``).
+    summarize : callable, optional
+        ``summarize(progress, processes) -> dict`` of extra metadata entries computed
+        from the per-process progress (e.g. cross sections); called at every commit.
+    """
+
+    name: str
+    generator: str
+    version: str
+    layout: EventLayout
+    registry: Mapping[str, ProcessSpec]
+    builtin: tuple[str, ...]
+    reco_type: type
+    reconstruct: Callable[..., Reconstructed]
+    selection: str
+    summarize: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+
+    def process(self, name: str) -> ProcessSpec:
+        """The registered process ``name`` (ValueError listing the known names otherwise)."""
+        if self.registry is PROCESS_REGISTRY:
+            return get_process(name)
+        try:
+            return self.registry[name]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown {self.name} process {name!r}; known processes: {', '.join(self.registry)}"
+            ) from None
+
+    def describe(self, spec: ProcessSpec) -> dict[str, Any]:
+        """The metadata entry of a process: its fields other than the name, JSON-friendly."""
+        out = {}
+        for f in dataclasses.fields(spec):
+            if f.name == "name":
+                continue
+            value = getattr(spec, f.name)
+            to_dict = getattr(value, "to_dict", None)
+            out[f.name] = to_dict() if callable(to_dict) else value
+        return json.loads(json.dumps(out))
+
+
+ADC2021_DATASET = PythiaDataset(
+    name="adc2021",
+    generator=GENERATOR_NAME,
+    version=PYTHIA_GENERATOR_VERSION,
+    layout=ADC2021,
+    registry=PROCESS_REGISTRY,
+    builtin=PROCESSES,
+    reco_type=RecoSettings,
+    reconstruct=_reconstruct_adc2021,
+    selection="the lepton selection",
+)
+"""The ADC2021 processes and reconstruction (the default of :func:`generate_pythia`)."""
+
+
 # ---------------------------------------------------------------- one batch (worker side)
 @dataclass(frozen=True)
 class _BatchTask:
@@ -184,7 +300,9 @@ class _BatchTask:
     settings: tuple[str, ...]
     seed: int
     n_events: int
-    reco: RecoSettings
+    reco: Any
+    spec: ProcessSpec | None = None
+    reconstruct: Callable[..., Reconstructed] = _reconstruct_adc2021
 
 
 @dataclass
@@ -195,12 +313,19 @@ class BatchResult:
     ----------
     process : str
     batch : int
-    particles : ndarray, shape (n_passed, 19, 3), float32
-        Selected events in generation order.
+    particles : ndarray, shape (n_passed, n_objects, n_features), float32
+        Selected events in generation order ((n_passed, 19, 3) for ADC2021).
     n_generated, n_passed : int
-        Events returned by Pythia, and those passing the lepton selection.
+        Events returned by Pythia, and those passing the selection.
     cpu_seconds : float
         Process CPU time of the batch (initialisation, generation, reconstruction).
+    event_features : ndarray, shape (n_passed, n_event_features), or None
+        Event-level features of the selected events (None for ADC2021).
+    n_accepted : int or None
+        Events passing the process's generator-level filter (None: no filter, all).
+    sigma_pb : float
+        Pythia's estimate of the cross section of the generated events (pb), after
+        the batch: the hard process with the open decay channels' branching ratios.
     """
 
     process: str
@@ -209,6 +334,9 @@ class BatchResult:
     n_generated: int
     n_passed: int
     cpu_seconds: float
+    event_features: np.ndarray | None = None
+    n_accepted: int | None = None
+    sigma_pb: float = 0.0
 
 
 def _make_pythia(settings: Sequence[str], pythia_seed: int, what: str) -> Any:
@@ -231,18 +359,20 @@ def _run_batch(task: _BatchTask) -> BatchResult:
     pythia_seed, smear_seed = batch_seeds(task.seed, task.process, task.batch)
     pythia = _make_pythia(task.settings, pythia_seed, f"process {task.process!r}")
     raw = pythia.nextBatch(task.n_events)
+    sigma_pb = float(pythia.infoPython().sigmaGen()) * 1e9  # mb -> pb
     del pythia
     n_generated = len(raw)
-    particles, selected = reconstruct(
-        final_state(raw), np.random.default_rng(smear_seed), task.reco
-    )
+    out = task.reconstruct(raw, np.random.default_rng(smear_seed), task.reco, task.spec)
     return BatchResult(
         task.process,
         task.batch,
-        particles,
+        out.particles,
         n_generated,
-        int(selected.size),
+        int(out.particles.shape[0]),
         time.process_time() - t0,
+        event_features=out.event_features,
+        n_accepted=int(out.n_accepted),
+        sigma_pb=sigma_pb if math.isfinite(sigma_pb) else 0.0,
     )
 
 
@@ -253,8 +383,9 @@ def pythia_batch(
     seed: int = 0,
     n_events: int = DEFAULT_BATCH_SIZE,
     mpi: bool = True,
-    reco: RecoSettings | None = None,
+    reco: Any = None,
     extra_settings: Sequence[str] = (),
+    dataset: PythiaDataset | None = None,
 ) -> BatchResult:
     """Generate, reconstruct and select one batch in this process.
 
@@ -273,13 +404,16 @@ def pythia_batch(
         Events to generate (before the selection).
     mpi : bool
         Multiparton interactions on (default) or off.
-    reco : RecoSettings, optional
-        Reconstruction choices.
+    reco : optional
+        Reconstruction choices (the dataset's ``reco_type``; default its defaults).
     extra_settings : sequence of str
         Pythia settings appended after the process's own.
+    dataset : PythiaDataset, optional
+        The process family and reconstruction; default :data:`ADC2021_DATASET`.
     """
     check_dependencies()
-    spec = get_process(process)
+    ds = _check_dataset(dataset)
+    spec = ds.process(process)
     return _run_batch(
         _BatchTask(
             process,
@@ -287,12 +421,33 @@ def pythia_batch(
             (*common_settings(mpi=mpi), *spec.settings, *extra_settings),
             _check_int("seed", seed),
             _check_int("n_events", n_events, minimum=1),
-            reco or RecoSettings(),
+            _check_reco(ds, reco),
+            spec,
+            ds.reconstruct,
         )
     )
 
 
 # ---------------------------------------------------------------- helpers
+def _check_dataset(dataset: object) -> PythiaDataset:
+    if dataset is None:
+        return ADC2021_DATASET
+    if not isinstance(dataset, PythiaDataset):
+        raise TypeError(f"dataset must be a PythiaDataset; got {type(dataset).__name__}")
+    return dataset
+
+
+def _check_reco(dataset: PythiaDataset, reco: object) -> Any:
+    if reco is None:
+        return dataset.reco_type()
+    if not isinstance(reco, dataset.reco_type):
+        raise TypeError(
+            f"reco of the {dataset.name} dataset must be a {dataset.reco_type.__name__}; "
+            f"got {type(reco).__name__}"
+        )
+    return reco
+
+
 def _check_int(name: str, value: object, *, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
@@ -330,8 +485,10 @@ class _RunPlan:
         The configuration stored in the metadata; resuming requires it unchanged.
     seed, batch_size : int
         Master seed and events generated per batch.
-    reco : RecoSettings
-        Reconstruction choices.
+    reco
+        Reconstruction choices (``dataset.reco_type``).
+    dataset : PythiaDataset
+        The process family, reconstruction and layout.
     """
 
     requested: dict[str, int]
@@ -341,12 +498,20 @@ class _RunPlan:
     config: dict[str, Any]
     seed: int
     batch_size: int
-    reco: RecoSettings
+    reco: Any
+    dataset: PythiaDataset = ADC2021_DATASET
 
     def task(self, process: str, batch: int) -> _BatchTask:
         """The unit of work that generates batch ``batch`` of ``process``."""
         return _BatchTask(
-            process, batch, self.settings[process], self.seed, self.batch_size, self.reco
+            process,
+            batch,
+            self.settings[process],
+            self.seed,
+            self.batch_size,
+            self.reco,
+            self.dataset.registry[process],
+            self.dataset.reconstruct,
         )
 
 
@@ -356,32 +521,36 @@ def _plan_run(
     seed: int,
     mpi: bool,
     batch_size: int,
-    reco: RecoSettings | None,
+    reco: Any,
     extra_settings: Sequence[str],
+    dataset: PythiaDataset | None = None,
 ) -> _RunPlan:
     """Validate the request and build the configuration (no file is touched)."""
+    ds = _check_dataset(dataset)
     versions = check_dependencies()
     seed = _check_int("seed", seed)
     batch_size = _check_int("batch_size", batch_size, minimum=1)
-    reco = reco or RecoSettings()
+    reco = _check_reco(ds, reco)
+    if not isinstance(counts, Mapping):
+        raise TypeError(f"counts must be a mapping of process name to count; got {counts!r}")
     requested: dict[str, int] = {}
     for name, count in counts.items():
-        get_process(name)
+        ds.process(name)
         requested[name] = _check_int(f"counts[{name!r}]", count)
-    custom = [p for p in requested if p not in PROCESSES]
-    process_names = (*PROCESSES, *custom)
+    custom = [p for p in requested if p not in ds.builtin]
+    process_names = (*ds.builtin, *custom)
     base = common_settings(mpi=mpi)
     extra = tuple(str(s) for s in extra_settings)
     settings: dict[str, tuple[str, ...]] = {}
     processes: dict[str, dict[str, Any]] = {}
     for name in (p for p in process_names if p in requested):
-        spec = PROCESS_REGISTRY[name]
+        spec = ds.registry[name]
         settings[name] = (*base, *spec.settings, *extra)
         _validate_settings(spec, settings[name])
-        processes[name] = {"settings": list(spec.settings), "description": spec.description}
+        processes[name] = ds.describe(spec)
     config = {
-        "generator": GENERATOR_NAME,
-        "generator_version": PYTHIA_GENERATOR_VERSION,
+        "generator": ds.generator,
+        "generator_version": ds.version,
         "versions": versions,
         "seed": seed,
         "mpi": bool(mpi),
@@ -390,7 +559,9 @@ def _plan_run(
         "extra_settings": list(extra),
         "reco": reco.to_dict(),
     }
-    return _RunPlan(requested, process_names, settings, processes, config, seed, batch_size, reco)
+    return _RunPlan(
+        requested, process_names, settings, processes, config, seed, batch_size, reco, ds
+    )
 
 
 # ---------------------------------------------------------------- step 2: open or resume the file
@@ -410,6 +581,13 @@ class _ProcessProgress:
         counted once).
     cpu_seconds : float
         CPU time of the batches read.
+    accepted : int
+        Events passing the process's generator-level filter (``generated`` when it
+        has none).
+    sigma_sum_pb : float
+        Sum over the batches read of Pythia's cross-section estimate (pb) times the
+        batch's generated events: ``sigma_sum_pb / generated`` is the cross section of
+        the generated events.
     """
 
     batch: int = 0
@@ -418,17 +596,24 @@ class _ProcessProgress:
     generated: int = 0
     passed: int = 0
     cpu_seconds: float = 0.0
+    accepted: int = 0
+    sigma_sum_pb: float = 0.0
+
+    _OPTIONAL = ("accepted", "sigma_sum_pb")  # absent from files of earlier versions
 
     @classmethod
     def from_metadata(cls, path: Path, name: str, stored: Any) -> _ProcessProgress:
         """Read a stored entry, naming the file and the process if it is incomplete."""
-        keys = [f.name for f in dataclasses.fields(cls)]
+        keys = [f.name for f in dataclasses.fields(cls) if f.name not in cls._OPTIONAL]
         if not isinstance(stored, Mapping) or any(k not in stored for k in keys):
             raise ValueError(
                 f"{path}: the metadata's progress of {name!r} lacks one of {keys}; "
                 "the file cannot be resumed"
             )
-        return cls(**{k: stored[k] for k in keys})
+        values = {k: stored[k] for k in keys}
+        values["accepted"] = stored.get("accepted", stored["generated"])
+        values["sigma_sum_pb"] = stored.get("sigma_sum_pb", 0.0)
+        return cls(**values)
 
 
 @dataclass
@@ -479,6 +664,8 @@ class _Output:
             k: (v["passed"] / v["generated"] if v["generated"] else None)
             for k, v in progress.items()
         }
+        if plan.dataset.summarize is not None:
+            meta.update(plan.dataset.summarize(progress, self.processes))
         return meta
 
 
@@ -492,7 +679,7 @@ def _truncate(path: Path, n: int) -> int:
                 f"records {n}; it cannot be resumed"
             )
         if removed:
-            for key in (PARTICLES_KEY, LABELS_KEY, WEIGHTS_KEY, EVTID_KEY):
+            for key in (PARTICLES_KEY, LABELS_KEY, WEIGHTS_KEY, EVTID_KEY, EVENT_FEATURES_KEY):
                 if key in f:
                     f[key].resize(n, axis=0)
     return removed
@@ -526,9 +713,11 @@ def _open_output(path: Path, plan: _RunPlan, *, resume: bool, overwrite: bool) -
         )
     stored_processes = old.get("processes", {})
     for name in plan.requested:
-        if name in stored_processes and stored_processes[name]["settings"] != list(
-            PROCESS_REGISTRY[name].settings
-        ):
+        if name not in stored_processes:
+            continue
+        mine = {k: v for k, v in plan.processes[name].items() if k != "description"}
+        theirs = {k: v for k, v in stored_processes[name].items() if k != "description"}
+        if mine != theirs:
             raise ValueError(f"{path}: process {name!r} was written with other settings")
     if not set(plan.process_names) <= set(stored_names):
         raise ValueError(
@@ -560,7 +749,12 @@ def _open_output(path: Path, plan: _RunPlan, *, resume: bool, overwrite: bool) -
     )
 
 
-def _create_file(path: Path, process_names: Sequence[str], metadata: dict[str, Any]) -> None:
+def _create_file(
+    path: Path,
+    process_names: Sequence[str],
+    metadata: dict[str, Any],
+    layout: EventLayout = ADC2021,
+) -> None:
     """Create an empty event file that is complete on disk before it appears at ``path``.
 
     HDF5 keeps a new file's structure in memory until it is flushed, so a process
@@ -569,7 +763,7 @@ def _create_file(path: Path, process_names: Sequence[str], metadata: dict[str, A
     renamed.
     """
     partial = path.with_name(path.name + ".partial")
-    with EventWriter(partial, process_names, metadata=metadata, mode="w"):
+    with EventWriter(partial, process_names, metadata=metadata, mode="w", layout=layout):
         pass
     os.replace(partial, path)
 
@@ -973,7 +1167,8 @@ def _commit_batch(
     """
     st = out.progress[process]
     need = plan.requested[process] - st.kept
-    chunk = res.particles[st.skip : st.skip + need]
+    rows = slice(st.skip, st.skip + need)
+    chunk = res.particles[rows]
     n = int(chunk.shape[0])
     if n:
         label = out.process_names.index(process)
@@ -982,12 +1177,16 @@ def _commit_batch(
                 chunk,
                 labels=np.full(n, label, dtype=np.int64),
                 process_names=out.process_names,
+                layout=plan.dataset.layout,
+                event_features=None if res.event_features is None else res.event_features[rows],
             )
         )
     if st.skip == 0:  # count each batch once, even when read in pieces
         st.generated += res.n_generated
         st.passed += res.n_passed
         st.cpu_seconds += res.cpu_seconds
+        st.accepted += res.n_generated if res.n_accepted is None else res.n_accepted
+        st.sigma_sum_pb += res.sigma_pb * res.n_generated
     st.kept += n
     if st.skip + n >= res.n_passed:
         st.batch += 1
@@ -1016,7 +1215,7 @@ def _write_batches(
             dry = dry + 1 if res.n_passed == 0 else 0
             if dry >= _MAX_DRY_BATCHES and st.kept == 0:
                 raise RuntimeError(
-                    f"process {p!r}: no event passed the lepton selection in {dry} "
+                    f"process {p!r}: no event passed {plan.dataset.selection} in {dry} "
                     f"batches of {plan.batch_size}; check its settings"
                 )
             report.batch(p, res, n, st, plan.requested[p])
@@ -1032,21 +1231,24 @@ def generate_pythia(
     mpi: bool = True,
     workers: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    reco: RecoSettings | None = None,
+    reco: Any = None,
     extra_settings: Sequence[str] = (),
     progress: bool = True,
     resume: bool = True,
     overwrite: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
+    dataset: PythiaDataset | None = None,
 ) -> Path:
     """Generate selected Pythia 8 events per process into a contrastx HDF5 file.
 
     Parameters
     ----------
     path : str or PathLike
-        Output file (contrastx format, ADC2021-compatible ``Particles``).
+        Output file (contrastx format, ADC2021-compatible ``Particles`` for the
+        default dataset).
     counts : mapping of str to int
-        Number of *selected* events per process name (registered in
+        Number of *selected* events per process name (registered in the dataset's
+        registry, for ADC2021
         :data:`~contrastx.events.generators.processes.PROCESS_REGISTRY`).
         Totals: on resume these are the targets for the whole file.
     seed : int, default 0
@@ -1061,8 +1263,9 @@ def generate_pythia(
         parallelism, of resumption and of memory (each batch in flight holds its
         hadron-level events). Part of the configuration: changing it changes the
         events.
-    reco : RecoSettings, optional
-        Reconstruction choices (default: :class:`RecoSettings`'s defaults).
+    reco : optional
+        Reconstruction choices, of the dataset's ``reco_type`` (default: its
+        defaults; :class:`RecoSettings` for ADC2021).
     extra_settings : sequence of str
         Pythia settings appended to every process's settings (e.g. a tune).
     progress : bool, default True
@@ -1076,6 +1279,9 @@ def generate_pythia(
         Replace an existing ``path`` instead.
     extra_metadata : mapping, optional
         Extra entries for the file's metadata (e.g. the command line).
+    dataset : PythiaDataset, optional
+        Process family, reconstruction and layout; default :data:`ADC2021_DATASET`
+        (see :mod:`contrastx.events.generators.diphoton` for the diphoton one).
 
     Returns
     -------
@@ -1117,8 +1323,10 @@ def generate_pythia(
     ``seed``, ``mpi``, ``batch_size``, ``reco`` (the :class:`RecoSettings`),
     ``processes`` (settings and description of each), ``requested_counts``,
     ``progress`` (per process: next batch, events of it already used, and
-    ``generated`` / ``passed`` / ``kept`` counts, CPU seconds), ``n_generated``,
-    ``n_kept`` and ``filter_efficiency`` per process.
+    ``generated`` / ``accepted`` / ``passed`` / ``kept`` counts, CPU seconds, the
+    summed cross-section estimate), ``n_generated``, ``n_kept`` and
+    ``filter_efficiency`` per process, plus the dataset's own entries (its
+    ``summarize``).
     """
     plan = _plan_run(
         counts,
@@ -1127,6 +1335,7 @@ def generate_pythia(
         batch_size=batch_size,
         reco=reco,
         extra_settings=extra_settings,
+        dataset=dataset,
     )
     if workers is None:
         workers = os.cpu_count() or 1
@@ -1136,7 +1345,9 @@ def generate_pythia(
     remaining = {p: plan.requested[p] - out.progress[p].kept for p in todo}
     report = _ProgressReport(out.path, remaining, progress)
     if out.mode == "x":
-        _create_file(out.path, out.process_names, out.metadata(plan, extra_metadata))
+        _create_file(
+            out.path, out.process_names, out.metadata(plan, extra_metadata), plan.dataset.layout
+        )
     finished = False
     pool: _Pool = _InlinePool()
     try:
@@ -1145,7 +1356,11 @@ def generate_pythia(
         if workers > 1 and todo:
             pool = _ProcessPool(workers)
         with EventWriter(
-            out.path, out.process_names, metadata=out.metadata(plan, extra_metadata), mode="a"
+            out.path,
+            out.process_names,
+            metadata=out.metadata(plan, extra_metadata),
+            mode="a",
+            layout=plan.dataset.layout,
         ) as writer:
             scheduler = _Scheduler(pool, plan, out, todo)
             _write_batches(writer, plan, out, scheduler, report, extra_metadata)
