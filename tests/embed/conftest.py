@@ -34,3 +34,29 @@ def tiny_config():
         return TrainConfig(**{**settings, **overrides})
 
     return make
+
+
+def _load_random_layout_events():
+    """``random_layout_events`` of tests/events/conftest.py (valid random events, any layout)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "events" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_events_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.random_layout_events
+
+
+@pytest.fixture(scope="session")
+def layout_events():
+    """``layout_events(layout, n, seed=0, n_processes=3)``: random valid events in any layout."""
+    return _load_random_layout_events()
+
+
+@pytest.fixture(scope="session")
+def diphoton_sample(layout_events):
+    """600 random but valid events in the diphoton layout, three classes, seed 0."""
+    from contrastx.events import DIPHOTON
+
+    return layout_events(DIPHOTON, 600, seed=0, n_processes=3)

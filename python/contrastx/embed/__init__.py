@@ -13,7 +13,7 @@ The everyday entry points:
 from . import augmentations, losses
 from .baselines import VAE, LeadingPtBaseline, RawBaseline, fit_vae
 from .embedding_file import EmbeddingData, read_embedding, write_embedding
-from .encoders import InputScaler, MLPEncoder, TransformerEncoder
+from .encoders import InputScaler, LayoutScaler, MLPEncoder, TransformerEncoder
 from .evaluation import LinearEvalResult, linear_evaluation
 from .heads import DINOHead, GaussianBlock, ProjectionHead, kl_to_standard_normal
 from .model import EmbeddingModel, build_model, embed
@@ -30,6 +30,7 @@ __all__ = [
     "EmbeddingModel",
     "GaussianBlock",
     "InputScaler",
+    "LayoutScaler",
     "LeadingPtBaseline",
     "LinearEvalResult",
     "LoadedModel",
