@@ -903,8 +903,8 @@ class Trainer:
         elif layout != ADC2021:
             raise ValueError(
                 f"events in layout {layout.name!r} need preprocessing 'layout' (the "
-                f"{c.preprocessing!r} preprocessing is for ADC2021 events); set "
-                "preprocessing = 'layout'"
+                f"{c.preprocessing!r} preprocessing is for ADC2021 events); set preprocessing "
+                "to 'layout' (--preprocessing layout)"
             )
         else:
             pre = Preprocessor(c.preprocessing).fit(events.particles[tr_idx])
