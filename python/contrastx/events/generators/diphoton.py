@@ -18,8 +18,10 @@ and the factor that turns Pythia's cross section into sigma x BR. The SM
 backgrounds come first, in the paper's label order:
 
 0. ``gamma_gamma`` -- non-resonant diphoton continuum (q qbar -> gamma gamma and the
-   g g -> gamma gamma box; 100 < m_hat < 170 GeV, pT_hat > 15 GeV). Photon + jet and
-   dijet events with fake photons are not generated.
+   g g -> gamma gamma box; 100 < m_hat < 170 GeV, pT_hat > 25 GeV). Photon + jet and
+   dijet events with fake photons are not generated. The generator cuts lie outside
+   the selection (the subleading photon needs pT > 0.25 x 105 GeV; no selected event
+   had pT_hat < 25 GeV in a sample generated down to 15 GeV).
 1. ``ggF``, 2. ``VBF``, 3. ``VH`` (W h and Z h), 4. ``ttH`` -- SM Higgs production
    with h -> gamma gamma, other particles decaying inclusively.
 
@@ -335,10 +337,10 @@ register_diphoton_process(
         "PromptPhoton:gg2gammagamma = on",
         "PhaseSpace:mHatMin = 100",
         "PhaseSpace:mHatMax = 170",
-        "PhaseSpace:pTHatMin = 15",
+        "PhaseSpace:pTHatMin = 25",
     ],
     "non-resonant gamma gamma continuum (q qbar and the g g box, 100 < m_hat < 170 GeV, "
-    "pT_hat > 15 GeV)",
+    "pT_hat > 25 GeV)",
 )
 register_diphoton_process(
     "ggF", ["HiggsSM:gg2H = on", *_H_YY], "SM Higgs, gluon fusion, h -> gamma gamma"
