@@ -341,6 +341,17 @@ def test_every_process_initialises_and_yields_diphoton_events():
         assert res.event_features.shape == (res.n_passed, 3)
 
 
+def test_workers_do_not_change_the_file(tmp_path):
+    # the decay-filtered process crosses to the worker processes by value
+    counts = {"ggF": 30, "X_hh_300": 20}
+    kw = {"seed": 5, "batch_size": 60, "mpi": False, "progress": False}
+    a = read_events(generate_diphoton(tmp_path / "s.h5", counts, workers=1, **kw))
+    b = read_events(generate_diphoton(tmp_path / "p.h5", counts, workers=2, **kw))
+    assert np.array_equal(a.particles, b.particles) and np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.event_features, b.event_features)
+    assert a.metadata["cross_section_pb"] == b.metadata["cross_section_pb"]
+
+
 def test_interrupted_file_resumes_with_its_event_features(tmp_path, monkeypatch):
     counts = {"ggF": 60, "VBF": 60}
     kw = {"seed": 8, "batch_size": 80, **FAST}

@@ -8,6 +8,12 @@ produces the 19-slot ADC2021 table, to which the ADC2021 lepton selection is
 applied. Output goes straight into a contrastx HDF5 file through
 :class:`~contrastx.events.io.EventWriter`, batch by batch.
 
+The machinery (batches, seeds, worker processes, resumable files, progress) serves
+any :class:`PythiaDataset`: a process registry, a reconstruction and a layout.
+:data:`ADC2021_DATASET` is the default; the diphoton benchmark
+(:mod:`~contrastx.events.generators.diphoton`) is another. Every batch also records
+Pythia's cross-section estimate of its generated events.
+
 Install the optional dependencies with ``pip install "contrastx[pythia]"`` (i.e.
 ``pythia8mc==8.317.2`` and ``fastjet``; the 8.318.0 release of pythia8mc is
 source-only and takes long to compile).
