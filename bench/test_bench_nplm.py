@@ -8,14 +8,22 @@ does by default), float64 kernels, Falkon-matching CG solver, on the CPU.
 * ``pool``: the whitened data pool Z_P = K(pool, C) T^-1 is stored once (float64, or
   float32 for ``pool_f32``) and a block of toys' CG operators run on it: on the CPU the
   native kernel over each toy's selected rows (float64 arithmetic); ``pool_dense`` is the
-  same with two dense GEMMs over the whole pool per iteration (the GPU path);
+  same with two dense GEMMs over the whole pool per iteration (the GPU path). These use
+  the default ``'average'`` CG preconditioner; ``pool_falkon`` is ``pool`` with Falkon's
+  (the previous path), in the same run;
 * ``stream``: one whitened data Gram per toy (O(N_D M^2)), batched CG on the M x M
   systems -- the engine's previous path;
 * ``paper``: reference and centres re-drawn per toy, one full fit per toy.
 
 The one-off setup (reference draw, centres, the reference's whitened Gram, Z_P) is timed
-separately; toys/s are steady-state rates, and "incl. setup" rates are for 250 + 250
-toys. Paper scale is measured end to end by ``contrastx-toys --paper --n 250`` (README);
+separately, with its parts (``setup_parts_s``); every engine after the first loads the
+reference system from a reference cache (``reference_cache``) that the first one writes,
+and ``setup_cached`` compares that with a cold setup. ``accuracy`` runs the exact
+one-step solve (dense Cholesky per toy, ``stream``) on the first toys of the ``pool``
+and ``pool_falkon`` rounds and records their largest relative t difference. CG
+iterations per toy are in every entry's ``extra_info``. Toys/s are steady-state rates,
+and "incl. setup" rates are for 250 + 250 toys. Paper scale is measured end to end by
+``contrastx-toys --paper --n 250`` (README);
 CONTRASTX_BENCH_NPLM_SCALE=5 runs this bench at N_R = 1e6, N(B) = 1e5 (~9 GB for Z_P).
 
 Run::
@@ -24,6 +32,7 @@ Run::
 
 Environment overrides: CONTRASTX_BENCH_NPLM_SCALE (multiplies N_R and N(B), default 1),
 CONTRASTX_BENCH_NPLM_TOYS (pool toys per round, default 64; stream uses 4),
+CONTRASTX_BENCH_NPLM_ACCURACY_TOYS (toys of the exact comparison, default 8),
 CONTRASTX_BENCH_DEVICE.
 """
 
@@ -45,12 +54,21 @@ N_TOYS = int(os.environ.get("CONTRASTX_BENCH_NPLM_TOYS", "64"))
 DEVICE = os.environ.get("CONTRASTX_BENCH_DEVICE", "cpu")
 RATES: dict[str, float] = {}
 SETUP: dict[str, float] = {}
+ITERS: dict[str, float] = {}
+T_FIRST: dict[str, np.ndarray] = {}
+N_ACCURACY = int(os.environ.get("CONTRASTX_BENCH_NPLM_ACCURACY_TOYS", "8"))
 
 
 @pytest.fixture(scope="module")
 def pool() -> np.ndarray:
     rng = np.random.default_rng(0)
     return rng.normal(size=(N_REF + int(POOL_FACTOR * N_BKG), D))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    """One reference cache for the module: the first engine writes it, the others load."""
+    return str(tmp_path_factory.mktemp("nplm-reference-cache"))
 
 
 def _config(mode: str, **kw) -> ToyConfig:
@@ -66,60 +84,151 @@ def _config(mode: str, **kw) -> ToyConfig:
     )
 
 
-def _bench_shared(benchmark, pool, name: str, n_toys: int, **kw) -> None:
-    eng = ToyEngine(pool, config=_config("shared", max_block=n_toys, **kw), device=DEVICE)
-    t0 = time.perf_counter()
+def _prepared(pool: np.ndarray, config: ToyConfig) -> tuple[ToyEngine, float, float]:
+    """A prepared engine, its setup wall time and its setup CPU time (all threads)."""
+    eng = ToyEngine(pool, config=config, device=DEVICE)
+    wall, cpu = time.perf_counter(), time.process_time()
     eng.prepare()
-    setup = time.perf_counter() - t0
+    return eng, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _bench_shared(benchmark, pool, cache_dir, name: str, n_toys: int, **kw) -> None:
+    cfg = _config("shared", max_block=n_toys, reference_cache=cache_dir, **kw)
+    eng, setup, setup_cpu = _prepared(pool, cfg)
     counter = iter(range(10_000))
+    cpu: list[float] = []
 
     def run_block():
         start = next(counter) * n_toys
-        return list(eng.run(range(start, start + n_toys)))
+        c0 = time.process_time()
+        out = list(eng.run(range(start, start + n_toys), block_seconds=None))
+        cpu.append(time.process_time() - c0)
+        return out
 
     blocks = benchmark.pedantic(run_block, rounds=2, iterations=1, warmup_rounds=0)
     rate = n_toys / benchmark.stats.stats.mean
     RATES[name], SETUP[name] = rate, setup
     iters = [int(i) for b in blocks for i in b.n_iter]
+    ITERS[name] = float(np.mean(iters))
+    first = list(eng.run(range(N_ACCURACY), block_seconds=None))
+    T_FIRST[name] = np.concatenate([b.t for b in first])
     total_500 = setup + 500 / rate
     benchmark.extra_info.update(
         strategy=eng.strategy_,
+        preconditioner=cfg.preconditioner,
+        cg_tol=cfg.solver_options.resolved_cg_tol,
         toys_per_s=rate,
+        seconds_per_toy=1.0 / rate,
+        cpu_seconds_per_toy=min(cpu) / n_toys,
         setup_s=setup,
+        setup_cpu_s=setup_cpu,
+        setup_parts_s=dict(eng.setup_seconds_),
+        reference_cache_hit=eng.reference_cache_hit_,
         seconds_for_500_incl_setup=total_500,
         cg_iters_mean=float(np.mean(iters)),
+        cg_iters_min=min(iters),
+        cg_iters_max=max(iters),
         N_R=N_REF,
         N_B=N_BKG,
         N_pool=int(eng.data_pool_index_.size),
         M=M,
         d=D,
         device=DEVICE,
+        load_average=os.getloadavg(),
     )
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in eng.setup_seconds_.items())
     print(
-        f"\n{name} ({eng.strategy_}): setup {setup:.1f} s, {rate:.3f} toys/s, "
-        f"CG iterations {min(iters)}-{max(iters)} (mean {np.mean(iters):.1f}); "
-        f"500 toys incl. setup {total_500:.0f} s"
+        f"\n{name} ({eng.strategy_}, {cfg.preconditioner}): setup {setup:.1f} s ({parts}; "
+        f"cache {'hit' if eng.reference_cache_hit_ else 'miss'}), {rate:.3f} toys/s "
+        f"({min(cpu) / n_toys:.3f} CPU s per toy), CG iterations {min(iters)}-{max(iters)} "
+        f"(mean {np.mean(iters):.1f}); 500 toys incl. setup {total_500:.0f} s; "
+        f"load {os.getloadavg()[0]:.1f}"
     )
 
 
-def test_bench_shared_pool(benchmark, pool):
-    _bench_shared(benchmark, pool, "pool", N_TOYS, strategy="pool")
+def test_bench_shared_pool(benchmark, pool, cache_dir):
+    _bench_shared(benchmark, pool, cache_dir, "pool", N_TOYS, strategy="pool")
 
 
-def test_bench_shared_pool_dense(benchmark, pool):
-    _bench_shared(benchmark, pool, "pool_dense", N_TOYS, strategy="pool", pool_backend="torch")
+def test_bench_shared_pool_falkon(benchmark, pool, cache_dir):
+    """The previous path: Falkon's preconditioner and tolerance, in the same run."""
+    _bench_shared(
+        benchmark, pool, cache_dir, "pool_falkon", N_TOYS, strategy="pool", preconditioner="falkon"
+    )
+    if "pool" in RATES:
+        ratio = RATES["pool"] / RATES["pool_falkon"]
+        benchmark.extra_info["pool_over_pool_falkon"] = ratio
+        benchmark.extra_info["cg_iters_mean_average"] = ITERS["pool"]
+        print(
+            f"pool ('average') / pool_falkon = {ratio:.2f}x; CG iterations per toy "
+            f"{ITERS['pool']:.1f} vs {ITERS['pool_falkon']:.1f}"
+        )
+
+
+def test_bench_shared_pool_dense(benchmark, pool, cache_dir):
+    _bench_shared(
+        benchmark, pool, cache_dir, "pool_dense", N_TOYS, strategy="pool", pool_backend="torch"
+    )
     if "pool" in RATES:
         ratio = RATES["pool"] / RATES["pool_dense"]
         benchmark.extra_info["pool_over_pool_dense"] = ratio
         print(f"pool (selected rows) / pool_dense (dense GEMMs) = {ratio:.1f}x")
 
 
-def test_bench_shared_pool_f32(benchmark, pool):
-    _bench_shared(benchmark, pool, "pool_f32", N_TOYS, strategy="pool", pool_dtype="float32")
+def test_bench_shared_pool_f32(benchmark, pool, cache_dir):
+    _bench_shared(
+        benchmark, pool, cache_dir, "pool_f32", N_TOYS, strategy="pool", pool_dtype="float32"
+    )
 
 
-def test_bench_shared_stream(benchmark, pool):
-    _bench_shared(benchmark, pool, "stream", 4, strategy="stream")
+def test_bench_shared_stream(benchmark, pool, cache_dir):
+    _bench_shared(benchmark, pool, cache_dir, "stream", 4, strategy="stream")
+
+
+def test_bench_setup_cached(benchmark, pool, tmp_path):
+    """Setup with a cold reference cache (computes and writes it) vs a warm one (loads)."""
+    cfg = _config("shared", strategy="pool", reference_cache=str(tmp_path))
+    cold, cold_s, cold_cpu = _prepared(pool, cfg)
+    assert not cold.reference_cache_hit_
+
+    def warm_setup():
+        return _prepared(pool, cfg)
+
+    warm, warm_s, warm_cpu = benchmark.pedantic(warm_setup, rounds=1, iterations=1)
+    assert warm.reference_cache_hit_
+    benchmark.extra_info.update(
+        cold_setup_s=cold_s,
+        cold_setup_cpu_s=cold_cpu,
+        cold_parts_s=dict(cold.setup_seconds_),
+        warm_setup_s=warm_s,
+        warm_setup_cpu_s=warm_cpu,
+        warm_parts_s=dict(warm.setup_seconds_),
+        cache_bytes=cold.reference_cache_path_.stat().st_size,
+        load_average=os.getloadavg(),
+    )
+    print(
+        f"\nsetup: cold {cold_s:.1f} s (reference {cold.setup_seconds_['reference']:.1f} s), "
+        f"cached {warm_s:.1f} s (reference {warm.setup_seconds_['reference']:.2f} s); "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def test_bench_accuracy(benchmark, pool, cache_dir):
+    """The exact one-step t (dense Cholesky of each toy's M x M system) of the first toys,
+    against the pool runs' t: the largest relative difference per path."""
+    cfg = _config("shared", strategy="stream", solver="exact", reference_cache=cache_dir)
+    eng, _, _ = _prepared(pool, cfg)
+
+    def exact():
+        return np.concatenate([b.t for b in eng.run(range(N_ACCURACY), block_seconds=None)])
+
+    t_exact = benchmark.pedantic(exact, rounds=1, iterations=1)
+    msg = "\nmax |t / t_exact - 1| over the first toys:"
+    for name, t in T_FIRST.items():
+        rel = float(np.max(np.abs(t / t_exact - 1.0)))
+        benchmark.extra_info[f"{name}_max_rel_t"] = rel
+        msg += f" {name} {rel:.1e} ({ITERS[name]:.1f} CG iterations);"
+    print(msg)
 
 
 def test_bench_paper_exact(benchmark, pool):
@@ -135,7 +244,7 @@ def test_bench_paper_exact(benchmark, pool):
     RATES["paper"] = rate
     benchmark.extra_info.update(toys_per_s=rate, N_R=N_REF, N_B=N_BKG, M=M, d=D, device=DEVICE)
     msg = f"\npaper-exact: {rate:.4f} toys/s"
-    for name in ("pool", "pool_dense", "pool_f32", "stream"):
+    for name in ("pool", "pool_falkon", "pool_dense", "pool_f32", "stream"):
         if name in RATES:
             ratio = RATES[name] / rate
             benchmark.extra_info[f"{name}_over_paper"] = ratio

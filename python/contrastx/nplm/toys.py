@@ -364,6 +364,17 @@ class ToyEngine:
     config : ToyConfig
     device : str or torch.device, optional
 
+    Attributes
+    ----------
+    setup_seconds_ : dict of str to float
+        Wall time of the parts of :meth:`prepare`: ``"draws"`` (reference, sigma),
+        ``"reference"`` (centres, the reference system, loaded or computed, and the
+        preconditioner), ``"pool"`` (the whitened data pool; ``"pool"`` strategy only).
+    reference_cache_path_ : pathlib.Path or None
+        The reference-system cache entry of this run (``reference_cache``).
+    reference_cache_hit_ : bool
+        Whether :meth:`prepare` loaded the reference system from that entry.
+
     Examples
     --------
     >>> import numpy as np
@@ -399,6 +410,9 @@ class ToyEngine:
         self._prepared = False
         self.strategy_: str | None = None
         self.pool_backend_: str | None = None  # "pool": "native" (CPU kernel) or "torch"
+        self.setup_seconds_: dict[str, float] = {}
+        self.reference_cache_path_: Path | None = None
+        self.reference_cache_hit_ = False
 
     # ------------------------------------------------------------------ setup
     def prepare(self) -> None:
@@ -406,6 +420,7 @@ class ToyEngine:
         if self._prepared:
             return
         cfg = self.config
+        start = time.perf_counter()
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SETUP_STREAM]))
         n_pool = self.background.shape[0]
         ref_idx = np.sort(rng.choice(n_pool, size=cfg.n_ref, replace=False))
@@ -418,6 +433,7 @@ class ToyEngine:
             check_sigma(cfg.sigma) if cfg.sigma is not None else sigma_heuristic(ref.numpy())
         )
         self.strategy_reason_ = "paper mode: one full fit per toy"
+        self.setup_seconds_ = {"draws": time.perf_counter() - start}
         if cfg.mode == "shared":
             self._prepare_shared(ref.to(self.device), rng)
         self._prepared = True
@@ -435,6 +451,7 @@ class ToyEngine:
             keep = np.sort(rng.choice(avail, size=int(cfg.data_pool), replace=False))
             self.data_pool_index_ = self.data_pool_index_[keep]
         centers = ref[torch.from_numpy(c_idx).to(ref.device)]
+        start = time.perf_counter()
         eps = pc_epsilon_default() if cfg.pc_epsilon is None else cfg.pc_epsilon
         system = _ReferenceSystem.key(ref, centers, self.sigma_, eps)
         loaded = None if cfg.reference_cache is None else system.load(cfg.reference_cache)
@@ -482,6 +499,10 @@ class ToyEngine:
         if self.strategy_ == "pool":
             self.pool_backend_ = "native" if self._selected_rows_native() else "torch"
             self._twt_eigh = torch.linalg.eigh(self._twt)
+        self._sync()
+        self.setup_seconds_["reference"] = time.perf_counter() - start
+        if self.strategy_ == "pool":
+            start = time.perf_counter()
             pool_pts = self.background[torch.from_numpy(self.data_pool_index_)].to(self.device)
             self._zpool = whitened_features(
                 pool_pts,
@@ -491,6 +512,12 @@ class ToyEngine:
                 out_dtype=_DTYPES[cfg.pool_dtype],
                 tile_bytes=cfg.tile_bytes,
             )
+            self._sync()
+            self.setup_seconds_["pool"] = time.perf_counter() - start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _choose_strategy(self) -> tuple[str, str]:
         """Resolve ``config.strategy`` (see :class:`ToyConfig`): ``(strategy, reason)``.
