@@ -52,11 +52,12 @@ fit would have if its :math:`N_D` data points were distributed as the reference,
 
 .. math::
 
-    P = \frac cN S_R + \lambda I, \qquad S_R = \sum_{x\in R} w\,\ell''(0, f(x))\,
+    P = \frac cN S_R + \lambda I, \qquad S_R = \sum_{x\in R} \ell''(0, f(x))\,
     z(x) z(x)^\top, \qquad c = 1 + \frac{N_D}{w N_R}
 
-(:func:`average_curvature_factor`; :math:`z = T^{-\top}k(\cdot, C)`): the reference term
-plus its expectation for the data. A data set's own system differs from :math:`P` by
+(:func:`average_curvature_factor`; :math:`z(x) = T^{-\top}k(C, x)`; the reference's
+:math:`\ell''` carries its weight :math:`w`): the reference term plus its expectation
+for the data. A data set's own system differs from :math:`P` by
 the fluctuation of its Gram about that expectation, of relative size about
 :math:`\sqrt{M/N_D}` in the preconditioned space, so CG converges in a few iterations
 (gaining about a decade each when :math:`N_D \gg M`), which is what makes its default
