@@ -68,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--paper: N_R = 1e6, N(B) = 1e5, M = 1000, N(S) = 0.005 N(B) (0.5 % injection); "
             "with the built-in sample the data pool is 10 N(B) = 1e6 events (--pool-factor), "
             "whose whitened matrix takes 8 GB in float64 (4 GB with --pool-dtype float32). "
-            "Measured at that scale on a quiet 2-core CPU (native kernels, float64): setup "
-            "102 s, then 250 + 250 toys in 208 s (2.4 toys/s), 5 min 14 s in all. On a GPU "
-            "(--gpu 0) the toys run as dense GEMMs over the pool."
+            "Measured at that scale with Falkon's preconditioner (--preconditioner falkon) on "
+            "a quiet 2-core CPU: setup 102 s, then 250 + 250 toys in 208 s, 5 min 14 s in "
+            "all; the default preconditioner needs 3-4 CG iterations per toy instead of "
+            "29-34 (see the README for its timings). On a GPU (--gpu 0) the toys run as "
+            "dense GEMMs over the pool."
         ),
         formatter_class=HelpFormatter,
     )
