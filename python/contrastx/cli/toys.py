@@ -160,7 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(dev, DeviceOptions, exclude=("memory_bytes", "pool_memory_bytes"))
     io.add_argument("--no-plot", action="store_true", help="do not write the t-distribution figure")
     dev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from contrastx.distributed.options import ExecutorOptions
+
+    add_arguments(p, ExecutorOptions, title="executor (toys in shards on processes or Dask)")
     return p
+
+
+def executor_options(args: argparse.Namespace) -> Any:
+    """The run's :class:`~contrastx.distributed.ExecutorOptions` from the executor flags."""
+    from contrastx.distributed.options import ExecutorOptions
+    from contrastx.options import from_arguments
+
+    return from_arguments(ExecutorOptions, args)
 
 
 def toy_options(args: argparse.Namespace) -> Any:
@@ -468,15 +479,17 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
     from tqdm import tqdm
 
     from contrastx._json import dumps, json_ready
+    from contrastx.distributed.toys import ToyProblem, engine_info
     from contrastx.nplm.kernel import resolve_device
     from contrastx.nplm.results import ToyResultsFile
     from contrastx.nplm.toys import NULL, SIGNAL, ToyEngine
+    from contrastx.options import to_dict
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1; got {args.n}")
     device = resolve_device(f"cuda:{args.gpu}" if args.gpu is not None else args.device)
     cfg = toy_options(args)
-    n_bkg, n_sig = cfg.n_bkg, cfg.n_sig
+    n_sig = cfg.n_sig
 
     t_setup = time.perf_counter()
     if args.input is None:
@@ -488,8 +501,12 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
         bkg, sig = _standardize(bkg, sig)
     if n_sig > 0 and sig.shape[0] == 0:
         raise ValueError(f"no signal events of {args.signal!r} in the input (N(S) = {n_sig})")
-    engine = ToyEngine(bkg, sig if sig.shape[0] else None, config=cfg, device=device)
-    engine.prepare()
+    ex = executor_options(args)
+    sig_pool = sig if sig.shape[0] else None
+    if ex.executor == "inline":
+        engine = ToyEngine(bkg, sig_pool, config=cfg, device=device)
+        engine.prepare()
+        info_engine = engine_info(engine)
     setup_s = time.perf_counter() - t_setup
 
     # The settings that determine t (not memory, blocking, strategy or backend).
@@ -497,22 +514,23 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
     config = {
         **key,
         "device": str(device),
-        "sigma_used": engine.sigma_,
         "weight": cfg.weight,
         "n": args.n,
         "torch": torch.__version__,
-        "strategy_used": engine.strategy_,
-        "pool_backend_used": engine.pool_backend_,
-        "strategy_reason": engine.strategy_reason_,
+        "executor": to_dict(ex),
     }
-    if cfg.mode == "shared":
-        n_pool = int(engine.data_pool_index_.size)
-        config["data_pool_size"] = n_pool
-        config["data_pool_fraction"] = n_bkg / n_pool
-    backend = f", {engine.pool_backend_} pool products" if engine.pool_backend_ else ""
-    print(
-        f"engine: {cfg.mode} mode, strategy {engine.strategy_}{backend} ({engine.strategy_reason_})"
-    )
+
+    def engine_line(info: dict[str, Any]) -> None:
+        pb = info["pool_backend_used"]
+        backend = f", {pb} pool products" if pb else ""
+        print(
+            f"engine: {cfg.mode} mode, strategy {info['strategy_used']}{backend} "
+            f"({info['strategy_reason']})"
+        )
+
+    if ex.executor == "inline":
+        config.update(info_engine)
+        engine_line(info_engine)
     hyps = [NULL] + ([SIGNAL] if n_sig > 0 else [])
     out_json = args.summary or args.out.with_suffix(".json")
     with ToyResultsFile(args.out, config, key, overwrite=args.overwrite) as res:
@@ -524,17 +542,31 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
             print(f"resuming {args.out}: {done_before} toys already done, {total} to run")
         t_toys = 0.0
         bar = tqdm(total=total, unit="toy", disable=args.no_progress, dynamic_ncols=True)
+        distributed_stats = None
         try:
-            for h in hyps:
-                bar.set_description("null" if h == NULL else "signal")
-                # Blocks of about BLOCK_SECONDS each, committed one by one.
-                for blk in engine.run(todo[h], hypothesis=h):
-                    res.append(blk)
-                    progress["saved"] += len(blk)
-                    t_toys += blk.seconds
-                    bar.update(len(blk))
-                    bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
-                    _stop_if_signalled(progress)
+            if ex.executor == "inline":
+                for h in hyps:
+                    bar.set_description("null" if h == NULL else "signal")
+                    # Blocks of about BLOCK_SECONDS each, committed one by one.
+                    for blk in engine.run(todo[h], hypothesis=h):
+                        res.append(blk)
+                        progress["saved"] += len(blk)
+                        t_toys += blk.seconds
+                        bar.update(len(blk))
+                        bar.set_postfix(toys_per_s=f"{bar.n / max(t_toys, 1e-9):.2f}")
+                        _stop_if_signalled(progress)
+            elif total:
+                distributed_stats = _run_distributed(
+                    ToyProblem(bkg, sig_pool, cfg, str(device)),
+                    todo,
+                    ex,
+                    res,
+                    config,
+                    engine_line,
+                    bar,
+                    progress,
+                )
+                t_toys = distributed_stats["seconds"]
         finally:
             bar.close()
         t0 = res.read(NULL)["t"]
@@ -546,6 +578,8 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
             "toys_s": t_toys,
             "toys_per_s": total / t_toys if t_toys > 0 else float("nan"),
         }
+        if distributed_stats is not None:
+            timing["executor"] = {k: v for k, v in distributed_stats.items() if k != "engine"}
         summary["timing"] = timing
         summary["config"] = config
         if not args.no_plot and t0.size >= 2:
@@ -561,6 +595,36 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
     return summary
 
 
+def _run_distributed(
+    problem: Any,
+    todo: dict[int, list[int]],
+    ex: Any,
+    res: Any,
+    config: dict[str, Any],
+    engine_line: Any,
+    bar: Any,
+    progress: dict[str, Any],
+) -> dict[str, Any]:
+    """Solve ``todo`` in shards on ``ex``'s executor, committing each shard to ``res``;
+    the engine's choices (from the first shard) go into the file's config."""
+    from contrastx.distributed import run_toy_shards
+
+    bar.set_description(ex.executor)
+    seen: dict[str, Any] = {}
+
+    def on_shard(blk: Any) -> None:
+        if not seen:
+            seen.update(blk.extra["engine"])
+            config.update(seen)
+            res.set_config(config)
+            engine_line(seen)
+        progress["saved"] += len(blk)
+        bar.update(len(blk))
+        _stop_if_signalled(progress)
+
+    return run_toy_shards(problem, todo, ex, res.append, on_shard=on_shard)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (2: error, 128 + signal: interrupted).
 
@@ -572,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             run(args, progress)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, ImportError, RuntimeError) as exc:
             if "signum" not in progress:
                 print(f"contrastx-toys: error: {exc}", file=sys.stderr)
                 return 2

@@ -392,6 +392,12 @@ class ToyResultsFile:
         g = self._f[GROUPS[hypothesis]]
         return _sorted({col: g[col][: self._n[hypothesis]] for col in _ALL})
 
+    def set_config(self, config: dict[str, Any]) -> None:
+        """Replace the stored ``config`` (not the ``key``): for settings known only once
+        the first toys are solved, such as a distributed run's engine choices."""
+        self._f.attrs["config"] = _json(config)
+        self._f.flush()
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Store the run summary (JSON) in the ``summary`` attribute."""
         self._f.attrs["summary"] = _json(summary)
