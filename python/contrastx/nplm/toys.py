@@ -267,8 +267,11 @@ class _ReferenceSystem:
         self._m = m
 
     @classmethod
-    def key(cls, ref: Tensor, centers: Tensor, sigma: float, eps: float) -> _ReferenceSystem:
-        """The cache entry of this reference, centres, kernel width and jitter."""
+    def key(
+        cls, ref: Tensor, centers: Tensor, sigma: float, eps: float, method: str = "blocked"
+    ) -> _ReferenceSystem:
+        """The cache entry of this reference, centres, kernel width, jitter and setup
+        method (whose rounding differs)."""
 
         def digest(t: Tensor) -> str:
             return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
@@ -283,6 +286,7 @@ class _ReferenceSystem:
             "sigma": float(sigma),
             "pc_epsilon": float(eps),
             "dtype": str(ref.dtype).removeprefix("torch."),
+            "setup_method": str(method),
         }
         name = {k: v for k, v in key.items() if k not in ("format", "version")}
         text = json.dumps(name, sort_keys=True).encode()
@@ -363,6 +367,11 @@ class ToyEngine:
         Signal pool (needed when ``config.n_sig > 0`` and signal toys are run).
     config : ToyConfig
     device : str or torch.device, optional
+    setup_method : {"blocked", "solve"}
+        How the setup whitens the reference and the pool
+        (:mod:`contrastx.ops.nystrom`: ``"blocked"``, column-blocked GEMMs against
+        :math:`T^{-1}` and SYRK Grams; ``"solve"``, the previous triangular solve and GEMM
+        per tile). The two agree to rounding.
 
     Attributes
     ----------
@@ -392,7 +401,11 @@ class ToyEngine:
         *,
         config: ToyConfig,
         device: str | torch.device | None = None,
+        setup_method: str = "blocked",
     ) -> None:
+        if setup_method not in ("blocked", "solve"):
+            raise ValueError(f"setup_method must be 'blocked' or 'solve'; got {setup_method!r}")
+        self.setup_method = setup_method
         self.config = config
         self.device = resolve_device(device)
         self.dtype = _DTYPES[config.dtype]
@@ -453,7 +466,7 @@ class ToyEngine:
         centers = ref[torch.from_numpy(c_idx).to(ref.device)]
         start = time.perf_counter()
         eps = pc_epsilon_default() if cfg.pc_epsilon is None else cfg.pc_epsilon
-        system = _ReferenceSystem.key(ref, centers, self.sigma_, eps)
+        system = _ReferenceSystem.key(ref, centers, self.sigma_, eps, self.setup_method)
         loaded = None if cfg.reference_cache is None else system.load(cfg.reference_cache)
         c64 = centers.to(torch.float64)
         kmm = gaussian_kernel_tile(c64, c64, self.sigma_)
@@ -472,6 +485,7 @@ class ToyEngine:
                 whiten=self._precond.T.to(self.dtype),
                 tile_bytes=cfg.tile_bytes,
                 accumulate=torch.float64,
+                method=self.setup_method,
             )
             self._s_ref = s_r.to(torch.float64)
             self._z_ref = z_r.to(torch.float64)
@@ -511,6 +525,7 @@ class ToyEngine:
                 self._whiten,
                 out_dtype=_DTYPES[cfg.pool_dtype],
                 tile_bytes=cfg.tile_bytes,
+                method=self.setup_method,
             )
             self._sync()
             self.setup_seconds_["pool"] = time.perf_counter() - start
@@ -723,6 +738,7 @@ class ToyEngine:
                     whiten=self._whiten,
                     tile_bytes=cfg.tile_bytes,
                     accumulate=torch.float64,
+                    method=self.setup_method,
                 )
                 s_mat[k] = s_d.to(torch.float64)
                 z_dat[k] = z_d.to(torch.float64)
@@ -794,6 +810,7 @@ class ToyEngine:
                     self._whiten,
                     out_dtype=self._zpool.dtype,
                     tile_bytes=cfg.tile_bytes,
+                    method=self.setup_method,
                 ),
                 self.signal[torch.from_numpy(union)].to(dev),
             )
