@@ -18,12 +18,14 @@ does by default), float64 kernels, Falkon-matching CG solver, on the CPU.
 The one-off setup (reference draw, centres, the reference's whitened Gram, Z_P) is timed
 separately, with its parts (``setup_parts_s``); every engine after the first loads the
 reference system from a reference cache (``reference_cache``) that the first one writes,
-and ``setup_cached`` compares that with a cold setup. ``accuracy`` runs the exact
-one-step solve (dense Cholesky per toy, ``stream``) on the first toys of the ``pool``
-and ``pool_falkon`` rounds and records their largest relative t difference. CG
-iterations per toy are in every entry's ``extra_info``. Toys/s are steady-state rates,
-and "incl. setup" rates are for 250 + 250 toys. Paper scale is measured end to end by
-``contrastx-toys --paper --n 250`` (README);
+and ``setup_cached`` compares that with a cold setup; ``setup_methods`` compares the
+cold setup's whitening methods (triangular solve per tile, the previous path, against
+T^-1 column-blocked GEMMs with a SYRK reference Gram) and the pool's storage dtype.
+``accuracy`` runs the exact one-step solve (dense Cholesky per toy, ``stream``) on the
+first toys of the ``pool``, ``pool_falkon`` and ``setup_*`` rounds and records their
+largest relative t difference. CG iterations per toy are in every entry's
+``extra_info``. Toys/s are steady-state rates, and "incl. setup" rates are for 250 + 250
+toys. Paper scale is measured end to end by ``contrastx-toys --paper --n 250`` (README);
 CONTRASTX_BENCH_NPLM_SCALE=5 runs this bench at N_R = 1e6, N(B) = 1e5 (~9 GB for Z_P).
 
 Run::
@@ -84,9 +86,11 @@ def _config(mode: str, **kw) -> ToyConfig:
     )
 
 
-def _prepared(pool: np.ndarray, config: ToyConfig) -> tuple[ToyEngine, float, float]:
+def _prepared(
+    pool: np.ndarray, config: ToyConfig, setup_method: str = "blocked"
+) -> tuple[ToyEngine, float, float]:
     """A prepared engine, its setup wall time and its setup CPU time (all threads)."""
-    eng = ToyEngine(pool, config=config, device=DEVICE)
+    eng = ToyEngine(pool, config=config, device=DEVICE, setup_method=setup_method)
     wall, cpu = time.perf_counter(), time.process_time()
     eng.prepare()
     return eng, time.perf_counter() - wall, time.process_time() - cpu
@@ -211,6 +215,47 @@ def test_bench_setup_cached(benchmark, pool, tmp_path):
         f"cached {warm_s:.1f} s (reference {warm.setup_seconds_['reference']:.2f} s); "
         f"load {os.getloadavg()[0]:.1f}"
     )
+
+
+def test_bench_setup_methods(benchmark, pool):
+    """Cold setup (no reference cache) of the 'pool' strategy: the triangular solve per tile
+    (``setup_method="solve"``, the previous path) against the blocked whitening (T^-1
+    column-blocked GEMMs, SYRK reference Gram), float64 and float32 pool storage, in the
+    same run; setup CPU seconds, pool bytes, and the first toys' t (compared with the exact
+    step by ``test_bench_accuracy``)."""
+    rows = {}
+
+    def setups():
+        for name, method, pool_dtype in (
+            ("setup_solve", "solve", "float64"),
+            ("setup_blocked", "blocked", "float64"),
+            ("setup_blocked_f32", "blocked", "float32"),
+        ):
+            cfg = _config("shared", strategy="pool", pool_dtype=pool_dtype)
+            eng, wall, cpu = _prepared(pool, cfg, setup_method=method)
+            first = list(eng.run(range(N_ACCURACY), block_seconds=None))
+            T_FIRST[name] = np.concatenate([b.t for b in first])
+            ITERS[name] = float(np.mean([i for b in first for i in b.n_iter]))
+            rows[name] = dict(
+                setup_s=wall,
+                setup_cpu_s=cpu,
+                parts_s=dict(eng.setup_seconds_),
+                pool_bytes=eng._zpool.element_size() * eng._zpool.numel(),
+            )
+            del eng, first
+
+    benchmark.pedantic(setups, rounds=1, iterations=1)
+    ref = T_FIRST["setup_solve"]
+    msg = "\ncold setup (CPU s):"
+    for name, row in rows.items():
+        row["max_rel_t_vs_solve"] = float(np.max(np.abs(T_FIRST[name] / ref - 1.0)))
+        benchmark.extra_info[name] = row
+        msg += (
+            f" {name} {row['setup_cpu_s']:.1f} (wall {row['setup_s']:.1f}, pool "
+            f"{row['pool_bytes'] / 2**30:.2f} GiB, t vs solve {row['max_rel_t_vs_solve']:.1e});"
+        )
+    benchmark.extra_info["load_average"] = os.getloadavg()
+    print(msg + f" load {os.getloadavg()[0]:.1f}")
 
 
 def test_bench_accuracy(benchmark, pool, cache_dir):
