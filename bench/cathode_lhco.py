@@ -188,6 +188,26 @@ def over_draws(runs: list[dict[str, Any]], what: str) -> dict[str, Any]:
     return out
 
 
+def same_size_draws(
+    s: dict[str, Any],
+    opts: CathodeOptions,
+    flow: Any,
+    oversampling: float,
+    seed: int,
+    draws: int,
+) -> dict[str, Any]:
+    """CATHODE with a fitted ``flow`` and a template of ``oversampling`` x the SR events,
+    once per draw (template sample and classifier seed ``seed + d``)."""
+    runs = []
+    for d in range(draws):
+        o = replace_flat(opts, oversampling=oversampling, seed=seed + d)
+        c = Cathode(o).fit(s["x"], s["m"], flow=flow, progress=False)
+        run = summary_of(c.score(s["x_eval"], s["y_eval"]))
+        run["n_template"] = c.fit_info_["n_template"]
+        runs.append(run)
+    return over_draws(runs, "template sample and classifier seed")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="lhco-rd-sr folder")
@@ -309,14 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     n_ideal = int(np.mean(result["idealized"]["template_sizes"]))
     n_sr = int(s["sr"].sum())
     t = time.perf_counter()
-    same = []
-    for d in range(args.draws):
-        o = replace_flat(opts, oversampling=n_ideal / n_sr, seed=args.seed + d)
-        c = Cathode(o).fit(s["x"], s["m"], flow=flow, progress=False)
-        run = summary_of(c.score(s["x_eval"], s["y_eval"]))
-        run["n_template"] = c.fit_info_["n_template"]
-        same.append(run)
-    result["cathode_same_template"] = over_draws(same, "template sample and classifier seed")
+    result["cathode_same_template"] = same_size_draws(
+        s, opts, flow, n_ideal / n_sr, args.seed, args.draws
+    )
     timings["cathode_same_template"] = time.perf_counter() - t
 
     # ---- supervised
@@ -361,13 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                 .fit(s["x"], s["m"], flow=fid_flow, progress=False)
                 .score(s["x_eval"], s["y_eval"])
             )
-            same_bkg = []
-            for d in range(args.draws):
-                o = replace_flat(opts, oversampling=n_ideal / n_sr, seed=args.seed + d)
-                c = Cathode(o).fit(s["x"], s["m"], flow=fid_flow, progress=False)
-                same_bkg.append(summary_of(c.score(s["x_eval"], s["y_eval"])))
-            result["cathode_background_only_sidebands_same_template"] = over_draws(
-                same_bkg, "template sample and classifier seed"
+            result["cathode_background_only_sidebands_same_template"] = same_size_draws(
+                s, opts, fid_flow, n_ideal / n_sr, args.seed, args.draws
             )
             timings["contamination_check"] = time.perf_counter() - t
 
