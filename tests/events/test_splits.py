@@ -45,3 +45,62 @@ def test_errors():
         make_splits(3, n_folds=5, test_fraction=0.0)
     with pytest.raises(IndexError):
         make_splits(100).train(5)
+
+
+# ------------------------------------------------------------------ composition_rows
+_COCKTAIL = {"W": 0.592, "QCD": 0.338, "Z": 0.067, "ttbar": 0.003}
+_NAMES = ("W", "QCD", "Z", "ttbar", "Ato4l")
+
+
+def _balanced_labels() -> np.ndarray:
+    # A balanced sample, process-ordered like a Pythia file, plus signal events.
+    return np.repeat(np.arange(5), [5000, 5000, 5000, 5000, 800])
+
+
+def test_composition_rows_gives_the_largest_sample_of_the_composition() -> None:
+    from contrastx.events import composition_rows
+
+    labels = _balanced_labels()
+    rows = composition_rows(labels, _NAMES, _COCKTAIL, seed=4)
+    counts = np.bincount(labels[rows], minlength=5)
+    # W is the limit: 5000 / 0.592 = 8445 events in all.
+    assert counts.sum() == 8445 and counts[0] == 5000 and counts[4] == 0
+    np.testing.assert_allclose(counts[:4] / counts.sum(), list(_COCKTAIL.values()), atol=2e-4)
+    assert np.all(np.diff(rows) > 0)  # sorted, distinct
+    np.testing.assert_array_equal(rows, composition_rows(labels, _NAMES, _COCKTAIL, seed=4))
+    assert not np.array_equal(rows, composition_rows(labels, _NAMES, _COCKTAIL, seed=5))
+    capped = composition_rows(labels, _NAMES, _COCKTAIL, n_max=2000, seed=4)
+    assert capped.size == 2000
+    assert np.bincount(labels[capped], minlength=5).tolist() == [1184, 676, 134, 6, 0]
+
+
+@pytest.mark.parametrize(
+    ("fractions", "match"),
+    [
+        ({"W": 0.5, "QCD": 0.4}, "sum to 1"),
+        ({"W": 0.5, "QCD": 0.5, "gamma": 0.0}, "> 0"),
+        ({"W": 0.5, "top": 0.5}, r"no process \['top'\]"),
+        ({}, "at least one"),
+    ],
+)
+def test_composition_rows_rejects_bad_fractions(fractions: dict, match: str) -> None:
+    from contrastx.events import composition_rows
+
+    with pytest.raises(ValueError, match=match):
+        composition_rows(_balanced_labels(), _NAMES, fractions, what="bkg.h5")
+
+
+def test_composition_rows_refuses_to_drop_a_process() -> None:
+    from contrastx.events import composition_rows
+
+    with pytest.raises(ValueError, match=r"no event of \['ttbar'\]"):
+        composition_rows(_balanced_labels(), _NAMES, _COCKTAIL, n_max=100)
+
+
+def test_largest_remainder_counts_sum_exactly() -> None:
+    from contrastx.events import largest_remainder_counts
+
+    assert largest_remainder_counts(10, [0.592, 0.338, 0.067, 0.003]).tolist() == [6, 3, 1, 0]
+    assert largest_remainder_counts(7, [1, 1, 1]).tolist() == [3, 2, 2]
+    with pytest.raises(ValueError, match="not all zero"):
+        largest_remainder_counts(3, [0, 0])

@@ -31,7 +31,7 @@ from .layout import (
 )
 from .preprocessing import EncoderInputs, Preprocessor
 from .sampler import ClassBalancedBatchSampler
-from .splits import Splits, make_splits
+from .splits import Splits, composition_rows, largest_remainder_counts, make_splits
 
 __all__ = [
     "ADC2021",
@@ -56,8 +56,10 @@ __all__ = [
     "Splits",
     "check_event_features",
     "check_particles",
+    "composition_rows",
     "get_layout",
     "inject_signal",
+    "largest_remainder_counts",
     "layout",
     "load_labels",
     "load_layout",

@@ -496,6 +496,11 @@ class EventFile(_HDF5Handle):
             return self._labels[start:stop].astype(np.int64)
         return np.asarray(_read(self.path, self._labels, slice(start, stop)), dtype=np.int64)
 
+    def read_labels(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Labels of events ``[start, stop)`` without reading the events (-1: unknown)."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        return self._label_slice(start, max(stop, start))
+
     def read(self, start: int = 0, stop: int | None = None) -> Events:
         """Read events ``[start, stop)`` (Python slice semantics, negative indices allowed)."""
         start, stop, _ = slice(start, stop).indices(len(self))

@@ -8,6 +8,7 @@ cross-validation (each fold is the validation set once, the other four train).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +137,100 @@ def make_splits(
         seed=seed,
         test_fraction=test_fraction,
     )
+
+
+def largest_remainder_counts(n: int, weights: Sequence[float]) -> np.ndarray:
+    """Split ``n`` items among weights by largest-remainder rounding (sums exactly to ``n``).
+
+    Each count is ``floor(n w / sum(w))`` plus one for the largest remainders; ties go to
+    the weight listed first. ``weights`` must be finite, non-negative and not all zero.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or not w.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all zero; got {list(weights)}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0; got {n}")
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    return counts
+
+
+def composition_rows(
+    labels: np.ndarray,
+    process_names: Sequence[str],
+    fractions: Mapping[str, float],
+    *,
+    n_max: int = 0,
+    seed: int = 0,
+    what: str = "sample",
+) -> np.ndarray:
+    """Rows of the largest sub-sample with the given process composition.
+
+    A labelled sample (a Pythia file generated with balanced processes, say) is
+    re-weighted to a physical mixture (the ADC2021 cocktail) by dropping events: the
+    sub-sample has ``round(f_p T)`` events of every process ``p`` for the largest total
+    ``T`` the sample holds (at most ``n_max`` when ``n_max > 0``), drawn at random
+    without replacement.
+
+    Parameters
+    ----------
+    labels : array of int
+        Label of every event (indices into ``process_names``).
+    process_names : sequence of str
+        Names of the labels.
+    fractions : mapping of str to float
+        Process name -> fraction; positive, summing to 1 within 1e-3 (never rescaled
+        silently).
+    n_max : int
+        At most this many events (0: as many as the sample allows).
+    seed : int
+        The rows are a pure function of the inputs and ``seed``.
+    what : str
+        Name of the sample in error messages (e.g. a file name).
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted row indices into ``labels``.
+
+    Raises
+    ------
+    ValueError
+        An unknown process, a fraction that is not positive, fractions that do not sum
+        to 1, or a process that would get no event.
+    """
+    labels = np.asarray(labels)
+    names = list(fractions)
+    if not names:
+        raise ValueError("fractions must name at least one process")
+    f = np.array([float(fractions[k]) for k in names], dtype=np.float64)
+    if not np.all(np.isfinite(f)) or np.any(f <= 0):
+        raise ValueError(f"fractions must be finite and > 0; got {dict(fractions)}")
+    if abs(f.sum() - 1.0) > 1e-3:
+        raise ValueError(f"fractions must sum to 1; got {dict(fractions)} (sum {f.sum():.6g})")
+    missing = [k for k in names if k not in process_names]
+    if missing:
+        raise ValueError(
+            f"{what} has no process {missing}; its processes: {', '.join(process_names)}"
+        )
+    pools = [np.flatnonzero(labels == list(process_names).index(k)) for k in names]
+    available = np.array([p.size for p in pools])
+    total = int(np.floor(np.min(available / f)))
+    if n_max > 0:
+        total = min(total, int(n_max))
+    counts = largest_remainder_counts(total, f)
+    # Rounding up may ask one event more than a process has: shrink the total until it fits.
+    while np.any(counts > available):
+        total -= 1
+        counts = largest_remainder_counts(total, f)
+    empty = [k for k, c in zip(names, counts) if c == 0]
+    if empty:
+        raise ValueError(
+            f"{what}: {total} events with fractions {dict(fractions)} leave no event of "
+            f"{empty} (available per process: {dict(zip(names, available.tolist()))})"
+        )
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xC0C7]))
+    rows = [rng.choice(p, int(c), replace=False) for p, c in zip(pools, counts)]
+    return np.sort(np.concatenate(rows)).astype(np.int64)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contrastx.events.layout import SIGNALS
+from contrastx.events.layout import BACKGROUNDS, SIGNALS
 from contrastx.nplm.options import ToyOptions
 from contrastx.options import (
     OptionsError,
@@ -147,10 +147,49 @@ class EventsConfig:
     signals: tuple[str, ...] = option(
         SIGNALS, "Signals studied (generator: any of the four ADC2021 signals)."
     )
+    background_processes: tuple[str, ...] = option(
+        (),
+        "Processes of background_file that make the background (a contrastx file may hold "
+        "signals too, e.g. a Pythia sample); empty: every process of the file except "
+        "events.signals and the built-in signal processes.",
+    )
+    background_fractions: dict[str, float] = option(
+        default_factory=dict,
+        doc="Background composition, process -> fraction (summing to 1), e.g. the ADC2021 "
+        "cocktail {W = 0.592, QCD = 0.338, Z = 0.067, ttbar = 0.003}: the study draws "
+        "(seeded by run.seed) the largest sample of this composition that the file holds, "
+        "at most n_background events; the generator makes n_background events of it. "
+        "Empty: the file's first n_background background events as they come (the "
+        "generator: the ADC2021 cocktail).",
+    )
 
     def _check(self) -> None:
         if not self.signals:
             raise OptionsError(f"{key_name(self, 'signals')} is empty")
+        fractions = key_name(self, "background_fractions")
+        for name, value in self.background_fractions.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise OptionsError(f"{fractions}.{name} must be a number > 0; got {value!r}")
+        if self.background_fractions:
+            total = sum(self.background_fractions.values())
+            if abs(total - 1.0) > 1e-3:
+                raise OptionsError(f"{fractions} must sum to 1; they sum to {total:.6g}")
+            if self.background_processes and set(self.background_processes) != set(
+                self.background_fractions
+            ):
+                raise OptionsError(
+                    f"{key_name(self, 'background_processes')} {list(self.background_processes)}"
+                    f" and {fractions} {sorted(self.background_fractions)} name different "
+                    "processes (the fractions alone are enough)"
+                )
+        clash = set(self.signals) & (
+            set(self.background_processes) | set(self.background_fractions)
+        )
+        if clash:
+            raise OptionsError(
+                f"{sorted(clash)} named both as signals ({key_name(self, 'signals')}) and "
+                "as background"
+            )
         if self.background_file:
             missing = [s for s in self.signals if s not in self.signal_files]
             if self.signal_files and missing:
@@ -169,6 +208,18 @@ class EventsConfig:
                 raise OptionsError(
                     f"{key_name(self, 'signal_files')} needs "
                     f"{key_name(self, 'background_file')} as well"
+                )
+            if self.background_processes:
+                raise OptionsError(
+                    f"{key_name(self, 'background_processes')} needs "
+                    f"{key_name(self, 'background_file')} (the generator's background is "
+                    f"set by {fractions})"
+                )
+            bad = [p for p in self.background_fractions if p not in BACKGROUNDS]
+            if bad:
+                raise OptionsError(
+                    f"{fractions} {bad} unknown to the fast generator; its backgrounds: "
+                    f"{list(BACKGROUNDS)}"
                 )
             if self.n_background <= 0 or self.n_signal <= 0:
                 raise OptionsError(

@@ -47,17 +47,19 @@ import numpy as np
 
 from contrastx._console import Progress, format_duration, stderr_is_terminal
 from contrastx.events import Events
-from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, BACKGROUNDS, PROCESSES
+from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, BACKGROUNDS, PROCESSES, SIGNALS
 
-from .config import EmbeddingSpec, StudyConfig, config_hash
+from .config import EmbeddingSpec, EventsConfig, StudyConfig, config_hash
 
 __all__ = [
     "STAGE_VERSION",
     "Pipeline",
     "StageResult",
+    "background_rows",
     "load_background",
     "load_signals",
     "read_log",
+    "select_background_rows",
 ]
 
 STAGE_VERSION = 1
@@ -135,6 +137,66 @@ def _read_signal_file(path: str, name: str, n: int) -> Events:
         return f.read(0, stop)
 
 
+def _builtin_signal_processes() -> frozenset[str]:
+    """Names of the built-in signal processes (ADC2021 and the diphoton generator's)."""
+    from contrastx.events.generators.diphoton import BACKGROUND_PROCESSES, DIPHOTON_PROCESSES
+
+    return frozenset(SIGNALS) | (frozenset(DIPHOTON_PROCESSES) - frozenset(BACKGROUND_PROCESSES))
+
+
+def select_background_rows(ec: EventsConfig, seed: int) -> np.ndarray:
+    """File rows of the background sample of ``[events]`` (a background file).
+
+    The background processes are ``ec.background_processes`` or, when empty, every process
+    of the file except the studied and the built-in signals (an unlabelled file is all
+    background). With ``ec.background_fractions`` the rows are
+    :func:`~contrastx.events.composition_rows` of that composition (seeded by ``seed``);
+    without, the first ``ec.n_background`` background rows (0: all).
+    """
+    from contrastx.events import EventFile, composition_rows
+
+    path = ec.background_file
+    key = "events.background_fractions"
+    with EventFile(path, labels=ec.background_labels or None, allow_empty=False) as f:
+        labels = f.read_labels()
+        names = f.process_names
+    if ec.background_fractions:
+        if (labels < 0).any():
+            raise ValueError(
+                f"{key} needs process labels but {path} has none: give events.background_labels"
+            )
+        try:
+            return composition_rows(
+                labels,
+                names,
+                ec.background_fractions,
+                n_max=ec.n_background,
+                seed=seed,
+                what=str(path),
+            )
+        except ValueError as err:
+            raise ValueError(f"{key}: {err}") from None
+    if (labels < 0).all():
+        rows = np.arange(labels.size)
+    else:
+        if ec.background_processes:
+            chosen = list(ec.background_processes)
+            missing = [p for p in chosen if p not in names]
+            if missing:
+                raise ValueError(
+                    f"events.background_processes {missing} not in {path} (its processes: "
+                    f"{', '.join(names)})"
+                )
+        else:
+            signals = set(ec.signals) | _builtin_signal_processes()
+            chosen = [p for p in names if p not in signals]
+        wanted = [names.index(p) for p in chosen]
+        rows = np.flatnonzero(np.isin(labels, wanted))
+        if not rows.size:
+            raise ValueError(f"{path} holds no background events (processes {chosen})")
+    return rows[: ec.n_background or None].astype(np.int64)
+
+
 def background_path(events_stage: StageResult) -> Path:
     """The event file of an events stage's background sample (its rows 0..N-1 are it)."""
     info = events_stage.info
@@ -150,10 +212,22 @@ def load_background(events_stage: StageResult) -> Events:
     info = events_stage.info
     if info["source"] == "generator":
         return read_events(background_path(events_stage))
-    stop = info["n_background"] or None
-    return read_events(
+    rows = background_rows(events_stage)
+    stop = int(rows[-1]) + 1
+    ev = read_events(
         background_path(events_stage), 0, stop, labels=info["background_labels"] or None
     )
+    return ev if rows.size == stop else ev[rows]
+
+
+def background_rows(events_stage: StageResult) -> np.ndarray:
+    """The row in :func:`background_path` of every event of :func:`load_background`."""
+    if events_stage.info["source"] == "generator":
+        from contrastx.events import EventFile
+
+        with EventFile(background_path(events_stage)) as f:
+            return np.arange(len(f), dtype=np.int64)
+    return np.load(events_stage.path("background_rows"))
 
 
 def load_signals(events_stage: StageResult) -> dict[str, Events]:
@@ -321,14 +395,19 @@ class Pipeline:
                     n_background=int(ec.n_background),
                     n_signal=int(ec.n_signal),
                 )
-                stage = StageResult("events", "", "", folder, {}, info)
+                rows = select_background_rows(ec, seed)
+                np.save(folder / "background_rows.npy", rows)
+                outputs = {"background_rows": "background_rows.npy"}
+                stage = StageResult("events", "", "", folder, outputs, info)
                 bkg = load_background(stage)
                 sigs = load_signals(stage)
                 info["counts"] = {**bkg.counts(), **{s: len(e) for s, e in sigs.items()}}
-                return {}, info
+                info["counts_background"] = len(bkg)
+                return outputs, info
             from contrastx.events.generators import generate_sample, mixture_counts
 
-            bkg = generate_sample(mixture_counts(ec.n_background, ADC2021_MIXTURE), seed=seed)
+            mixture = ec.background_fractions or ADC2021_MIXTURE
+            bkg = generate_sample(mixture_counts(ec.n_background, mixture), seed=seed)
             # Signals from a separate stream so the background does not depend on them.
             sig = generate_sample({s: ec.n_signal for s in ec.signals}, seed=seed + 1)
             write_events(folder / "background.h5", bkg, overwrite=True)
@@ -338,6 +417,7 @@ class Pipeline:
                 generator="contrastx.events.generators.generate_sample (fast, parametric)",
                 seed=seed,
                 counts={**bkg.counts(), **sig.counts()},
+                counts_background=len(bkg),
             )
             return {"background": "background.h5", "signals": "signals.h5"}, info
 
@@ -464,7 +544,7 @@ class Pipeline:
                     checkpoint=folder / "checkpoint.pt",
                     resume=True,
                     event_file=background_path(events),
-                    event_rows=train_idx,
+                    event_rows=background_rows(events)[train_idx],
                 )
                 trainer.save(model_path)
                 info["history"] = trainer.history_

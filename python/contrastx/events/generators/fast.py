@@ -88,6 +88,7 @@ from ..layout import (
     PROCESS_LABELS,
     PROCESSES,
 )
+from ..splits import largest_remainder_counts
 
 __all__ = [
     "FAST_GENERATOR_VERSION",
@@ -741,11 +742,7 @@ def mixture_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
         raise ValueError(f"fractions must be finite and >= 0; got {dict(fractions)}")
     if not names or f.sum() <= 0:
         raise ValueError("fractions must contain at least one positive entry")
-    exact = n * f / f.sum()
-    counts = np.floor(exact).astype(np.int64)
-    short = n - int(counts.sum())
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[:short]] += 1
+    counts = largest_remainder_counts(n, f)
     return {k: int(c) for k, c in zip(names, counts)}
 
 
