@@ -10,7 +10,12 @@ from contrastx.embed import load_model
 from contrastx.events import read_events, write_events
 from contrastx.events.generators import generate_sample
 from contrastx.pipeline import Pipeline, load_config
-from contrastx.pipeline.stages import background_path, background_rows, load_background
+from contrastx.pipeline.stages import (
+    background_path,
+    background_rows,
+    load_background,
+    load_signals,
+)
 
 COCKTAIL = "{W = 0.592, QCD = 0.338, Z = 0.067, ttbar = 0.003}"
 
@@ -104,4 +109,36 @@ def test_a_file_that_cannot_give_the_composition_names_it(
 ) -> None:
     cfg = _config(tiny_toml, pythia_like_file, "events.background_fractions={W = 0.5, gamma = 0.5}")
     with pytest.raises(ValueError, match=r"background_fractions: .*balanced.h5 has no process"):
+        Pipeline(cfg, log=lambda s: None).events_stage()
+
+
+def test_signals_default_to_processes_of_the_background_file(
+    tiny_toml: Path, pythia_like_file: Path
+) -> None:
+    cfg = load_config(
+        tiny_toml,
+        overrides=[
+            f'events.background_file="{pythia_like_file.as_posix()}"',
+            "events.n_background=0",
+            "events.n_signal=200",
+        ],
+    )
+    ev = Pipeline(cfg, log=lambda s: None).events_stage()
+    sig = load_signals(ev)["Ato4l"]
+    assert len(sig) == 200 and (sig.labels == sig.label_of("Ato4l")).all()
+    assert load_background(ev).counts() == {"W": 800, "QCD": 800, "Z": 800, "ttbar": 800}
+
+
+def test_a_signal_missing_from_a_multi_process_file_is_an_error(
+    tiny_toml: Path, pythia_like_file: Path
+) -> None:
+    # Never relabel a file of several processes as one signal.
+    cfg = load_config(
+        tiny_toml,
+        overrides=[
+            f'events.background_file="{pythia_like_file.as_posix()}"',
+            'events.signals=["LQ_btau"]',
+        ],
+    )
+    with pytest.raises(ValueError, match=r"'LQ_btau'.*balanced.h5 holds several processes"):
         Pipeline(cfg, log=lambda s: None).events_stage()

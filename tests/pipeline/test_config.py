@@ -30,6 +30,20 @@ def test_paper_preset_sizes() -> None:
     assert "paper" in PRESETS
 
 
+def test_pythia_preset_studies_a_file_in_the_adc2021_cocktail() -> None:
+    from contrastx.events import ADC2021_MIXTURE
+
+    with pytest.raises(OptionsError, match="preset 'pythia' needs events.background_file"):
+        load_config(preset="pythia")
+    cfg = load_config(preset="pythia", overrides=['events.background_file="pythia.h5"'])
+    assert cfg.events.background_fractions == ADC2021_MIXTURE
+    # N(S)/sqrt(N(B)) of the paper's 0.1, 0.5, 1 % at N(B) = 1e5, here at 2e3
+    assert cfg.nplm.n_bkg == 2000 and cfg.nplm.fractions == (0.007, 0.035, 0.07)
+    assert cfg.results.table_fraction == 0.035 and cfg.run.trainings >= 3
+    kinds = sorted(e.kind for e in cfg.embeddings)
+    assert kinds == ["contrastive", "contrastive", "leading_pt", "raw", "vae"]
+
+
 def test_file_then_overrides(tiny_toml: Path) -> None:
     cfg = load_config(tiny_toml, overrides=["nplm.n_toys=12", "run.out_dir=elsewhere"])
     assert cfg.nplm.n_toys == 12

@@ -38,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
             "  contrastx-pipeline                                  # built-in default study\n"
             "  contrastx-pipeline --config examples/default.toml\n"
             "  contrastx-pipeline --preset paper --set run.device='\"cuda:0\"'\n"
+            "  contrastx-pipeline --preset pythia --set events.background_file=pythia.h5\n"
             "  contrastx-pipeline --set nplm.n_toys=200 --set run.out_dir=study2\n"
             "  contrastx-pipeline --set run.trainings=5           # five seeds per embedding\n"
             "  contrastx-pipeline --print-config > my.toml"
         ),
     )
     p.add_argument("--config", type=Path, default=None, help="study TOML file")
-    p.add_argument("--preset", default=None, help="default or paper (overrides the file's)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="default, pythia (needs events.background_file) or paper (overrides the file's)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",

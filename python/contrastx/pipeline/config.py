@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contrastx.events.layout import BACKGROUNDS, SIGNALS
+from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS, SIGNALS
 from contrastx.nplm.options import ToyOptions
 from contrastx.options import (
     OptionsError,
@@ -133,7 +133,8 @@ class EventsConfig:
     signal_files: dict[str, str] = option(
         default_factory=dict,
         doc="Signal name -> event file (ADC2021 single-process files or contrastx files); "
-        "with files, only these signals are studied.",
+        "with files, only these signals are studied. Empty with a background_file: the "
+        "signals are processes of the background file (a Pythia sample holding both).",
     )
     n_background: int = option(
         70_000,
@@ -490,8 +491,34 @@ _PAPER_EMBEDDINGS: list[dict[str, Any]] = [
     for d in (2, 4, 8, 16, 32)
 ] + [{"kind": "raw"}, {"kind": "leading_pt"}, {"kind": "vae", "epochs": 50}]
 
+# Not from the papers: SupCon settings for realistic (Pythia 8) events at CPU scale, chosen
+# on a selection run with other seeds than the benchmark's (README, "A realistic benchmark").
+PYTHIA_TRAIN: dict[str, Any] = {"batch_size": 512, "temperature": 0.3, "augmentation": "mask:0.1"}
+"""TrainConfig overrides of the ``pythia`` preset's SupCon embeddings (and the default study's)."""
+
+_PYTHIA_EMBEDDINGS: list[dict[str, Any]] = [
+    {"kind": "contrastive", "preset": "supcon-mlp", "latent_dim": d, "epochs": 20,
+     "train": dict(PYTHIA_TRAIN)}
+    for d in (4, 8)
+] + [{"kind": "raw"}, {"kind": "leading_pt"}, {"kind": "vae", "epochs": 10}]  # fmt: skip
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    # Realistic events at CPU scale: a Pythia 8 sample (contrastx-generate --generator
+    # pythia) given as events.background_file, holding backgrounds and signals, studied in
+    # the ADC2021 cocktail. N(B) = 2,000 keeps the paper's N(S)/sqrt(N(B)): 0.7, 3.5, 7 %
+    # here are its 0.1, 0.5, 1 % at N(B) = 1e5.
+    "pythia": {
+        "run": {"out_dir": "contrastx-pythia-study"},
+        "events": {
+            "n_background": 0,
+            "n_signal": 10_000,
+            "background_fractions": dict(ADC2021_MIXTURE),
+        },
+        "nplm": {"fractions": [0.007, 0.035, 0.07]},
+        "results": {"table_fraction": 0.035},
+        "embeddings": _PYTHIA_EMBEDDINGS,
+    },
     # Primary paper, Sec. V-D: N_R = 1e6, N(B) = 1e5, M = 1000, 250 toys, D in {2..32}.
     "paper": {
         "run": {"device": "cuda", "out_dir": "contrastx-paper-study"},
@@ -510,7 +537,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "embeddings": _PAPER_EMBEDDINGS,
     },
 }
-"""Named presets; ``paper`` wants a GPU (``run.device = "cuda"``)."""
+"""Named presets; ``paper`` wants a GPU (``run.device = "cuda"``), ``pythia`` a Pythia file."""
 
 _SECTIONS = {
     "run": RunConfig,
@@ -664,4 +691,9 @@ def load_config(
                 raise ValueError(f"override {item!r}: {k} is not a table")
         node[keys[-1]] = value
     merged["preset"] = name
+    if name == "pythia" and not merged.get("events", {}).get("background_file"):
+        raise OptionsError(
+            "preset 'pythia' needs events.background_file: a Pythia 8 sample made with "
+            "contrastx-generate --generator pythia (README, 'A realistic benchmark')"
+        )
     return StudyConfig.from_dict(merged)

@@ -122,6 +122,12 @@ def _read_signal_file(path: str, name: str, n: int) -> Events:
             ev = f.read(0, None)
             if name in ev.process_names and (ev.labels == ev.label_of(name)).any():
                 ev = ev.select(name)
+            elif np.unique(ev.labels).size > 1:
+                held = ", ".join(f"{k} ({v})" for k, v in ev.counts().items())
+                raise ValueError(
+                    f"signal {name!r}: {path} holds several processes but no {name} event "
+                    f"(it holds {held}); give a file of {name} events in events.signal_files"
+                )
             else:
                 names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
                 ev = Events(
@@ -374,8 +380,10 @@ class Pipeline:
             settings["background_fingerprint"] = _file_fingerprint(ec.background_file)
             if ec.background_labels:
                 settings["labels_fingerprint"] = _file_fingerprint(ec.background_labels)
+            # No signal files: the signals are processes of the background file.
+            signal_files = dict(ec.signal_files) or dict.fromkeys(ec.signals, ec.background_file)
             settings["signal_fingerprints"] = {
-                s: _file_fingerprint(p) for s, p in sorted(ec.signal_files.items())
+                s: _file_fingerprint(p) for s, p in sorted(signal_files.items())
             }
         else:
             settings["seed"] = seed
