@@ -16,6 +16,13 @@ rows it was trained and validated on (:func:`contrastx.embed.model_file.training
 Progress goes to stderr: a progress bar with an ETA on a terminal, otherwise (a log
 file, a batch job) one line per epoch with the losses, the elapsed time and the time
 to go.
+
+Launched by ``torchrun`` (``torchrun --nproc-per-node 2 --no-python contrastx-train ...``
+or ``torchrun ... -m contrastx.cli.train ...``), the training is spread over the
+processes (gloo on the CPU, nccl with ``--gpu``: each process takes the GPU of its
+LOCAL_RANK); ``--batch-size`` is the global batch and the model equals the
+single-process one to rounding. Rank 0 alone prints, writes the checkpoint and the
+model file.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .._console import error_exit, logging_to_stderr
+from ..embed.distributed import SINGLE_PROCESS, init_world, shutdown
 from ..embed.training import PRESETS, TrainConfig, Trainer
 from ..events.layout import ADC2021
 from ..options import add_arguments, option_fields
@@ -45,6 +53,19 @@ class _FromPreset:
 
 
 _PRESET_KEYS = {key for preset in PRESETS.values() for key in preset}
+
+
+_ANY_GPU = "any"
+
+
+def _gpu_index(value: str) -> int:
+    try:
+        index = int(value)
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise argparse.ArgumentTypeError(f"a GPU index is a non-negative integer; got {value!r}")
+    return index
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from --checkpoint if it exists (same settings required)",
     )
-    run.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
+    run.add_argument(
+        "--gpu",
+        type=_gpu_index,
+        nargs="?",
+        const=_ANY_GPU,
+        default=None,
+        metavar="N",
+        help="train on the GPU cuda:N; without N on the current GPU, under torchrun the GPU "
+        "of each process's LOCAL_RANK (default: CPU)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     run.add_argument(
         "--no-progress",
@@ -133,7 +163,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         given["augmentation"] = None
     given["progress"] = not args.no_progress
     if args.gpu is not None:
-        given["device"] = f"cuda:{args.gpu}"
+        given["device"] = "cuda" if args.gpu == _ANY_GPU else f"cuda:{args.gpu}"
     return TrainConfig.from_preset(args.preset, **given)
 
 
@@ -147,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite and not args.resume:
         return error_exit(PROG, f"{args.out} exists (use --overwrite)")
+    world = SINGLE_PROCESS
     try:
         config = _config(args)
+        world = init_world(config.device)  # a torchrun launch: every process runs this
         events = _load_events(args)
         rows = np.arange(len(events))
         processes = args.processes
@@ -160,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
             rows = np.flatnonzero(np.isin(events.labels, [events.label_of(p) for p in names]))
             events = events[rows]
         where = "" if events.layout == ADC2021 else f" in layout {events.layout.name!r}"
-        print(f"{PROG}: {len(events)} events{where} {events.counts()}", file=sys.stderr)
+        if world.is_main:
+            print(f"{PROG}: {len(events)} events{where} {events.counts()}", file=sys.stderr)
         trainer = Trainer(config).fit(
             events,
             checkpoint=args.checkpoint,
@@ -168,14 +201,16 @@ def _run(args: argparse.Namespace) -> int:
             event_file=args.events,
             event_rows=rows if args.events is not None else None,
         )
-        trainer.save(args.out)
+        if world.is_main:
+            trainer.save(args.out)
     except KeyboardInterrupt:
         where = (
             f"; {args.checkpoint} holds the last finished epoch (continue with --resume)"
             if args.checkpoint is not None
             else ""
         )
-        print(f"{PROG}: interrupted{where}", file=sys.stderr)
+        if world.is_main:
+            print(f"{PROG}: interrupted{where}", file=sys.stderr)
         return 130
     except (
         ValueError,
@@ -186,6 +221,10 @@ def _run(args: argparse.Namespace) -> int:
         FloatingPointError,
     ) as err:
         return error_exit(PROG, err)
+    finally:
+        shutdown()
+    if not world.is_main:
+        return 0
     last = trainer.history_[-1]
     print(
         f"{PROG}: wrote {args.out} (D={config.latent_dim}, {len(trainer.history_)} "

@@ -220,6 +220,10 @@ class PairEmbedding(nn.Module):
             width = h
         layers.append(nn.Linear(width, n_heads))
         self.mlp = nn.Sequential(*layers)
+        # Set while the model trains over several processes (see
+        # contrastx.embed.distributed.synchronised_batch_norm): f(features, self.norm)
+        # normalises with the statistics of the pairs of every process.
+        self.distributed_batch_norm = None
 
     def forward(self, kinematics: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """Attention biases (B, H, N, N) from raw kinematics (B, N, 3|4) and padding (B, N)."""
@@ -231,18 +235,21 @@ class PairEmbedding(nn.Module):
         # Batch statistics over the valid pairs only; running statistics where the batch
         # has too few pairs to normalise (BatchNorm needs two values per channel).
         use_batch = self.training and feats.shape[0] > 1
-        feats = F.batch_norm(
-            feats,
-            self.norm.running_mean,
-            self.norm.running_var,
-            self.norm.weight,
-            self.norm.bias,
-            training=use_batch,
-            momentum=self.norm.momentum if use_batch else 0.0,
-            eps=self.norm.eps,
-        )
-        if use_batch:
-            self.norm.num_batches_tracked.add_(1)
+        if self.training and self.distributed_batch_norm is not None:
+            feats = self.distributed_batch_norm(feats, self.norm)
+        else:
+            feats = F.batch_norm(
+                feats,
+                self.norm.running_mean,
+                self.norm.running_var,
+                self.norm.weight,
+                self.norm.bias,
+                training=use_batch,
+                momentum=self.norm.momentum if use_batch else 0.0,
+                eps=self.norm.eps,
+            )
+            if use_batch:
+                self.norm.num_batches_tracked.add_(1)
         out = self.mlp(feats)
         bias = out.new_zeros(b, n, n, self.n_heads)
         bias = bias.index_put((valid,), out)

@@ -71,6 +71,14 @@ from ..events.splits import Splits, make_splits
 from ..options import OptionsError, from_mapping, option, options
 from ..options import to_dict as options_to_dict
 from .augmentations import Augmentation, parse_augmentation
+from .distributed import (
+    SINGLE_PROCESS,
+    World,
+    epoch_seed,
+    init_world,
+    process_device,
+    synchronised_batch_norm,
+)
 from .encoders import MAX_LATENT_DIM, MIN_LATENT_DIM, check_latent_dim
 from .losses import nt_xent_loss, supcon_kl_loss, supcon_loss, vicreg_ce_loss, vicreg_loss
 from .model import EmbeddingModel, build_model, resolve_device
@@ -481,6 +489,7 @@ class _FitState:
     )
     start_epoch: int = 0
     stopped_early: bool = False
+    world: World = SINGLE_PROCESS
 
 
 class _ProgressReport:
@@ -491,11 +500,14 @@ class _ProgressReport:
     session logs one early estimate once it has run :data:`EARLY_ESTIMATE_SECONDS`.
     """
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, start_epoch: int) -> None:
+    def __init__(
+        self, config: TrainConfig, steps_per_epoch: int, start_epoch: int, quiet: bool = False
+    ) -> None:
         self.config = config
         self.steps_per_epoch = steps_per_epoch
         self.epochs = config.epochs
-        self.use_bar = config.progress and stderr_is_terminal()
+        self.quiet = quiet
+        self.use_bar = config.progress and stderr_is_terminal() and not quiet
         self.progress = Progress(
             config.epochs * steps_per_epoch,
             initial=start_epoch * steps_per_epoch,
@@ -506,10 +518,12 @@ class _ProgressReport:
         self.epoch_t0 = self.progress.t0
         self.steps_this_epoch = 0
         self.epoch_seconds: list[float] = []
-        self.early_estimate_due = not self.use_bar
+        self.early_estimate_due = not self.use_bar and not quiet
 
     def start(self, state: _FitState) -> None:
         c = self.config
+        if self.quiet:
+            return
         if state.start_epoch >= c.epochs:
             logger.info("all %d epochs are done already; nothing to train", c.epochs)
             return
@@ -518,8 +532,9 @@ class _ProgressReport:
             if state.start_epoch
             else f"{c.epochs} epochs"
         )
+        processes = f" over {state.world.size} processes" if state.world.distributed else ""
         logger.info(
-            "training %s/%s D=%d on %d events (validation %d): %s of %d steps of %d events",
+            "training %s/%s D=%d on %d events (validation %d): %s of %d steps of %d events%s",
             c.method,
             c.encoder,
             c.latent_dim,
@@ -528,6 +543,7 @@ class _ProgressReport:
             todo,
             self.steps_per_epoch,
             c.batch_size,
+            processes,
         )
 
     def epoch_start(self) -> None:
@@ -559,6 +575,8 @@ class _ProgressReport:
 
     def epoch_end(self, record: dict[str, Any]) -> None:
         self.early_estimate_due = False
+        if self.quiet:
+            return
         self.epoch_seconds.append(record["seconds"])
         epoch = record["epoch"] + 1
         left = self.epochs - epoch
@@ -589,6 +607,8 @@ class _ProgressReport:
         return sum(recent) / len(recent)
 
     def stopped_early(self, epoch: int, best_epoch: int) -> None:
+        if self.quiet:
+            return
         logger.info(
             "early stopping before epoch %d/%d: no lower validation loss for %d epochs "
             "(best epoch %d)",
@@ -698,11 +718,19 @@ class Trainer:
         augmentation: Augmentation | None,
         generator: torch.Generator,
         event_features: torch.Tensor | None = None,
+        *,
+        world: World = SINGLE_PROCESS,
     ) -> torch.Tensor:
         """The configured loss on one batch of raw particles ``x`` with labels ``y``.
 
         ``event_features`` are the batch's raw event-level features, for a model of a
         layout with event-level encoder features (augmentations leave them unchanged).
+
+        Over several processes (``world``, see :mod:`contrastx.embed.distributed`) ``x``,
+        ``y`` and ``event_features`` are the whole global batch on every process: the
+        views are made of the whole batch, each process runs the model on its own rows
+        of them, and the gathered outputs give every process the loss of the whole
+        batch (its gradient reaches each process for its own rows only).
         """
         c = self.config
         tau = c.resolved_temperature
@@ -711,33 +739,36 @@ class Trainer:
         def view(inp: torch.Tensor) -> torch.Tensor:
             return augmentation(inp, generator) if augmentation is not None else inp
 
-        def extra(*parts: torch.Tensor | None) -> dict[str, torch.Tensor]:
-            if ev is None:
-                return {}
-            return {"event_features": parts[0] if len(parts) == 1 else torch.cat(parts)}
+        def forward(
+            views: list[torch.Tensor], features: list[torch.Tensor | None], keys: tuple[str, ...]
+        ) -> dict[str, torch.Tensor]:
+            return _forward_views(model, views, None if ev is None else features, keys, world)
 
         if c.method in ("simclr", "vicreg"):
             n = x.shape[0]
-            out = model(torch.cat([view(x), view(x)]), **extra(ev, ev))
+            out = forward([view(x), view(x)], [ev, ev], ("projection",))
             p1, p2 = out["projection"][:n], out["projection"][n:]
             if c.method == "simclr":
                 return nt_xent_loss(p1, p2, tau)
             return vicreg_loss(p1, p2)
         if c.method == "supcon":
             if augmentation is None:
-                return supcon_loss(model(x, **extra(ev))["projection"], y, tau)
+                return supcon_loss(forward([x], [ev], ("projection",))["projection"], y, tau)
             n = x.shape[0]
-            proj = model(torch.cat([view(x), view(x)]), **extra(ev, ev))["projection"]
+            proj = forward([view(x), view(x)], [ev, ev], ("projection",))["projection"]
             return supcon_loss([proj[:n], proj[n:]], y, tau)
         if c.method == "vicreg_ce":
             n = x.shape[0]
             partner = same_label_partners(y.cpu(), generator).to(x.device)
-            pair = extra(ev, None if ev is None else ev[partner])
-            out = model(torch.cat([view(x), view(x[partner])]), **pair)
+            out = forward(
+                [view(x), view(x[partner])],
+                [ev, None if ev is None else ev[partner]],
+                ("projection", "logits"),
+            )
             p = out["projection"]
             return vicreg_ce_loss(p[:n], p[n:], out["logits"], torch.cat([y, y]), c.alpha)
         # supcon_kl
-        out = model(view(x), **extra(ev))
+        out = forward([view(x)], [ev], ("projection", "mu", "logvar"))
         return supcon_kl_loss(out["projection"], y, out["mu"], out["logvar"], tau, c.kl_weight)
 
     # ------------------------------------------------------------------ fit
@@ -758,6 +789,14 @@ class Trainer:
         ``contrastx.embed.training``, level INFO): one line per epoch with the losses,
         the time taken and an estimate of the time to go, and, during a long first
         epoch, one early estimate.
+
+        Launched by ``torchrun`` (``WORLD_SIZE`` > 1), or with a default process group
+        made by the caller, every process calls ``fit`` with the same events and config
+        and the run is spread over them (see :mod:`contrastx.embed.distributed`:
+        ``batch_size`` is the global batch, the result equals the single-process run to
+        rounding). The default process group is created if needed and left open
+        (:func:`contrastx.embed.distributed.shutdown` closes it); rank 0 alone logs
+        progress and writes the checkpoint, and every process ends with the same model.
 
         Parameters
         ----------
@@ -792,42 +831,51 @@ class Trainer:
         """
         c = self.config
         source = self._event_source(events, event_file, event_rows)
-        state = self._setup(events)
+        world = init_world(c.device)
+        state = self._setup(events, world)
         ckpt_path = Path(checkpoint) if checkpoint is not None else None
-        if resume and ckpt_path is not None and ckpt_path.exists():
+        if resume and ckpt_path is not None:
             self._resume(state, ckpt_path)
-        report = _ProgressReport(c, state.steps_per_epoch, state.start_epoch)
+        report = _ProgressReport(
+            c, state.steps_per_epoch, state.start_epoch, quiet=not world.is_main
+        )
         report.start(state)
         try:
-            for epoch in range(state.start_epoch, c.epochs):
-                if state.best["bad_epochs"] >= (c.patience or np.inf):
-                    state.stopped_early = True
-                    report.stopped_early(epoch, state.best["epoch"])
-                    break
-                t0 = time.perf_counter()
-                train_loss = self._train_epoch(state, epoch, report)
-                val_loss = self._validate(
-                    state.model,
-                    state.x_va,
-                    state.y_va,
-                    state.augmentation,
-                    state.device,
-                    state.ev_va,
-                )
-                record = {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "lr": state.opt.param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - t0,
-                }
-                state.history.append(record)
-                self._update_best(state, epoch, val_loss)
-                if ckpt_path is not None:
-                    self._checkpoint(ckpt_path, epoch, state)
-                report.epoch_end(record)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, record)
+            with synchronised_batch_norm(state.model, world):
+                for epoch in range(state.start_epoch, c.epochs):
+                    if state.best["bad_epochs"] >= (c.patience or np.inf):
+                        state.stopped_early = True
+                        report.stopped_early(epoch, state.best["epoch"])
+                        break
+                    if world.distributed:  # dropout and noise inside the model, per process
+                        torch.manual_seed(epoch_seed(c.seed, epoch, world.rank))
+                    t0 = time.perf_counter()
+                    train_loss = self._train_epoch(state, epoch, report)
+                    val_loss = self._validate(
+                        state.model,
+                        state.x_va,
+                        state.y_va,
+                        state.augmentation,
+                        state.device,
+                        state.ev_va,
+                        world,
+                    )
+                    record = {
+                        "epoch": epoch,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "lr": state.opt.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - t0,
+                    }
+                    state.history.append(record)
+                    self._update_best(state, epoch, val_loss)
+                    if ckpt_path is not None:
+                        if world.is_main:
+                            self._checkpoint(ckpt_path, epoch, state)
+                        world.barrier()
+                    report.epoch_end(record)
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch, record)
         finally:
             report.close()
         self._finish(state, events, source)
@@ -860,16 +908,17 @@ class Trainer:
         path = Path(event_file)
         return str(path.resolve()), file_fingerprint(path), rows
 
-    def _setup(self, events: Events) -> _FitState:
+    def _setup(self, events: Events, world: World = SINGLE_PROCESS) -> _FitState:
         """Split and check the data, fit the preprocessing, build model and optimiser.
 
         The calls that draw random numbers come in a fixed order (model initialisation
-        after ``torch.manual_seed``), so a run is reproducible from its config.
+        after ``torch.manual_seed``), so a run is reproducible from its config, and every
+        process of a multi-process run builds the same model.
         """
         c = self.config
         if not isinstance(events, Events):
             raise TypeError(f"events must be an Events container; got {type(events).__name__}")
-        device = resolve_device(c.device)
+        device = resolve_device(process_device(c.device, world))
         needs_labels = c.method in SUPERVISED or c.sampling == "balanced"
         if needs_labels and (events.labels == UNKNOWN_LABEL).any():
             raise ValueError(
@@ -884,6 +933,12 @@ class Trainer:
             labels=events.labels,
         )
         tr_idx, va_idx = splits.train(c.fold), splits.validation(c.fold)
+        if world.distributed and min(c.batch_size, tr_idx.size) < world.size:
+            raise ValueError(
+                f"each of the {world.size} processes needs events of every batch: batch_size "
+                f"({c.batch_size}) and the training events ({tr_idx.size}) must be at least "
+                f"{world.size}"
+            )
         present = np.unique(events.labels[tr_idx])
         present = present[present != UNKNOWN_LABEL]
         class_names = [events.process_names[k] for k in present]
@@ -917,9 +972,8 @@ class Trainer:
         model.to(device)
         opt = self._optimizer(model)
         steps_per_epoch = self._n_batches(y_all[tr_idx])
-        sched = warmup_cosine_scheduler(
-            opt, self._warmup_steps(steps_per_epoch), c.epochs * steps_per_epoch, c.final_lr_factor
-        )
+        warmup = self._warmup_steps(steps_per_epoch, log=world.is_main)
+        sched = warmup_cosine_scheduler(opt, warmup, c.epochs * steps_per_epoch, c.final_lr_factor)
         augmentation = parse_augmentation(c.augmentation, layout) if c.augmentation else None
         gen = torch.Generator().manual_seed(c.seed)
         ev = None
@@ -946,19 +1000,22 @@ class Trainer:
             layout=layout,
             ev_tr=None if ev is None else ev[tr_idx],
             ev_va=None if ev is None else ev[va_idx],
+            world=world,
         )
 
-    def _warmup_steps(self, steps_per_epoch: int) -> int:
+    def _warmup_steps(self, steps_per_epoch: int, log: bool = True) -> int:
         """Warm-up steps: ``warmup_epochs``, at most :data:`MAX_WARMUP_FRACTION` of the run.
 
         A warm-up set for a long run (the presets' 10 epochs for 50) would take most or
         all of a short one; it is scaled down to that fraction of the run, and the change
-        is logged (INFO).
+        is logged (INFO) when ``log``.
         """
         c = self.config
         warmup = c.warmup_epochs * steps_per_epoch
         cap = int(MAX_WARMUP_FRACTION * c.epochs * steps_per_epoch)
         if warmup > cap:
+            if not log:
+                return cap
             logger.info(
                 "learning-rate warm-up over the first %g of %d epochs (warmup_epochs = %d is "
                 "shortened to %.0f%% of the run)",
@@ -971,7 +1028,61 @@ class Trainer:
         return warmup
 
     def _resume(self, state: _FitState, path: Path) -> None:
-        """Restore ``state`` from the checkpoint at ``path`` (written by this configuration)."""
+        """Restore ``state`` from the checkpoint at ``path`` if it exists.
+
+        Over several processes rank 0 reads the file and sends its contents (or its
+        error) to the others, so every process resumes from the same state, with or
+        without a file system they share.
+        """
+        world = state.world
+        if world.distributed:
+            result = None
+            if world.is_main:
+                try:
+                    result = (True, self._read_checkpoint(path))
+                except Exception as err:  # every process raises it, none waits for rank 0
+                    result = (False, err)
+            ok, value = world.broadcast(result)
+            if not ok:
+                raise value
+            ck = value
+        else:
+            ck = self._read_checkpoint(path)
+        if ck is None:
+            return
+        check_state_dict(state.model, ck["model"], path)
+        state.model.load_state_dict(ck["model"])
+        state.opt.load_state_dict(ck["optimizer"])
+        state.sched.load_state_dict(ck["scheduler"])
+        state.gen.set_state(ck["aug_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        state.history = json.loads(ck["history"])
+        state.best = {
+            "loss": float(ck["best_loss"]),
+            "epoch": int(ck["best_epoch"]),
+            "state": ck["best_state"] or None,
+            "bad_epochs": int(ck["bad_epochs"]),
+        }
+        state.start_epoch = int(ck["epoch"]) + 1
+        if world.is_main:
+            written_by = int(ck.get("world_size", 1))
+            by = (
+                f" (written by {written_by} processes, continued by {world.size})"
+                if written_by != world.size
+                else ""
+            )
+            logger.info(
+                "resuming from %s after epoch %d/%d%s",
+                path,
+                state.start_epoch,
+                self.config.epochs,
+                by,
+            )
+
+    def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint at ``path`` (None if there is none), checked against this config."""
+        if not path.exists():
+            return None
         c = self.config
         ck = load_torch_file(path, "contrastx checkpoint")
         if not isinstance(ck, dict):
@@ -990,21 +1101,7 @@ class Trainer:
         theirs.update({k: defaults[k] for k in mine.keys() - theirs.keys() if k in defaults})
         if mine != theirs:
             raise ValueError(f"checkpoint {path} was written with a different config")
-        check_state_dict(state.model, ck["model"], path)
-        state.model.load_state_dict(ck["model"])
-        state.opt.load_state_dict(ck["optimizer"])
-        state.sched.load_state_dict(ck["scheduler"])
-        state.gen.set_state(ck["aug_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        state.history = json.loads(ck["history"])
-        state.best = {
-            "loss": float(ck["best_loss"]),
-            "epoch": int(ck["best_epoch"]),
-            "state": ck["best_state"] or None,
-            "bad_epochs": int(ck["bad_epochs"]),
-        }
-        state.start_epoch = int(ck["epoch"]) + 1
-        logger.info("resuming from %s after epoch %d/%d", path, state.start_epoch, c.epochs)
+        return ck
 
     def _train_epoch(self, state: _FitState, epoch: int, report: _ProgressReport) -> float:
         """One pass over the training batches; returns the mean training loss."""
@@ -1018,13 +1115,16 @@ class Trainer:
             xb = state.x_tr[idx].to(state.device)
             yb = state.y_tr[idx].to(state.device)
             evb = None if state.ev_tr is None else state.ev_tr[idx].to(state.device)
-            loss = self.compute_loss(model, xb, yb, state.augmentation, state.gen, evb)
+            loss = self.compute_loss(
+                model, xb, yb, state.augmentation, state.gen, evb, world=state.world
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at epoch {epoch}; lower the learning rate"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            state.world.all_reduce_gradients(model.parameters())
             opt.step()
             sched.step()
             total += loss.item() * idx.size
@@ -1041,8 +1141,14 @@ class Trainer:
         augmentation: Augmentation | None,
         device: torch.device,
         event_features: torch.Tensor | None = None,
+        world: World = SINGLE_PROCESS,
     ) -> float:
-        """Validation loss in eval mode with fixed augmentation draws (comparable across epochs)."""
+        """Validation loss in eval mode with fixed augmentation draws (comparable across epochs).
+
+        Over several processes the batches are shared out like the training batches
+        (the loss is the single-process one to rounding) and every process takes rank
+        0's value, so that all take the same early-stopping decisions.
+        """
         if x.shape[0] < 2:
             return float("nan")
         model.eval()
@@ -1054,10 +1160,10 @@ class Trainer:
             if xb.shape[0] < 2:
                 continue
             evb = None if event_features is None else event_features[lo : lo + bs].to(device)
-            loss = self.compute_loss(model, xb, yb, augmentation, gen, evb)
+            loss = self.compute_loss(model, xb, yb, augmentation, gen, evb, world=world)
             total += float(loss) * xb.shape[0]
             count += xb.shape[0]
-        return total / max(count, 1)
+        return world.broadcast(total / max(count, 1))
 
     @staticmethod
     def _update_best(state: _FitState, epoch: int, val_loss: float) -> None:
@@ -1091,6 +1197,7 @@ class Trainer:
             "best_epoch": best["epoch"],
             "best_state": best["state"] or {},
             "bad_epochs": best["bad_epochs"],
+            "world_size": state.world.size,
         }
         tmp = path.with_name(path.name + ".tmp")
         torch.save(payload, tmp)
@@ -1136,7 +1243,7 @@ class Trainer:
             model.load_state_dict(state.best["state"])
         model.eval()
         cosine = self._projection_cosine(model, state.x_va, state.device, state.ev_va)
-        if cosine > COLLAPSE_COSINE:
+        if cosine > COLLAPSE_COSINE and state.world.is_main:
             logger.warning(
                 "the trained model projects the validation events to almost the same direction "
                 "(mean cosine similarity %.4f): it has collapsed or has not trained enough, and "
@@ -1210,3 +1317,42 @@ class Trainer:
 def model_cfg_without_kind(cfg: dict[str, Any]) -> dict[str, Any]:
     """A model config without its ``kind`` key (what :func:`build_model` takes)."""
     return {k: v for k, v in cfg.items() if k != "kind"}
+
+
+def _forward_views(
+    model: EmbeddingModel,
+    views: list[torch.Tensor],
+    features: list[torch.Tensor] | None,
+    keys: tuple[str, ...],
+    world: World,
+) -> dict[str, torch.Tensor]:
+    """``model`` on the views (each a whole batch, stacked), as one process computes it.
+
+    One process: ``model(torch.cat(views))``, with the views' event-level ``features``
+    stacked alike. Several: each process runs the model once on its
+    :meth:`~contrastx.embed.distributed.World.shard` of every view, and the outputs
+    ``keys`` of all processes are gathered (one collective, with gradients) into the
+    single-process layout. A process without rows (a last validation batch smaller than
+    the number of processes) runs one row and contributes none.
+    """
+
+    def stack(parts: list[torch.Tensor]) -> torch.Tensor:
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    if not world.distributed:
+        extra = {} if features is None else {"event_features": stack(features)}
+        return model(stack(views), **extra)
+    n = views[0].shape[0]
+    rows = world.shard(n)
+    m = rows.stop - rows.start
+    take = rows if m else slice(0, 1)
+    extra = {} if features is None else {"event_features": stack([f[take] for f in features])}
+    out = model(stack([v[take] for v in views]), **extra)
+    k = len(views)
+    widths = [out[key].shape[1] for key in keys]
+    # (k * rows, widths) -> (rows, k * widths): the outputs of one event in every view
+    # side by side, so one gather moves them all
+    packed = torch.cat([out[key] for key in keys], dim=1)
+    packed = packed.reshape(k, -1, packed.shape[1])[:, :m].transpose(0, 1).reshape(m, -1)
+    full = world.gather_rows(packed, n).reshape(n, k, -1).transpose(0, 1).reshape(k * n, -1)
+    return dict(zip(keys, full.split(widths, dim=1), strict=True))
