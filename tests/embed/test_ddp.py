@@ -387,6 +387,17 @@ def test_each_process_takes_the_gpu_of_its_local_rank():
         process_device("cuda:0", two)
 
 
+def test_gpu_flag_without_index_gives_each_process_its_gpu():
+    from contrastx.cli import train as train_cli
+
+    parser = train_cli.build_parser()
+    assert train_cli._config(parser.parse_args(["--gpu"])).device == "cuda"
+    assert train_cli._config(parser.parse_args(["--gpu", "1"])).device == "cuda:1"
+    assert train_cli._config(parser.parse_args([])).device == "cpu"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--gpu", "-1"])
+
+
 def test_epoch_seeds_differ_per_epoch_and_rank():
     seeds = {epoch_seed(0, e, r) for e in range(3) for r in range(2)}
     assert len(seeds) == 6 and epoch_seed(0, 1, 1) == epoch_seed(0, 1, 1)

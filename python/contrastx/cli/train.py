@@ -55,7 +55,8 @@ class _FromPreset:
 _PRESET_KEYS = {key for preset in PRESETS.values() for key in preset}
 
 
-_ANY_GPU = "any"
+_ANY_GPU = -1
+"""``--gpu`` without an index (not a string: argparse would pass it through ``type``)."""
 
 
 def _gpu_index(value: str) -> int:
