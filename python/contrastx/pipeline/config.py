@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contrastx.events.layout import ADC2021_MIXTURE, BACKGROUNDS, SIGNALS
+from contrastx.events.layout import (
+    ADC2021,
+    ADC2021_MIXTURE,
+    BACKGROUNDS,
+    SIGNALS,
+    EventLayout,
+    get_layout,
+)
 from contrastx.nplm.options import ToyOptions
 from contrastx.options import (
     OptionsError,
@@ -118,7 +126,19 @@ class RunConfig:
 
 @options(section="events")
 class EventsConfig:
-    """``[events]``: the background and signal samples."""
+    """``[events]``: the background and signal samples.
+
+    Events are unweighted: the background sample, the NPLM reference and every toy's data
+    are drawn from the file's events as they are, in the file's composition of background
+    processes (or in ``background_fractions`` when set), and the signal toys inject
+    N(S) = fraction x N(B) signal events. A diphoton file records every process's cross
+    section times branching ratio (metadata ``selected_cross_section_fb``,
+    :func:`contrastx.events.generators.diphoton.event_weights`); the study does not weight
+    events by them. Expected yields at a luminosity L are the user's choice:
+    ``background_fractions`` proportional to the backgrounds' selected cross sections,
+    ``nplm.n_bkg`` their sum times L and ``nplm.fractions`` a signal's selected cross
+    section over that sum.
+    """
 
     background_file: str = option(
         "",
@@ -146,7 +166,16 @@ class EventsConfig:
         3_000, "Generator: events per signal process; with files: read at most this many.", ge=0
     )
     signals: tuple[str, ...] = option(
-        SIGNALS, "Signals studied (generator: any of the four ADC2021 signals)."
+        SIGNALS,
+        "Signals studied (generator: any of the four ADC2021 signals). A file of another "
+        'layout names its own, e.g. ["X_hh_400", "A_Zh_500"] for a diphoton file.',
+    )
+    layout: str = option(
+        "adc2021",
+        "Event layout of the background and signal files: a built-in name ('adc2021', "
+        "'diphoton') or a layout file (.json/.toml). The files must record this layout "
+        "(checked on every run); the names and dimensions of the raw and leading-pT "
+        "baselines follow it (ADC2021: raw57, leadpt6). The fast generator is ADC2021 only.",
     )
     background_processes: tuple[str, ...] = option(
         (),
@@ -167,6 +196,15 @@ class EventsConfig:
     def _check(self) -> None:
         if not self.signals:
             raise OptionsError(f"{key_name(self, 'signals')} is empty")
+        try:
+            layout = get_layout(self.layout)
+        except (ValueError, FileNotFoundError) as err:
+            raise OptionsError(f"{key_name(self, 'layout')}: {err}") from None
+        if not self.background_file and layout != ADC2021:
+            raise OptionsError(
+                f"{key_name(self, 'layout')} {self.layout!r} needs "
+                f"{key_name(self, 'background_file')} (the fast generator makes ADC2021 events)"
+            )
         fractions = key_name(self, "background_fractions")
         for name, value in self.background_fractions.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -232,6 +270,11 @@ class EventsConfig:
     def from_files(self) -> bool:
         return bool(self.background_file)
 
+    @property
+    def event_layout(self) -> EventLayout:
+        """The :class:`~contrastx.events.EventLayout` that :attr:`layout` names."""
+        return get_layout(self.layout)
+
 
 @options(section="splits")
 class SplitsConfig:
@@ -276,17 +319,39 @@ def _field_default(cls: type, key: str) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
+_BASELINE_PREFIX = {"raw": "raw", "leading_pt": "leadpt"}
+"""Default-name prefix of each deterministic baseline (the name ends with its dimension)."""
+
+
+@functools.cache
+def baseline_dimension(kind: str, layout: EventLayout = ADC2021) -> int:
+    """Dimension of the ``"raw"`` or ``"leading_pt"`` baseline on ``layout``.
+
+    Read from :class:`~contrastx.embed.RawBaseline` / :class:`~contrastx.embed.LeadingPtBaseline`
+    themselves: 57 and 6 for ADC2021; for another layout the flattened encoder inputs and
+    the leading pT of every encoder object group.
+    """
+    from contrastx.embed import LeadingPtBaseline, RawBaseline
+
+    cls = {"raw": RawBaseline, "leading_pt": LeadingPtBaseline}[kind]
+    return int(cls(layout).latent_dim)
+
+
 @options(section="embeddings")
 class EmbeddingSpec:
     """One ``[[embeddings]]`` table."""
 
     kind: str = option(
         "contrastive",
-        "A trained contrastive encoder, or a baseline: the 57-D raw input, the 6-D "
-        "leading-object pT, the 6-D VAE latent.",
+        "A trained contrastive encoder, or a baseline: the raw input (57-D for ADC2021), "
+        "the leading-object pT (6-D for ADC2021), the 6-D VAE latent.",
         choices=EMBEDDING_KINDS,
     )
-    name: str = option("", "Label in tables and figures (default: derived from the settings).")
+    name: str = option(
+        "",
+        "Label in tables and figures (default: derived from the settings; the raw and "
+        "leading-pT baselines from their dimension on events.layout, e.g. raw57, leadpt6).",
+    )
     preset: str = option(
         "supcon-mlp", "contrastx.embed.PRESETS name (contrastive), e.g. 'supcon-mlp'."
     )
@@ -344,10 +409,13 @@ class EmbeddingSpec:
                 f"{key_name(self, 'name')} {self.name!r} must not contain '/', '\\' or spaces"
             )
 
-    def default_name(self) -> str:
+    def default_name(self, layout: EventLayout = ADC2021) -> str:
+        """The name when none is given: ``raw<D>``/``leadpt<D>`` with D on ``layout``."""
         if self.kind == "contrastive":
             return f"{self.preset}-d{self.latent_dim}"
-        return {"raw": "raw57", "leading_pt": "leadpt6", "vae": "vae6"}[self.kind]
+        if self.kind == "vae":
+            return "vae6"
+        return f"{_BASELINE_PREFIX[self.kind]}{baseline_dimension(self.kind, layout)}"
 
     @property
     def trained(self) -> bool:
@@ -356,21 +424,49 @@ class EmbeddingSpec:
 
     @property
     def dimension(self) -> int:
-        """Embedding dimension D."""
+        """Embedding dimension D on ADC2021 events (:meth:`dimension_on` for another layout)."""
+        return self.dimension_on(ADC2021)
+
+    def dimension_on(self, layout: EventLayout) -> int:
+        """Embedding dimension D on events of ``layout`` (it matters for raw and leading_pt)."""
         if self.kind == "contrastive":
             return int(self.latent_dim)
         if self.kind == "vae":
             return 2 * int(self.train.get("n_latent", 3))
-        return {"raw": 57, "leading_pt": 6}[self.kind]
+        return baseline_dimension(self.kind, layout)
 
     @property
     def family(self) -> str:
-        """Series label for the dimension plots (one line per family)."""
+        """Series label on ADC2021 events (:meth:`family_on` for another layout)."""
+        return self.family_on(ADC2021)
+
+    def family_on(self, layout: EventLayout) -> str:
+        """Series label for the dimension plots (one line per family): the contrastive
+        preset, or ``"<D>D raw"``, ``"<D>D leading pT"``, ``"<D>D VAE"`` for a baseline."""
         if self.kind == "contrastive":
             return self.preset + "".join(
                 f" {k}={v}" for k, v in sorted(self.train.items()) if k in ("method", "sampling")
             )
-        return {"raw": "57D raw", "leading_pt": "6D leading pT", "vae": "6D VAE"}[self.kind]
+        what = {"raw": "raw", "leading_pt": "leading pT", "vae": "VAE"}[self.kind]
+        return f"{self.dimension_on(layout)}D {what}"
+
+    def preprocessing(self) -> str | None:
+        """The input preprocessing of a trained embedding (None for raw and leading_pt)."""
+        if self.kind == "contrastive":
+            from contrastx.embed import PRESETS, TrainConfig
+
+            default = PRESETS[self.preset].get(
+                "preprocessing", _field_default(TrainConfig, "preprocessing")
+            )
+            return str(self.train.get("preprocessing", default))
+        if self.kind == "vae":
+            import inspect
+
+            from contrastx.embed import fit_vae
+
+            default = inspect.signature(fit_vae).parameters["preprocessing"].default
+            return str(self.train.get("preprocessing", default))
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         """The settings this kind of embedding uses (for the stage hash, files and reports).
@@ -583,6 +679,21 @@ class StudyConfig:
             raise OptionsError(
                 f"results.latent_embedding {self.results.latent_embedding!r} is not one of {names}"
             )
+        layout = self.layout
+        if layout != ADC2021:
+            for i, e in enumerate(self.embeddings):
+                pre = e.preprocessing()
+                if pre is not None and pre != "layout":
+                    raise OptionsError(
+                        f"embeddings[{i}] ({e.name}): preprocessing {pre!r} is for ADC2021 "
+                        f"events; events.layout {self.events.layout!r} needs "
+                        'train.preprocessing = "layout"'
+                    )
+
+    @property
+    def layout(self) -> EventLayout:
+        """The event layout of the study (``events.layout``)."""
+        return self.events.event_layout
 
     @property
     def out_dir(self) -> Path:
@@ -612,6 +723,7 @@ class StudyConfig:
                     from_mapping(EmbeddingSpec, e, where=f"embeddings[{i}]")
                     for i, e in enumerate(value)
                 )
+                unnamed = [not e.get("name") for e in value]
             elif key in _SECTIONS:
                 kwargs[key] = from_mapping(_SECTIONS[key], value, where=key)
             else:
@@ -619,6 +731,13 @@ class StudyConfig:
                     f"unknown top-level key {key!r}; known: preset, embeddings, "
                     + ", ".join(_SECTIONS)
                 )
+        layout = kwargs["events"].event_layout if "events" in kwargs else ADC2021
+        if layout != ADC2021 and "embeddings" in kwargs:
+            # Unnamed baselines are named after their dimension on the study's layout.
+            kwargs["embeddings"] = tuple(
+                dataclasses.replace(e, name=e.default_name(layout)) if u else e
+                for e, u in zip(kwargs["embeddings"], unnamed)
+            )
         return cls(**kwargs)
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from contrastx._console import Progress, format_duration, stderr_is_terminal
 from contrastx.events import Events
-from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, BACKGROUNDS, PROCESSES, SIGNALS
+from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, PROCESSES, SIGNALS
 
 from .config import EmbeddingSpec, EventsConfig, StudyConfig, config_hash
 
@@ -201,6 +201,47 @@ def select_background_rows(ec: EventsConfig, seed: int) -> np.ndarray:
         if not rows.size:
             raise ValueError(f"{path} holds no background events (processes {chosen})")
     return rows[: ec.n_background or None].astype(np.int64)
+
+
+def check_file_layouts(ec: EventsConfig) -> None:
+    """Raise ValueError unless the background and signal files hold ``events.layout`` events."""
+    from contrastx.events import EventFile
+    from contrastx.events.layout import LAYOUTS
+
+    want = ec.event_layout
+    files = {"events.background_file": ec.background_file}
+    files.update({f"events.signal_files.{s}": p for s, p in ec.signal_files.items()})
+    for key, path in files.items():
+        with EventFile(path) as f:
+            got = f.layout
+        if got != want:
+            fix = repr(got.name) if LAYOUTS.get(got.name) == got else "a layout file of it"
+            raise ValueError(
+                f"{key} {path} holds events in layout {got.name!r} but events.layout is "
+                f"{ec.layout!r}; set events.layout = {fix}"
+            )
+
+
+def check_signals_in_background_file(ec: EventsConfig) -> None:
+    """Raise ValueError unless every signal of ``[events]`` has events in the background file
+    (the signals' source when ``events.signal_files`` is empty)."""
+    from contrastx.events import EventFile
+
+    path = ec.background_file
+    with EventFile(path, labels=ec.background_labels or None) as f:
+        labels = f.read_labels()
+        names = f.process_names
+    counts = {n: int((labels == i).sum()) for i, n in enumerate(names)}
+    missing = [s for s in ec.signals if not counts.get(s)]
+    if missing:
+        held = [f"{n} ({k})" for n, k in counts.items() if k]
+        what = "holds several processes but none of these" if len(held) > 1 else "has none"
+        raise ValueError(
+            f"events.signals {missing}: {path} {what} (it holds "
+            f"{', '.join(held) or 'no labelled events'}); name signal processes of the file "
+            "in events.signals (the default is the four ADC2021 signals) or give their "
+            "files in events.signal_files"
+        )
 
 
 def background_path(events_stage: StageResult) -> Path:
@@ -376,6 +417,8 @@ class Pipeline:
         ec = self.config.events
         seed = self.config.run.seed
         settings: dict[str, Any] = {"events": dataclasses.asdict(ec)}
+        # Not in the key: the files' fingerprints fix their layout, checked on every run.
+        del settings["events"]["layout"]
         if ec.from_files:
             settings["background_fingerprint"] = _file_fingerprint(ec.background_file)
             if ec.background_labels:
@@ -385,6 +428,7 @@ class Pipeline:
             settings["signal_fingerprints"] = {
                 s: _file_fingerprint(p) for s, p in sorted(signal_files.items())
             }
+            check_file_layouts(ec)
         else:
             settings["seed"] = seed
 
@@ -393,6 +437,8 @@ class Pipeline:
 
             info: dict[str, Any] = {"signals": list(ec.signals)}
             if ec.from_files:
+                if not ec.signal_files:
+                    check_signals_in_background_file(ec)
                 info.update(
                     source="files",
                     background_file=settings["background_fingerprint"]["path"],
@@ -525,8 +571,8 @@ class Pipeline:
                 train_idx = np.sort(rng.choice(train_idx, spec.n_train, replace=False))
             info: dict[str, Any] = {
                 "kind": spec.kind,
-                "dimension": spec.dimension,
-                "family": spec.family,
+                "dimension": spec.dimension_on(self.config.layout),
+                "family": spec.family_on(self.config.layout),
                 "n_train": int(train_idx.size) if spec.trained else 0,
                 "training": training,
                 "training_seed": train_seed,
@@ -716,8 +762,8 @@ def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str,
     if n_max <= 0:
         return {"skipped": "splits.linear_eval_events = 0"}
     names = bkg.process_names
-    is_bkg = np.isin(bkg.labels, [i for i, n in enumerate(names) if n in BACKGROUNDS])
-    idx = np.flatnonzero(is_bkg)
+    # Every labelled event: the events stage chose which processes are the background.
+    idx = np.flatnonzero(bkg.labels >= 0)
     if np.unique(bkg.labels[idx]).size < 2:
         return {"skipped": "fewer than two labelled background classes"}
     if idx.size > n_max:
