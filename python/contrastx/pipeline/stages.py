@@ -770,8 +770,9 @@ def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str,
         rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
         idx = np.sort(rng.choice(idx, n_max, replace=False))
     try:
+        classes = np.unique(bkg.labels[idx]).tolist()  # not the ADC2021 default classes
         res = linear_evaluation(
-            z[idx], bkg.labels[idx], process_names=names, max_iter=100, seed=seed
+            z[idx], bkg.labels[idx], classes=classes, process_names=names, max_iter=100, seed=seed
         )
     except ValueError as err:
         return {"skipped": str(err)}
