@@ -168,6 +168,14 @@ def _linear_eval_table(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _layout_text(result: dict[str, Any]) -> str:
+    """``", layout 'diphoton' (unweighted events)"`` (empty for results without it)."""
+    layout = result.get("layout")
+    if not layout:
+        return ""
+    return f", layout {html.escape(repr(layout['name']))} (unweighted events)"
+
+
 def write_report(path: str | Path, result: dict[str, Any], table_md: str) -> Path:
     """Write the HTML report of ``result`` (the ``results.json`` dict) to ``path``."""
     path = Path(path)
@@ -179,7 +187,8 @@ def write_report(path: str | Path, result: dict[str, Any], table_md: str) -> Pat
         "<h1>contrastx study report</h1>",
         f"<p class='note'>Created {html.escape(result['created'])}. Events: "
         f"{html.escape(str(result['events'].get('generator') or result['events'].get('source')))}"
-        ". The built-in fast generator is parametric and for quick runs only, never physics "
+        f"{_layout_text(result)}. The built-in fast generator is parametric and for quick "
+        "runs only, never physics "
         f"evidence. Every trained embedding was trained {n_train} times with different "
         "seeds; its numbers are the median over those trainings, with the toy error and the "
         "spread across trainings given separately.</p>",

@@ -440,6 +440,7 @@ def build_results(
     rc, nc = config.results, config.nplm
     signals = list(config.events.signals)
     seed = config.run.seed
+    layout = config.layout
     logger.info(
         "[results] statistics of %d embeddings x %d signals x %d fractions",
         len(config.embeddings),
@@ -465,8 +466,8 @@ def build_results(
         ]
         entry: dict[str, Any] = {
             "kind": spec.kind,
-            "family": spec.family,
-            "dimension": spec.dimension,
+            "family": spec.family_on(layout),
+            "dimension": spec.dimension_on(layout),
             "trained": spec.trained,
             "n_trainings": len(emb_runs),
             "settings": spec.as_dict(),
@@ -533,6 +534,7 @@ def build_results(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": config.to_dict(),
         "events": events.info,
+        "layout": {"name": layout.name, "sha256": layout.fingerprint},
         "embeddings": per_emb,
         "table": {"fraction": rc.table_fraction, "z_method": method, "rows": csv_rows},
         "effect": effect,

@@ -17,15 +17,62 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_latent_by_process", "plot_score_map", "project_2d", "resolve_method"]
+__all__ = [
+    "plot_latent_by_process",
+    "plot_score_map",
+    "process_styles",
+    "project_2d",
+    "resolve_method",
+]
 
 # Chosen for the largest smallest CIELAB distance between any two processes as drawn
 # (alpha 0.7 on white): W navy, QCD orange, Z green, ttbar brown, Ato4l red, LQ purple,
-# h0 cyan, h+- olive.
+# h0 cyan, h+- olive; then magenta, lime, blue and black for further processes (the
+# smallest distance of the twelve stays above 30).
 _PROCESS_COLORS = (
     "#000080", "#ff7f0e", "#2ca02c", "#8c564b", "#d62728", "#9467bd", "#17becf", "#bcbd22",
+    "#ff00ff", "#00ff00", "#0000ff", "#000000",
 )  # fmt: skip
+_ADC2021_COLORS = dict(
+    zip(("W", "QCD", "Z", "ttbar", "Ato4l", "LQ_btau", "h0_tautau", "hch_taunu"), _PROCESS_COLORS)
+)
+"""The ADC2021 processes keep their colours in every map."""
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+"""Markers of successive passes through the colours (more processes than colours)."""
 _POINT_ALPHA = 0.7
+
+
+def process_styles(process_names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Colour and marker of every process of a map, distinct for every process.
+
+    The ADC2021 processes keep their own colours (W navy, QCD orange, ...); any other
+    process (e.g. the diphoton layout's) takes the colours no ADC2021 process of the map
+    uses, in order; once every colour is taken, further processes go through all the
+    colours again with the next marker (circle, square, triangle, ...).
+
+    Parameters
+    ----------
+    process_names : sequence of str
+        The processes shown, in legend order.
+
+    Returns
+    -------
+    dict
+        Name -> ``(colour, marker)``.
+    """
+    names = list(dict.fromkeys(process_names))
+    taken = {_ADC2021_COLORS[n] for n in names if n in _ADC2021_COLORS}
+    cycle = [(c, _MARKERS[0]) for c in _PROCESS_COLORS if c not in taken]
+    cycle += [(c, m) for m in _MARKERS[1:] for c in _PROCESS_COLORS]
+    out: dict[str, tuple[str, str]] = {}
+    i = 0
+    for n in names:
+        if n in _ADC2021_COLORS:
+            out[n] = (_ADC2021_COLORS[n], _MARKERS[0])
+        else:
+            out[n] = cycle[i % len(cycle)]
+            i += 1
+    return out
 
 
 def resolve_method(method: str, dim: int) -> str:
@@ -126,6 +173,8 @@ def plot_latent_by_process(
     labels : array_like of int, shape (N,)
         Indices into ``process_names`` (-1: unknown, drawn grey).
     process_names : sequence of str
+        Every process has its own colour (and marker beyond twelve processes):
+        :func:`process_styles`.
     method : str
         See :func:`project_2d`.
     seed : int
@@ -143,16 +192,21 @@ def plot_latent_by_process(
     xy, used = project_2d(z, method, seed=seed)
     fig, ax = _figure((7.4, 5.2))
     order = np.random.default_rng(seed).permutation(y.size)  # no process hides another
+    shown = [k for k in range(len(process_names)) if (y == k).any()]
+    styles = process_styles([process_names[k] for k in shown])
     colors = np.array(["0.6"] * y.size, dtype=object)
-    for k in range(len(process_names)):
-        colors[y == k] = _PROCESS_COLORS[k % len(_PROCESS_COLORS)]
-    ax.scatter(xy[order, 0], xy[order, 1], s=5, c=list(colors[order]), alpha=_POINT_ALPHA,
-               linewidths=0)  # fmt: skip
-    for k, name in enumerate(process_names):
-        n = int((y == k).sum())
-        if n:
-            ax.scatter([], [], s=20, color=_PROCESS_COLORS[k % len(_PROCESS_COLORS)],
-                       label=f"{name} ({n})")  # fmt: skip
+    markers = np.array([_MARKERS[0]] * y.size, dtype=object)
+    for k in shown:
+        colors[y == k], markers[y == k] = styles[process_names[k]]
+    for m in dict.fromkeys(markers[order]):
+        sel = order[markers[order] == m]
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=5, c=list(colors[sel]), marker=m,
+                   alpha=_POINT_ALPHA, linewidths=0)  # fmt: skip
+    for k in shown:
+        name = process_names[k]
+        color, marker = styles[name]
+        ax.scatter([], [], s=20, color=color, marker=marker,
+                   label=f"{name} ({int((y == k).sum())})")  # fmt: skip
     if (y < 0).any():
         ax.scatter([], [], s=20, color="0.6", label=f"unknown ({int((y < 0).sum())})")
     ax.set_xlabel(f"{used} 1")

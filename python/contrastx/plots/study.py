@@ -8,8 +8,9 @@ r"""Study figures of the primary paper: quantities against the embedding dimensi
   distribution (Fig. VI).
 
 Every point is a :class:`StudyPoint`. Points of one *family* (e.g. ``supcon-mlp``) are
-joined by a line over D; the baselines (families ``57D raw``, ``6D leading pT``,
-``6D VAE``) are drawn as single black markers (circle, triangle, cross) as in the paper.
+joined by a line over D; the baselines (families ``<D>D raw``, ``<D>D leading pT``,
+``<D>D VAE``: ``57D raw``, ``6D leading pT`` and ``6D VAE`` for ADC2021 events) are drawn
+as single black markers (circle, triangle, cross) as in the paper.
 
 Error bars come in two parts: a thick inner bar, the statistical (toy) error
 (``err_lo``/``err_hi``), and, where a point has a training spread (``spread`` > 0), a thin
@@ -32,6 +33,7 @@ import numpy as np
 __all__ = [
     "BASELINE_MARKERS",
     "StudyPoint",
+    "baseline_marker",
     "error_bar_note",
     "plot_black_box_splits",
     "plot_linear_eval_vs_dimension",
@@ -40,7 +42,19 @@ __all__ = [
 ]
 
 BASELINE_MARKERS = {"57D raw": "o", "6D leading pT": "^", "6D VAE": "x"}
-"""Marker of each baseline family (drawn in black)."""
+"""Marker of each baseline family of ADC2021 events (drawn in black)."""
+
+_BASELINE_KIND_MARKERS = {"raw": "o", "leading pT": "^", "VAE": "x"}
+
+
+def baseline_marker(family: str) -> str | None:
+    """The black marker of a baseline family ``"<D>D raw"``, ``"<D>D leading pT"`` or
+    ``"<D>D VAE"`` (any D, so any event layout); None for any other family."""
+    head, _, kind = family.partition("D ")
+    if head.isdigit() and kind in _BASELINE_KIND_MARKERS:
+        return _BASELINE_KIND_MARKERS[kind]
+    return BASELINE_MARKERS.get(family)
+
 
 _DODGE = 0.08
 """Horizontal distance (in log2 D) between families drawn at the same D."""
@@ -139,7 +153,8 @@ def _draw_panel(ax: Any, points: list[StudyPoint], colors: dict[str, str]) -> No
         spread = np.array([_finite(p.spread) for p in pts], dtype=np.float64)
         err[:, bound] = 0.0
         spread[bound] = 0.0
-        color = "k" if fam in BASELINE_MARKERS else colors[fam]
+        marker = baseline_marker(fam)
+        color = "k" if marker is not None else colors[fam]
         if (spread > 0).any():
             outer = ax.errorbar(
                 d, v, yerr=np.hypot(err, spread), fmt="none", ecolor=color, elinewidth=0.9,
@@ -147,9 +162,9 @@ def _draw_panel(ax: Any, points: list[StudyPoint], colors: dict[str, str]) -> No
             )  # fmt: skip
             for col in outer.lines[2]:
                 col.set_gid(f"outer:{fam}")
-        if fam in BASELINE_MARKERS:
+        if marker is not None:
             inner = ax.errorbar(
-                d, v, yerr=err, fmt=BASELINE_MARKERS[fam], color=color, ms=7, capsize=0,
+                d, v, yerr=err, fmt=marker, color=color, ms=7, capsize=0,
                 elinewidth=2.6, label=fam, gid=f"family:{fam}", ls="none",
             )  # fmt: skip
         else:
@@ -176,7 +191,7 @@ def _draw_panel(ax: Any, points: list[StudyPoint], colors: dict[str, str]) -> No
 
 
 def _family_colors(points: list[StudyPoint]) -> dict[str, str]:
-    fams = [f for f in dict.fromkeys(p.family for p in points) if f not in BASELINE_MARKERS]
+    fams = [f for f in dict.fromkeys(p.family for p in points) if baseline_marker(f) is None]
     return {f: _FAMILY_COLORS[i % len(_FAMILY_COLORS)] for i, f in enumerate(fams)}
 
 
