@@ -68,6 +68,7 @@ __all__ = [
     "RunConfig",
     "SplitsConfig",
     "StudyConfig",
+    "baseline_dimension",
     "config_hash",
     "load_config",
     "parse_override",
