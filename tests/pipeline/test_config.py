@@ -33,7 +33,7 @@ def test_paper_preset_sizes() -> None:
 def test_pythia_preset_studies_a_file_in_the_adc2021_cocktail() -> None:
     from contrastx.events import ADC2021_MIXTURE
 
-    with pytest.raises(OptionsError, match="preset 'pythia' needs events.background_file"):
+    with pytest.raises(OptionsError, match=r"preset 'pythia' needs events\.background_file"):
         load_config(preset="pythia")
     cfg = load_config(preset="pythia", overrides=['events.background_file="pythia.h5"'])
     assert cfg.events.background_fractions == ADC2021_MIXTURE

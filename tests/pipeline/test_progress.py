@@ -46,8 +46,8 @@ def test_stage_messages_are_logged_not_printed(tiny_toml: Path, caplog, capsys, 
         Pipeline(load_config(tiny_toml)).run(until="toys")
     assert capsys.readouterr().out == ""
     text = caplog.text
-    assert "[events] running" in text and "[toys/raw57] finished" in text
+    assert "[events] running" in text and "[toys/raw57/draw0] finished" in text
     assert "[embed/raw57] embedding" in text
     # one line per block of toys, with the time to go (or done)
-    blocks = re.findall(r"\[toys/raw57\] null\.h5: (\d+)/8 toys, \S+ \S+ elapsed, ", text)
+    blocks = re.findall(r"\[toys/raw57/draw0\] null\.h5: (\d+)/8 toys, \S+ \S+ elapsed, ", text)
     assert blocks and blocks[-1] == "8"

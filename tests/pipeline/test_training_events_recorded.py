@@ -49,7 +49,7 @@ def test_signal_file_of_another_layout_keeps_its_layout(tmp_path: Path) -> None:
     from contrastx.events import DIPHOTON, write_events
     from contrastx.pipeline.stages import _read_signal_file
 
-    ev = _random_layout_events()(DIPHOTON, 40, seed=2)
+    ev = _random_layout_events()(DIPHOTON, 40, seed=2, n_processes=1)
     path = write_events(tmp_path / "sig.h5", ev)
     sig = _read_signal_file(str(path), "Ato4l", 30)
     assert len(sig) == 30 and sig.layout == DIPHOTON

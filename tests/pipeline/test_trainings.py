@@ -90,9 +90,22 @@ def test_two_trainings_differ_and_the_spread_is_their_sample_std(tiny_toml: Path
     assert le["training_spread"] == pytest.approx(np.std(per, ddof=1))
     assert le["fold_err"] > 0
 
+    # The baseline is built once; each run draws its own reference, centres and toys with
+    # the seed of the trainings of the same index (paired), so it has a spread too.
     raw = res["embeddings"]["raw57"]
-    assert raw["trained"] is False and raw["n_trainings"] == 1
-    assert raw["signals"]["Ato4l"]["0.1"]["median_z"]["chi2"]["training_spread"] == 0.0
+    assert raw["trained"] is False and raw["n_trainings"] == 2
+    assert "embed/raw57" in pipe.results and "toys/raw57/draw1" in pipe.results
+    draws = [pipe.results[f"toys/raw57/draw{i}"] for i in range(2)]
+    assert [d.info["seed"] for d in draws] == [t.info["seed"] for t in toys] == seeds
+    raw_z = []
+    for tr in draws:
+        t0, t1 = _t(tr, "null.h5", "null"), _t(tr, "Ato4l-0.1.h5", "signal")
+        raw_z.append(st.median_z(t1, t0, method="chi2", dof=st.fit_chi2_dof(t0).dof).z)
+    raw_mz = raw["signals"]["Ato4l"]["0.1"]["median_z"]["chi2"]
+    assert raw_mz["values"] == pytest.approx(raw_z, rel=1e-12) and raw_z[0] != raw_z[1]
+    assert raw_mz["training_spread"] == pytest.approx(np.std(raw_z, ddof=1), rel=1e-12)
+    # One embedding, so its linear evaluation has no spread.
+    assert raw["linear_eval"]["training_spread"] == 0.0
     # With 8 null toys the empirical 3-sigma power is unreachable: null, never NaN.
     assert raw["signals"]["Ato4l"]["0.1"]["power"]["empirical"][2]["power"] is None
     assert "NaN" not in (out / "results.json").read_text()
@@ -138,8 +151,11 @@ def test_one_training_is_exactly_median_z() -> None:
     assert per[0] == ref
     tv1, _ = combine_median_z([t0], [t1], method="chi2", trained=True, seed=5)
     assert math.isnan(tv1.spread) and math.isnan(tv1.total_err)  # unknown, not zero
-    with pytest.raises(ValueError, match="deterministic"):
-        combine_median_z([t0, t0], [t1, t1], method="chi2", trained=False)
+    # A deterministic embedding with two reference draws has a spread like any runs.
+    t0b, t1b = _toys(1, 6.0)
+    tv2, per2 = combine_median_z([t0, t0b], [t1, t1b], method="chi2", trained=False, seed=5)
+    assert tv2.spread > 0
+    assert tv2.spread == pytest.approx(np.std([m.z for m in per2], ddof=1))
 
 
 def test_three_trainings_median_toy_error_and_spread() -> None:

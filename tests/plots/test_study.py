@@ -95,7 +95,8 @@ def test_inner_toy_and_outer_total_error_bars() -> None:
     # The legend is outside the panels and says what the bars are.
     assert ax.get_legend() is None and len(fig.legends) == 1
     note = fig.legends[0].get_title().get_text()
-    assert "thick bars: toy error" in note and "training spread in quadrature" in note
+    assert "thick bars: toy error" in note
+    assert "run spread (retraining, reference draw) in quadrature" in note
 
 
 def test_lower_bound_is_an_arrow_without_bars() -> None:

@@ -99,10 +99,12 @@ class RunConfig:
     seed: int = option(0, "Master seed; every stage derives its own seeds from it.", ge=0)
     trainings: int = option(
         3,
-        "Independent trainings of every trained embedding (contrastive, vae), each with its "
-        "own seed derived from run.seed (seed, training subset, initialisation, batches); "
-        "results report the median over trainings, the spread across them and the toy "
-        "error separately. The deterministic baselines (raw, leading_pt) are built once.",
+        "Runs of every embedding: a trained one (contrastive, vae) is trained this many "
+        "times, each with its own seed derived from run.seed (training subset, "
+        "initialisation, batches); the deterministic baselines (raw, leading_pt) are built "
+        "once. Run i of every embedding draws its own NPLM reference, kernel centres and "
+        "toys (from training i's seed). Results report the median over runs, the spread "
+        "across them (retraining and reference draw) and the toy error separately.",
         ge=1,
     )
     device: str = option(
@@ -557,7 +559,7 @@ class ResultsConfig:
         2.0,
         "The report says one embedding beats another on a signal only when their median Z "
         "differ by more than this many standard deviations, with the toy errors and "
-        "training spreads of both in quadrature (every pair, both directions).",
+        "run spreads of both in quadrature (every pair, both directions).",
         gt=0.0,
     )
     latent_method: str = option(

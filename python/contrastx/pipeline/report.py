@@ -87,8 +87,8 @@ def _comparisons(result: dict[str, Any]) -> str:
         f"<p class='note'>Median Z ({_METHOD_WORDS[eff['z_method']]}) at "
         f"{eff['fraction'] * 100:g} % injection. An embedding beats another only when "
         f"their difference exceeds {k:g} standard deviations, σ² being the sum of both "
-        "embeddings' squared toy errors and training spreads; every pair is tested in "
-        "both directions, baselines included.</p>",
+        "embeddings' squared toy errors and run spreads (retraining and reference draw); "
+        "every pair is tested in both directions, baselines included.</p>",
     ]
     for signal, pairs in comps.items():
         wins = [p for p in pairs if p["winner"] is not None]
@@ -123,7 +123,7 @@ def _detail_table(result: dict[str, Any]) -> str:
     rows = [
         "<table><tr><th>embedding</th><th>D</th><th>signal</th><th>injection</th>"
         "<th>median Z (χ² null)</th><th>median Z (empirical null)</th>"
-        f"<th>per-training median Z ({_METHOD_WORDS[method]})</th>"
+        f"<th>median Z of every run ({_METHOD_WORDS[method]})</th>"
         f"<th>power at 3σ ({_METHOD_WORDS[method]})</th></tr>"
     ]
     for name, e in result["embeddings"].items():
@@ -134,13 +134,13 @@ def _detail_table(result: dict[str, Any]) -> str:
                 zm = zc if method == "chi2" else ze
                 p3 = r["power"][method][2]
                 power = f"{_num(p3['power'])} (−{_num(p3['err_lo'])} +{_num(p3['err_hi'])})"
-                if e["trained"]:
+                if e["n_trainings"] > 1:
                     power += f" ± {_num(p3['training_spread'])}"
                 rows.append(
                     f"<tr><td>{html.escape(name)}</td><td>{e['dimension']}</td>"
                     f"<td>{html.escape(s)}</td><td>{float(fk) * 100:g} %</td>"
                     f"<td>{zc.text()}</td><td>{ze.text()}</td>"
-                    f"<td>{zm.values_text() if e['trained'] else '(built once)'}</td>"
+                    f"<td>{zm.values_text()}</td>"
                     f"<td>{power}</td></tr>"
                 )
     rows.append("</table>")
@@ -159,7 +159,7 @@ def _linear_eval_table(result: dict[str, Any]) -> str:
             acc, per = tv.text(4), tv.values_text(4) if e["trained"] else ""
         else:
             acc, per = le.get("skipped", ""), ""
-        n = str(e["n_trainings"]) if e["trained"] else "built once"
+        n = str(e["n_trainings"]) if e["trained"] else "built once (no spread)"
         parts.append(
             f"<tr><td>{html.escape(name)}</td><td>{e['dimension']}</td><td>{n}</td>"
             f"<td>{html.escape(acc)}</td><td>{html.escape(per)}</td></tr>"
@@ -208,9 +208,10 @@ def write_report(path: str | Path, result: dict[str, Any], table_md: str) -> Pat
         parts.append(f"<h3>{title}</h3><img src='{html.escape(fig['path'])}' alt='{title}'>")
     parts.append("<h2>Median Z and power for every signal and injection</h2>")
     parts.append(
-        "<p class='note'>Trained embeddings: median over trainings ± toy error ± training "
-        "spread; baselines: ± toy error. Power: 68 % Clopper-Pearson interval of the "
-        "training(s) the median is made of, ± training spread.</p>"
+        "<p class='note'>Median over the runs ± toy error ± run spread (a trained "
+        "embedding is retrained in every run; every run of every embedding draws its own "
+        "NPLM reference, kernel centres and toys). Power: 68 % Clopper-Pearson interval of "
+        "the run(s) the median is made of, ± run spread.</p>"
     )
     parts.append(_detail_table(result))
     parts.append(

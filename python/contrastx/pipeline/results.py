@@ -7,25 +7,29 @@ the power at 1, 2, 3 :math:`\sigma` with Clopper-Pearson intervals, from the
 :math:`\chi^2` and from the empirical null (:mod:`contrastx.nplm.statistics`). The
 table uses ``results.z_method`` at ``results.table_fraction``.
 
-**Two uncertainties, kept apart.** A trained embedding (contrastive, VAE) is trained
-``run.trainings`` times with different seeds; every number is computed per training and
-then summarised (:class:`TrainedValue`) by
+**Two uncertainties, kept apart.** Every embedding is run ``run.trainings`` times: a
+trained embedding (contrastive, VAE) is retrained with a new seed, and every run of
+every embedding draws its own NPLM reference, kernel centres and toys (run ``i`` of all
+embeddings with the same seed). Every number is computed per run and then summarised
+(:class:`TrainedValue`) by
 
-* the *median over trainings* (the reported value);
+* the *median over runs* (the reported value);
 * the *toy error*: the statistical error of that median from the finite number of toys
   (for :math:`Z`: the bootstrap error of the median :math:`Z`, the signal toys of every
-  training resampled together; for the linear-evaluation accuracy: the standard error
-  over the probe's folds; for the power: the Clopper-Pearson interval);
-* the *training spread*: the sample standard deviation (``ddof = 1``) of the per-training
-  values, which are reported as well. It is what retraining the same embedding moves the
-  result by; the toy error does not contain it.
+  run resampled; for the linear-evaluation accuracy: the standard error over the
+  probe's folds; for the power: the Clopper-Pearson interval);
+* the *run spread* (``training_spread`` in the files): the sample standard deviation
+  (``ddof = 1``) of the per-run values, which are reported as well. It is what
+  retraining the embedding and drawing a new reference move the result by; the toy
+  error does not contain it.
 
-The deterministic baselines (raw, leading pT) are built once and have no training
-spread. An empirical median :math:`Z` whose median signal :math:`t` is beyond every null
-toy is only a lower bound (:attr:`contrastx.nplm.statistics.MedianZ.lower_bound`) and is
-shown as ``"> 2.33"`` (for 100 null toys). One embedding *beats* another on a signal only
-when the difference of their median :math:`Z` exceeds ``results.beats_sigma`` standard
-deviations, with the toy errors and training spreads of both in quadrature; every pair is
+The deterministic baselines (raw, leading pT) are built once, so their run spread is
+the reference draw's alone (and their linear-evaluation accuracy has none). An
+empirical median :math:`Z` whose median signal :math:`t` is beyond every null toy is
+only a lower bound (:attr:`contrastx.nplm.statistics.MedianZ.lower_bound`) and is shown
+as ``"> 2.33"`` (for 100 null toys). One embedding *beats* another on a signal only when
+the difference of their median :math:`Z` exceeds ``results.beats_sigma`` standard
+deviations, with the toy errors and run spreads of both in quadrature; every pair is
 tested, in both directions.
 """
 
@@ -109,11 +113,9 @@ def _middle(values: Sequence[float]) -> list[int]:
 
 
 def _spread(values: Sequence[float], trained: bool) -> float:
-    """Sample std (ddof = 1) over trainings; 0 for a deterministic embedding; NaN if unknown."""
-    if not trained:
-        return 0.0
+    """Sample std (ddof = 1) over runs; for one run 0 (deterministic) or NaN (unknown)."""
     if len(values) < 2:
-        return float("nan")
+        return 0.0 if not trained else float("nan")
     return float(np.std(np.asarray(values, dtype=np.float64), ddof=1))
 
 
@@ -130,8 +132,9 @@ class TrainedValue:
         of the median over trainings, for an accuracy the fold standard error (NaN:
         unknown).
     spread : float
-        Training spread: sample standard deviation (``ddof = 1``) of ``values``; 0 for a
-        deterministic baseline; NaN for a trained embedding with one training (unknown).
+        Run spread: sample standard deviation (``ddof = 1``) of ``values`` (retraining
+        and new reference draws; for a deterministic baseline the reference draws); with
+        one run 0 for a deterministic quantity, NaN for a trained one (unknown).
     values : tuple of float
         Per-training values, in training order.
     trained : bool
@@ -171,7 +174,7 @@ class TrainedValue:
             return f"{x:.{digits}f}" if math.isfinite(x) else "n/a"
 
         out = f"{num(self.value)} ± {num(self.stat_err)}"
-        return f"{out} ± {num(self.spread)}" if self.trained else out
+        return f"{out} ± {num(self.spread)}" if self.trained or len(self.values) > 1 else out
 
     def values_text(self, digits: int = 2) -> str:
         """The per-training values, ``"1.10, 1.23, > 2.33"``."""
@@ -278,8 +281,6 @@ def combine_median_z(
 
     if len(t_null) != len(t_signal) or not t_null:
         raise ValueError("need the null and signal toys of every training (>= 1)")
-    if not trained and len(t_null) != 1:
-        raise ValueError(f"a deterministic embedding has one run; got {len(t_null)}")
     t0s = [np.asarray(t, dtype=np.float64) for t in t_null]
     t1s = [np.asarray(t, dtype=np.float64) for t in t_signal]
     dofs = [st.fit_chi2_dof(t0).dof if method == "chi2" else None for t0 in t0s]
@@ -294,8 +295,9 @@ def combine_median_z(
         toy_err = per[0].z_err
     else:
         zb = []
-        for t0, t1, dof in zip(t0s, t1s, dofs):
-            rng = np.random.default_rng(seed)
+        for k, (t0, t1, dof) in enumerate(zip(t0s, t1s, dofs)):
+            # Every run has its own toys: resample each independently.
+            rng = np.random.default_rng([seed, k])
             meds = np.median(t1[rng.integers(0, t1.size, size=(n_boot, t1.size))], axis=1)
             zb.append(_z_of_t(meds, t0, method, dof))
         med = np.median(np.vstack(zb), axis=0)
@@ -418,7 +420,9 @@ def _method_words(method: str) -> str:
 
 
 def _trainings_text(n: int, trained: bool) -> str:
-    return str(n) if trained else "built once"
+    if trained:
+        return str(n)
+    return "built once" if n == 1 else f"built once, {n} draws"
 
 
 def build_results(
@@ -451,6 +455,8 @@ def build_results(
     summaries: dict[str, dict[str, dict[str, dict[str, TrainedValue]]]] = {}
     for spec in config.embeddings:
         emb_runs, toy_runs = embeds[spec.name], toys[spec.name]
+        if not spec.trained:  # one embedding, a toy set per reference draw
+            emb_runs = emb_runs[:1] * len(toy_runs)
         t0s = [_read_t(tr.path("null"), "null") for tr in toy_runs]
         trainings = [
             {
@@ -461,6 +467,8 @@ def build_results(
                 "linear_eval": er.info.get("linear_eval"),
                 "null": _null_statistics(t0),
                 "toy_runs": tr.info.get("runs"),
+                "toy_stage": tr.name,
+                "toy_seed": tr.info.get("seed"),
             }
             for er, tr, t0 in zip(emb_runs, toy_runs, t0s)
         ]
@@ -469,7 +477,7 @@ def build_results(
             "family": spec.family_on(layout),
             "dimension": spec.dimension_on(layout),
             "trained": spec.trained,
-            "n_trainings": len(emb_runs),
+            "n_trainings": len(toy_runs),
             "settings": spec.as_dict(),
             "trainings": trainings,
             "linear_eval": _combine_linear_eval(trainings, spec.trained),
@@ -583,7 +591,7 @@ def _tables(
     from contrastx.nplm.statistics import empirical_z_limit
 
     rc, nc = config.results, config.nplm
-    header = ["embedding", "D", "trainings", *signals]
+    header = ["embedding", "D", "runs", *signals]
     rows, per_rows, csv_rows = [], [], []
     for name, e in per_emb.items():
         row = [name, str(e["dimension"]), _trainings_text(e["n_trainings"], e["trained"])]
@@ -612,8 +620,7 @@ def _tables(
                 }
             )
         rows.append(row)
-        if e["trained"]:
-            per_rows.append(per_row)
+        per_rows.append(per_row)
     n = config.run.trainings
     bound_note = ""
     if method == "empirical":
@@ -626,16 +633,18 @@ def _tables(
         f"Median Z ({_method_words(method)}) per embedding and signal, as Table VI of "
         f"{PAPER}; {rc.table_fraction * 100:g} % signal injection, N_R = {nc.n_ref:,}, "
         f"N(B) = {nc.n_bkg:,.0f}, M = {nc.M}, {nc.n_toys} null / {nc.signal_toys} signal "
-        f"toys per training. Trained embeddings: median over {n} trainings with different "
-        "seeds ± toy error (bootstrap error of that median over the signal toys) ± training "
-        "spread (sample standard deviation, ddof = 1, of the trainings' median Z). The raw "
-        "and leading-pT baselines are deterministic (built once): ± toy error only." + bound_note
+        f"toys per run. Every embedding has {n} runs: a trained embedding is retrained "
+        "with a new seed, and every run draws its own NPLM reference, kernel centres and "
+        "toys (run i of every embedding from the same seed). Value: median over the runs "
+        "± toy error (bootstrap error of that median over the signal toys) ± run spread "
+        "(sample standard deviation, ddof = 1, of the runs' median Z: retraining and "
+        "reference draw; the raw and leading-pT baselines are built once, so theirs is the "
+        "reference draw's alone)." + bound_note
     )
     md = f"{caption}\n\n" + markdown_table(header, rows)
     if per_rows:
-        md += (
-            "\nPer-training median Z of the trained embeddings (training 0, 1, ...), same "
-            "settings:\n\n" + markdown_table(["embedding", "D", *signals], per_rows)
+        md += "\nMedian Z of every run (run 0, 1, ...), same settings:\n\n" + markdown_table(
+            ["embedding", "D", *signals], per_rows
         )
     return md, csv_rows
 

@@ -2,14 +2,19 @@
 
 Stages (data flow one way)::
 
-    events -> splits -> embed/<name>[/training<i>] -> toys/<name>[/training<i>] -> results
+    events -> splits -> embed/<name>[/training<i>] -> toys/<name>/(training|draw)<i> -> results
 
-A trained embedding (contrastive, vae) is trained ``run.trainings`` times: training ``i``
-is its own stage ``embed/<name>/training<i>`` with its own seed
-(:meth:`~contrastx.pipeline.config.RunConfig.training_seed`, derived from ``run.seed``),
-followed by its own toys stage; the deterministic baselines (raw, leading_pt) are one
-stage each. Every training's toys use the same toy seed, so the trainings are compared
-on the same toy data and their spread is the training's alone.
+Every embedding is run ``run.trainings`` times. A trained embedding (contrastive, vae)
+is trained that many times: training ``i`` is its own stage ``embed/<name>/training<i>``
+with its own seed (:meth:`~contrastx.pipeline.config.RunConfig.training_seed`, derived
+from ``run.seed``), followed by its own toys stage. A deterministic baseline (raw,
+leading_pt) is built once (``embed/<name>``) and gets as many toys stages
+(``toys/<name>/draw<i>``). Run ``i`` of every embedding draws its NPLM reference, kernel
+centres and toys with the seed of training ``i``: the embeddings are compared on the
+same draws (paired), and the spread over runs holds both what retraining and what a new
+reference draw move the result by (a study conditional on one reference draw hides the
+latter: on the Pythia benchmark it moved the leading-pT baseline's median Z by several
+times its toy error).
 
 Each stage's outputs live in ``<out_dir>/<stage>/<name>-<key>/``, where ``key`` is the
 SHA-256 (12 hex digits) of the stage's own settings and the keys of the stages it reads.
@@ -651,19 +656,26 @@ class Pipeline:
 
         return self.stage("embed", name, settings, [events, splits], body)
 
-    def toys_stage(self, spec: EmbeddingSpec, embed: StageResult) -> StageResult:
+    def toys_stage(self, spec: EmbeddingSpec, embed: StageResult, run: int = 0) -> StageResult:
         """NPLM null toys, and signal toys for every signal and injection fraction.
 
-        One stage per embed stage (so per training), named like it; every training's toys
-        use the same seed (``run.seed``).
+        One stage per run of an embedding: run ``i`` of a trained embedding is its
+        training ``i`` (named like its embed stage), run ``i`` of a deterministic baseline
+        is the one embedding's ``i``-th toy set (``<name>/draw<i>``). Run ``i`` draws its
+        own NPLM reference, kernel centres and toys from ``run.training_seed(i)``, the
+        same for every embedding (paired comparisons): the spread over runs holds what
+        retraining *and* a new reference draw move the result by.
         """
         nc = self.config.nplm
         signals = list(self.config.events.signals)
+        seed = self.config.run.training_seed(run)
         settings = {
             "nplm": dataclasses.asdict(nc),
             "signals": signals,
-            "seed": self.config.run.seed,
+            "seed": seed,
+            "run": run,
         }
+        name = embed.name if spec.trained else f"{spec.name}/draw{run}"
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             progress = functools.partial(_Progress, self.say, bar=self.bars)
@@ -674,10 +686,11 @@ class Pipeline:
                 signals,
                 self.config.run,
                 self.say,
-                progress=lambda file, total: progress(f"[toys/{embed.name}] {file}", total, "toys"),
+                seed=seed,
+                progress=lambda file, total: progress(f"[toys/{name}] {file}", total, "toys"),
             )
 
-        return self.stage("toys", embed.name, settings, [embed], body)
+        return self.stage("toys", name, settings, [embed], body)
 
     def results_stage(
         self,
@@ -743,8 +756,9 @@ class Pipeline:
         if stop >= 3:
             for spec in self.config.embeddings:
                 toys[spec.name] = []
-                for emb in embeds[spec.name]:
-                    res = self.toys_stage(spec, emb)
+                for i in range(n_train):
+                    emb = embeds[spec.name][i if spec.trained else 0]
+                    res = self.toys_stage(spec, emb, i)
                     self.results[f"toys/{res.name}"] = res
                     toys[spec.name].append(res)
         if stop >= 4:
@@ -807,6 +821,8 @@ def _run_toys(
     signals: list[str],
     run: Any,
     say: Callable[[str], None],
+    *,
+    seed: int,
     progress: Callable[[str, int], _Progress] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from contrastx.embed import read_embedding
@@ -834,8 +850,9 @@ def _run_toys(
     info["data_pool"] = data_pool
     # Every [nplm] setting of the engine; the study sets the seed, data pool and N(S).
     base = dataclasses.replace(
-        nc.toys, seed=int(run.seed), data_pool=data_pool if nc.mode == "shared" else None
+        nc.toys, seed=int(seed), data_pool=data_pool if nc.mode == "shared" else None
     )
+    info["seed"] = int(seed)
     outputs: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
 

@@ -13,8 +13,8 @@ joined by a line over D; the baselines (families ``<D>D raw``, ``<D>D leading pT
 as single black markers (circle, triangle, cross) as in the paper.
 
 Error bars come in two parts: a thick inner bar, the statistical (toy) error
-(``err_lo``/``err_hi``), and, where a point has a training spread (``spread`` > 0), a thin
-outer bar with caps, the statistical error and the training spread in quadrature. A point
+(``err_lo``/``err_hi``), and, where a point has a run spread (``spread`` > 0), a thin
+outer bar with caps, the statistical error and the run spread in quadrature. A point
 that is only a lower bound (``lower_bound``) has no bars and an upward arrow. The legend
 (outside the panels) says which bars and marks a figure shows.
 Figures are :class:`matplotlib.figure.Figure` objects on an Agg canvas (no pyplot);
@@ -229,7 +229,10 @@ def error_bar_note(points: Sequence[StudyPoint], err_label: str = "toy error") -
     """Words for what the error bars and marks of ``points`` mean (the legend's title)."""
     parts = [f"thick bars: {err_label}"]
     if any(_finite(p.spread) > 0 and not p.lower_bound for p in points):
-        parts.append(f"thin capped bars: {err_label} and training spread in quadrature")
+        parts.append(
+            f"thin capped bars: {err_label} and run spread (retraining, reference draw) "
+            "in quadrature"
+        )
     if any(p.lower_bound for p in points):
         parts.append("arrow: lower bound (empirical Z at its limit)")
     return "\n".join(parts)
