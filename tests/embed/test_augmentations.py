@@ -115,3 +115,23 @@ def test_vectorised_speed_sanity():
     parse_augmentation("mask,rotate,crop")(big, torch.Generator().manual_seed(0))
     assert time.perf_counter() - t < 5.0
     assert np.isfinite(big.numpy()).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cpu_generator_augments_a_cuda_batch_like_a_cpu_one() -> None:
+    # The trainer seeds one CPU generator; batches on a GPU must take their draws from it
+    # (torch refuses a CPU generator for CUDA draws) and get the CPU run's numbers.
+    from contrastx.embed.augmentations import parse_augmentation
+    from contrastx.embed.training import same_label_partners
+    from contrastx.events.generators import generate_sample
+
+    x = torch.from_numpy(generate_sample({"W": 64, "Ato4l": 64}, seed=3).particles)
+    aug = parse_augmentation("mask:0.3,smear:0.1,gauss:0.05,rotate,crop")
+    cpu = aug(x, torch.Generator().manual_seed(5))
+    gpu = aug(x.cuda(), torch.Generator().manual_seed(5))
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-5)
+    y = torch.arange(128) % 3
+    p_cpu = same_label_partners(y, torch.Generator().manual_seed(2))
+    p_gpu = same_label_partners(y.cuda(), torch.Generator().manual_seed(2))
+    assert torch.equal(p_gpu.cpu(), p_cpu)

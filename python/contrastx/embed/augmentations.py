@@ -53,12 +53,20 @@ def wrap_phi(phi: torch.Tensor) -> torch.Tensor:
     return torch.remainder(phi + math.pi, 2 * math.pi) - math.pi
 
 
+def _draw_device(x: torch.Tensor, g: torch.Generator | None) -> torch.device:
+    """Where to draw: the generator's device (a CPU generator also serves CUDA batches, so
+    a seeded run draws the same numbers on either), else the batch's."""
+    return x.device if g is None else g.device
+
+
 def _uniform(shape: Sequence[int], x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(*shape, generator=g, device=x.device, dtype=x.dtype)
+    r = torch.rand(*shape, generator=g, device=_draw_device(x, g), dtype=x.dtype)
+    return r.to(x.device)
 
 
 def _normal(shape: Sequence[int], x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(*shape, generator=g, device=x.device, dtype=x.dtype)
+    r = torch.randn(*shape, generator=g, device=_draw_device(x, g), dtype=x.dtype)
+    return r.to(x.device)
 
 
 def _check_probability(name: str, p: float) -> float:

@@ -449,9 +449,10 @@ def same_label_partners(
 
     Returns an index tensor ``p`` with ``labels[p] == labels``; vectorised.
     """
+    draw_on = labels.device if generator is None else generator.device
     keys = labels.to(torch.float64) + torch.rand(
-        labels.shape, generator=generator, dtype=torch.float64
-    )
+        labels.shape, generator=generator, dtype=torch.float64, device=draw_on
+    ).to(labels.device)
     shuffled = torch.argsort(keys)
     ordered = torch.argsort(labels, stable=True)
     partners = torch.empty_like(ordered)
