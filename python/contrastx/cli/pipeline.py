@@ -1,17 +1,20 @@
 """``contrastx-pipeline``: run a whole study from one TOML config.
 
 events (files, or the built-in fast generator) -> preprocessing and splits -> embeddings
-(contrastive encoders and the 57-D raw, 6-D leading-pT and 6-D VAE baselines) -> NPLM
-toys for every signal and injection fraction -> results (Table VI-like table as Markdown
-and CSV, ``results.json`` with every number, figures, ``report.html``).
+(contrastive encoders and the raw-input, leading-object-pT and VAE baselines: 57-D, 6-D
+and 6-D on the ADC2021 layout) -> NPLM toys for every signal and injection fraction ->
+results (Table VI-like table as Markdown and CSV, ``results.json`` with every number,
+figures, ``report.html``).
 
-Every contrastive and VAE embedding is trained ``run.trainings`` times (default 3), each
-with its own seed; results give the median over trainings with the toy error and the
-spread across trainings separately.
+Every embedding is run ``run.trainings`` times (default 3): a contrastive or VAE
+embedding is retrained with its own seed, and every run draws its own NPLM reference,
+kernel centres and toys; results give the median over runs with the toy error and the
+spread across runs separately.
 
 Every stage caches its outputs under a key of its config: a re-run skips finished
 stages and an interrupted run resumes (see :mod:`contrastx.pipeline.stages`).
 Without ``--config`` the built-in default study runs (fast generator, CPU-sized);
+``--preset pythia`` studies a Pythia 8 file in the ADC2021 cocktail at CPU scale;
 ``--preset paper`` sets the paper's sizes (N_R = 1e6, N(B) = 1e5, 250 toys,
 D in {2, 4, 8, 16, 32}) for a GPU.
 """
