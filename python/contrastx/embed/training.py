@@ -934,6 +934,10 @@ class Trainer:
             labels=events.labels,
         )
         tr_idx, va_idx = splits.train(c.fold), splits.validation(c.fold)
+        # Validation runs in batches of batch_size in this order: shuffle it once (seeded),
+        # or a sample stored by process (a Pythia file) gives one-process batches and a
+        # validation loss of another mixture than training's.
+        va_idx = va_idx[np.random.default_rng([c.seed, 0x7A11]).permutation(va_idx.size)]
         if world.distributed and min(c.batch_size, tr_idx.size) < world.size:
             raise ValueError(
                 f"each of the {world.size} processes needs events of every batch: batch_size "
