@@ -198,3 +198,25 @@ def test_pool_toys_on_gpu_match_cpu():
         blocks = list(gpu.run(range(6), hypothesis=hyp))
         assert gpu.pool_backend_ == "torch" and gpu._zpool.device.type == "cuda"
         np.testing.assert_allclose(np.concatenate([b.t for b in blocks]), t_cpu, rtol=1e-4)
+
+
+def test_kernel_width_does_not_depend_on_the_order_of_the_pool() -> None:
+    # A pool stored by process (a Pythia file) and the paper's rule pdist(ref[:2000]) on a
+    # reference kept in pool order gave the width of the first process alone: here 0.4
+    # instead of the mixture's ~5, a different test (null t mean 98-146 instead of 35-39
+    # on the Pythia benchmark's SupCon embedding).
+    from contrastx.nplm import sigma_heuristic
+
+    rng = np.random.default_rng(3)
+    narrow = rng.normal(0.0, 0.1, size=(6000, 3))
+    wide = rng.normal(0.0, 3.0, size=(6000, 3))
+    by_process = np.concatenate([narrow, wide])
+    mixed = by_process[rng.permutation(by_process.shape[0])]
+    cfg = ToyConfig(n_ref=8000, n_bkg=100, M=20, seed=2)
+    sigma_sorted = ToyEngine(by_process, config=cfg)
+    sigma_sorted.prepare()
+    sigma_mixed = ToyEngine(mixed, config=cfg)
+    sigma_mixed.prepare()
+    assert sigma_heuristic(narrow) < 0.5 < 4.0 < sigma_heuristic(mixed)
+    assert sigma_sorted.sigma_ == pytest.approx(sigma_mixed.sigma_, abs=0.3)
+    assert sigma_sorted.sigma_ > 4.0

@@ -115,7 +115,10 @@ def sigma_heuristic(
     ref : array_like, shape (N_R, d)
         Reference sample (standardised as the fit will see it).
     n_points : int
-        Use the first ``n_points`` rows (all if fewer).
+        Use the first ``n_points`` rows (all if fewer). They must be a random sample of
+        the reference: rows stored by process (a generator's output) give the width of
+        the first process alone. :class:`~contrastx.nplm.ToyEngine` passes its reference
+        in draw order.
     percentile : float
         Percentile :math:`p` of the pairwise Euclidean distances, in [0, 100].
     decimals : int or None

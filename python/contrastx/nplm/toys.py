@@ -187,6 +187,8 @@ logger = logging.getLogger(__name__)
 NULL, SIGNAL = 0, 1
 """Hypothesis ids used in the toy seeds."""
 _SETUP_STREAM = 2
+_SIGMA_POINTS = 2000
+"""Reference rows of the kernel-width heuristic (the paper's ``pdist(ref[:2000])``)."""
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -436,15 +438,21 @@ class ToyEngine:
         start = time.perf_counter()
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SETUP_STREAM]))
         n_pool = self.background.shape[0]
-        ref_idx = np.sort(rng.choice(n_pool, size=cfg.n_ref, replace=False))
+        draw = rng.choice(n_pool, size=cfg.n_ref, replace=False)
+        ref_idx = np.sort(draw)
         self.ref_index_ = ref_idx
         mask = np.ones(n_pool, dtype=bool)
         mask[ref_idx] = False
         self.data_pool_index_ = np.flatnonzero(mask)
         ref = self.background[torch.from_numpy(ref_idx)]
-        self.sigma_ = (
-            check_sigma(cfg.sigma) if cfg.sigma is not None else sigma_heuristic(ref.numpy())
-        )
+        if cfg.sigma is not None:
+            self.sigma_ = check_sigma(cfg.sigma)
+        else:
+            # The paper's rule takes the first rows of a reference in random order: take
+            # them in draw order, never in pool order (a pool stored by process would
+            # give the width of its first process alone).
+            first = torch.from_numpy(draw[:_SIGMA_POINTS])
+            self.sigma_ = sigma_heuristic(self.background[first].numpy(), n_points=_SIGMA_POINTS)
         self.strategy_reason_ = "paper mode: one full fit per toy"
         self.setup_seconds_ = {"draws": time.perf_counter() - start}
         if cfg.mode == "shared":

@@ -674,6 +674,9 @@ class Pipeline:
             "signals": signals,
             "seed": seed,
             "run": run,
+            # Toys cached before the kernel width was taken from the reference in draw
+            # order (not pool order) are not reused.
+            "sigma_rows": "reference draw order",
         }
         name = embed.name if spec.trained else f"{spec.name}/draw{run}"
 
