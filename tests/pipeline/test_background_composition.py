@@ -28,12 +28,13 @@ def pythia_like_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_events(tmp_path_factory.mktemp("pythia") / "balanced.h5", ev)
 
 
-def _config(tiny_toml: Path, path: Path, *extra: str):
+def _config(tiny_toml: Path, path: Path, *extra: str, signal_files: bool = True):
+    files = [f'events.signal_files={{Ato4l = "{path.as_posix()}"}}'] if signal_files else []
     return load_config(
         tiny_toml,
         overrides=[
             f'events.background_file="{path.as_posix()}"',
-            f'events.signal_files={{Ato4l = "{path.as_posix()}"}}',
+            *files,
             "events.n_background=0",
             "events.n_signal=200",
             *extra,
@@ -115,14 +116,7 @@ def test_a_file_that_cannot_give_the_composition_names_it(
 def test_signals_default_to_processes_of_the_background_file(
     tiny_toml: Path, pythia_like_file: Path
 ) -> None:
-    cfg = load_config(
-        tiny_toml,
-        overrides=[
-            f'events.background_file="{pythia_like_file.as_posix()}"',
-            "events.n_background=0",
-            "events.n_signal=200",
-        ],
-    )
+    cfg = _config(tiny_toml, pythia_like_file, signal_files=False)
     ev = Pipeline(cfg, log=lambda s: None).events_stage()
     sig = load_signals(ev)["Ato4l"]
     assert len(sig) == 200 and (sig.labels == sig.label_of("Ato4l")).all()
@@ -133,12 +127,6 @@ def test_a_signal_missing_from_a_multi_process_file_is_an_error(
     tiny_toml: Path, pythia_like_file: Path
 ) -> None:
     # Never relabel a file of several processes as one signal.
-    cfg = load_config(
-        tiny_toml,
-        overrides=[
-            f'events.background_file="{pythia_like_file.as_posix()}"',
-            'events.signals=["LQ_btau"]',
-        ],
-    )
+    cfg = _config(tiny_toml, pythia_like_file, 'events.signals=["LQ_btau"]', signal_files=False)
     with pytest.raises(ValueError, match=r"'LQ_btau'.*balanced.h5 holds several processes"):
         Pipeline(cfg, log=lambda s: None).events_stage()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -31,20 +30,11 @@ OVERRIDES = (
 """TINY_TOML on the diphoton file (its trained embedding gets the layout preprocessing)."""
 
 
-def _random_layout_events():
-    """``random_layout_events`` of tests/events/conftest.py (valid events in any layout)."""
-    path = Path(__file__).parents[1] / "events" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_events_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.random_layout_events
-
-
 @pytest.fixture(scope="module")
-def diphoton_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def diphoton_file(tmp_path_factory: pytest.TempPathFactory, random_layout_events) -> Path:
     """2,600 background events of the five SM processes, 200 of the signal and 200 of
     another signal, in the diphoton layout (random but valid events)."""
-    ev = _random_layout_events()(DIPHOTON, 3000, seed=5)
+    ev = random_layout_events(DIPHOTON, 3000, seed=5)
     labels = np.concatenate(
         [np.arange(2600) % len(BACKGROUND_PROCESSES), np.full(200, 5), np.full(200, 6)]
     )

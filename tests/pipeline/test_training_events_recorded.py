@@ -34,22 +34,13 @@ def test_pipeline_models_record_their_training_rows(tiny_toml: Path) -> None:
     assert read_embedding(stage.path("embedding")).layout == ADC2021
 
 
-def _random_layout_events():
-    """``random_layout_events`` of tests/events/conftest.py (valid events in any layout)."""
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "events" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_events_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.random_layout_events
-
-
-def test_signal_file_of_another_layout_keeps_its_layout(tmp_path: Path) -> None:
+def test_signal_file_of_another_layout_keeps_its_layout(
+    tmp_path: Path, random_layout_events
+) -> None:
     from contrastx.events import DIPHOTON, write_events
     from contrastx.pipeline.stages import _read_signal_file
 
-    ev = _random_layout_events()(DIPHOTON, 40, seed=2, n_processes=1)
+    ev = random_layout_events(DIPHOTON, 40, seed=2, n_processes=1)
     path = write_events(tmp_path / "sig.h5", ev)
     sig = _read_signal_file(str(path), "Ato4l", 30)
     assert len(sig) == 30 and sig.layout == DIPHOTON
