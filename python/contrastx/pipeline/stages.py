@@ -13,8 +13,7 @@ leading_pt) is built once (``embed/<name>``) and gets as many toys stages
 centres and toys with the seed of training ``i``: the embeddings are compared on the
 same draws (paired), and the spread over runs holds both what retraining and what a new
 reference draw move the result by (a study conditional on one reference draw hides the
-latter: on the Pythia benchmark it moved the leading-pT baseline's median Z by several
-times its toy error).
+latter, which can be several times the toy error).
 
 Each stage's outputs live in ``<out_dir>/<stage>/<name>-<key>/``, where ``key`` is the
 SHA-256 (12 hex digits) of the stage's own settings and the keys of the stages it reads.
