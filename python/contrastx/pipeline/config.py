@@ -10,6 +10,8 @@ A study config has five tables and a list of embeddings::
     [[embeddings]]  one table per embedding: kind = contrastive | raw | leading_pt | vae
     [nplm]       reference size, N(B), M, lambda, toys, injection fractions
     [results]    the table's injection, Z method, latent-map settings
+    [executor]   where the NPLM toys run: in-process (default), local processes or Dask
+                 (contrastx.distributed.ExecutorOptions; never part of a stage's key)
 
 Values are layered: built-in defaults < the preset < the TOML file < command-line
 ``--set section.key=value`` overrides. An ``[[embeddings]]`` list in the file replaces
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contrastx.distributed.options import ExecutorOptions
 from contrastx.events.layout import (
     ADC2021,
     ADC2021_MIXTURE,
@@ -651,6 +654,7 @@ _SECTIONS = {
     "splits": SplitsConfig,
     "nplm": NPLMConfig,
     "results": ResultsConfig,
+    "executor": ExecutorOptions,
 }
 
 
@@ -664,6 +668,7 @@ class StudyConfig:
     embeddings: tuple[EmbeddingSpec, ...] = ()
     nplm: NPLMConfig = field(default_factory=NPLMConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     preset: str = "default"
 
     def __post_init__(self) -> None:

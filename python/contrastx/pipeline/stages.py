@@ -351,6 +351,27 @@ class Pipeline:
         self.bars = log is None and stderr_is_terminal()
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
         self.results: dict[str, StageResult] = {}
+        self._dask: tuple[Any, Any] | None = None  # (client, cluster) of [executor] dask
+
+    def _toy_client(self) -> Any:
+        """The Dask client of ``[executor] executor = "dask"`` (started on first use and
+        shared by every toys stage of the run), else None."""
+        if self.config.executor.executor != "dask":
+            return None
+        if self._dask is None:
+            from contrastx.distributed import dask_client
+
+            self._dask = dask_client(self.config.executor)
+        return self._dask[0]
+
+    def close(self) -> None:
+        """Close the Dask client and cluster the toys used (a no-op without them)."""
+        if self._dask is not None:
+            client, cluster = self._dask
+            self._dask = None
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
     # -------------------------------------------------------------- machinery
     def _log(self, **record: Any) -> None:
@@ -690,6 +711,8 @@ class Pipeline:
                 self.say,
                 seed=seed,
                 progress=lambda file, total: progress(f"[toys/{name}] {file}", total, "toys"),
+                executor=self.config.executor,
+                client=self._toy_client(),
             )
 
         return self.stage("toys", name, settings, [embed], body)
@@ -739,6 +762,16 @@ class Pipeline:
         stop = order.index(until) if until else len(order) - 1
         t0 = time.perf_counter()
         self._log(action="begin", config=self.config.to_dict())
+        try:
+            self._run(stop)
+        finally:
+            self.close()
+        total = time.perf_counter() - t0
+        self._log(action="end", seconds=total)
+        self.say(f"pipeline finished in {total:.1f} s; outputs in {self.out}")
+        return self.results
+
+    def _run(self, stop: int) -> None:
         ev = self.results["events"] = self.events_stage()
         if stop >= 1:
             sp = self.results["splits"] = self.splits_stage(ev)
@@ -765,10 +798,6 @@ class Pipeline:
                     toys[spec.name].append(res)
         if stop >= 4:
             self.results["results"] = self.results_stage(embeds, toys, ev)
-        total = time.perf_counter() - t0
-        self._log(action="end", seconds=total)
-        self.say(f"pipeline finished in {total:.1f} s; outputs in {self.out}")
-        return self.results
 
 
 def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str, Any]:
@@ -826,6 +855,8 @@ def _run_toys(
     *,
     seed: int,
     progress: Callable[[str, int], _Progress] | None = None,
+    executor: Any = None,
+    client: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from contrastx.embed import read_embedding
     from contrastx.nplm import NULL, SIGNAL, ToyEngine, ToyResultsFile
@@ -858,20 +889,51 @@ def _run_toys(
     outputs: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
 
+    inline = executor is None or executor.executor == "inline"
+
     def one(file: str, n_sig: float, pool: np.ndarray | None, hyp: int, n: int) -> None:
         cfg = dataclasses.replace(base, n_sig=n_sig)
-        engine = ToyEngine(bkg, pool, config=cfg, device=run.device)
         key = {**cfg.result_settings(), "embedding": str(embedding_path.name)}
         with ToyResultsFile(folder / file, {**key, "n": n}, key) as res:
             done = set(res.done(hyp).tolist())
             todo = [i for i in range(n) if i not in done]
             t0 = time.perf_counter()
             bar = progress(file, len(todo)) if progress is not None and todo else None
+            engine: dict[str, Any] = {}
+            executed: dict[str, Any] = {"executor": "inline"}
             try:
-                for blk in engine.run(todo, hypothesis=hyp):
-                    res.append(blk)
-                    if bar is not None:
-                        bar.update(len(blk))
+                if inline:
+                    eng = ToyEngine(bkg, pool, config=cfg, device=run.device)
+                    for blk in eng.run(todo, hypothesis=hyp):
+                        res.append(blk)
+                        if bar is not None:
+                            bar.update(len(blk))
+                    if todo:
+                        engine = {"sigma_used": eng.sigma_, "strategy_used": eng.strategy_}
+                elif todo:
+                    # Toy k is drawn from (seed, hypothesis, k) wherever it is solved: the
+                    # same t as inline (contrastx.distributed).
+                    from contrastx.distributed import ToyProblem, run_toy_shards
+
+                    def on_shard(blk: Any) -> None:
+                        engine.update(blk.extra.get("engine") or {})
+                        if bar is not None:
+                            bar.update(len(blk))
+
+                    stats = run_toy_shards(
+                        ToyProblem(bkg, pool, cfg, str(run.device)),
+                        {hyp: todo},
+                        executor,
+                        res.append,
+                        client=client,
+                        on_shard=on_shard,
+                    )
+                    executed = {
+                        "executor": executor.executor,
+                        "shards": stats["shards"],
+                        "lost": stats["lost"],
+                        "workers": len(stats["workers"]),
+                    }
             finally:
                 if bar is not None:
                     bar.close()
@@ -882,8 +944,9 @@ def _run_toys(
                     "toys_run": len(todo),
                     "toys_resumed": n - len(todo),
                     "seconds": time.perf_counter() - t0,
-                    "sigma": engine.sigma_ if todo else None,
-                    "strategy": engine.strategy_,
+                    "sigma": engine.get("sigma_used"),
+                    "strategy": engine.get("strategy_used"),
+                    **executed,
                 }
             )
         say(f"  {file}: {len(todo)} toys run, {n - len(todo)} resumed")
