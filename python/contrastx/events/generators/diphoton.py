@@ -117,6 +117,7 @@ from ..kinematics import wrap_phi
 from ..layout import DIPHOTON
 from .processes import ProcessSpec, _check_settings
 from .pythia import DEFAULT_BATCH_SIZE, PythiaDataset, Reconstructed, generate_pythia
+from .reconstruction import _kin
 
 __all__ = [
     "BACKGROUND_PROCESSES",
@@ -631,14 +632,6 @@ class DiphotonReco:
 
 
 # ---------------------------------------------------------------- reconstruction helpers
-def _kin(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, ...]:
-    pt = np.hypot(px, py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.arcsinh(pz / pt)
-    eta = np.where(pt > 0, eta, np.copysign(1e6, pz))
-    return pt, eta, np.arctan2(py, px)
-
-
 def _delta_r2(eta1, phi1, eta2, phi2) -> np.ndarray:
     dphi = wrap_phi(phi1 - phi2)
     return (eta1 - eta2) ** 2 + dphi**2
