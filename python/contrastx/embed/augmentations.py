@@ -59,7 +59,9 @@ def _draw_device(x: torch.Tensor, g: torch.Generator | None) -> torch.device:
     return x.device if g is None else g.device
 
 
-def _uniform(shape: Sequence[int], x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+def uniform_like(shape: Sequence[int], x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """Uniform [0, 1) draws of ``shape`` with ``x``'s dtype and device, taken from ``g``
+    on ``g``'s device (so a CPU generator serves a CUDA batch with the CPU run's numbers)."""
     r = torch.rand(*shape, generator=g, device=_draw_device(x, g), dtype=x.dtype)
     return r.to(x.device)
 
@@ -150,7 +152,7 @@ class NaiveMasking(Augmentation):
         self.p = _check_probability("p", p)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        keep = _uniform(x.shape, x, generator) >= self.p
+        keep = uniform_like(x.shape, x, generator) >= self.p
         one_hot = self.layout.one_hot_features
         if one_hot.any():
             keep[..., torch.as_tensor(one_hot, device=x.device)] = True
@@ -231,7 +233,7 @@ class PhiRotation(Augmentation):
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         out = x.clone()
         phi = self._phi
-        angle = _uniform((x.shape[0], 1), x, generator) * (2 * math.pi)
+        angle = uniform_like((x.shape[0], 1), x, generator) * (2 * math.pi)
         filled = x[..., self._pt] > 0
         out[..., phi] = torch.where(filled, wrap_phi(x[..., phi] + angle), x[..., phi])
         return out
@@ -287,8 +289,8 @@ class DetectorCropping(Augmentation):
             eta_c, phi_c = vis[rows, lead, eta], vis[rows, lead, phi]
             has_vis = filled.any(dim=1)
         else:
-            eta_c = (2 * _uniform((n,), x, generator) - 1) * self.eta_max
-            phi_c = (2 * _uniform((n,), x, generator) - 1) * math.pi
+            eta_c = (2 * uniform_like((n,), x, generator) - 1) * self.eta_max
+            phi_c = (2 * uniform_like((n,), x, generator) - 1) * math.pi
             has_vis = torch.ones(n, dtype=torch.bool, device=x.device)
         d_eta = vis[..., eta] - eta_c[:, None]
         d_phi = wrap_phi(vis[..., phi] - phi_c[:, None])

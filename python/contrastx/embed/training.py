@@ -70,7 +70,7 @@ from ..events.sampler import ClassBalancedBatchSampler
 from ..events.splits import Splits, make_splits
 from ..options import OptionsError, from_mapping, option, options
 from ..options import to_dict as options_to_dict
-from .augmentations import Augmentation, parse_augmentation
+from .augmentations import Augmentation, parse_augmentation, uniform_like
 from .distributed import (
     SINGLE_PROCESS,
     World,
@@ -449,10 +449,8 @@ def same_label_partners(
 
     Returns an index tensor ``p`` with ``labels[p] == labels``; vectorised.
     """
-    draw_on = labels.device if generator is None else generator.device
-    keys = labels.to(torch.float64) + torch.rand(
-        labels.shape, generator=generator, dtype=torch.float64, device=draw_on
-    ).to(labels.device)
+    base = labels.to(torch.float64)
+    keys = base + uniform_like(labels.shape, base, generator)
     shuffled = torch.argsort(keys)
     ordered = torch.argsort(labels, stable=True)
     partners = torch.empty_like(ordered)
