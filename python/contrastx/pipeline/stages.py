@@ -117,31 +117,41 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------- loading
+def _read_rows(f: Any, rows: np.ndarray) -> Events:
+    """Events of the sorted file ``rows`` of an open :class:`~contrastx.events.EventFile`
+    (reads only the span they cover)."""
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    ev = f.read(lo, hi)
+    return ev if rows.size == hi - lo else ev[rows - lo]
+
+
 def _read_signal_file(path: str, name: str, n: int) -> Events:
     from contrastx.events import EventFile
 
     stop = n or None
     with EventFile(path) as f:
         if f.format == "contrastx":
-            ev = f.read(0, None)
-            if name in ev.process_names and (ev.labels == ev.label_of(name)).any():
-                ev = ev.select(name)
-            elif np.unique(ev.labels).size > 1:
-                held = ", ".join(f"{k} ({v})" for k, v in ev.counts().items())
+            labels, names = f.read_labels(), f.process_names
+            if name in names and (labels == names.index(name)).any():
+                return _read_rows(f, np.flatnonzero(labels == names.index(name))[:stop])
+            values, numbers = np.unique(labels, return_counts=True)
+            if values.size > 1:
+                held = ", ".join(
+                    f"{'unknown' if v < 0 else names[v]} ({c})" for v, c in zip(values, numbers)
+                )
                 raise ValueError(
                     f"signal {name!r}: {path} holds several processes but no {name} event "
                     f"(it holds {held}); give a file of {name} events in events.signal_files"
                 )
-            else:
-                names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
-                ev = Events(
-                    ev.particles,
-                    np.full(len(ev), names.index(name)),
-                    names,
-                    layout=ev.layout,
-                    event_features=ev.event_features,
-                )
-            return ev[:stop] if stop else ev
+            ev = f.read(0, stop)
+            names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
+            return Events(
+                ev.particles,
+                np.full(len(ev), names.index(name)),
+                names,
+                layout=ev.layout,
+                event_features=ev.event_features,
+            )
     names = PROCESSES if name in PROCESSES else (*PROCESSES, name)
     with EventFile(path, process=name, process_names=names) as f:
         return f.read(0, stop)
@@ -257,18 +267,16 @@ def background_path(events_stage: StageResult) -> Path:
 
 
 def load_background(events_stage: StageResult) -> Events:
-    """The background sample of an events stage (the first rows of :func:`background_path`)."""
-    from contrastx.events import read_events
+    """The background sample of an events stage (the rows :func:`background_rows` of
+    :func:`background_path`)."""
+    from contrastx.events import EventFile, read_events
 
     info = events_stage.info
     if info["source"] == "generator":
         return read_events(background_path(events_stage))
-    rows = background_rows(events_stage)
-    stop = int(rows[-1]) + 1
-    ev = read_events(
-        background_path(events_stage), 0, stop, labels=info["background_labels"] or None
-    )
-    return ev if rows.size == stop else ev[rows]
+    path = background_path(events_stage)
+    with EventFile(path, labels=info["background_labels"] or None, allow_empty=False) as f:
+        return _read_rows(f, background_rows(events_stage))
 
 
 def background_rows(events_stage: StageResult) -> np.ndarray:
