@@ -40,7 +40,7 @@ def auc_error(auc: float, n_pos: int, n_neg: int) -> float:
 
 def signal_auc(
     z_bkg: np.ndarray, z_sig: np.ndarray, *, n_max: int, seed: int
-) -> tuple[float, float, int]:
+) -> tuple[float, float]:
     """Held-out AUC of a boosted classifier for signal vs background in an embedding."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -53,12 +53,11 @@ def signal_auc(
     y = np.concatenate([np.zeros(n), np.ones(n)])
     order = rng.permutation(2 * n)
     x, y = x[order], y[order]
-    half = n
     clf = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, random_state=seed)
-    clf.fit(x[:half], y[:half])
-    auc = float(roc_auc_score(y[half:], clf.predict_proba(x[half:])[:, 1]))
-    n_pos = int(y[half:].sum())
-    return auc, auc_error(auc, n_pos, len(y) - half - n_pos), n
+    clf.fit(x[:n], y[:n])  # first half to train, second half to evaluate
+    auc = float(roc_auc_score(y[n:], clf.predict_proba(x[n:])[:, 1]))
+    n_pos = int(y[n:].sum())
+    return auc, auc_error(auc, n_pos, n - n_pos)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from contrastx.embed import read_embedding
-    from contrastx.events import BACKGROUNDS
     from contrastx.pipeline import Pipeline, load_config
 
     cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
@@ -90,14 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         rows[spec.name] = {s: [] for s in signals}
         for stage in stages:
             emb = read_embedding(stage.path("embedding"))
-            bkg = emb.embedding[
-                np.isin(
-                    emb.labels,
-                    [emb.process_names.index(b) for b in BACKGROUNDS if b in emb.process_names],
-                )
-            ]
+            # The NPLM background pool of the toys stage: every event of no studied signal.
+            is_sig = np.isin(emb.labels, [emb.process_names.index(s) for s in signals])
+            bkg = emb.embedding[~is_sig]
             for s in signals:
-                auc, err, _ = signal_auc(bkg, emb.select(s), n_max=args.events, seed=args.seed)
+                auc, err = signal_auc(bkg, emb.select(s), n_max=args.events, seed=args.seed)
                 rows[spec.name][s].append(auc)
                 errors.setdefault(spec.name, {})[s] = err
     print(
