@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from contrastx.options import (
     options,
     to_dict,
 )
+from contrastx.stagecache import config_hash
 
 try:  # Python >= 3.11
     import tomllib
@@ -83,12 +83,6 @@ EMBEDDING_KINDS = ("contrastive", "raw", "leading_pt", "vae")
 
 _TRAINING_SEED_TAG = 0x7EA1
 """Mixed into every training seed so it differs from the other seeds drawn from run.seed."""
-
-
-def config_hash(obj: Any) -> str:
-    """SHA-256 (hex, first 12 digits) of the canonical JSON of ``obj``."""
-    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @options(section="run")

@@ -38,12 +38,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +49,15 @@ import numpy as np
 from contrastx._console import Progress, format_duration, stderr_is_terminal
 from contrastx.events import Events
 from contrastx.events.layout import ADC2021, ADC2021_MIXTURE, PROCESSES, SIGNALS
+from contrastx.stagecache import (
+    STAGE_VERSION,
+    StageCache,
+    StageResult,
+    read_log,
+)
+from contrastx.stagecache import file_fingerprint as _file_fingerprint
 
-from .config import EmbeddingSpec, EventsConfig, StudyConfig, config_hash
+from .config import EmbeddingSpec, EventsConfig, StudyConfig
 
 __all__ = [
     "STAGE_VERSION",
@@ -66,54 +70,7 @@ __all__ = [
     "select_background_rows",
 ]
 
-STAGE_VERSION = 1
-"""Bumped when a stage's outputs change meaning (invalidates every cache)."""
-
-LOG_NAME = "pipeline-log.jsonl"
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StageResult:
-    """A finished stage: its key, folder, output files and recorded info."""
-
-    stage: str
-    name: str
-    key: str
-    dir: Path
-    outputs: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    skipped: bool = False
-
-    def path(self, output: str) -> Path:
-        """Absolute path of a named output file."""
-        return self.dir / self.outputs[output]
-
-
-def read_log(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``<out_dir>/pipeline-log.jsonl`` (empty if none)."""
-    p = Path(out_dir) / LOG_NAME
-    if not p.exists():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
-def _file_fingerprint(path: str) -> dict[str, Any]:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"input file not found: {p}")
-    s = p.stat()
-    return {"path": str(p.resolve()), "size": s.st_size, "mtime_ns": s.st_mtime_ns}
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    from contrastx._json import dumps
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------- loading
@@ -338,7 +295,7 @@ class _Progress(Progress):
 
 
 # ----------------------------------------------------------------------- pipeline
-class Pipeline:
+class Pipeline(StageCache):
     """Runs (or skips) the stages of a study.
 
     Parameters
@@ -352,13 +309,10 @@ class Pipeline:
     """
 
     def __init__(self, config: StudyConfig, *, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(config.out_dir, log if log is not None else logger.info)
         self.config = config
-        self.out = config.out_dir
-        self.say = log if log is not None else logger.info
         # Bars only where a person watches and nobody asked for silence.
         self.bars = log is None and stderr_is_terminal()
-        self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-        self.results: dict[str, StageResult] = {}
         self._dask: tuple[Any, Any] | None = None  # (client, cluster) of [executor] dask
 
     def _toy_client(self) -> Any:
@@ -380,69 +334,6 @@ class Pipeline:
             client.close()
             if cluster is not None:
                 cluster.close()
-
-    # -------------------------------------------------------------- machinery
-    def _log(self, **record: Any) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        record = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
-        with open(self.out / LOG_NAME, "a") as f:
-            f.write(json.dumps(record, default=str) + "\n")
-
-    def stage(
-        self,
-        stage: str,
-        name: str,
-        settings: dict[str, Any],
-        upstream: list[StageResult],
-        body: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]],
-    ) -> StageResult:
-        """Run ``body(folder) -> (outputs, info)`` unless a run with the same key finished."""
-        key = config_hash(
-            {
-                "stage": stage,
-                "version": STAGE_VERSION,
-                "settings": settings,
-                "upstream": [u.key for u in upstream],
-            }
-        )
-        label = f"{stage}/{name}" if name else stage
-        folder = self.out / stage / (f"{name}-{key}" if name else key)
-        marker = folder / "stage.json"
-        if marker.exists():
-            rec = json.loads(marker.read_text())
-            if rec.get("key") == key:
-                self._log(stage=stage, name=name, key=key, action="skip")
-                self.say(f"[{label}] done before ({folder}), skipped")
-                return StageResult(
-                    stage, name, key, folder, rec["outputs"], rec["info"], rec["seconds"], True
-                )
-        folder.mkdir(parents=True, exist_ok=True)
-        self._log(stage=stage, name=name, key=key, action="start")
-        self.say(f"[{label}] running -> {folder}")
-        t0 = time.perf_counter()
-        try:
-            outputs, info = body(folder)
-        except BaseException as err:
-            self._log(stage=stage, name=name, key=key, action="fail", error=repr(err))
-            raise
-        seconds = time.perf_counter() - t0
-        _atomic_json(
-            marker,
-            {
-                "stage": stage,
-                "name": name,
-                "key": key,
-                "settings": settings,
-                "upstream": {u.stage + (f"/{u.name}" if u.name else ""): u.key for u in upstream},
-                "outputs": outputs,
-                "info": info,
-                "seconds": seconds,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            },
-        )
-        self._log(stage=stage, name=name, key=key, action="run", seconds=seconds)
-        self.say(f"[{label}] finished in {seconds:.1f} s")
-        return StageResult(stage, name, key, folder, outputs, info, seconds, False)
 
     # ------------------------------------------------------------------ stages
     def events_stage(self) -> StageResult:
@@ -753,13 +644,6 @@ class Pipeline:
         res = self.stage("results", "", settings, upstream, body)
         _publish(res, self.out)
         return res
-
-    def stage_times(self) -> list[dict[str, Any]]:
-        """Stage, name, seconds and whether skipped, for every stage run so far."""
-        return [
-            {"stage": r.stage, "name": r.name, "seconds": r.seconds, "skipped": r.skipped}
-            for r in self.results.values()
-        ]
 
     # --------------------------------------------------------------------- run
     def run(self, *, until: str | None = None) -> dict[str, StageResult]:
