@@ -53,6 +53,7 @@ __all__ = [
     "HelpFormatter",
     "OptionsError",
     "add_arguments",
+    "apply_overrides",
     "embedded",
     "from_arguments",
     "from_mapping",
@@ -914,3 +915,53 @@ def from_arguments(cls: type[T], namespace: argparse.Namespace, base: T | None =
         raise OptionsError(f"command line: {err}") from None
     finally:
         _SECTION_OVERRIDE.reset(token)
+
+
+# ----------------------------------------------------------------------- TOML layering
+def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``, tables merged key by key (deep copies; neither changes)."""
+    import copy
+
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        if k in out and isinstance(out[k], dict) and isinstance(v, Mapping):
+            out[k] = merge_tables(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"section.key=value"`` -> (``["section", "key"]``, value parsed as a TOML value).
+
+    A value that is not valid TOML is taken as a string (``run.out_dir=out``).
+    """
+    try:  # Python >= 3.11
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    path, raw = text.split("=", 1)
+    keys = [k.strip() for k in path.strip().split(".") if k.strip()]
+    if not keys:
+        raise ValueError(f"override {text!r} has no key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return keys, value
+
+
+def apply_overrides(tables: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set every ``"section.key=value"`` of ``overrides`` in ``tables`` (in place; returned)."""
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = tables
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {k} is not a table")
+        node[keys[-1]] = value
+    return tables

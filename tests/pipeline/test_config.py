@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from contrastx.options import OptionsError
+from contrastx.options import OptionsError, parse_override
 from contrastx.pipeline import load_config
-from contrastx.pipeline.config import PRESETS, StudyConfig, config_hash, parse_override
+from contrastx.pipeline.config import PRESETS, StudyConfig, config_hash
 
 
 def test_defaults_have_raw_leading_pt_vae_and_a_contrastive_embedding() -> None:

@@ -25,7 +25,6 @@ well as the study's own.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
@@ -46,9 +45,11 @@ from contrastx.events.layout import (
 from contrastx.nplm.options import ToyOptions
 from contrastx.options import (
     OptionsError,
+    apply_overrides,
     embedded,
     from_mapping,
     key_name,
+    merge_tables,
     option,
     options,
     to_dict,
@@ -74,7 +75,6 @@ __all__ = [
     "baseline_dimension",
     "config_hash",
     "load_config",
-    "parse_override",
 ]
 
 EMBEDDING_KINDS = ("contrastive", "raw", "leading_pt", "vae")
@@ -743,34 +743,6 @@ class StudyConfig:
         return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if k in out and isinstance(out[k], dict) and isinstance(v, Mapping):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"section.key=value"`` -> (``["section", "key"]``, value parsed as a TOML value).
-
-    A value that is not valid TOML is taken as a string (``run.out_dir=out``).
-    """
-    if "=" not in text:
-        raise ValueError(f"override {text!r} must look like section.key=value")
-    path, raw = text.split("=", 1)
-    keys = [k.strip() for k in path.strip().split(".") if k.strip()]
-    if not keys:
-        raise ValueError(f"override {text!r} has no key")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return keys, value
-
-
 def load_config(
     path: str | Path | None = None,
     *,
@@ -808,16 +780,9 @@ def load_config(
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     merged: dict[str, Any] = {"embeddings": [dict(e) for e in DEFAULT_EMBEDDINGS]}
-    merged = _merge(merged, PRESETS[name])
-    merged = _merge(merged, {k: v for k, v in user.items() if k != "preset"})
-    for item in overrides:
-        keys, value = parse_override(item)
-        node = merged
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {k} is not a table")
-        node[keys[-1]] = value
+    merged = merge_tables(merged, PRESETS[name])
+    merged = merge_tables(merged, {k: v for k, v in user.items() if k != "preset"})
+    apply_overrides(merged, overrides)
     merged["preset"] = name
     if name == "pythia" and not merged.get("events", {}).get("background_file"):
         raise OptionsError(
