@@ -11,7 +11,7 @@ r"""CATHODE figures: SIC and ROC curves, the sculpting checks, template-vs-data 
 * :func:`plot_mass_spectra` -- normalised m spectra before and after the score cuts, in
   the signal region and the sidebands, with the compatibility p-values (Fig. 3b);
 * :func:`plot_projections` -- 1-D distributions of SR data, template (weighted) and,
-  if known, signal per feature (the second paper's Fig. 1).
+  if known, the true background and the signal per feature (the second paper's Fig. 1).
 
 Every function returns a :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot
 state); save it with :func:`contrastx.plots.save_figure`.
@@ -238,6 +238,7 @@ def plot_projections(
     *,
     w_template: Any = None,
     x_signal: Any = None,
+    x_background: Any = None,
     feature_names: Sequence[str] | None = None,
     bins: int = 40,
     data_label: str = "SR data",
@@ -246,7 +247,8 @@ def plot_projections(
     """1-D distributions of SR data and the template per feature (and signal, if given).
 
     Histograms are normalised to unit area; the template uses its weights. The binning
-    covers the 0.1 -- 99.9 % quantiles of the data.
+    covers the 0.1 -- 99.9 % quantiles of the data. ``x_background`` (n, D), the true SR
+    background where it is known (simulation), is drawn as a third histogram.
     """
     xd = np.asarray(x_data, dtype=np.float64)
     xt = np.asarray(x_template, dtype=np.float64)
@@ -260,6 +262,9 @@ def plot_projections(
         raise ValueError(f"feature_names has {len(names)} names for {d} features")
     w = None if w_template is None else np.asarray(w_template, dtype=np.float64)
     xs = None if x_signal is None else np.asarray(x_signal, dtype=np.float64)
+    xb = None if x_background is None else np.asarray(x_background, dtype=np.float64)
+    if xb is not None and (xb.ndim != 2 or xb.shape[1] != d or len(xb) == 0):
+        raise ValueError(f"x_background must be (n > 0, {d}) like x_data; got {xb.shape}")
     fig, axes = _figure(d, panel_size=(3.6, 2.9))
     for j, ax in enumerate(axes):
         lo, hi = np.quantile(xd[:, j], [0.001, 0.999])
@@ -270,6 +275,9 @@ def plot_projections(
                 label=data_label, gid=f"data:{j}")  # fmt: skip
         ax.hist(xt[:, j], edges, weights=w, density=True, histtype="step", lw=1.4,
                 color=_COLORS[0], label="template", gid=f"template:{j}")  # fmt: skip
+        if xb is not None:
+            ax.hist(xb[:, j], edges, density=True, histtype="step", lw=1.2,
+                    color=_COLORS[2], label="true background", gid=f"background:{j}")  # fmt: skip
         if xs is not None and len(xs):
             ax.hist(xs[:, j], edges, density=True, histtype="step", lw=1.2, ls="--",
                     color=_COLORS[1], label="signal", gid=f"signal:{j}")  # fmt: skip
