@@ -103,6 +103,25 @@ def test_sic_vs_injection_panels_lines_bands_and_bounds(tmp_path: Path) -> None:
     assert paths[0].stat().st_size > 1000
 
 
+def test_sic_vs_injection_unresolved_without_bound_is_not_drawn_and_counted() -> None:
+    curves = _curves(unresolved_ep=(4,))
+    curves["EP"]["0.01"]["bound"][4] = None  # not even the loosest cut keeps enough events
+    curves["ID"]["0.01"]["resolved"][4] = False  # resolved False, mean still written
+    curves["ID"]["0.01"]["bound"][4] = 9.0
+    fig = plot_sic_vs_injection(curves, signal="X_hh")
+    ax = fig.axes[1]
+    assert not _gid_artists(ax, "bound:EP:0.01")
+    (line,) = _gid_artists(ax, "sic:EP:0.01")
+    assert np.isnan(np.asarray(line.get_ydata(), dtype=float)[4])
+    (note,) = _gid_artists(ax, "unbounded")
+    assert note.get_text().startswith("1 point(s)")
+    (bound,) = _gid_artists(ax, "bound:ID:0.01")
+    assert list(bound.get_ydata()) == [9.0]
+    (line,) = _gid_artists(ax, "sic:ID:0.01")
+    assert np.isnan(np.asarray(line.get_ydata(), dtype=float)[4])  # a bound, not a value
+    assert not _gid_artists(fig.axes[0], "unbounded")
+
+
 def test_sic_vs_injection_bad_input() -> None:
     good = _curves()
     with pytest.raises(ValueError, match="curves is empty"):
@@ -118,9 +137,9 @@ def test_sic_vs_injection_bad_input() -> None:
     with pytest.raises(ValueError, match=r"curves\['EP'\] has working points"):
         plot_sic_vs_injection(bad, signal="X_hh")
     bad = copy.deepcopy(good)
-    bad["ID"]["0.01"]["bound"][4] = None
+    bad["ID"]["0.01"]["bound"][4] = -1.0
     bad["ID"]["0.01"]["resolved"][4] = False
-    with pytest.raises(ValueError, match=r"\['bound'\]\[4\] is missing"):
+    with pytest.raises(ValueError, match=r"\['bound'\]\[4\] must be >= 0"):
         plot_sic_vs_injection(bad, signal="X_hh")
     bad = copy.deepcopy(good)
     bad["ID"]["0.1"]["mean"][0] = None

@@ -129,7 +129,7 @@ def _check_curve(curve: Any, where: str) -> dict[str, np.ndarray]:
     out = {"injection": injection, "resolved": resolved}
     for k in ("mean", "instance_std", "ensemble_std"):
         out[k] = _numbers(curve[k], f"{where}[{k!r}]", resolved, nonneg=k != "mean")
-    out["bound"] = _numbers(curve["bound"], f"{where}['bound']", ~resolved, nonneg=True)
+    out["bound"] = _numbers(curve["bound"], f"{where}['bound']", np.zeros(n, bool), nonneg=True)
     return out
 
 
@@ -227,7 +227,9 @@ def plot_sic_vs_injection(
           the ensembles;
         * ``resolved`` -- false where the SIC is only an upper bound (too few background
           events at the working point); ``mean`` and the spreads may then be null;
-        * ``bound`` -- the upper bound where ``resolved`` is false (null elsewhere).
+        * ``bound`` -- the upper bound where ``resolved`` is false (null elsewhere; null
+          at an unresolved point when not even the loosest cut keeps enough background
+          events: such a point is not drawn, and the panel says how many there are).
     signal : str
         The signal's name (in the default title).
     title : str, optional
@@ -248,7 +250,7 @@ def plot_sic_vs_injection(
     ValueError
         Empty ``curves``, unknown kind, working points that differ between kinds or are
         not in (0, 1], a curve with missing keys, lists of different lengths, a
-        non-increasing injection, or a missing value/bound where it is needed.
+        non-increasing injection, or a missing value at a resolved point.
     TypeError
         Non-mapping ``curves`` or curve, non-list fields, non-boolean ``resolved``.
     """
@@ -282,6 +284,7 @@ def plot_sic_vs_injection(
     fig, axes = _figure(len(wps), panel_size=(4.8, 3.8))
     any_bound = False
     for ax, wp in zip(axes, wps):
+        unbounded = 0
         for kind in kinds:
             c = data[kind][wp]
             color = CONFIGURATION_COLORS[kind]
@@ -300,9 +303,17 @@ def plot_sic_vs_injection(
                 )  # fmt: skip
                 for col in bars.lines[2]:
                     col.set_gid(f"ensemble:{kind}:{wp}")
-            if not res.all():
+            bounded = ~res & np.isfinite(c["bound"])
+            unbounded += int((~res & ~bounded).sum())
+            if bounded.any():
                 any_bound = True
-                _arrows(ax, x[~res], c["bound"][~res], color, f"bound:{kind}:{wp}", up=False)
+                _arrows(ax, x[bounded], c["bound"][bounded], color, f"bound:{kind}:{wp}", up=False)
+        if unbounded:
+            ax.text(
+                0.98, 0.02, f"{unbounded} point(s) without a bound not drawn",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3",
+                gid="unbounded",
+            )  # fmt: skip
         ax.axhline(1.0, color="0.4", ls="--", lw=1.0, gid="sic=1")
         ax.set_ylim(bottom=0.0)
         ax.set_xlabel(r"injected $S/\sqrt{B}$")
