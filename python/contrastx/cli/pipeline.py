@@ -17,6 +17,12 @@ Without ``--config`` the built-in default study runs (fast generator, CPU-sized)
 ``--preset pythia`` studies a Pythia 8 file in the ADC2021 cocktail at CPU scale;
 ``--preset paper`` sets the paper's sizes (N_R = 1e6, N(B) = 1e5, 250 toys,
 D in {2, 4, 8, 16, 32}) for a GPU.
+
+``--preset signal-aware`` (or a config with ``study = "signal-aware"``) runs the second
+paper's study instead (:mod:`contrastx.signal_aware`): encoders trained in the ID, IP, EP
+and background-only configurations on a diphoton sample, CATHODE in their latent spaces
+on pseudo-data with injected signals, SIC curves, the injection needed for 3 sigma, the
+sculpting check and Appendix A's confusion matrices.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pathlib import Path
 from .._console import error_exit, logging_to_stderr
 
 PROG = "contrastx-pipeline"
+NPLM_STAGES = ("events", "splits", "embed", "toys", "results")
+SIGNAL_AWARE_STAGES = ("split", "encoder", "cathode", "results")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  contrastx-pipeline                                  # built-in default study\n"
             "  contrastx-pipeline --config examples/default.toml\n"
             "  contrastx-pipeline --preset paper --set run.device='\"cuda:0\"'\n"
+            "  contrastx-pipeline --preset signal-aware --set events.file='\"diphoton.h5\"'\n"
             "  contrastx-pipeline --preset pythia --set events.background_file=pythia.h5\n"
             "  contrastx-pipeline --set nplm.n_toys=200 --set run.out_dir=study2\n"
             "  contrastx-pipeline --set run.trainings=5           # five seeds per embedding\n"
@@ -51,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default=None,
-        help="default, pythia (needs events.background_file) or paper (overrides the file's)",
+        help="default, pythia (needs events.background_file) or paper; signal-aware or "
+        "signal-aware-paper (need events.file, a diphoton sample) run the second paper's "
+        "study (overrides the file's preset)",
     )
     p.add_argument(
         "--set",
@@ -64,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (run.out_dir)")
     p.add_argument(
         "--until",
-        choices=("events", "splits", "embed", "toys", "results"),
+        choices=tuple(dict.fromkeys((*NPLM_STAGES, *SIGNAL_AWARE_STAGES))),
         default=None,
-        help="stop after this stage",
+        help=f"stop after this stage (NPLM study: {', '.join(NPLM_STAGES)}; signal-aware "
+        f"study: {', '.join(SIGNAL_AWARE_STAGES)})",
     )
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved config as TOML and exit"
@@ -118,11 +130,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from contrastx.pipeline import Pipeline, load_config
+    from contrastx.signal_aware.config import is_signal_aware
 
     overrides = list(args.overrides)
     if args.out is not None:
         overrides.append(f"run.out_dir={str(args.out)!r}")
     try:
+        if is_signal_aware(args.config, args.preset):
+            return _run_signal_aware(args, overrides)
+        if args.until not in (None, *NPLM_STAGES):
+            raise ValueError(f"--until {args.until} is a signal-aware stage; choose from "
+                             f"{', '.join(NPLM_STAGES)}")  # fmt: skip
         cfg = load_config(args.config, preset=args.preset, overrides=overrides)
         if args.print_config:
             print(to_toml(cfg.to_dict()), end="")
@@ -142,6 +160,26 @@ def _run(args: argparse.Namespace) -> int:
         out = cfg.out_dir
         print((out / "table.md").read_text())
         print(f"report: {out / 'report.html'}  json: {out / 'results.json'}")
+    return 0
+
+
+def _run_signal_aware(args: argparse.Namespace, overrides: list[str]) -> int:
+    """The signal-aware study (``--preset signal-aware`` or ``study = "signal-aware"``)."""
+    from contrastx.signal_aware import SignalAwareStudy, load_signal_aware_config
+
+    if args.until not in (None, *SIGNAL_AWARE_STAGES):
+        raise ValueError(f"--until {args.until} is an NPLM-study stage; a signal-aware study "
+                         f"has {', '.join(SIGNAL_AWARE_STAGES)}")  # fmt: skip
+    cfg = load_signal_aware_config(args.config, preset=args.preset, overrides=overrides)
+    if args.print_config:
+        print(to_toml(cfg.to_dict()), end="")
+        return 0
+    study = SignalAwareStudy(cfg, log=(lambda s: None) if args.quiet else None)
+    results = study.run(until=args.until)
+    if "results" in results and not args.quiet:
+        res = results["results"]
+        print(res.path("tables").read_text())
+        print(f"report: {res.path('report')}  json: {res.path('results')}")
     return 0
 
 

@@ -157,12 +157,25 @@ class EmbeddingModel(nn.Module):
             out["logits"] = self.classifier(h)
         return out
 
-    def embed(self, x: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
-        """The inference embedding (N, D): encoder output, or the Gaussian mean."""
+    def embed(
+        self, x: torch.Tensor, *, noise: torch.Tensor | None = None, **inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """The inference embedding (N, D): encoder output, or the Gaussian mean.
+
+        With a Gaussian output block and ``noise`` (N, D) standard-normal draws, the
+        embedding is the reparameterised sample ``mu + exp(logvar / 2) * noise`` instead.
+        """
         h = self._encode(x, inputs)
-        if self.gaussian is not None:
-            h = self.gaussian.mean(h)
-        return h
+        if self.gaussian is None:
+            if noise is not None:
+                raise ValueError("noise needs a model with a Gaussian output block")
+            return h
+        mu = self.gaussian.mean(h)
+        if noise is None:
+            return mu
+        if noise.shape != mu.shape:
+            raise ValueError(f"noise must have shape {tuple(mu.shape)}; got {tuple(noise.shape)}")
+        return mu + torch.exp(0.5 * self.gaussian.log_var(h)) * noise
 
 
 def build_model(config: Mapping[str, Any]) -> EmbeddingModel:
@@ -331,6 +344,8 @@ def embed(
     data: Events | np.ndarray | torch.Tensor,
     batch_size: int = 4096,
     device: str | torch.device | None = "cpu",
+    *,
+    sample_seed: int | None = None,
 ) -> np.ndarray:
     """Embed raw events in batches, without gradients, in eval mode.
 
@@ -347,6 +362,13 @@ def embed(
         Events per forward pass.
     device : str or torch.device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    sample_seed : int, optional
+        For a model with a Gaussian output block (SupCon + KL): embed every event as a
+        draw ``mu + sigma * eps`` of its latent Gaussian instead of its mean ``mu``
+        (``eps`` standard normal, drawn on the CPU from this seed for all events at once,
+        so the result does not depend on ``batch_size`` or the device). The mean maps
+        events with the same encoder inputs to one point, the draw spreads them over a
+        density, which a density estimator (CATHODE's flow) can model.
 
     Returns
     -------
@@ -366,14 +388,23 @@ def embed(
     was_training = getattr(model, "training", False)
     if isinstance(model, nn.Module):
         model.to(dev).eval()
+    noise = None
+    if sample_seed is not None:
+        d = getattr(getattr(model, "gaussian", None), "latent_dim", None)
+        if d is None:
+            raise ValueError("sample_seed needs a model with a Gaussian output block (supcon_kl)")
+        gen = torch.Generator().manual_seed(int(sample_seed))
+        noise = torch.randn(x.shape[0], d, generator=gen)
     try:
         parts = []
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size].to(dev)
-            if ev is None:
-                z = model.embed(xb)
-            else:
-                z = model.embed(xb, event_features=ev[i : i + batch_size].to(dev))
+            kw: dict[str, Any] = {}
+            if noise is not None:
+                kw["noise"] = noise[i : i + batch_size].to(dev)
+            if ev is not None:
+                kw["event_features"] = ev[i : i + batch_size].to(dev)
+            z = model.embed(xb, **kw)
             parts.append(z.float().cpu())
     finally:
         if isinstance(model, nn.Module) and was_training:

@@ -431,11 +431,15 @@ class LoadedModel:
         data: Events | np.ndarray | torch.Tensor,
         batch_size: int = 4096,
         device: str | torch.device | None = "cpu",
+        *,
+        sample_seed: int | None = None,
     ) -> np.ndarray:
         """:func:`contrastx.embed.embed` with this model."""
         from .model import embed
 
-        return embed(self.model, data, batch_size=batch_size, device=device)
+        return embed(
+            self.model, data, batch_size=batch_size, device=device, sample_seed=sample_seed
+        )
 
 
 def save_model(
