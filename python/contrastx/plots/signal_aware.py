@@ -127,8 +127,12 @@ def _check_curve(curve: Any, where: str) -> dict[str, np.ndarray]:
     if n > 1 and not (np.diff(injection) > 0).all():
         raise ValueError(f"{where}['injection'] must increase strictly; got {injection.tolist()}")
     out = {"injection": injection, "resolved": resolved}
-    for k in ("mean", "instance_std", "ensemble_std"):
-        out[k] = _numbers(curve[k], f"{where}[{k!r}]", resolved, nonneg=k != "mean")
+    out["mean"] = _numbers(curve["mean"], f"{where}['mean']", resolved, nonneg=False)
+    # A spread of one instance or one ensemble does not exist (None/NaN): no band for it.
+    for k in ("instance_std", "ensemble_std"):
+        out[k] = np.nan_to_num(
+            _numbers(curve[k], f"{where}[{k!r}]", np.zeros(n, bool), nonneg=True), nan=0.0
+        )
     out["bound"] = _numbers(curve["bound"], f"{where}['bound']", np.zeros(n, bool), nonneg=True)
     return out
 

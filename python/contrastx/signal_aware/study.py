@@ -257,10 +257,6 @@ class SignalAwareStudy(StageCache):
                     resume=True,
                     event_file=c.events.file,
                     event_rows=rows,
-                    on_epoch_end=lambda e, r: self.say(
-                        f"{label} epoch {e + 1}/{tc.epochs}: train {r['train_loss']:.4f}, "
-                        f"validation {r['val_loss']:.4f} ({r['seconds']:.0f} s)"
-                    ),
                 )
                 trainer.metadata_["training_configuration"] = cfg.record()
                 trainer.save(folder / "model.pt")
