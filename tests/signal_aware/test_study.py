@@ -82,7 +82,9 @@ def _config(path: Path, out: Path, *more: str):
 
 @pytest.fixture(scope="module")
 def study(diphoton_file: Path, tmp_path_factory: pytest.TempPathFactory) -> SignalAwareStudy:
-    st = SignalAwareStudy(_config(diphoton_file, tmp_path_factory.mktemp("out")), log=lambda s: None)
+    st = SignalAwareStudy(
+        _config(diphoton_file, tmp_path_factory.mktemp("out")), log=lambda s: None
+    )
     st.run()
     return st
 
@@ -102,7 +104,9 @@ def test_every_output_is_written(study: SignalAwareStudy):
     assert {"ID", "background-only", "IP-X_hh_400", "EP-X_hh", "EP-A_Zh"} <= set(out["sculpting"])
     assert 0.0 <= out["sculpting"]["ID"]["auc"] <= 1.0
     info = out["information"]
-    assert len(info) == 3 and all(np.allclose(np.sum(v["matrix"], axis=1), 1) for v in info.values())
+    assert len(info) == 3 and all(
+        np.allclose(np.sum(v["matrix"], axis=1), 1) for v in info.values()
+    )
     figs = {k for k in out["figures"]}
     assert {"sic_X_hh_400", "sic_A_Zh_500", "injection_summary", "projections_ID",
             "sculpting_roc_ID", "mass_sculpting_ID", "map_ID", "information"} <= figs  # fmt: skip
@@ -141,13 +145,13 @@ def test_a_rerun_skips_every_stage(study: SignalAwareStudy):
 
 
 def test_config_errors_name_the_key(diphoton_file: Path, tmp_path: Path):
-    with pytest.raises(OptionsError, match="events.configurations"):
+    with pytest.raises(OptionsError, match=r"events\.configurations"):
         _config(diphoton_file, tmp_path, 'events.configurations=["ID", "XP"]')
     with pytest.raises(OptionsError, match="nominal_injection"):
         _config(diphoton_file, tmp_path, "results.nominal_injection=3.0")
-    with pytest.raises(OptionsError, match="train.seed"):
+    with pytest.raises(OptionsError, match=r"train\.seed"):
         _config(diphoton_file, tmp_path, "train.seed=3")
-    with pytest.raises(OptionsError, match="events.file"):
+    with pytest.raises(OptionsError, match=r"events\.file"):
         load_signal_aware_config(preset="signal-aware")
     st = SignalAwareStudy(_config(diphoton_file, tmp_path, 'events.signals=["X_hh_999"]'))
     with pytest.raises(ValueError, match="X_hh_999"):
