@@ -104,7 +104,7 @@ def test_every_output_is_written(study: SignalAwareStudy):
     assert {"ID", "background-only", "IP-X_hh_400", "EP-X_hh", "EP-A_Zh"} <= set(out["sculpting"])
     assert 0.0 <= out["sculpting"]["ID"]["auc"] <= 1.0
     info = out["information"]
-    assert len(info) == 3 and all(
+    assert len(info) == 4 and all(
         np.allclose(np.sum(v["matrix"], axis=1), 1) for v in info.values()
     )
     figs = {k for k in out["figures"]}

@@ -192,13 +192,13 @@ class PseudoDataOptions:
         gt=0.0,
     )
     injections: tuple[float, ...] = option(
-        (0.0, 1.0, 2.0, 4.0, 8.0),
+        (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
         "Injected signal strengths S / sqrt(B), S and B the signal and background events "
         "of the data in the signal region (0: no signal; the sculpting check).",
         ge=0.0,
     )
     instances: int = option(
-        3, "Pseudo-data instances (own background draw and injections; the paper: 10).", ge=1
+        10, "Pseudo-data instances (own background draw and injections; as the paper).", ge=1
     )
     min_eval_signal: int = option(
         200,
@@ -227,7 +227,7 @@ class SignalAwareResults:
         le=1.0,
     )
     nominal_injection: float = option(
-        4.0,
+        1.0,
         "Injection S / sqrt(B) of the summary table's SIC (one of the injections).",
         ge=0.0,
     )
@@ -279,6 +279,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "signal-aware": {
         "run": {"encoders": 2},
         "events": {"max_encoder_events": 1_500},
+        "pseudo_data": {"instances": 3},
         "train": {"preset": "supcon-kl-particle-transformer-cpu", "epochs": 15},
         "cathode": {"n_models": 2},
     },
@@ -288,7 +289,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "signal-aware-paper": {
         "run": {"encoders": 5, "device": "cuda", "out_dir": "contrastx-signal-aware-paper"},
         "events": {"max_encoder_events": 100_000},
-        "pseudo_data": {"instances": 10},
         "train": {"preset": "supcon-kl-particle-transformer"},
         "cathode": {"n_models": 4, "n_flows": 4},
         "results": {"working_points": [0.01, 0.001]},

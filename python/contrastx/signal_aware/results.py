@@ -21,9 +21,9 @@ How the numbers are made (the second paper's procedure, Sec. III.2 and IV):
   :math:`SIC(\epsilon) \le \epsilon_S(\epsilon_{min}) / \sqrt{\epsilon}` with
   :math:`\epsilon_{min}` the tightest resolved efficiency.
 * The significance after the selection is :math:`SIC \times S/\sqrt{B}`; the injection
-  needed for ``results.significance`` (Fig. 7) is where the mean crosses it (linear
-  interpolation between scanned injections; "not reached" above the largest), at the
-  tightest working point.
+  needed for ``results.significance`` (Fig. 7) is bracketed by the scanned injections
+  around the first one where the mean reaches it ("not reached" above the largest), at
+  the tightest working point.
 """
 
 from __future__ import annotations
@@ -128,52 +128,48 @@ def summarise_points(per_instance: Sequence[Mapping[str, np.ndarray]]) -> dict[s
     ens_std = np.array(
         [p["sic"].std(axis=0, ddof=1) if p["sic"].shape[0] > 1 else nan for p in per_instance]
     )
-    bounds = np.array([p["bound"] for p in per_instance])  # (n_inst, n_ens, n_wp)
+    bounds = np.concatenate([p["bound"] for p in per_instance])  # (all ensembles, n_wp)
     finite = np.isfinite(bounds)
-    bound = np.where(finite, bounds, -np.inf).max(axis=(0, 1))
+    bound = np.where(finite, bounds, -np.inf).max(axis=0)
     n = inst_mean.shape[0]
     return {
         "mean": inst_mean.mean(axis=0),
         "instance_std": inst_mean.std(axis=0, ddof=1) if n > 1 else nan,
-        "ensemble_std": ens_std.mean(axis=0),
+        "ensemble_std": (np.nanmean(ens_std, axis=0) if np.isfinite(ens_std).any() else nan),
         "per_instance": inst_mean,
         "resolved": np.all([p["resolved"] for p in per_instance], axis=0),
-        "bound": np.where(finite.any(axis=(0, 1)), bound, np.nan),
+        "bound": np.where(finite.any(axis=0), bound, np.nan),
     }
 
 
 def injection_for_significance(
     injections: Sequence[float], sic: Sequence[float], target: float, sic_err: Sequence[float]
 ) -> dict[str, Any]:
-    r"""Smallest injection r where :math:`SIC(r) \times r` reaches ``target``.
+    r"""The scanned injection r at which :math:`Z = SIC(r) \times r` first reaches ``target``.
 
-    Linear interpolation of the significance between scanned injections; ``low`` and
-    ``high`` come from the curves SIC ± error. ``reached`` is False (value None) when the
-    largest scanned injection does not reach the target.
+    Nothing is interpolated: the significance is known at the scanned injections only (the
+    SIC can rise steeply between them), so the needed injection lies in the bracket
+    ``(low, value]``: ``value`` is the smallest scanned r with Z >= target and ``low`` the
+    scanned r before it (None if ``value`` is the smallest). ``high`` is the smallest
+    scanned r that reaches the target with the SIC lowered by its uncertainty (None if
+    none does). ``reached`` is False (value None) when no scanned injection reaches it.
     """
     r = np.asarray(injections, dtype=np.float64)
     order = np.argsort(r)
     r = r[order]
 
-    def crossing(values: np.ndarray) -> float | None:
-        z = values[order] * r
-        above = np.flatnonzero(z >= target)
-        if above.size == 0:
-            return None
-        j = int(above[0])
-        if j == 0:
-            return float(r[0])
-        r0, r1, z0, z1 = r[j - 1], r[j], z[j - 1], z[j]
-        return float(r0 + (target - z0) * (r1 - r0) / (z1 - z0)) if z1 > z0 else float(r1)
+    def first(values: np.ndarray) -> int | None:
+        above = np.flatnonzero(values[order] * r >= target)
+        return int(above[0]) if above.size else None
 
     s, e = np.asarray(sic, dtype=np.float64), np.asarray(sic_err, dtype=np.float64)
-    value = crossing(s)
+    j, j_hi = first(s), first(s - e)
     return {
-        "value": value,
-        "reached": value is not None,
+        "value": None if j is None else float(r[j]),
+        "reached": j is not None,
         "scanned_max": float(r[-1]),
-        "low": crossing(s + e),
-        "high": crossing(s - e),
+        "low": None if not j else float(r[j - 1]),
+        "high": None if j_hi is None else float(r[j_hi]),
     }
 
 
@@ -466,15 +462,17 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
             elif not e["reached"]:
                 row.append(f"> {e['scanned_max']:g}")
             else:
-                lo = "?" if e["low"] is None else f"{e['low']:.2f}"
-                hi = f"> {e['scanned_max']:g}" if e["high"] is None else f"{e['high']:.2f}"
-                row.append(f"{e['value']:.2f} [{lo}, {hi}]")
+                lo = "0" if e["low"] is None else f"{e['low']:g}"
+                hi = f"> {e['scanned_max']:g}" if e["high"] is None else f"{e['high']:g}"
+                row.append(f"({lo}, {e['value']:g}]; {hi} with SIC - 1 sigma")
         rows.append(row)
     sig = result["significance"]
     parts.append(
         f"Injected S/sqrt(B) needed for {sig:g} sigma after the selection at background "
-        f"efficiency {min(wps):g} (as Fig. 7; range from SIC ± its uncertainties; '>' not "
-        "reached in the scanned range):\n\n" + markdown_table(header, rows)
+        f"efficiency {min(wps):g} (as Fig. 7): the bracket of scanned injections it lies in "
+        "(the significance is known at the scanned injections only), then the first scanned "
+        "injection that reaches it with the SIC one standard deviation lower; '>' not "
+        "reached in the scanned range:\n\n" + markdown_table(header, rows)
     )
     rows = [
         [
@@ -555,19 +553,21 @@ def _figures(
         st = cathode["ID"][0][0]
         with np.load(st.path("scores")) as f:
             if "projections/data" in f:
-                sig = [k for k in f.files if k.startswith("projections/signal/")]
+                x_data = f["projections/data"]
                 save(
                     pc.plot_projections(
-                        f["projections/data"],
+                        x_data,
                         f["projections/template"],
                         w_template=f["projections/template_weights"],
-                        x_signal=f[sig[0]] if sig else None,
-                        feature_names=[f"z{i}" for i in range(f["projections/data"].shape[1])],
-                        data_label="SR data (no signal)",
+                        x_background=f["projections/background"],
+                        x_signal=f["projections/signal"],
+                        feature_names=[f"z{i}" for i in range(x_data.shape[1])],
+                        data_label=f"SR data ({st.info['projections_signal']} at S/sqrt(B) = "
+                        f"{result['nominal_injection']:g})",
                     ),
                     "projections_ID",
-                    "Latent features in the SR: data without signal, flow "
-                    "template and a signal (ID encoder 0, instance 0; as Fig. 1)",
+                    "Latent features in the SR: data with signal, true background, flow "
+                    "template and the signal (ID encoder 0, instance 0; as Fig. 1)",
                 )
             if "sculpting/fpr" in f:
                 fig, ax = plt.subplots(figsize=(4.5, 4))

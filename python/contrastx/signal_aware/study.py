@@ -347,6 +347,7 @@ class SignalAwareStudy(StageCache):
             "resonant_backgrounds": list(c.events.resonant_backgrounds),
             "luminosity_fb": c.pseudo_data.luminosity_fb,
             "seed": c.run.seed,
+            "outputs": 2,  # the layout of scores.npz
         }
         name = f"{cfg.name}/encoder{k}/instance{instance}"
         label = f"[cathode/{name}]"
@@ -397,6 +398,7 @@ class SignalAwareStudy(StageCache):
             "supervised_epochs": epochs,
             "train": c.train,
             "latent": c.run.latent,
+            "outputs": 2,  # the BDT on the latent means
         }
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -433,6 +435,17 @@ class SignalAwareStudy(StageCache):
             out["BDT on the ID latent space"] = bdt_confusion(
                 z_train, y_train, z_test, y_test, names, seed=seed
             )
+            if c.run.latent == "sample":
+                # The draws add noise to the means: the means show what the encoder kept.
+                self.say("[information] BDT on the ID latent means")
+                out["BDT on the ID latent means"] = bdt_confusion(
+                    model.embed(ev_train, device=c.run.device),
+                    y_train,
+                    model.embed(ev_test, device=c.run.device),
+                    y_test,
+                    names,
+                    seed=seed,
+                )
             self.say("[information] BDT on raw physics features")
             x_tr, feats = raw_physics_features(ev_train)
             x_te, _ = raw_physics_features(ev_test)
@@ -652,10 +665,7 @@ def _run_cathode(
             for chk in cath.mass_sculpting()
         ]
         if instance == 0:
-            x_sr = z_bkg[d.in_sr[bkg]]
-            arrays["projections/data"] = x_sr
-            arrays["projections/template"] = cath.x_template_
-            arrays["projections/template_weights"] = cath.w_template_
+            arrays["projections/background"] = z_bkg[d.in_sr[bkg]]
         points.append(
             {"signal": None, "injection": 0.0, "n_sr_data": int(cath.counts_["signal_region"])}
         )
@@ -680,8 +690,13 @@ def _run_cathode(
                     "n_sr_data": int(cath.counts_["signal_region"]),
                 }
             )
-            if instance == 0 and r == c.results.nominal_injection:
-                arrays[f"projections/signal/{s}"] = _latent(encoder, rows_s[d.in_sr[rows_s]])[0]
+            if instance == 0 and r == c.results.nominal_injection and s == signals[0]:
+                # Fig. 1: SR data with the signal, its true background, template, signal.
+                arrays["projections/data"] = x[cath.signal_mask_]
+                arrays["projections/template"] = cath.x_template_
+                arrays["projections/template_weights"] = cath.w_template_
+                arrays["projections/signal"] = _latent(encoder, rows_s[d.in_sr[rows_s]])[0]
+                info["projections_signal"] = s
             say(
                 f"{label} {s} at S/sqrt(B) = {r:g}: {points[-1]['n_signal_sr']} signal events "
                 f"in the SR ({time.perf_counter() - t1:.0f} s so far)"
