@@ -241,7 +241,6 @@ def results_stage(
 
         (folder / "results.json").write_text(dumps(out, indent=2, default=str))
         _write_report(folder / "report.html", out, tables)
-        study.say(f"[results] tables:\n{tables}")
         return {"results": "results.json", "tables": "tables.md", "report": "report.html"}, {}
 
     return study.stage("results", "", settings, upstream, body)
@@ -601,14 +600,12 @@ def _figures(
     for cname, st in maps.items():
         with np.load(st.path("map")) as f:
             groups = [str(g) for g in f["groups"]]
+            # The map is already 2-D: drawn as it is, its axes named after its method.
+            fig = plot_latent_by_process(f["xy"], f["labels"], groups, method="pca", title=cname)
+            fig.axes[0].set_xlabel(f"{st.info['method']} 1")
+            fig.axes[0].set_ylabel(f"{st.info['method']} 2")
             save(
-                plot_latent_by_process(
-                    f["xy"],
-                    f["labels"],
-                    groups,
-                    method="pca",
-                    title=f"{cname} ({st.info['method']})",
-                ),
+                fig,
                 f"map_{cname}",
                 f"2-D map of the latent space: {cname} (as Fig. 2)",
             )
