@@ -58,10 +58,13 @@ __all__ = [
     "from_arguments",
     "from_mapping",
     "key_name",
+    "merge_tables",
     "option",
     "option_doc",
     "option_fields",
     "options",
+    "parse_override",
+    "read_toml",
     "replace_flat",
     "to_dict",
 ]
@@ -918,6 +921,14 @@ def from_arguments(cls: type[T], namespace: argparse.Namespace, base: T | None =
 
 
 # ----------------------------------------------------------------------- TOML layering
+def _tomllib() -> Any:
+    try:  # Python >= 3.11
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib
+
+
 def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` updated by ``over``, tables merged key by key (deep copies; neither changes)."""
     import copy
@@ -936,10 +947,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
     A value that is not valid TOML is taken as a string (``run.out_dir=out``).
     """
-    try:  # Python >= 3.11
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    tomllib = _tomllib()
 
     if "=" not in text:
         raise ValueError(f"override {text!r} must look like section.key=value")
@@ -965,3 +973,25 @@ def apply_overrides(tables: dict[str, Any], overrides: Iterable[str]) -> dict[st
                 raise ValueError(f"override {item!r}: {k} is not a table")
         node[keys[-1]] = value
     return tables
+
+
+def read_toml(path: Any) -> dict[str, Any]:
+    """The tables of a TOML config file.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a file.
+    ValueError
+        Invalid TOML (the message names the file and the error).
+    """
+    tomllib = _tomllib()
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML ({err})") from err

@@ -55,8 +55,8 @@ def diphoton_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_events(tmp_path_factory.mktemp("sa") / "diphoton.h5", out)
 
 
-def _config(path: Path, out: Path, *more: str):
-    overrides = [
+def _overrides(path: Path, out: Path, *more: str) -> list[str]:
+    return [
         f'events.file="{path.as_posix()}"',
         f'run.out_dir="{out.as_posix()}"',
         "run.encoders=1",
@@ -77,7 +77,10 @@ def _config(path: Path, out: Path, *more: str):
         "cathode.max_iter=10",
         *more,
     ]
-    return load_signal_aware_config(preset="signal-aware", overrides=overrides)
+
+
+def _config(path: Path, out: Path, *more: str):
+    return load_signal_aware_config(preset="signal-aware", overrides=_overrides(path, out, *more))
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +162,17 @@ def test_config_errors_name_the_key(diphoton_file: Path, tmp_path: Path):
     big = _config(diphoton_file, tmp_path / "big", "pseudo_data.luminosity_fb=100.0")
     with pytest.raises(ValueError, match="lower the luminosity"):
         SignalAwareStudy(big, log=lambda s: None).run(until="cathode")
+
+
+def test_the_command_line_runs_it(study: SignalAwareStudy, diphoton_file: Path, capsys):
+    """contrastx-pipeline --preset signal-aware: the same settings find every stage done."""
+    from contrastx.cli.pipeline import main
+
+    sets = [a for o in _overrides(diphoton_file, study.out) for a in ("--set", o)]
+    assert main(["--preset", "signal-aware", "--quiet", "--print-config", *sets]) == 0
+    assert 'study = "signal-aware"' in capsys.readouterr().out
+    assert main(["--preset", "signal-aware", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "SIC at S/sqrt(B) = 4" in out and "report:" in out
+    assert main(["--preset", "signal-aware", "--until", "toys", *sets]) == 2
+    assert "not a stage of a signal-aware study" in capsys.readouterr().err

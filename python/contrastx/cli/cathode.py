@@ -415,20 +415,12 @@ def read_results(out: str | os.PathLike) -> dict[str, Any]:
 # ----------------------------------------------------------------------- run
 def _options(args: argparse.Namespace) -> Any:
     from contrastx.cathode import CathodeOptions
-    from contrastx.options import from_arguments, from_mapping
+    from contrastx.options import from_arguments, from_mapping, read_toml
 
     base = None
     if args.config is not None:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-
         _require_file(args.config, "config file")
-        try:
-            table = tomllib.loads(args.config.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{args.config}: not valid TOML ({err})") from None
+        table = read_toml(args.config)
         if "cathode" not in table:
             raise ValueError(f"{args.config}: no [cathode] table")
         unknown = sorted(set(table) - {"cathode"})

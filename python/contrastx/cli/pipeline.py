@@ -138,9 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if is_signal_aware(args.config, args.preset):
             return _run_signal_aware(args, overrides)
-        if args.until not in (None, *NPLM_STAGES):
-            raise ValueError(f"--until {args.until} is a signal-aware stage; choose from "
-                             f"{', '.join(NPLM_STAGES)}")  # fmt: skip
+        _check_until(args.until, NPLM_STAGES, "an NPLM")
         cfg = load_config(args.config, preset=args.preset, overrides=overrides)
         if args.print_config:
             print(to_toml(cfg.to_dict()), end="")
@@ -163,13 +161,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_until(until: str | None, stages: tuple[str, ...], study: str) -> None:
+    if until not in (None, *stages):
+        raise ValueError(
+            f"--until {until} is not a stage of {study} study; choose from {', '.join(stages)}"
+        )
+
+
 def _run_signal_aware(args: argparse.Namespace, overrides: list[str]) -> int:
     """The signal-aware study (``--preset signal-aware`` or ``study = "signal-aware"``)."""
     from contrastx.signal_aware import SignalAwareStudy, load_signal_aware_config
 
-    if args.until not in (None, *SIGNAL_AWARE_STAGES):
-        raise ValueError(f"--until {args.until} is an NPLM-study stage; a signal-aware study "
-                         f"has {', '.join(SIGNAL_AWARE_STAGES)}")  # fmt: skip
+    _check_until(args.until, SIGNAL_AWARE_STAGES, "a signal-aware")
     cfg = load_signal_aware_config(args.config, preset=args.preset, overrides=overrides)
     if args.print_config:
         print(to_toml(cfg.to_dict()), end="")

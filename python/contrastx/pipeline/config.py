@@ -52,14 +52,10 @@ from contrastx.options import (
     merge_tables,
     option,
     options,
+    read_toml,
     to_dict,
 )
 from contrastx.stagecache import config_hash
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = [
     "EMBEDDING_KINDS",
@@ -767,15 +763,7 @@ def load_config(
     ValueError
         Bad TOML, unknown keys (the message names the key) or invalid values.
     """
-    user: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            user = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: invalid TOML ({err})") from err
+    user: dict[str, Any] = {} if path is None else read_toml(path)
     name = preset or str(user.get("preset", "default"))
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")

@@ -39,15 +39,11 @@ from contrastx.options import (
     merge_tables,
     option,
     options,
+    read_toml,
     to_dict,
 )
 
 from .configurations import CONFIGURATION_KINDS
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = [
     "PRESETS",
@@ -404,8 +400,8 @@ def is_signal_aware(path: str | Path | None, preset: str | None) -> bool:
     if path is None or not Path(path).is_file():
         return False
     try:
-        user = tomllib.loads(Path(path).read_text())
-    except tomllib.TOMLDecodeError:
+        user = read_toml(path)
+    except ValueError:
         return False
     return user.get("study") == STUDY_NAME or user.get("preset") in PRESETS
 
@@ -425,15 +421,7 @@ def load_signal_aware_config(
     ValueError
         Bad TOML, unknown keys (the message names the key) or invalid values.
     """
-    user: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            user = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: invalid TOML ({err})") from err
+    user: dict[str, Any] = {} if path is None else read_toml(path)
     if user.get("study", STUDY_NAME) != STUDY_NAME:
         raise ValueError(f"{path}: study = {user['study']!r}; this reader takes {STUDY_NAME!r}")
     name = preset or str(user.get("preset", STUDY_NAME))
