@@ -122,6 +122,27 @@ class StageCache:
         with open(self.out / LOG_NAME, "a") as f:
             f.write(json.dumps(record, default=str) + "\n")
 
+    def _key_and_folder(
+        self, stage: str, name: str, settings: dict[str, Any], upstream: list[StageResult]
+    ) -> tuple[str, Path]:
+        key = config_hash(
+            {
+                "stage": stage,
+                "version": STAGE_VERSION,
+                "settings": settings,
+                "upstream": [u.key for u in upstream],
+            }
+        )
+        return key, self.out / stage / (f"{name}-{key}" if name else key)
+
+    def is_done(
+        self, stage: str, name: str, settings: dict[str, Any], upstream: list[StageResult]
+    ) -> bool:
+        """Whether this stage with these settings and upstream stages finished before."""
+        key, folder = self._key_and_folder(stage, name, settings, upstream)
+        marker = folder / "stage.json"
+        return marker.exists() and json.loads(marker.read_text()).get("key") == key
+
     def stage(
         self,
         stage: str,
@@ -131,18 +152,10 @@ class StageCache:
         body: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]],
     ) -> StageResult:
         """Run ``body(folder) -> (outputs, info)`` unless a run with the same key finished."""
-        key = config_hash(
-            {
-                "stage": stage,
-                "version": STAGE_VERSION,
-                "settings": settings,
-                "upstream": [u.key for u in upstream],
-            }
-        )
+        key, folder = self._key_and_folder(stage, name, settings, upstream)
         label = f"{stage}/{name}" if name else stage
-        folder = self.out / stage / (f"{name}-{key}" if name else key)
         marker = folder / "stage.json"
-        if marker.exists():
+        if self.is_done(stage, name, settings, upstream):
             rec = json.loads(marker.read_text())
             if rec.get("key") == key:
                 self._log(stage=stage, name=name, key=key, action="skip")

@@ -176,3 +176,28 @@ def test_the_command_line_runs_it(study: SignalAwareStudy, diphoton_file: Path, 
     assert "SIC at S/sqrt(B) = 4" in out and "report:" in out
     assert main(["--preset", "signal-aware", "--until", "toys", *sets]) == 2
     assert "not a stage of a signal-aware study" in capsys.readouterr().err
+
+
+def test_cathode_stages_on_worker_processes_give_the_same_scores(
+    study: SignalAwareStudy, diphoton_file: Path, tmp_path: Path
+):
+    """[executor] processes: the stages run in 2 spawned workers, with the same results."""
+    import shutil
+
+    for stage in ("split", "encoder", "pseudo_data"):  # only the cathode stages are redone
+        shutil.copytree(study.out / stage, tmp_path / stage)
+    cfg = _config(diphoton_file, tmp_path, 'executor.executor="processes"', "executor.workers=2")
+    pooled = SignalAwareStudy(cfg, log=lambda s: None)
+    pooled.run(until="cathode")
+    names = [k for k in study.results if k.startswith("cathode/")]
+    assert names and sorted(names) == sorted(k for k in pooled.results if k.startswith("cathode/"))
+    for k in names:
+        a, b = study.results[k], pooled.results[k]
+        assert a.key == b.key and not b.skipped
+        with np.load(a.path("scores")) as fa, np.load(b.path("scores")) as fb:
+            assert sorted(fa.files) == sorted(fb.files)
+            for f in fa.files:
+                assert np.array_equal(fa[f], fb[f]), (k, f)
+    again = SignalAwareStudy(cfg, log=lambda s: None)
+    again.run(until="cathode")
+    assert all(r.skipped for k, r in again.results.items() if k.startswith("cathode/"))

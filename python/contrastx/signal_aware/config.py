@@ -11,6 +11,8 @@ A study config (``study = "signal-aware"`` in the file, or ``--preset signal-awa
     [cathode]      any CathodeOptions key (regions in m_gammagamma, flow, template,
                    classifier: n_models BDTs per encoder and flow ensemble)
     [results]      working points, significance target, latent map, Appendix A
+    [executor]     where the CATHODE stages run: inline (default), local processes or
+                   Dask (contrastx.distributed.ExecutorOptions; never part of a key)
 
 Values are layered: built-in defaults < the preset < the TOML file < ``--set
 section.key=value`` overrides; every section is an options class (keys type-checked,
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastx.cathode import CathodeOptions
+from contrastx.distributed.options import ExecutorOptions
 from contrastx.embed.training import PRESETS as TRAIN_PRESETS
 from contrastx.embed.training import TrainConfig
 from contrastx.options import (
@@ -260,6 +263,7 @@ _SECTIONS: dict[str, type] = {
     "events": SignalAwareEvents,
     "pseudo_data": PseudoDataOptions,
     "results": SignalAwareResults,
+    "executor": ExecutorOptions,
 }
 
 # The second paper's regions in m_gammagamma (GeV): a 10 GeV window around the Higgs
@@ -328,6 +332,7 @@ class SignalAwareConfig:
     run: SignalAwareRun = field(default_factory=SignalAwareRun)
     pseudo_data: PseudoDataOptions = field(default_factory=PseudoDataOptions)
     results: SignalAwareResults = field(default_factory=SignalAwareResults)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     cathode: CathodeOptions = field(
         default_factory=lambda: from_mapping(CathodeOptions, _CATHODE_DEFAULTS, where="cathode")
     )

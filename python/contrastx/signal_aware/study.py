@@ -338,6 +338,19 @@ class SignalAwareStudy(StageCache):
         pseudo: StageResult,
     ) -> StageResult:
         """CATHODE in the latent space of one encoder on one pseudo-data instance."""
+        return self.stage(*self._cathode_spec(cfg, k, instance, signals, encoder, split, pseudo))
+
+    def _cathode_spec(
+        self,
+        cfg: TrainingConfiguration,
+        k: int,
+        instance: int,
+        signals: list[str],
+        encoder: StageResult,
+        split: StageResult,
+        pseudo: StageResult,
+    ) -> tuple[str, str, dict[str, Any], list[StageResult], Callable]:
+        """``(stage, name, settings, upstream, body)`` of :meth:`cathode_stage`."""
         c = self.config
         opts = replace_flat(c.cathode, device=c.run.device)
         settings = {
@@ -357,7 +370,71 @@ class SignalAwareStudy(StageCache):
                 self, folder, label, opts, k, instance, signals, encoder, split, pseudo
             )
 
-        return self.stage("cathode", name, settings, [encoder, split, pseudo], body)
+        return "cathode", name, settings, [encoder, split, pseudo], body
+
+    def _cathode_stages(self, jobs: list[tuple]) -> list[StageResult]:
+        """Run the cathode stages ``jobs`` (arguments of :meth:`cathode_stage`) where
+        ``[executor]`` says: in this process, in local worker processes or on Dask.
+
+        Every stage is seeded by its own settings and writes its own folder, so the
+        results do not depend on where it ran; finished stages are skipped anywhere.
+        """
+        ex = self.config.executor
+        if ex.executor == "inline":
+            return [self.cathode_stage(*job) for job in jobs]
+        todo = [j for j in range(len(jobs)) if not self._stage_done("cathode", jobs[j])]
+        out: dict[int, StageResult] = {
+            j: self.cathode_stage(*jobs[j]) for j in range(len(jobs)) if j not in todo
+        }
+        self.say(f"[cathode] {len(todo)} stage(s) on the {ex.executor} executor")
+        t0 = time.perf_counter()
+        if ex.executor == "processes":
+            import concurrent.futures as cf
+            import multiprocessing
+
+            from contrastx.distributed._dask import local_workers
+
+            with cf.ProcessPoolExecutor(
+                max_workers=local_workers(ex), mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
+                futures = {
+                    pool.submit(_cathode_task, self.config, jobs[j], ex.worker_threads): j
+                    for j in todo
+                }
+                for n, fut in enumerate(cf.as_completed(futures), 1):
+                    out[futures[fut]] = self._finished(fut.result(), n, len(todo), t0)
+        else:
+            from contrastx.distributed import dask_client
+
+            client, cluster = dask_client(ex)
+            try:
+                from distributed import as_completed
+
+                futures = {
+                    client.submit(
+                        _cathode_task, self.config, jobs[j], ex.worker_threads, pure=False
+                    ): j
+                    for j in todo
+                }
+                for n, fut in enumerate(as_completed(list(futures)), 1):
+                    out[futures[fut]] = self._finished(fut.result(), n, len(todo), t0)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        return [out[j] for j in range(len(jobs))]
+
+    def _stage_done(self, stage: str, job: tuple) -> bool:
+        """Whether the cathode stage of ``job`` finished before (its marker holds its key)."""
+        return self.is_done(*self._cathode_spec(*job)[:4])
+
+    def _finished(self, res: StageResult, n: int, total: int, t0: float) -> StageResult:
+        elapsed = time.perf_counter() - t0
+        self.say(
+            f"[cathode/{res.name}] finished in {res.seconds:.1f} s ({n}/{total}; "
+            f"{elapsed:.0f} s elapsed, about {elapsed / n * (total - n):.0f} s to go)"
+        )
+        return res
 
     def map_stage(self, cfg: TrainingConfiguration, encoder: StageResult, split: StageResult):
         """2-D map of the latent space (encoder test events, per process group)."""
@@ -502,17 +579,21 @@ class SignalAwareStudy(StageCache):
         if stop < 2:
             return
         pseudo = self.results["pseudo_data"] = self.pseudo_data_stage(sp)
-        cathode: dict[str, list[list[StageResult]]] = {}
+        jobs = []
         for cname, cfg in unique.items():
             signals = [s for s, by_kind in per_signal.items() if cname in _names(by_kind)]
-            cathode[cname] = []
             for k in range(c.run.encoders):
-                runs = []
                 for i in range(c.pseudo_data.instances):
-                    res = self.cathode_stage(cfg, k, i, signals, encoders[cname][k], sp, pseudo)
-                    self.results[f"cathode/{res.name}"] = res
-                    runs.append(res)
-                cathode[cname].append(runs)
+                    jobs.append((cfg, k, i, signals, encoders[cname][k], sp, pseudo))
+        done = self._cathode_stages(jobs)
+        cathode: dict[str, list[list[StageResult]]] = {}
+        for job, res in zip(jobs, done):
+            cname, k, i = job[0].name, job[1], job[2]
+            self.results[f"cathode/{res.name}"] = res
+            per_k = cathode.setdefault(cname, [])
+            if i == 0:
+                per_k.append([])
+            per_k[k].append(res)
         maps = {}
         for cname, cfg in unique.items():
             maps[cname] = self.results[f"map/{cname}"] = self.map_stage(cfg, encoders[cname][0], sp)
@@ -529,6 +610,25 @@ class SignalAwareStudy(StageCache):
 def _latent_seed(c: SignalAwareConfig, seed: int) -> int | None:
     """Seed of the latent draws (``run.latent = "sample"``), None for the means."""
     return _seed(seed, _LATENT_TAG) if c.run.latent == "sample" else None
+
+
+_WORKER_STUDY: dict[str, SignalAwareStudy] = {}
+"""The study of a worker process (events read once per process and config)."""
+
+
+def _cathode_task(config: SignalAwareConfig, job: tuple, threads: int) -> StageResult:
+    """One cathode stage in a worker process (local pool or Dask)."""
+    import torch
+
+    from contrastx.stagecache import config_hash
+
+    key = config_hash(config.to_dict())
+    study = _WORKER_STUDY.get(key)
+    if study is None:
+        _WORKER_STUDY.clear()
+        study = _WORKER_STUDY[key] = SignalAwareStudy(config)
+    torch.set_num_threads(threads)
+    return study.cathode_stage(*job)
 
 
 def _names(by_kind: dict[str, TrainingConfiguration]) -> set[str]:
