@@ -1,4 +1,4 @@
-"""Shared fixtures: small random event samples in the ADC2021 layout."""
+"""Shared fixtures: small random event samples in the ADC2021 layout and in any layout."""
 
 from __future__ import annotations
 
@@ -37,3 +37,17 @@ def make_events():
 @pytest.fixture
 def events() -> Events:
     return random_events(500, seed=1)
+
+
+@pytest.fixture(scope="session")
+def random_layout_events():
+    """``random_layout_events(layout, n, seed=0, n_processes=3)`` of tests/events/conftest.py:
+    random but valid events in any layout."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "events" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_events_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.random_layout_events

@@ -36,22 +36,10 @@ def tiny_config():
     return make
 
 
-def _load_random_layout_events():
-    """``random_layout_events`` of tests/events/conftest.py (valid random events, any layout)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "events" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_events_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.random_layout_events
-
-
 @pytest.fixture(scope="session")
-def layout_events():
+def layout_events(random_layout_events):
     """``layout_events(layout, n, seed=0, n_processes=3)``: random valid events in any layout."""
-    return _load_random_layout_events()
+    return random_layout_events
 
 
 @pytest.fixture(scope="session")

@@ -66,15 +66,3 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def random_layout_events():
-    """``random_layout_events`` of tests/events/conftest.py (valid events in any layout)."""
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "events" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_events_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.random_layout_events

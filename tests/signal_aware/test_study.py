@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,20 +21,12 @@ XSEC_FB = {"gamma_gamma": 1000.0, "ggF": 40.0, "VBF": 10.0, "VH": 5.0, "ttH": 2.
            "X_hh_300": 1.0, "X_hh_400": 1.0, "A_Zh_500": 1.0}  # fmt: skip
 
 
-def _random_events():
-    path = Path(__file__).parents[1] / "events" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_events_conftest_sa", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.random_layout_events
-
-
 @pytest.fixture(scope="module")
-def diphoton_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def diphoton_file(tmp_path_factory: pytest.TempPathFactory, random_layout_events) -> Path:
     """Random valid diphoton events: a falling continuum in m_gg, peaked SM Higgs and
     signals; the signals have harder jets (something for CATHODE to find)."""
     n = sum(COUNTS.values())
-    ev = _random_events()(DIPHOTON, n, seed=11)
+    ev = random_layout_events(DIPHOTON, n, seed=11)
     labels = np.concatenate([np.full(c, NAMES.index(p)) for p, c in COUNTS.items()])
     rng = np.random.default_rng(12)
     labels = rng.permutation(labels)

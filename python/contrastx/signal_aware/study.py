@@ -38,7 +38,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,7 +50,7 @@ from .config import SignalAwareConfig
 from .configurations import TrainingConfiguration, training_configurations
 from .datasets import PseudoDataInstance, StudySplit, draw_instance, split_rows
 
-__all__ = ["SignalAwareStudy", "StudyEvents"]
+__all__ = ["CathodeJob", "SignalAwareStudy", "StudyEvents"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,18 @@ class StudyEvents:
         """The ``rows`` whose process is one of ``processes``."""
         labels = [self.events.process_names.index(p) for p in processes]
         return rows[np.isin(self.events.labels[rows], labels)]
+
+
+class CathodeJob(NamedTuple):
+    """What one cathode stage needs: configuration, encoder, instance, signals, upstream."""
+
+    configuration: TrainingConfiguration
+    encoder_index: int
+    instance: int
+    signals: list[str]
+    encoder: StageResult
+    split: StageResult
+    pseudo: StageResult
 
 
 class SignalAwareStudy(StageCache):
@@ -327,30 +339,15 @@ class SignalAwareStudy(StageCache):
 
         return self.stage("pseudo_data", "", settings, [split], body)
 
-    def cathode_stage(
-        self,
-        cfg: TrainingConfiguration,
-        k: int,
-        instance: int,
-        signals: list[str],
-        encoder: StageResult,
-        split: StageResult,
-        pseudo: StageResult,
-    ) -> StageResult:
+    def cathode_stage(self, job: CathodeJob) -> StageResult:
         """CATHODE in the latent space of one encoder on one pseudo-data instance."""
-        return self.stage(*self._cathode_spec(cfg, k, instance, signals, encoder, split, pseudo))
+        return self.stage(*self._cathode_spec(job))
 
     def _cathode_spec(
-        self,
-        cfg: TrainingConfiguration,
-        k: int,
-        instance: int,
-        signals: list[str],
-        encoder: StageResult,
-        split: StageResult,
-        pseudo: StageResult,
+        self, job: CathodeJob
     ) -> tuple[str, str, dict[str, Any], list[StageResult], Callable]:
         """``(stage, name, settings, upstream, body)`` of :meth:`cathode_stage`."""
+        cfg, k, instance, signals, encoder, split, pseudo = job
         c = self.config
         opts = replace_flat(c.cathode, device=c.run.device)
         settings = {
@@ -372,8 +369,8 @@ class SignalAwareStudy(StageCache):
 
         return "cathode", name, settings, [encoder, split, pseudo], body
 
-    def _cathode_stages(self, jobs: list[tuple]) -> list[StageResult]:
-        """Run the cathode stages ``jobs`` (arguments of :meth:`cathode_stage`) where
+    def _cathode_stages(self, jobs: list[CathodeJob]) -> list[StageResult]:
+        """Run the cathode stages ``jobs`` where
         ``[executor]`` says: in this process, in local worker processes or on Dask.
 
         Every stage is seeded by its own settings and writes its own folder, so the
@@ -381,10 +378,10 @@ class SignalAwareStudy(StageCache):
         """
         ex = self.config.executor
         if ex.executor == "inline":
-            return [self.cathode_stage(*job) for job in jobs]
-        todo = [j for j in range(len(jobs)) if not self._stage_done("cathode", jobs[j])]
+            return [self.cathode_stage(job) for job in jobs]
+        todo = [j for j in range(len(jobs)) if not self._stage_done(jobs[j])]
         out: dict[int, StageResult] = {
-            j: self.cathode_stage(*jobs[j]) for j in range(len(jobs)) if j not in todo
+            j: self.cathode_stage(jobs[j]) for j in range(len(jobs)) if j not in todo
         }
         self.say(f"[cathode] {len(todo)} stage(s) on the {ex.executor} executor")
         t0 = time.perf_counter()
@@ -424,9 +421,9 @@ class SignalAwareStudy(StageCache):
                     cluster.close()
         return [out[j] for j in range(len(jobs))]
 
-    def _stage_done(self, stage: str, job: tuple) -> bool:
+    def _stage_done(self, job: CathodeJob) -> bool:
         """Whether the cathode stage of ``job`` finished before (its marker holds its key)."""
-        return self.is_done(*self._cathode_spec(*job)[:4])
+        return self.is_done(*self._cathode_spec(job)[:4])
 
     def _finished(self, res: StageResult, n: int, total: int, t0: float) -> StageResult:
         elapsed = time.perf_counter() - t0
@@ -584,11 +581,11 @@ class SignalAwareStudy(StageCache):
             signals = [s for s, by_kind in per_signal.items() if cname in _names(by_kind)]
             for k in range(c.run.encoders):
                 for i in range(c.pseudo_data.instances):
-                    jobs.append((cfg, k, i, signals, encoders[cname][k], sp, pseudo))
+                    jobs.append(CathodeJob(cfg, k, i, signals, encoders[cname][k], sp, pseudo))
         done = self._cathode_stages(jobs)
         cathode: dict[str, list[list[StageResult]]] = {}
         for job, res in zip(jobs, done):
-            cname, k, i = job[0].name, job[1], job[2]
+            cname, k, i = job.configuration.name, job.encoder_index, job.instance
             self.results[f"cathode/{res.name}"] = res
             per_k = cathode.setdefault(cname, [])
             if i == 0:
@@ -616,7 +613,7 @@ _WORKER_STUDY: dict[str, SignalAwareStudy] = {}
 """The study of a worker process (events read once per process and config)."""
 
 
-def _cathode_task(config: SignalAwareConfig, job: tuple, threads: int) -> StageResult:
+def _cathode_task(config: SignalAwareConfig, job: CathodeJob, threads: int) -> StageResult:
     """One cathode stage in a worker process (local pool or Dask)."""
     import torch
 
@@ -628,7 +625,7 @@ def _cathode_task(config: SignalAwareConfig, job: tuple, threads: int) -> StageR
         _WORKER_STUDY.clear()
         study = _WORKER_STUDY[key] = SignalAwareStudy(config)
     torch.set_num_threads(threads)
-    return study.cathode_stage(*job)
+    return study.cathode_stage(job)
 
 
 def _names(by_kind: dict[str, TrainingConfiguration]) -> set[str]:
