@@ -385,40 +385,11 @@ class SignalAwareStudy(StageCache):
         }
         self.say(f"[cathode] {len(todo)} stage(s) on the {ex.executor} executor")
         t0 = time.perf_counter()
-        if ex.executor == "processes":
-            import concurrent.futures as cf
-            import multiprocessing
+        from contrastx.distributed.tasks import map_tasks
 
-            from contrastx.distributed._dask import local_workers
-
-            with cf.ProcessPoolExecutor(
-                max_workers=local_workers(ex), mp_context=multiprocessing.get_context("spawn")
-            ) as pool:
-                futures = {
-                    pool.submit(_cathode_task, self.config, jobs[j], ex.worker_threads): j
-                    for j in todo
-                }
-                for n, fut in enumerate(cf.as_completed(futures), 1):
-                    out[futures[fut]] = self._finished(fut.result(), n, len(todo), t0)
-        else:
-            from contrastx.distributed import dask_client
-
-            client, cluster = dask_client(ex)
-            try:
-                from distributed import as_completed
-
-                futures = {
-                    client.submit(
-                        _cathode_task, self.config, jobs[j], ex.worker_threads, pure=False
-                    ): j
-                    for j in todo
-                }
-                for n, fut in enumerate(as_completed(list(futures)), 1):
-                    out[futures[fut]] = self._finished(fut.result(), n, len(todo), t0)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+        tasks = [(self.config, jobs[j]) for j in todo]
+        for n, (t, res) in enumerate(map_tasks(ex, _cathode_task, tasks), 1):
+            out[todo[t]] = self._finished(res, n, len(todo), t0)
         return [out[j] for j in range(len(jobs))]
 
     def _stage_done(self, job: CathodeJob) -> bool:
@@ -613,10 +584,8 @@ _WORKER_STUDY: dict[str, SignalAwareStudy] = {}
 """The study of a worker process (events read once per process and config)."""
 
 
-def _cathode_task(config: SignalAwareConfig, job: CathodeJob, threads: int) -> StageResult:
+def _cathode_task(config: SignalAwareConfig, job: CathodeJob) -> StageResult:
     """One cathode stage in a worker process (local pool or Dask)."""
-    import torch
-
     from contrastx.stagecache import config_hash
 
     key = config_hash(config.to_dict())
@@ -624,7 +593,6 @@ def _cathode_task(config: SignalAwareConfig, job: CathodeJob, threads: int) -> S
     if study is None:
         _WORKER_STUDY.clear()
         study = _WORKER_STUDY[key] = SignalAwareStudy(config)
-    torch.set_num_threads(threads)
     return study.cathode_stage(job)
 
 
