@@ -1,4 +1,5 @@
-"""The pipeline's toys on local processes and a real Dask LocalCluster: the inline t."""
+"""The pipeline's embed and toys stages on local processes and a real Dask LocalCluster:
+the inline t."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def test_toys_on_an_executor_equal_the_inline_run(
     assert a.keys() == b.keys() and len(a) == 6  # 3 embeddings x (null + 1 signal file)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # The embeddings were trained and embedded on the workers, not skipped.
+    assert all(not s.skipped for k, s in remote.results.items() if k.startswith("embed/"))
     runs = [r for k, s in remote.results.items() if k.startswith("toys/") for r in s.info["runs"]]
     assert {r["executor"] for r in runs} == {executor}
     assert all(r["shards"] >= 2 for r in runs)

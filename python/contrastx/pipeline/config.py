@@ -10,7 +10,8 @@ A study config has five tables and a list of embeddings::
     [[embeddings]]  one table per embedding: kind = contrastive | raw | leading_pt | vae
     [nplm]       reference size, N(B), M, lambda, toys, injection fractions
     [results]    the table's injection, Z method, latent-map settings
-    [executor]   where the NPLM toys run: in-process (default), local processes or Dask
+    [executor]   where the embed stages and NPLM toys run: in-process (default), local
+                 processes or Dask
                  (contrastx.distributed.ExecutorOptions; never part of a stage's key)
 
 Values are layered: built-in defaults < the preset < the TOML file < command-line

@@ -453,6 +453,16 @@ class Pipeline(StageCache):
             Which training (0-based) of a trained embedding; its seed is
             ``run.training_seed(training)``. None (only) for the deterministic baselines.
         """
+        return self.stage(*self._embed_spec(spec, events, splits, training))
+
+    def _embed_spec(
+        self,
+        spec: EmbeddingSpec,
+        events: StageResult,
+        splits: StageResult,
+        training: int | None = None,
+    ) -> tuple[str, str, dict[str, Any], list[StageResult], Callable]:
+        """``(stage, name, settings, upstream, body)`` of :meth:`embed_stage`."""
         run = self.config.run
         n_lin = int(self.config.splits.linear_eval_events)
         settings: dict[str, Any] = {
@@ -573,7 +583,7 @@ class Pipeline(StageCache):
             info["linear_eval"] = _linear_eval(z[: len(nplm_bkg)], nplm_bkg, run.seed, n_lin)
             return {"model": "model.pt", "embedding": "embedding.h5"}, info
 
-        return self.stage("embed", name, settings, [events, splits], body)
+        return "embed", name, settings, [events, splits], body
 
     def toys_stage(self, spec: EmbeddingSpec, embed: StageResult, run: int = 0) -> StageResult:
         """NPLM null toys, and signal toys for every signal and injection fraction.
@@ -645,6 +655,25 @@ class Pipeline(StageCache):
         _publish(res, self.out)
         return res
 
+    def _embed_stages(self, jobs: list[tuple]) -> list[StageResult]:
+        """The embed stages ``jobs`` (arguments of :meth:`embed_stage`) where ``[executor]``
+        says: inline, or those not done before as whole stages on local processes or Dask
+        (each seeded by its settings and writing its own folder; a trained embedding is
+        bitwise the same at equal torch thread counts)."""
+        ex = self.config.executor
+        if ex.executor == "inline":
+            return [self.embed_stage(*job) for job in jobs]
+        from contrastx.distributed import map_tasks
+
+        todo = [j for j, job in enumerate(jobs) if not self.is_done(*self._embed_spec(*job)[:4])]
+        out = {j: self.embed_stage(*jobs[j]) for j in range(len(jobs)) if j not in todo}
+        self.say(f"[embed] {len(todo)} stage(s) on the {ex.executor} executor")
+        tasks = [(self.config, jobs[j]) for j in todo]
+        for n, (t, res) in enumerate(map_tasks(ex, _embed_task, tasks), 1):
+            out[todo[t]] = res
+            self.say(f"[embed/{res.name}] finished in {res.seconds:.1f} s ({n}/{len(todo)})")
+        return [out[j] for j in range(len(jobs))]
+
     # --------------------------------------------------------------------- run
     def run(self, *, until: str | None = None) -> dict[str, StageResult]:
         """Run every stage (or up to ``until``: events, splits, embed, toys, results)."""
@@ -673,13 +702,14 @@ class Pipeline(StageCache):
         toys: dict[str, list[StageResult]] = {}
         n_train = int(self.config.run.trainings)
         if stop >= 2:
-            for spec in self.config.embeddings:
-                runs = list(range(n_train)) if spec.trained else [None]
-                embeds[spec.name] = []
-                for i in runs:
-                    res = self.embed_stage(spec, ev, sp, i)
-                    self.results[f"embed/{res.name}"] = res
-                    embeds[spec.name].append(res)
+            jobs = [
+                (spec, ev, sp, i)
+                for spec in self.config.embeddings
+                for i in (range(n_train) if spec.trained else [None])
+            ]
+            for (spec, *_), res in zip(jobs, self._embed_stages(jobs)):
+                self.results[f"embed/{res.name}"] = res
+                embeds.setdefault(spec.name, []).append(res)
         if stop >= 3:
             for spec in self.config.embeddings:
                 toys[spec.name] = []
@@ -690,6 +720,11 @@ class Pipeline(StageCache):
                     toys[spec.name].append(res)
         if stop >= 4:
             self.results["results"] = self.results_stage(embeds, toys, ev)
+
+
+def _embed_task(config: StudyConfig, job: tuple) -> StageResult:
+    """One embed stage in a worker process (:meth:`Pipeline._embed_stages`)."""
+    return Pipeline(config).embed_stage(*job)
 
 
 def _linear_eval(z: np.ndarray, bkg: Events, seed: int, n_max: int) -> dict[str, Any]:
