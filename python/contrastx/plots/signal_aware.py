@@ -24,7 +24,7 @@ callers can find them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,14 +101,19 @@ def _numbers(values: Any, where: str, required: np.ndarray, *, nonneg: bool) -> 
     return out
 
 
-def _check_curve(curve: Any, where: str) -> dict[str, np.ndarray]:
-    if not isinstance(curve, Mapping):
+def _check_keys(obj: Any, keys: Sequence[str], where: str) -> None:
+    """``obj`` must be a mapping holding every one of ``keys``."""
+    if not isinstance(obj, Mapping):
         raise TypeError(
-            f"{where} must be a mapping with keys {list(_CURVE_KEYS)}; got {type(curve).__name__}"
+            f"{where} must be a mapping with keys {list(keys)}; got {type(obj).__name__}"
         )
-    missing = [k for k in _CURVE_KEYS if k not in curve]
+    missing = [k for k in keys if k not in obj]
     if missing:
         raise ValueError(f"{where} lacks the key(s) {missing}")
+
+
+def _check_curve(curve: Any, where: str) -> dict[str, np.ndarray]:
+    _check_keys(curve, _CURVE_KEYS, where)
     for k in _CURVE_KEYS:
         if isinstance(curve[k], (str, bytes, Mapping)) or not hasattr(curve[k], "__len__"):
             raise TypeError(f"{where}[{k!r}] must be a list; got {type(curve[k]).__name__}")
@@ -151,13 +156,7 @@ def _working_point(key: Any, where: str) -> float:
 
 
 def _check_entry(entry: Any, where: str) -> dict[str, Any]:
-    if not isinstance(entry, Mapping):
-        raise TypeError(
-            f"{where} must be a mapping with keys {list(_ENTRY_KEYS)}; got {type(entry).__name__}"
-        )
-    missing = [k for k in _ENTRY_KEYS if k not in entry]
-    if missing:
-        raise ValueError(f"{where} lacks the key(s) {missing}")
+    _check_keys(entry, _ENTRY_KEYS, where)
     if not _is_bool(entry["reached"]):
         raise TypeError(f"{where}['reached'] must be true or false; got {entry['reached']!r}")
     reached = bool(entry["reached"])
@@ -501,14 +500,7 @@ def plot_confusion_matrices(
     panels = []
     for name, entry in matrices.items():
         where = f"matrices[{name!r}]"
-        if not isinstance(entry, Mapping):
-            raise TypeError(
-                f"{where} must be a mapping with keys 'matrix', 'class_names', 'accuracy'; "
-                f"got {type(entry).__name__}"
-            )
-        missing = [k for k in ("matrix", "class_names", "accuracy") if k not in entry]
-        if missing:
-            raise ValueError(f"{where} lacks the key(s) {missing}")
+        _check_keys(entry, ("matrix", "class_names", "accuracy"), where)
         try:
             m = np.asarray(entry["matrix"], dtype=np.float64)
         except (TypeError, ValueError) as exc:
