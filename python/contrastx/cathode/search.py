@@ -261,7 +261,8 @@ def supervised_classifier(
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (0: leave torch's setting), then restore."""
     if not n:
         yield
         return
@@ -378,7 +379,7 @@ class Cathode:
         if template is None:
             if flow is None:
                 logger.info("training the flow on %d sideband events", int(sb.sum()))
-                with _torch_threads(opts.torch_threads):
+                with torch_threads(opts.torch_threads):
                     flow = ConditionalFlow(opts.flow).fit(
                         xx[sb], mm[sb], seed=flow_seed, device=opts.device, progress=progress
                     )
@@ -394,7 +395,7 @@ class Cathode:
                 )
             info["flow_seconds"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            with _torch_threads(opts.torch_threads):
+            with torch_threads(opts.torch_threads):
                 x_t, m_t, w_t = make_template(
                     flow, mm[sr], opts.template, seed=template_seed, extra=extra_background,
                     window=regions.signal_region,

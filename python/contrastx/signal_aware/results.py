@@ -425,7 +425,7 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
     j = result["injections"].index(nominal)
     parts = []
     for w in wps:
-        header = ["signal", *[k for k in ("ID", "IP", "EP", "background-only")]]
+        header = ["signal", "ID", "IP", "EP", "background-only"]
         rows = []
         for s, by_kind in result["sic"].items():
             row = [s]

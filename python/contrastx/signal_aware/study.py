@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from contrastx.cathode.search import torch_threads
 from contrastx.events import Events
 from contrastx.options import replace_flat
 from contrastx.stagecache import StageCache, StageResult, file_fingerprint
@@ -244,19 +245,13 @@ class SignalAwareStudy(StageCache):
         label = f"[encoder/{cfg.name}/encoder{k}]"
 
         def body(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-            import torch
-
             from contrastx.embed import Trainer, load_model
 
             d = self.data
             sp = StudySplit.load(split.path("split"))
             rows = d.rows_of(cfg.trained, sp.encoder_train)
             train_events = _group_labelled(d, rows)
-            threads = c.run.torch_threads
-            before = torch.get_num_threads()
-            if threads:
-                torch.set_num_threads(threads)
-            try:
+            with torch_threads(c.run.torch_threads):
                 self.say(
                     f"{label} training on {rows.size} events of {len(cfg.trained)} processes "
                     f"({len(train_events.process_names)} groups; held out: "
@@ -281,8 +276,6 @@ class SignalAwareStudy(StageCache):
                 z = model.embed(
                     d.events[emb_rows], device=c.run.device, sample_seed=_latent_seed(c, seed)
                 )
-            finally:
-                torch.set_num_threads(before)
             np.savez(folder / "latent.npz", rows=emb_rows, z=z.astype(np.float32))
             info = {
                 "n_train_events": int(rows.size),
@@ -464,12 +457,12 @@ class SignalAwareStudy(StageCache):
             from contrastx.embed import load_model
 
             model = load_model(encoder.path("model"))
+            ev_train, ev_test = d.events[train_rows], d.events[test_rows]
             z_train = model.embed(
-                d.events[train_rows],
+                ev_train,
                 device=c.run.device,
                 sample_seed=_latent_seed(c, _seed(c.run.seed, _INFO_TAG, 1)),
             )
-            ev_train, ev_test = d.events[train_rows], d.events[test_rows]
             y_train, names = information_classes(ev_train)
             y_test, names_test = information_classes(ev_test)
             if list(names) != list(names_test):
@@ -684,16 +677,10 @@ def _run_cathode(
     flow_seed = _seed(c.run.seed, _CATHODE_TAG, k, instance)
     say(f"{label} flow on {int(sb.sum())} sideband events")
     t0 = time.perf_counter()
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(opts.torch_threads or before)
-    try:
+    with torch_threads(opts.torch_threads):
         flow = ConditionalFlow(opts.flow).fit(
             z_bkg[sb], m_bkg[sb], seed=flow_seed, device=opts.device, progress=False
         )
-    finally:
-        torch.set_num_threads(before)
     flow.save(folder / "flow.pt")
     info: dict[str, Any] = {"flow_seconds": time.perf_counter() - t0, "n_sideband": int(sb.sum())}
 
