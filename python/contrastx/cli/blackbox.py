@@ -126,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--map-method", default="auto", help="2-D map: auto, pca, tsne, umap")
     run.add_argument("--map-events", type=int, default=5000, help="most events in the map")
     run.add_argument("--device", default="cpu", help="torch device")
+    from contrastx.distributed.options import ExecutorOptions
+
+    # --retries is left out: a fit or toy lost with its worker is not resubmitted here.
+    add_arguments(
+        p,
+        ExecutorOptions,
+        title="executor (the fits and null toys on local processes or Dask; --shard-size: "
+        "null toys per task)",
+        exclude=("retries",),
+    )
     return p
 
 
@@ -232,6 +242,7 @@ def _print_top(res: Any, top: np.ndarray, ids: np.ndarray, sig: np.ndarray | Non
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the search described by parsed ``args``; returns the JSON summary."""
     from contrastx._json import dumps
+    from contrastx.distributed.options import ExecutorOptions
     from contrastx.embed import embed
     from contrastx.events import read_events
     from contrastx.events.generators import generate_sample, mixture_counts
@@ -250,6 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from contrastx.plots.study import plot_black_box_splits
 
     cfg = from_arguments(BlackBoxConfig, args)
+    executor = from_arguments(ExecutorOptions, args)
     if args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0; got {args.top_k}")
     if args.n_reference_pool < 0:
@@ -287,7 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ref_info["training_events"] = "none: the reference is generated, not read from a file"
     z = embed(model, bb, device=args.device)
     z_ref = embed(model, ref_ev, device=args.device)
-    res = run_black_box(z, z_ref, cfg, device=args.device, progress=print)
+    res = run_black_box(z, z_ref, cfg, device=args.device, progress=print, executor=executor)
     name = args.name or (Path(args.model).stem if args.model not in ("raw", "leading_pt") else
                          {"raw": "raw57", "leading_pt": "leadpt6"}[args.model])  # fmt: skip
     out = args.out
@@ -382,7 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        OSError,
+        RuntimeError,
+        ImportError,
+    ) as err:
         print(f"contrastx-blackbox: error: {err}", file=sys.stderr)
         return 2
     return 0

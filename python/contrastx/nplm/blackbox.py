@@ -31,6 +31,11 @@ the :math:`r` runs, and its value in the split's run with the largest :math:`t`.
 :func:`write_event_scores` saves them with the black-box rows and event ids,
 :meth:`BlackBoxResult.top_events` ranks them.
 
+The :math:`k r` fits and the null toys are independent tasks: ``run_black_box(...,
+executor=ExecutorOptions(...))`` runs them on local processes or a Dask cluster
+(:func:`contrastx.distributed.map_tasks`) with the inline run's numbers, bitwise at the
+same thread count.
+
 :func:`read_truth` reads the truth that unblinds a black box: contrastx's own truth files
 and ADC2021-style ``.npz`` / ``.h5`` files keyed by event id.
 
@@ -44,11 +49,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -60,6 +67,9 @@ from .kernel import sigma_heuristic
 from .options import SolverOptions, ToyOptions, poisson_upper
 from .solver import NPLMFit
 from .toys import ToyEngine
+
+if TYPE_CHECKING:
+    from contrastx.distributed import ExecutorOptions
 
 __all__ = [
     "BlackBoxConfig",
@@ -357,6 +367,59 @@ def _standardize(ref_pool: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [(x - mean) / std for x in (ref_pool, *others)]
 
 
+def _fit_task(
+    rows: np.ndarray,
+    pool: np.ndarray,
+    sigma: float,
+    solver_options: SolverOptions,
+    n_ref: int,
+    weight: float,
+    seed: int,
+    i: int,
+    j: int,
+    device: str | None,
+) -> tuple[float, np.ndarray, float, str]:
+    """Run ``j`` of split ``i``: draw its reference from ``pool``, fit, score the split.
+
+    Returns ``(t, scores of the split's rows, seconds, host:pid)``. The reference, the
+    centres and every other draw come from ``SeedSequence([seed, _SPLIT_STREAM, i, j])``,
+    so the fit is the same wherever it runs.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_STREAM, i, j]))
+    ref = pool[rng.choice(pool.shape[0], n_ref, replace=False)]
+    model = NPLMFit(sigma, options=solver_options, device=device, random_state=rng).fit(
+        rows, ref, weight
+    )
+    scores = np.asarray(st.nplm_score(model.f_data_), dtype=np.float64)
+    return float(model.t_), scores, time.perf_counter() - start, _worker_name()
+
+
+def _null_task(
+    pool: np.ndarray, toy_config: ToyOptions, toy_indices: tuple[int, ...], device: str | None
+) -> tuple[np.ndarray, float, str]:
+    """Paper-mode null toys ``toy_indices``: ``(t in index order, seconds, host:pid)``.
+
+    Toy ``k`` is drawn from ``(seed, null hypothesis, k)`` alone
+    (:func:`~contrastx.nplm.toys.toy_rng`), so any block of indices gives each toy the
+    ``t`` of the run of all of them.
+    """
+    start = time.perf_counter()
+    engine = ToyEngine(pool, config=toy_config, device=device)
+    t = np.concatenate([b.t for b in engine.run(toy_indices, block_seconds=None)])
+    return t, time.perf_counter() - start, _worker_name()
+
+
+def _black_box_task(kind: str, args: tuple) -> Any:
+    """The executor's task function: ``"fit"`` (:func:`_fit_task`) or ``"null"``
+    (:func:`_null_task`)."""
+    return (_fit_task if kind == "fit" else _null_task)(*args)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def run_black_box(
     data: Any,
     reference: Any,
@@ -364,6 +427,7 @@ def run_black_box(
     *,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> BlackBoxResult:
     """Run the black-box search on an embedded sample.
 
@@ -377,15 +441,42 @@ def run_black_box(
         + 10``), checked before the first fit.
     config : BlackBoxConfig, optional
     device : str, optional
-        Torch device of the fits.
+        Torch device of the fits (on the workers, with an executor).
     progress : callable, optional
-        Called with a one-line message after each split and after the null toys.
+        Called with a one-line message when the null toys are done and when every run of
+        a split is done (in the order they finish).
+    executor : ExecutorOptions, optional
+        Where the fits run (default: in this process). The ``n_splits * n_resample`` fits are
+        one task each, and the null toys tasks of ``executor.shard_size`` toy indices,
+        all run through :func:`contrastx.distributed.map_tasks` (in this process, local
+        processes or Dask; ``worker_threads`` torch threads per worker). Each task is
+        sent the standardised reference pool (every one: it is not kept on the workers
+        between tasks), and a fit task also its split's rows, sigma and the solver
+        settings; a fit returns its ``t`` and its split's scores, a null task its toys'
+        ``t``. Every fit and toy draws from its own seed, and the results are put
+        together in split and run order whatever order the tasks finish in, so the
+        result is bitwise that of the inline run at the same thread count. The executor
+        is recorded in ``timing["executor"]`` only, never in ``config``.
 
     Returns
     -------
     BlackBoxResult
-    """
 
+    Raises
+    ------
+    TypeError
+        If ``executor`` is not an :class:`~contrastx.distributed.ExecutorOptions`.
+    ImportError
+        For ``executor="dask"`` without Dask installed.
+    """
+    from contrastx.distributed import ExecutorOptions, map_tasks
+
+    if executor is None:
+        executor = ExecutorOptions()
+    if not isinstance(executor, ExecutorOptions):
+        raise TypeError(
+            f"executor must be an ExecutorOptions or None; got {type(executor).__name__}"
+        )
     cfg = config or BlackBoxConfig()
     x = np.asarray(data, dtype=np.float64)
     pool = np.asarray(reference, dtype=np.float64)
@@ -407,15 +498,56 @@ def run_black_box(
     else:
         sigma = float(cfg.sigma)
     weight = n_exp / cfg.n_ref
+    toy_config = ToyOptions(
+        n_ref=cfg.n_ref,
+        n_bkg=n_exp,
+        mode="paper",
+        seed=cfg.seed,
+        solver_options=dataclasses.replace(cfg.solver_options, sigma=sigma),
+    )
 
-    def fit(i: int, j: int) -> NPLMFit:
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _SPLIT_STREAM, i, j]))
-        ref = pool[rng.choice(pool.shape[0], cfg.n_ref, replace=False)]
-        return NPLMFit(sigma, options=cfg.solver_options, device=device, random_state=rng).fit(
-            x[splits[i]], ref, weight
-        )
+    # The null blocks (the largest tasks) first, then every (split, run) fit.
+    step = executor.shard_size
+    null_blocks = [
+        tuple(range(lo, min(lo + step, cfg.n_null))) for lo in range(0, cfg.n_null, step)
+    ]
+    split_rows = [x[rows] for rows in splits]  # one copy, shared by the split's r tasks
+    runs = [(i, j) for i in range(cfg.n_splits) for j in range(cfg.n_resample)]
+    tasks: list[tuple[str, tuple]] = [
+        ("null", (pool, toy_config, ids, device)) for ids in null_blocks
+    ]
+    tasks += [
+        ("fit", (split_rows[i], pool, sigma, cfg.solver_options, cfg.n_ref, weight, cfg.seed,
+                 i, j, device))
+        for i, j in runs
+    ]  # fmt: skip
+    n_null_tasks = len(null_blocks)
 
     t0 = time.perf_counter()
+    fits: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    t_blocks: dict[int, np.ndarray] = {}
+    seconds = {"fit": 0.0, "null": 0.0}
+    workers: set[str] = set()
+    done_runs = np.zeros(cfg.n_splits, dtype=np.int64)
+    for index, out in map_tasks(executor, _black_box_task, tasks):
+        kind = tasks[index][0]
+        workers.add(out[-1])
+        seconds[kind] += out[-2]
+        if kind == "null":
+            t_blocks[index] = out[0]
+            if len(t_blocks) == n_null_tasks and progress is not None:
+                t_done = np.concatenate([t_blocks[b] for b in range(n_null_tasks)])
+                progress(f"null: {t_done.size} toys, mean t = {t_done.mean():.2f}")
+            continue
+        i, j = runs[index - n_null_tasks]
+        fits[i, j] = (out[0], out[1])
+        done_runs[i] += 1
+        if done_runs[i] == cfg.n_resample and progress is not None:
+            mean_t = np.mean([fits[i, jj][0] for jj in range(cfg.n_resample)])
+            progress(f"split {i}: {sizes[i]} events, mean t = {mean_t:.2f}")
+    wall_s = time.perf_counter() - t0
+
+    # Put together in split and run order: the same sums as the inline run.
     n_events = x.shape[0]
     t = np.empty((cfg.n_splits, cfg.n_resample))
     event_split = np.empty(n_events, dtype=np.int64)
@@ -426,37 +558,16 @@ def run_black_box(
         rows = splits[i]
         event_split[rows] = i
         for j in range(cfg.n_resample):
-            model = fit(i, j)
-            t[i, j] = model.t_
-            s = np.asarray(st.nplm_score(model.f_data_), dtype=np.float64)
+            t[i, j], s = fits[i, j]
             score_sum[rows] += s
             score_sq[rows] += s * s
             if j == 0 or t[i, j] > t[i, :j].max():  # the first run with the largest t
                 score_best[rows] = s
-        if progress is not None:
-            progress(f"split {i}: {sizes[i]} events, mean t = {t[i].mean():.2f}")
-    t_splits = time.perf_counter() - t0
     r = cfg.n_resample
     scores = score_sum / r
     spread = np.maximum(score_sq - r * scores**2, 0.0) / max(r - 1, 1)
     scores_std = np.sqrt(spread) if r > 1 else np.zeros(n_events)
-
-    t1 = time.perf_counter()
-    engine = ToyEngine(
-        pool,
-        config=ToyOptions(
-            n_ref=cfg.n_ref,
-            n_bkg=n_exp,
-            mode="paper",
-            seed=cfg.seed,
-            solver_options=dataclasses.replace(cfg.solver_options, sigma=sigma),
-        ),
-        device=device,
-    )
-    t_null = np.concatenate([b.t for b in engine.run(range(cfg.n_null))])
-    t_null_s = time.perf_counter() - t1
-    if progress is not None:
-        progress(f"null: {t_null.size} toys, mean t = {t_null.mean():.2f}")
+    t_null = np.concatenate([t_blocks[b] for b in range(n_null_tasks)])
 
     if cfg.z_method == "chi2":
         dof: float | None = float(st.fit_chi2_dof(t_null, "mean").dof)
@@ -493,7 +604,16 @@ def run_black_box(
         scores_std=scores_std,
         scores_best_run=score_best,
         config={**cfg.as_dict(), "weight": weight, "device": str(device or "cpu")},
-        timing={"splits_s": t_splits, "null_s": t_null_s},
+        timing={
+            "splits_s": seconds["fit"],
+            "null_s": seconds["null"],
+            "wall_s": wall_s,
+            "executor": {
+                "executor": executor.executor,
+                "tasks": len(tasks),
+                "workers": len(workers),
+            },
+        },
     )
 
 
