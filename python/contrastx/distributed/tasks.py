@@ -36,7 +36,9 @@ def map_tasks(
 
     ``fn`` must be a module-level function and the arguments picklable (for processes
     and Dask); each worker runs with ``opts.worker_threads`` torch threads. Results come
-    in the order tasks finish (inline: in order). An exception of a task is raised here.
+    in the order tasks finish (inline: in order). An exception of a task is raised here
+    as soon as that task has failed, and the tasks still queued are cancelled (on local
+    processes, the few a worker has already taken finish in the background).
     """
     if not isinstance(opts, ExecutorOptions):
         raise TypeError(f"opts must be an ExecutorOptions; got {type(opts).__name__}")
@@ -47,19 +49,29 @@ def map_tasks(
             yield i, fn(*args)
         return
     if opts.executor == "processes":
-        with cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             max_workers=min(local_workers(opts), len(tasks)),
             mp_context=multiprocessing.get_context("spawn"),
-        ) as pool:
+        )
+        finished = False
+        try:
             futures = {
                 pool.submit(_with_threads, fn, opts.worker_threads, args): i
                 for i, args in enumerate(tasks)
             }
             for fut in cf.as_completed(futures):
                 yield futures[fut], fut.result()
+            finished = True
+        finally:
+            # After a failure (or when the caller stops iterating) the queued tasks are
+            # cancelled and the error is raised at once; the few tasks a worker has
+            # already taken cannot be interrupted and finish in the background (the
+            # interpreter waits for them at exit).
+            pool.shutdown(wait=finished, cancel_futures=True)
         return
     distributed = require_dask()
     client, cluster = dask_client(opts)
+    futures = {}
     try:
         futures = {
             client.submit(_with_threads, fn, opts.worker_threads, args, pure=False): i
@@ -68,6 +80,9 @@ def map_tasks(
         for fut in distributed.as_completed(list(futures)):
             yield futures[fut], fut.result()
     finally:
+        pending = [fut for fut in futures if not fut.done()]
+        if pending:
+            client.cancel(pending)
         client.close()
         if cluster is not None:
             cluster.close()
