@@ -11,12 +11,14 @@ import pytest
 from contrastx._json import dumps
 from contrastx.nplm.blackbox import (
     BlackBoxConfig,
+    global_significance,
     read_event_scores,
     read_truth,
     required_pool_size,
     run_black_box,
     write_event_scores,
 )
+from contrastx.nplm.statistics import empirical_z_limit
 
 TINY = {"n_splits": 3, "n_resample": 2, "n_ref": 1200, "M": 40, "n_null": 12}
 
@@ -50,6 +52,33 @@ def test_uncapped_global_significance_prints_value_and_spread() -> None:
     res = run_black_box(bb, pool, BlackBoxConfig(**TINY, seed=0))
     assert 0 < res.global_p < 1 and not res.global_p_capped
     assert res.global_text() == f"{res.global_z:.2f} ± {res.global_z_std:.2f}"
+
+
+def test_empirical_split_below_every_null_toy_has_a_finite_z() -> None:
+    # Background only, 7 null toys: some runs have t below every null toy (empirical
+    # p = 1). Their Z was -inf and global_significance refused the split means.
+    rng = np.random.default_rng(2)
+    pool, bb = rng.normal(size=(4000, 2)), rng.normal(size=(900, 2))
+    cfg = BlackBoxConfig(**{**TINY, "n_resample": 3, "n_null": 7}, z_method="empirical", seed=2)
+    res = run_black_box(bb, pool, cfg)
+    below = res.t < res.t_null.min()
+    assert below.any()  # the case this test is about
+    limit = empirical_z_limit(7)
+    assert np.isfinite(res.z).all() and np.isfinite(res.z_mean).all()
+    np.testing.assert_allclose(res.z[below], -limit, rtol=1e-12)
+    assert (res.z >= -limit - 1e-12).all() and (res.z <= limit + 1e-12).all()
+    assert np.isfinite(res.z_std).all()
+    assert 0 < res.global_p <= 1
+
+
+def test_global_significance_takes_a_split_without_any_excess() -> None:
+    # A split with Z = -inf (p = 1) is never the best one and changes nothing else.
+    p, z, best = global_significance([-np.inf, 1.0, 0.5])
+    assert best == 1 and (p, z) == pytest.approx(global_significance([0.0, 1.0, 0.5])[:2])
+    assert global_significance([-np.inf, -np.inf]) == (1.0, -np.inf, 0)
+    for bad in ([np.nan, 1.0], [np.inf, 1.0], []):
+        with pytest.raises(ValueError, match="z_split"):
+            global_significance(bad)
 
 
 def test_every_event_is_scored_and_saved(tmp_path: Path) -> None:

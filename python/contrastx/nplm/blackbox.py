@@ -9,7 +9,11 @@ reference's finite-size effect. The null distribution is calibrated with toys ru
 same way (:class:`~contrastx.nplm.ToyEngine` in ``"paper"`` mode: reference and
 centres re-drawn per toy, data of :math:`\mathrm{Poisson}(N(B))` reference-pool
 events), and a :math:`\chi^2` is fitted to it (dof = null mean) unless the empirical
-null is asked for.
+null is asked for. The empirical null resolves :math:`p` in steps of :math:`1/(1 + n_0)`
+for :math:`n_0` null toys, so :math:`|Z|` is at most
+:math:`\Phi^{-1}(1 - 1/(1 + n_0))` (:func:`~contrastx.nplm.statistics.empirical_z_limit`):
+a :math:`t` beyond every null toy gets the upper limit, one below every null toy (p = 1,
+no excess) the lower limit rather than :math:`-\infty`.
 
 Per split: :math:`\bar Z_i` = mean over the runs of :math:`Z(t_{ij})`, with its
 standard deviation. Global significance: the most significant split
@@ -143,7 +147,9 @@ class BlackBoxResult:
     t : numpy.ndarray, shape (k, r)
         :math:`t` of every split and run.
     z : numpy.ndarray, shape (k, r)
-        Their :math:`Z`.
+        Their :math:`Z`. With the empirical null it lies between
+        :math:`\\pm` :func:`~contrastx.nplm.statistics.empirical_z_limit` of the null toys:
+        a :math:`t` below every null toy (empirical p = 1, no excess) gets the lower limit.
     z_mean, z_std : numpy.ndarray, shape (k,)
         Mean and standard deviation (ddof 1; 0 for r = 1) of :math:`Z` over the runs.
     split_sizes : numpy.ndarray, shape (k,)
@@ -313,7 +319,8 @@ def global_significance(z_split: Any, n_tests: int | None = None) -> tuple[float
     Parameters
     ----------
     z_split : array_like, shape (k,)
-        Significance of every split.
+        Significance of every split; :math:`-\infty` (p = 1, no excess at all) is allowed,
+        NaN and :math:`+\infty` are not.
     n_tests : int, optional
         Number of tests to correct for (default ``k``).
 
@@ -324,8 +331,8 @@ def global_significance(z_split: Any, n_tests: int | None = None) -> tuple[float
         and :math:`\arg\max_i Z_i`.
     """
     z = np.asarray(z_split, dtype=np.float64).reshape(-1)
-    if z.size == 0 or not np.isfinite(z).all():
-        raise ValueError("z_split must be a non-empty array of finite values")
+    if z.size == 0 or np.isnan(z).any() or (z == np.inf).any():
+        raise ValueError("z_split must be a non-empty array of finite values or -inf")
     n = z.size if n_tests is None else int(n_tests)
     if n < 1:
         raise ValueError(f"n_tests must be >= 1; got {n}")
@@ -574,7 +581,13 @@ def run_black_box(
         log_p = np.asarray(st.chi2_log_p(t, dof), dtype=np.float64).reshape(t.shape)
     else:
         dof = None
-        log_p = np.log(np.asarray(st.empirical_p_value(t, t_null))).reshape(t.shape)
+        # The empirical p resolves steps of 1/(1 + n0). A t below every null toy has p = 1
+        # ("no excess" at that resolution), whose Z is -inf; take it at the largest p the
+        # null resolves below 1, n0/(1 + n0): Z = -empirical_z_limit(n0), the mirror of
+        # the upper limit Z(1/(1 + n0)).
+        n0 = t_null.size
+        p_emp = np.minimum(np.asarray(st.empirical_p_value(t, t_null)), n0 / (1.0 + n0))
+        log_p = np.log(p_emp).reshape(t.shape)
     z = np.asarray(st.z_from_log_p(log_p), dtype=np.float64).reshape(t.shape)
     z_mean = z.mean(1)
     z_std = z.std(1, ddof=1) if cfg.n_resample > 1 else np.zeros(cfg.n_splits)
