@@ -5,6 +5,7 @@ import pytest
 from contrastx.events import Events, layout
 from contrastx.events.generators import (
     FAST_GENERATOR_VERSION,
+    fast,
     generate_process,
     generate_sample,
     mixture_counts,
@@ -226,3 +227,36 @@ def test_errors():
         mixture_counts(-1, {"W": 1})
     with pytest.raises(TypeError, match="integer"):
         generate_process("W", 2.5)
+
+
+def test_parallel_processes_give_the_bitwise_same_sample(capsys, monkeypatch):
+    # A small mixture on two worker processes: particles, labels and metadata are
+    # bitwise those of the serial run (each process draws from its own stream).
+    counts = {"Z": 600, "W": 2000, "QCD": 300, "ttbar": 0, "Ato4l": 250}
+    serial = generate_sample(counts, seed=SEED, chunk_size=5000)
+
+    def not_here(*args):
+        raise AssertionError("a process was generated in the calling process")
+
+    # The spawned workers import the module afresh; only this process sees the patch.
+    monkeypatch.setattr(fast, "_generate", not_here)
+    parallel = generate_sample(counts, seed=SEED, chunk_size=5000, workers=2, progress=True)
+    monkeypatch.undo()
+    assert parallel.particles.dtype == serial.particles.dtype
+    assert parallel.particles.tobytes() == serial.particles.tobytes()
+    assert np.array_equal(parallel.labels, serial.labels)
+    assert parallel.metadata == serial.metadata
+    for key in ("requested_counts", "n_generated", "filter_efficiency"):
+        assert list(parallel.metadata[key]) == list(serial.metadata[key])
+    assert "3150/3150" in capsys.readouterr().err
+    # more workers than processes, and one process alone, are the same too
+    one = generate_sample({"W": 300}, seed=3, workers=4)
+    assert one.particles.tobytes() == generate_sample({"W": 300}, seed=3).particles.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("workers", "error"), [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_bad_workers_are_refused(workers, error):
+    with pytest.raises(error, match=r"workers must be an integer >= 1"):
+        generate_sample({"W": 10}, workers=workers)

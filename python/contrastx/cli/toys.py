@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -239,7 +240,7 @@ def _default_sample(args: argparse.Namespace, cfg: Any):
     n_sig_pool = int(max(2000, 20 * n_sig)) if n_sig > 0 else 0
     if n_sig_pool:
         counts[signal] = n_sig_pool
-    ev = generate_sample(counts, seed=cfg.seed)
+    ev = generate_sample(counts, seed=cfg.seed, workers=min(os.cpu_count() or 1, len(counts)))
     x = leading_pt_features(ev.particles)
     is_sig = ev.labels == PROCESSES.index(signal)
     info = {
