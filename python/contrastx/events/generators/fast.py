@@ -823,7 +823,8 @@ def generate_sample(
         The sample, labels and metadata are bitwise those of ``workers=1``; only the
         wall time and the peak memory (one batch per worker, plus the finished
         processes sent back) change. With more than one worker the progress bar
-        advances as each process finishes.
+        advances as each process finishes. The workers are spawned, so a script
+        that calls this at top level needs the ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
