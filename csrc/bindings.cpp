@@ -78,6 +78,18 @@ void gaussian_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v, s
     });
 }
 
+void gaussian_tile_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t out, i64 n, i64 m,
+                       i64 d, double sigma, const std::string& dtype, bool accumulate_f64,
+                       int num_threads) {
+    dispatch(dtype, [&](auto t) {
+        using T = decltype(t);
+        with_accumulate<T>(accumulate_f64, num_threads, [&](auto... tail) {
+            contrastx::cpu::gaussian_tile(ptr<const T>(x), ptr<const T>(c), ptr<T>(out), n, m, d,
+                                          sigma, tail...);
+        });
+    });
+}
+
 void gaussian_t_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t u,
                            std::uintptr_t w, std::uintptr_t out, i64 n, i64 m, i64 d, i64 b,
                            double sigma, const std::string& dtype, bool accumulate_f64,
@@ -155,29 +167,56 @@ void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t st
     });
 }
 
-// Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype; ptr, cols
+// Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype ("float64",
+// "float32" or "int16"; int16 rows need row_scale, float64, one per row of z, else 0); ptr, cols
 // int64; rows int32; v (absent for the row sums) and out float64.
+template <typename Call>
+void dispatch_rows(const std::string& dtype, std::uintptr_t row_scale, Call&& call) {
+    if (dtype == "int16") {
+        if (row_scale == 0) throw std::invalid_argument("int16 rows need their row scales");
+        py::gil_scoped_release release;
+        call(std::int16_t{});
+        return;
+    }
+    if (row_scale != 0) throw std::invalid_argument("row scales are for int16 rows only");
+    dispatch(dtype, std::forward<Call>(call));
+}
+
 void selected_gram_matvec_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
                               std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
                               std::uintptr_t v, std::uintptr_t out, const std::string& dtype,
-                              int num_threads) {
-    dispatch(dtype, [&](auto t) {
+                              int num_threads, std::uintptr_t row_scale) {
+    dispatch_rows(dtype, row_scale, [&](auto t) {
         using T = decltype(t);
-        contrastx::cpu::selected_gram_matvec(ptr<const T>(z), n, m, ptr<const i64>(sel_ptr),
-                                             ptr<const std::int32_t>(rows), n_sel,
-                                             ptr<const i64>(cols), b, ptr<const double>(v),
-                                             ptr<double>(out), num_threads);
+        auto args = [&](auto... zs) {
+            contrastx::cpu::selected_gram_matvec(zs..., n, m, ptr<const i64>(sel_ptr),
+                                                 ptr<const std::int32_t>(rows), n_sel,
+                                                 ptr<const i64>(cols), b, ptr<const double>(v),
+                                                 ptr<double>(out), num_threads);
+        };
+        if constexpr (std::is_same_v<T, std::int16_t>)
+            args(ptr<const T>(z), ptr<const double>(row_scale));
+        else
+            args(ptr<const T>(z));
     });
 }
 
 void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
                            std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
-                           std::uintptr_t out, const std::string& dtype, int num_threads) {
-    dispatch(dtype, [&](auto t) {
+                           std::uintptr_t out, const std::string& dtype, int num_threads,
+                           std::uintptr_t row_scale) {
+    dispatch_rows(dtype, row_scale, [&](auto t) {
         using T = decltype(t);
-        contrastx::cpu::selected_row_sums(ptr<const T>(z), n, m, ptr<const i64>(sel_ptr),
-                                          ptr<const std::int32_t>(rows), n_sel,
-                                          ptr<const i64>(cols), b, ptr<double>(out), num_threads);
+        auto args = [&](auto... zs) {
+            contrastx::cpu::selected_row_sums(zs..., n, m, ptr<const i64>(sel_ptr),
+                                              ptr<const std::int32_t>(rows), n_sel,
+                                              ptr<const i64>(cols), b, ptr<double>(out),
+                                              num_threads);
+        };
+        if constexpr (std::is_same_v<T, std::int16_t>)
+            args(ptr<const T>(z), ptr<const double>(row_scale));
+        else
+            args(ptr<const T>(z));
     });
 }
 
@@ -361,6 +400,10 @@ PYBIND11_MODULE(_C, m) {
           py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"),
           py::arg("dtype"), py::arg("accumulate_f64") = false, py::arg("num_threads") = 0,
           "out (n, b) = K(x, c) @ v on host pointers (C-contiguous, row-major).");
+    m.def("gaussian_tile_cpu", &gaussian_tile_cpu, py::arg("x"), py::arg("c"), py::arg("out"),
+          py::arg("n"), py::arg("m"), py::arg("d"), py::arg("sigma"), py::arg("dtype"),
+          py::arg("accumulate_f64"), py::arg("num_threads"),
+          "out (n, m) = K(x, c) on host pointers (C-contiguous, row-major).");
     m.def("gaussian_t_matvec_cpu", &gaussian_t_matvec_cpu, py::arg("x"), py::arg("c"),
           py::arg("u"), py::arg("w"), py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"),
           py::arg("b"), py::arg("sigma"), py::arg("dtype"), py::arg("accumulate_f64"),
@@ -372,11 +415,12 @@ PYBIND11_MODULE(_C, m) {
     m.def("selected_gram_matvec_cpu", &selected_gram_matvec_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("v"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
+          py::arg("row_scale") = 0,
           "out (b, m) = sum over the selected rows z_i of z_i (z_i . v_j), float64.");
     m.def("selected_row_sums_cpu", &selected_row_sums_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
-          "out (b, m) = sum of the selected rows of z, float64.");
+          py::arg("row_scale") = 0, "out (b, m) = sum of the selected rows of z, float64.");
     m.def("supcon_forward_cpu", &supcon_forward_cpu, py::arg("x"), py::arg("labels"), py::arg("w"),
           py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("m"), py::arg("d"),
           py::arg("tau"), py::arg("normalize"), py::arg("eps"), py::arg("dtype"),

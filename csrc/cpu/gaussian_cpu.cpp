@@ -228,6 +228,69 @@ void run(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i6
 
 
 // ---------------------------------------------------------------------------------------------
+// Dense kernel block out = K(X, C), (n, m): the same kernel values as the products above
+// (direct differences, exp2_nonpos), written row by row.  Work items are blocks of kRB rows;
+// every value depends on its row and centre only (bitwise independent of the thread count).
+// ---------------------------------------------------------------------------------------------
+template <int VB, typename TI, typename T>
+CX_ALWAYS_INLINE void tile_block_impl(const TI* x, i64 rows, i64 d, const T* ct, i64 m,
+                                      T neg_gamma_s, T* xbuf, T* kbuf, TI* out) {
+    constexpr int W = kWidth<T, VB>;
+    const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
+    for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
+    for (i64 r = 0; r < rows; ++r) {
+        TI* orow = out + r * m;
+        for (i64 blk = 0; blk < m; blk += kMB) {
+            const T* cblock = ct + blk * d;
+            for (i64 j = 0; j < kMB; j += kG<VB> * W) {
+                Vec<T, VB> e[kG<VB>];
+                kernel_group<VB>(xbuf + r * d, d, cblock, j, neg_gamma, e);
+                for (int g = 0; g < kG<VB>; ++g) store(kbuf + j + g * W, e[g]);
+            }
+            const i64 cols = std::min(kMB, m - blk);
+            for (i64 j = 0; j < cols; ++j) orow[blk + j] = static_cast<TI>(kbuf[j]);
+        }
+    }
+}
+
+CX_ISA_KERNEL(tile_block, tile_block_impl)
+
+template <typename TI, typename T>
+void run_tile(const TI* x, const TI* c, TI* out, i64 n, i64 m, i64 d, double sigma,
+              int num_threads) {
+    if (n < 0 || m < 0 || d < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (n == 0 || m == 0) return;
+    const T neg_gamma = static_cast<T>(kernel_scale(sigma));
+    const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
+    const i64 nblocks = (n + kRB - 1) / kRB;
+    const int nt = resolve_threads(num_threads, nblocks);
+    const i64 xbuf_sz = round_up(kRB * std::max<i64>(d, 1), 16);
+    const i64 per_thread = xbuf_sz + kMB;  // multiple of 16 elements: aligned
+    Buffer<T> scratch(per_thread * nt);   // allocated here: nothing may throw inside the region
+    const T* ctp = ct.get();
+    T* scr = scratch.get();
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        constexpr int VB = decltype(vb)::value;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+        {
+            T* xbuf = scr + i64(thread_id()) * per_thread;
+            T* kbuf = xbuf + xbuf_sz;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 4)
+#endif
+            for (i64 ib = 0; ib < nblocks; ++ib) {
+                const i64 r0 = ib * kRB;
+                tile_block<VB>(x + r0 * d, std::min(kRB, n - r0), d, ctp, m, neg_gamma, xbuf,
+                               kbuf, out + r0 * m);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transposed product out = K(X, C)^T diag(w) U, (m, b).
 //
 // Work items are (block of kMB centres, segment of rows).  Segments have a fixed length that
@@ -526,6 +589,19 @@ void gaussian_matvec(const float* x, const float* c, const float* v, float* out,
         run<float, double>(x, c, v, out, n, m, d, b, sigma, num_threads);
     else
         run<float, float>(x, c, v, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_tile(const double* x, const double* c, double* out, i64 n, i64 m, i64 d,
+                   double sigma, int num_threads) {
+    run_tile<double, double>(x, c, out, n, m, d, sigma, num_threads);
+}
+
+void gaussian_tile(const float* x, const float* c, float* out, i64 n, i64 m, i64 d, double sigma,
+                   bool accumulate_f64, int num_threads) {
+    if (accumulate_f64)
+        run_tile<float, double>(x, c, out, n, m, d, sigma, num_threads);
+    else
+        run_tile<float, float>(x, c, out, n, m, d, sigma, num_threads);
 }
 
 void gaussian_t_matvec(const double* x, const double* c, const double* u, const double* w,

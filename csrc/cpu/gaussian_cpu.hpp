@@ -16,6 +16,13 @@ void gaussian_matvec(const float* x, const float* c, const float* v, float* out,
                      std::int64_t m, std::int64_t d, std::int64_t b, double sigma, bool accumulate_f64,
                      int num_threads);
 
+// out (n, m) = K(x, c), the kernel values of gaussian_matvec written out.  Bitwise independent
+// of num_threads.
+void gaussian_tile(const double* x, const double* c, double* out, std::int64_t n, std::int64_t m,
+                   std::int64_t d, double sigma, int num_threads);
+void gaussian_tile(const float* x, const float* c, float* out, std::int64_t n, std::int64_t m,
+                   std::int64_t d, double sigma, bool accumulate_f64, int num_threads);
+
 // out (m, b) = K(x, c)^T diag(w) u: x (n, d), c (m, d), u (n, b), w (n) or nullptr (all 1).
 // Bitwise independent of num_threads (fixed row segments summed in order).
 void gaussian_t_matvec(const double* x, const double* c, const double* u, const double* w,

@@ -45,6 +45,20 @@ template <int VB>
 CX_ALWAYS_INLINE Vec<double, VB> loadz(const float* p) {
     return __builtin_convertvector(load_vec<Vec<float, VB / 2>>(p), Vec<double, VB>);
 }
+// int16 rows (scaled per row by the caller): as many int16 lanes as doubles per vector.
+// Converted in two steps (sign extension to int32, then int32 to double: one instruction
+// each); GCC scalarises the direct int16 -> double vector conversion.
+template <int VB>
+struct IntVecs {
+    typedef std::int16_t i16 __attribute__((vector_size(VB / 4)));
+    typedef std::int32_t i32 __attribute__((vector_size(VB / 2)));
+};
+template <int VB>
+CX_ALWAYS_INLINE Vec<double, VB> loadz(const std::int16_t* p) {
+    using V = IntVecs<VB>;
+    const auto wide = __builtin_convertvector(load_vec<typename V::i16>(p), typename V::i32);
+    return __builtin_convertvector(wide, Vec<double, VB>);
+}
 
 // y[q] = z[rows[q]] . v for q < cnt (v has m entries; z rows have m entries, stride m).
 // kR rows at a time against each vector of v (kR independent accumulation chains, kR row
@@ -120,12 +134,20 @@ CX_ALWAYS_INLINE void axpys_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, c
     }
 }
 
-// One chunk for one right-hand side: dots (if v) then the weighted row sum.
+// One chunk for one right-hand side: dots (if v) then the weighted row sum.  With per-row
+// scales s (z_i = s_i q_i for stored rows q_i), the weights become s_i^2 (q_i . v) for the
+// Gram product and s_i for the row sums (y must then have room for cnt entries either way).
 template <int VB, typename TZ>
 CX_ALWAYS_INLINE void chunk_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* v,
-                                 double* y, double* out) {
+                                 const double* scale, double* y, double* out) {
     if (v) dots_impl<VB>(z, m, rows, cnt, v, y);
-    axpys_impl<VB>(z, m, rows, cnt, v ? static_cast<const double*>(y) : nullptr, out);
+    if (scale) {
+        for (i64 q = 0; q < cnt; ++q) {
+            const double sq = scale[rows[q]];
+            y[q] = v ? sq * sq * y[q] : sq;
+        }
+    }
+    axpys_impl<VB>(z, m, rows, cnt, (v || scale) ? static_cast<const double*>(y) : nullptr, out);
 }
 
 CX_ISA_KERNEL(chunk, chunk_impl)
@@ -149,8 +171,8 @@ void check_selection(i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, c
 }
 
 template <int VB, typename TZ>
-void run_vb(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, const i64* cols, i64 b,
-            const double* v, double* out, int num_threads) {
+void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i32* rows,
+            const i64* cols, i64 b, const double* v, double* out, int num_threads) {
     std::fill(out, out + b * m, 0.0);
     // Contiguous ranges of right-hand sides with about equal selected-row counts.
     i64 total = 0;
@@ -187,8 +209,8 @@ void run_vb(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, const i6
                     i64 hi_k = lo_k;
                     while (hi_k < end && rows[hi_k] < hi) ++hi_k;
                     if (hi_k == lo_k) continue;
-                    chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, y,
-                              out + j * m);
+                    chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, scale,
+                              y, out + j * m);
                     cur[j] = hi_k;
                 }
             }
@@ -196,12 +218,12 @@ void run_vb(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, const i6
 }
 
 template <typename TZ>
-void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, const i64* cols,
-         i64 b, const double* v, double* out, int num_threads) {
+void run(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i32* rows,
+         i64 n_sel, const i64* cols, i64 b, const double* v, double* out, int num_threads) {
     check_selection(n, m, ptr, rows, n_sel, cols, b);
     if (b == 0 || m == 0) return;
     with_vector_bytes(active_isa(), [&](auto vb) {
-        run_vb<decltype(vb)::value>(z, n, m, ptr, rows, cols, b, v, out, num_threads);
+        run_vb<decltype(vb)::value>(z, scale, n, m, ptr, rows, cols, b, v, out, num_threads);
     });
 }
 
@@ -210,20 +232,32 @@ void run(const TZ* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, 
 void selected_gram_matvec(const double* z, i64 n, i64 m, const i64* ptr, const i32* rows,
                           i64 n_sel, const i64* cols, i64 b, const double* v, double* out,
                           int num_threads) {
-    run<double>(z, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
 }
 void selected_gram_matvec(const float* z, i64 n, i64 m, const i64* ptr, const i32* rows,
                           i64 n_sel, const i64* cols, i64 b, const double* v, double* out,
                           int num_threads) {
-    run<float>(z, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+}
+void selected_gram_matvec(const std::int16_t* z, const double* row_scale, i64 n, i64 m,
+                          const i64* ptr, const i32* rows, i64 n_sel, const i64* cols, i64 b,
+                          const double* v, double* out, int num_threads) {
+    if (!row_scale) throw std::invalid_argument("int16 rows need their row scales");
+    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
 }
 void selected_row_sums(const double* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel,
                        const i64* cols, i64 b, double* out, int num_threads) {
-    run<double>(z, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
 }
 void selected_row_sums(const float* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel,
                        const i64* cols, i64 b, double* out, int num_threads) {
-    run<float>(z, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+}
+void selected_row_sums(const std::int16_t* z, const double* row_scale, i64 n, i64 m,
+                       const i64* ptr, const i32* rows, i64 n_sel, const i64* cols, i64 b,
+                       double* out, int num_threads) {
+    if (!row_scale) throw std::invalid_argument("int16 rows need their row scales");
+    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
 }
 
 }  // namespace contrastx::cpu

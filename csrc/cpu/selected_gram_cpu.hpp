@@ -8,8 +8,9 @@
 //   selected_gram_matvec:  out_j = sum_{i in S_s} z_i (z_i . v_j)     (= Z_S^T Z_S v_j)
 //   selected_row_sums:     out_j = sum_{i in S_s} z_i                 (= Z_S^T 1)
 //
-// v and out are (b, m) row-major float64 (one right-hand side per row); z is float64 or
-// float32 (converted to float64 on load: float64 arithmetic throughout).  Each output row is
+// v and out are (b, m) row-major float64 (one right-hand side per row); z is float64, float32
+// or int16 with a float64 scale per row (z_i = row_scale[i] * q_i), converted to float64 on
+// load: float64 arithmetic throughout.  Each output row is
 // a sum over its selection's rows in increasing row order, and each dot product has a fixed
 // order, so the result of a right-hand side does not depend on the others, on b or on the
 // thread count.  Work is O(m |S_s|) per right-hand side instead of the O(m n) of a dense
@@ -27,11 +28,21 @@ void selected_gram_matvec(const float* z, std::int64_t n, std::int64_t m, const 
                           const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
                           std::int64_t b, const double* v, double* out, int num_threads);
 
+void selected_gram_matvec(const std::int16_t* z, const double* row_scale, std::int64_t n,
+                          std::int64_t m, const std::int64_t* ptr, const std::int32_t* rows,
+                          std::int64_t n_sel, const std::int64_t* cols, std::int64_t b,
+                          const double* v, double* out, int num_threads);
+
 void selected_row_sums(const double* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                        const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
                        std::int64_t b, double* out, int num_threads);
 void selected_row_sums(const float* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                        const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
                        std::int64_t b, double* out, int num_threads);
+
+void selected_row_sums(const std::int16_t* z, const double* row_scale, std::int64_t n,
+                       std::int64_t m, const std::int64_t* ptr, const std::int32_t* rows,
+                       std::int64_t n_sel, const std::int64_t* cols, std::int64_t b, double* out,
+                       int num_threads);
 
 }  // namespace contrastx::cpu

@@ -8,6 +8,7 @@ import torch
 from contrastx import _native
 from contrastx.nplm import NPLMFit
 from contrastx.nplm.toys import NULL, SIGNAL, ToyConfig, ToyEngine, toy_rng
+from contrastx.ops.selections import QuantizedRows
 from scipy import stats
 
 
@@ -149,6 +150,11 @@ def test_pool_strategy_blocking_backends_and_float32():
         np.testing.assert_allclose(run()[2], t_nat, rtol=1e-6)
         np.testing.assert_allclose(t_nat, t, rtol=1e-4)
         np.testing.assert_allclose(run(pool_dtype="float32")[2], t_nat, rtol=1e-6)
+        # 16-bit storage (int16 with row and column scales): within 3e-4 (measured 1e-5
+        # here; 8e-5 at M = 300), pool and signal rows both stored so.
+        i16, _, t16 = run(pool_dtype="int16")
+        assert isinstance(i16._zpool, QuantizedRows)
+        np.testing.assert_allclose(t16, t_nat, rtol=3e-4)
 
 
 def test_strategy_choice_and_data_pool(pools):

@@ -89,7 +89,7 @@ def test_selection_native_on_another_device_names_the_op():
 
 
 def test_not_a_tensor_is_a_type_error():
-    with pytest.raises(TypeError, match=r"z must be a torch\.Tensor, got ndarray"):
+    with pytest.raises(TypeError, match=r"z must be a torch\.Tensor or QuantizedRows, got nd"):
         selected_row_sums(X.numpy(), SEL)
     with pytest.raises(TypeError, match=r"z must be a torch\.Tensor, got ndarray"):
         masked_gram_matvec(X.numpy(), torch.ones(12, 2), V)

@@ -183,6 +183,50 @@ def test_gaussian_kernel_dense_block():
     assert ((k >= 0) & (k <= 1)).all()
 
 
+def _dense_exact(x, c, sigma):
+    d2 = (x.double()[:, None, :] - c.double()[None, :, :]).pow(2).sum(-1)
+    return torch.exp(-d2 / (2.0 * sigma * sigma))
+
+
+@pytest.mark.usefixtures("native_cpu")
+@pytest.mark.parametrize("n, m, d", [(1, 1, 1), (37, 130, 6), (300, 129, 16), (65, 1000, 4)])
+def test_native_dense_block_matches_direct_differences(n, m, d):
+    # float64: within 2e-15 (absolute; values lie in [0, 1]) of the direct-difference
+    # reference; float32 within 2e-7, and 1e-7 with float64 evaluation.
+    x, c, _ = make(n, m, d, 1, torch.float64, seed=n)
+    s = sigma_for(d)
+    ref = _dense_exact(x, c, s)
+    k = gaussian_kernel(x, c, s, backend="native")
+    assert k.dtype == torch.float64 and k.shape == (n, m)
+    torch.testing.assert_close(k, ref, rtol=0, atol=2e-15)
+    torch.testing.assert_close(gaussian_kernel(x, c, s, backend="torch"), ref, rtol=0, atol=2e-15)
+    xf, cf = x.float(), c.float()
+    ref32 = _dense_exact(xf, cf, s)
+    k32 = gaussian_kernel(xf, cf, s, backend="native")
+    assert k32.dtype == torch.float32
+    torch.testing.assert_close(k32.double(), ref32, rtol=0, atol=2e-7)
+    k64 = gaussian_kernel(xf, cf, s, backend="native", accumulate=torch.float64)
+    torch.testing.assert_close(k64.double(), ref32, rtol=0, atol=1e-7)
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_native_dense_block_into_out_and_thread_independent(one_and_many_threads):
+    x, c, _ = make(301, 260, 5, 1, torch.float64, seed=3)
+    one, many = one_and_many_threads(lambda: gaussian_kernel(x, c, 0.9, backend="native"))
+    assert torch.equal(one, many)
+    buf = torch.full((301, 260), float("nan"), dtype=torch.float64)
+    for backend in ("native", "torch"):
+        got = gaussian_kernel(x, c, 0.9, backend=backend, out=buf)
+        assert got.data_ptr() == buf.data_ptr() and not torch.isnan(buf).any()
+        buf.fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous \(301, 260\)"):
+        gaussian_kernel(x, c, 0.9, out=torch.empty(300, 260, dtype=torch.float64))
+    with pytest.raises(ValueError, match="not contiguous"):
+        gaussian_kernel(x, c, 0.9, out=torch.empty(260, 301, dtype=torch.float64).T)
+    with pytest.raises(TypeError, match="out"):
+        gaussian_kernel(x, c, 0.9, out=torch.empty(301, 260, dtype=torch.float32))
+
+
 @pytest.mark.usefixtures("native_cpu")
 def test_auto_uses_native_on_cpu():
     x, c, v = make(40, 50, 3, 2, torch.float64)

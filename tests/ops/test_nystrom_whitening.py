@@ -57,6 +57,12 @@ def test_whitened_features_methods_agree(problem, out_dtype):
     # Each row depends on its own point only.
     part = whitened_features(x[5:50], c, SIGMA, t, out_dtype=out_dtype, tile_bytes=tile)
     assert torch.equal(part, b[5:50])
+    # A precomputed T^-1 gives the same rows bitwise; a wrong-sized one is refused.
+    inv = triangular_inverse(t)
+    given = whitened_features(x, c, SIGMA, t, out_dtype=out_dtype, tile_bytes=tile, inverse=inv)
+    assert torch.equal(given, b)
+    with pytest.raises(ValueError, match=r"inverse must be an \(90, 90\)"):
+        whitened_features(x, c, SIGMA, t, inverse=inv[:5, :5])
 
 
 @pytest.mark.parametrize("weighted", [False, True])

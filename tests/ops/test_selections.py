@@ -13,7 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from contrastx.ops.selections import RowSelection, selected_gram_matvec, selected_row_sums
+from contrastx.ops.selections import (
+    QuantizedRows,
+    RowSelection,
+    selected_gram_matvec,
+    selected_row_sums,
+)
 
 # (rows, M, selections, rows per selection)
 SHAPES = [(1, 1, 1, 1), (50, 7, 3, 9), (300, 37, 300, 17), (1000, 129, 5, 301), (777, 64, 2, 0)]
@@ -116,3 +121,77 @@ def test_bad_arguments_are_rejected():
         selected_row_sums(z.half(), sel, backend="native")
     with pytest.raises(TypeError, match="RowSelection"):
         selected_row_sums(z, [lists])
+
+
+def _spread_columns(n, m, seed):
+    """Rows whose columns span four decades (as whitened kernel features do)."""
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.normal(size=(n, m)) * np.logspace(0, -4, m))
+
+
+def test_quantized_rows_round_trip_bound():
+    z = _spread_columns(500, 40, seed=3)
+    z[7] = 0.0
+    q = QuantizedRows.quantize(z)
+    assert q.values.dtype == torch.int16 and q.shape == (500, 40)
+    assert q.nbytes == 2 * 500 * 40 + 8 * (500 + 40)
+    back = q.rows(0, 500)
+    # Every entry within half a step r_i c_j / 2 (plus float64 rounding).
+    bound = 0.5 * q.row_scale[:, None] * q.col_scale[None, :] * (1 + 1e-9) + 1e-300
+    assert ((back - z).abs() <= bound).all()
+    assert not back[7].any()
+    # Relative to each column's size the error is ~1e-5, where one scale per row (the
+    # columns' spread left to the integers) would lose the small columns entirely.
+    col_err = ((back - z).abs().amax(0) / z.abs().amax(0)).max()
+    assert col_err < 1e-4
+    # Filling by parts with given column scales gives the same storage.
+    parts = QuantizedRows.empty(500, q.col_scale)
+    parts.assign(0, z[:123])
+    parts.assign(123, z[123:])
+    assert torch.equal(parts.values, q.values) and torch.equal(parts.row_scale, q.row_scale)
+
+
+def test_quantized_rows_errors():
+    z = _spread_columns(20, 5, seed=0)
+    q = QuantizedRows.quantize(z)
+    with pytest.raises(ValueError, match=r"rows \[15, 35\) of width 5 do not fit \(20, 5\)"):
+        q.assign(15, z)
+    bad = z.clone()
+    bad[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        QuantizedRows.quantize(bad, q.col_scale)
+    with pytest.raises(ValueError, match="col_scale must be finite and > 0"):
+        QuantizedRows.empty(3, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    with pytest.raises(TypeError, match="values must be a 2-D int16 tensor"):
+        QuantizedRows(q.values.float(), q.row_scale, q.col_scale)
+    with pytest.raises(ValueError, match=r"row_scale must have shape \(20,\)"):
+        QuantizedRows(q.values, q.row_scale[:3], q.col_scale)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quantized_rows_products_match_their_values(backend):
+    """The products over QuantizedRows equal those over its dequantised float64 rows."""
+    rng = np.random.default_rng(4)
+    z = _spread_columns(700, 45, seed=4)
+    q = QuantizedRows.quantize(z)
+    lists = [rng.choice(700, size=k, replace=False) for k in (1, 90, 300, 0)]
+    sel = RowSelection.from_lists(lists, 700)
+    v = torch.from_numpy(rng.normal(size=(45, 4)))
+    gram, sums = _reference(q.rows(0, 700), lists, v)
+    out = selected_gram_matvec(q, sel, v, backend=backend)
+    np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=1e-12 * np.abs(gram).max())
+    s = selected_row_sums(q, sel, backend=backend)
+    np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=1e-12 * np.abs(sums).max())
+    assert not out[:, 3].any() and not s[:, 3].any()
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_quantized_native_column_independent_of_block_and_threads(one_and_many_threads):
+    rng = np.random.default_rng(5)
+    q = QuantizedRows.quantize(_spread_columns(1500, 70, seed=5))
+    lists = [rng.choice(1500, size=200, replace=False) for _ in range(6)]
+    sel = RowSelection.from_lists(lists, 1500)
+    v = torch.from_numpy(rng.normal(size=(70, 6)))
+    one, two = one_and_many_threads(lambda: selected_gram_matvec(q, sel, v, backend="native"))
+    alone = selected_gram_matvec(q, sel, v[:, [2]], columns=torch.tensor([2]), backend="native")
+    assert torch.equal(one, two) and torch.equal(alone[:, 0], one[:, 2])

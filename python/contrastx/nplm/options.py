@@ -31,12 +31,13 @@ __all__ = ["AVERAGE_CG_TOL", "DEFAULT_CG_TOL", "DeviceOptions", "SolverOptions",
 
 DEFAULT_CG_TOL = math.sqrt(1e-7)
 """Falkon's CG tolerance in the NPLM configuration, :math:`\\sqrt{10^{-7}}`."""
-AVERAGE_CG_TOL = 1e-2 * DEFAULT_CG_TOL
-"""Default CG tolerance with the ``'average'`` preconditioner: a hundredth of Falkon's.
+AVERAGE_CG_TOL = 1e-5
+"""Default CG tolerance with the ``'average'`` preconditioner, about a thirtieth of Falkon's.
 
-That preconditioner leaves a toy's system close to the identity, so CG gains about a
-decade per iteration and the tighter tolerance costs one or two iterations; the step is
-then far closer to the exact one-step solution than Falkon's truncated step."""
+That preconditioner leaves a toy's system close to the identity, so CG gains more than a
+decade per iteration: at this tolerance a toy takes 3-4 iterations and its t is within
+about 1e-4 of the exact one-step solution, far closer than Falkon's truncated step (one
+iteration fewer leaves it about 1e-3 away)."""
 
 _TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -74,8 +75,8 @@ class SolverOptions:
     cg_tol: float | None = option(
         None,
         "Absolute tolerance on the preconditioned CG residual; unset: Falkon's sqrt(1e-7) "
-        "with preconditioner='falkon', 1e-2 x that with 'average' (whose iterations then "
-        "cost little).",
+        "with preconditioner='falkon', 1e-5 with 'average' (3-4 iterations; t within "
+        "~1e-4 of the exact one-step solution).",
         gt=0,
     )
     cg_max_iter: int = option(1000, "Most CG iterations per Newton step.", ge=1)
@@ -128,7 +129,7 @@ class DeviceOptions:
     )
     pool_memory_bytes: int = option(
         8 * 2**30,
-        "Budget of the stored whitened data pool (N_pool x M x 8 or 4 bytes), in bytes.",
+        "Budget of the stored whitened data pool (N_pool x M x 8, 4 or 2 bytes), in bytes.",
         ge=0,
     )
     max_block: int = option(
@@ -187,12 +188,14 @@ class ToyOptions:
         "them. Two toys share a fraction N(B)/data_pool of their events: keep it small.",
         ge=1,
     )
-    pool_dtype: Literal["float64", "float32"] = option(
+    pool_dtype: Literal["float64", "float32", "int16"] = option(
         "float64",
         "Storage precision of the whitened data pool ('pool'; always computed in dtype "
-        "first). float32 halves the memory; the native CPU kernel computes in float64 "
-        "either way, the dense GEMMs of the GPU / torch path in the storage precision "
-        "(t moves slightly more, and CG may take a few more iterations).",
+        "first). float32 halves the memory; int16 (16-bit integers with a float64 scale "
+        "per row, entries within 1.5e-5 of their row's largest) quarters it, and its "
+        "products convert more on load (slower). The native CPU kernel computes in float64 "
+        "whatever the storage, the dense GEMMs of the GPU / torch path in float32 for "
+        "float32 and int16 (t moves slightly more, and CG may take a few more iterations).",
     )
     solver_options: SolverOptions = embedded(SolverOptions, "Settings of every fit.")
     device_options: DeviceOptions = embedded(DeviceOptions, "How the run uses the machine.")

@@ -61,7 +61,7 @@ for the data. A data set's own system differs from :math:`P` by
 the fluctuation of its Gram about that expectation, of relative size about
 :math:`\sqrt{M/N_D}` in the preconditioned space, so CG converges in a few iterations
 (gaining about a decade each when :math:`N_D \gg M`), which is what makes its default
-tolerance (:data:`~contrastx.nplm.options.AVERAGE_CG_TOL`, a hundredth of Falkon's)
+tolerance (:data:`~contrastx.nplm.options.AVERAGE_CG_TOL`, about a thirtieth of Falkon's)
 cheap: the step is then much closer to the exact one-step solution than Falkon's
 truncated step is. For toys sharing a reference, :math:`S_R` is computed once
 (:mod:`contrastx.nplm.toys`).

@@ -161,10 +161,11 @@ from contrastx.ops.gaussian import gaussian_kernel_matvec
 from contrastx.ops.nystrom import (
     gaussian_kernel_tile,
     rows_per_tile,
+    triangular_inverse,
     weighted_gram_rhs,
     whitened_features,
 )
-from contrastx.ops.selections import RowSelection
+from contrastx.ops.selections import QuantizedRows, RowSelection
 
 from .kernel import as_points, check_sigma, resolve_device, sigma_heuristic
 from .options import ToyOptions
@@ -191,6 +192,8 @@ _SIGMA_POINTS = 2000
 """Reference rows of the kernel-width heuristic (the paper's ``pdist(ref[:2000])``)."""
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# Bytes per stored pool row and centre (int16: 2 bytes an entry plus an 8-byte row scale).
+_POOL_ITEMSIZE = {"float64": 8, "float32": 4, "int16": 2}
 
 
 BLOCK_SECONDS = 30.0
@@ -507,6 +510,10 @@ class ToyEngine:
         )
         self.reference_cache_hit_ = loaded is not None
         self._whiten = self._precond.T.to(self.dtype)
+        # T^-1 once for every whitening of pool and signal rows ("blocked" setup).
+        self._whiten_inv = (
+            triangular_inverse(self._whiten) if self.setup_method == "blocked" else None
+        )
         self._ref = ref
         self._centers = centers
         if cfg.preconditioner == "average":
@@ -526,17 +533,33 @@ class ToyEngine:
         if self.strategy_ == "pool":
             start = time.perf_counter()
             pool_pts = self.background[torch.from_numpy(self.data_pool_index_)].to(self.device)
-            self._zpool = whitened_features(
-                pool_pts,
-                centers,
-                self.sigma_,
-                self._whiten,
-                out_dtype=_DTYPES[cfg.pool_dtype],
-                tile_bytes=cfg.tile_bytes,
-                method=self.setup_method,
-            )
+            if cfg.pool_dtype == "int16":
+                # Whitened in float64 tiles, each stored as it is made (never a float copy).
+                # Column scales: the reference's RMS per whitened coordinate (the pool is
+                # drawn as the reference is), from the diagonal of its Gram.
+                rms = torch.sqrt(torch.diagonal(self._s_ref) / cfg.n_ref)
+                col_scale = torch.where(rms > 0, rms, torch.ones_like(rms))
+                self._zpool = QuantizedRows.empty(pool_pts.shape[0], col_scale)
+                step = rows_per_tile(cfg.M, 8, cfg.tile_bytes)
+                for lo in range(0, pool_pts.shape[0], step):
+                    self._zpool.assign(lo, self._whitened(pool_pts[lo : lo + step]))
+            else:
+                self._zpool = self._whitened(pool_pts, _DTYPES[cfg.pool_dtype])
             self._sync()
             self.setup_seconds_["pool"] = time.perf_counter() - start
+
+    def _whitened(self, pts: Tensor, out_dtype: torch.dtype | None = None) -> Tensor:
+        """Whitened kernel features of ``pts`` (computed in ``dtype``, stored in ``out_dtype``)."""
+        return whitened_features(
+            pts,
+            self._centers,
+            self.sigma_,
+            self._whiten,
+            out_dtype=out_dtype,
+            tile_bytes=self.config.tile_bytes,
+            method=self.setup_method,
+            inverse=self._whiten_inv,
+        )
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -549,7 +572,9 @@ class ToyEngine:
         """
         cfg = self.config
         n_pool = int(self.data_pool_index_.size)
-        need = n_pool * cfg.M * _DTYPES[cfg.pool_dtype].itemsize
+        need = n_pool * cfg.M * _POOL_ITEMSIZE[cfg.pool_dtype]
+        if cfg.pool_dtype == "int16":
+            need += n_pool * 8  # the row scales
         fits = need <= cfg.pool_memory_bytes
         if cfg.strategy == "stream":
             return "stream", "requested"
@@ -562,7 +587,8 @@ class ToyEngine:
         if cfg.strategy == "pool":
             if not fits:
                 raise ValueError(
-                    f"{size}; lower data_pool, use pool_dtype='float32' or strategy='stream'"
+                    f"{size}; lower data_pool, use pool_dtype='float32' or 'int16', or "
+                    "strategy='stream'"
                 )
             return "pool", "requested"
         # Flops per toy: pool ~ 4 N_D M per CG operator pass with the native CPU kernel, else
@@ -573,7 +599,7 @@ class ToyEngine:
         stream_cost = 3.0 * (cfg.n_bkg + cfg.n_sig) * cfg.M**2
         costs = f"~{pool_cost:.2g} (pool) vs ~{stream_cost:.2g} (stream) flops per toy"
         if not fits:
-            return "stream", f"{size} (set data_pool or pool_dtype='float32'); {costs}"
+            return "stream", f"{size} (set data_pool or a smaller pool_dtype); {costs}"
         return ("pool" if pool_cost < stream_cost else "stream"), costs
 
     def _selected_rows_native(self) -> bool:
@@ -649,8 +675,8 @@ class ToyEngine:
             if not self._selected_rows_native():
                 per_toy += self.data_pool_index_.size
             if hypothesis == SIGNAL and cfg.n_sig > 0:
-                itemsize = _DTYPES[cfg.pool_dtype].itemsize
-                per_toy += (_poisson_upper(cfg.n_sig) + 1) * (cfg.M * itemsize + 1)
+                itemsize = _POOL_ITEMSIZE[cfg.pool_dtype]
+                per_toy += (_poisson_upper(cfg.n_sig) + 1) * (cfg.M * itemsize + 9)
         else:
             per_toy = 4 * cfg.M**2 * 8
         return max(1, min(int(cfg.max_block), int(cfg.memory_bytes) // per_toy))
@@ -810,18 +836,14 @@ class ToyEngine:
             assert self.signal is not None
             union = np.unique(np.concatenate(sig_draws))
             # In fixed-size row blocks: a signal row does not depend on the block's union.
+            # Stored as the pool is (int16: quantised per row, so each row on its own).
+            int16 = isinstance(self._zpool, QuantizedRows)
             z_sig = row_blocked(
-                lambda pts: whitened_features(
-                    pts,
-                    self._centers,
-                    self.sigma_,
-                    self._whiten,
-                    out_dtype=self._zpool.dtype,
-                    tile_bytes=cfg.tile_bytes,
-                    method=self.setup_method,
-                ),
+                lambda pts: self._whitened(pts, None if int16 else self._zpool.dtype),
                 self.signal[torch.from_numpy(union)].to(dev),
             )
+            if int16:
+                z_sig = QuantizedRows.quantize(z_sig, self._zpool.col_scale)
             pos = [np.searchsorted(union, s_idx) for s_idx in sig_draws]
             parts.append((z_sig, RowSelection.from_lists(pos, union.size)))
         n_tot = torch.as_tensor(cfg.n_ref + n_b + n_s, dtype=torch.float64, device=dev)

@@ -15,7 +15,8 @@ product without materialising :math:`K` (native C++/CUDA kernels), and
 :math:`K^\top\operatorname{diag}(w)\,U` (native C++ kernel; reference
 :func:`gaussian_kernel_t_matvec_reference`), and :func:`gaussian_weighted_gram` the fused Gram
 matrix :math:`K^\top\operatorname{diag}(w)K` (native C++ kernel; reference
-:func:`gaussian_weighted_gram_reference`).
+:func:`gaussian_weighted_gram_reference`). :func:`gaussian_kernel` writes the dense block
+:math:`K` (native C++ kernel on a CPU, torch reference otherwise).
 """
 
 from __future__ import annotations
@@ -106,7 +107,15 @@ def _accumulate_dtype(dtype: torch.dtype, accumulate: torch.dtype | None) -> tor
     return accumulate
 
 
-def gaussian_kernel(x: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_kernel(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    sigma: float,
+    *,
+    backend: str = "auto",
+    accumulate: torch.dtype | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""Dense Gaussian kernel block.
 
     .. math:: K_{ij} = \exp\left(-\lVert x_i - c_j \rVert^2 / (2\sigma^2)\right)
@@ -119,6 +128,18 @@ def gaussian_kernel(x: torch.Tensor, centers: torch.Tensor, sigma: float) -> tor
         (M, d), same dtype and device as ``x``.
     sigma : float
         Kernel width, finite and > 0.
+    backend : {"auto", "native", "torch"}
+        ``"native"``: the C++ kernel (CPU tensors only; the values of
+        :func:`gaussian_kernel_matvec`'s native kernel, written out); ``"torch"``: the
+        pure-torch reference below; ``"auto"`` (default): native for CPU tensors when built
+        and no gradient is needed, else torch.
+    accumulate : torch.dtype, optional
+        ``torch.float64`` evaluates float32 inputs' distances and exp in float64 (the
+        result keeps the input dtype).
+    out : torch.Tensor, optional
+        A C-contiguous (N, M) tensor of ``x``'s dtype and device to write into (and
+        return). Loops over tiles reuse one: a fresh large tensor per tile costs page faults
+        that exceed the kernel's own time.
 
     Returns
     -------
@@ -128,13 +149,45 @@ def gaussian_kernel(x: torch.Tensor, centers: torch.Tensor, sigma: float) -> tor
 
     Notes
     -----
-    Squared distances use :math:`|x|^2 + |c|^2 - 2 x \cdot c` after shifting both sets by the
-    mean of the centres (the kernel is translation invariant; the shift reduces cancellation),
-    clamped at 0.
+    The torch reference computes squared distances as :math:`|x|^2 + |c|^2 - 2 x \cdot c`
+    after shifting both sets by the mean of the centres (the kernel is translation
+    invariant; the shift reduces cancellation), clamped at 0; the native kernel uses direct
+    differences (never negative) and ``torch.get_num_threads()`` OpenMP threads, each value
+    bitwise independent of the thread count.
     """
     s = _check_sigma(sigma)
     _check_inputs(x, centers, None, check_finite=False)
-    return _kernel_block(x, centers, s, centers.mean(dim=0) if centers.shape[0] else None)
+    acc = _accumulate_dtype(x.dtype, accumulate)
+    native = resolve_backend(
+        backend,
+        x.device,
+        op="the dense Gaussian kernel block",
+        cuda_ok=False,
+        needs_grad=torch.is_grad_enabled() and (x.requires_grad or centers.requires_grad),
+    )
+    n, d = x.shape
+    m = centers.shape[0]
+    if out is None:
+        out = torch.empty((n, m), dtype=x.dtype, device=x.device)
+    else:
+        check_tensor("out", out)
+        if out.shape != (n, m) or not out.is_contiguous():
+            raise ValueError(
+                f"out must be a C-contiguous ({n}, {m}) tensor; got {tuple(out.shape)}"
+                + ("" if out.is_contiguous() else " (not contiguous)")
+            )
+        check_like("out", out, "x", x)
+    if native != "native":
+        shift = centers.mean(dim=0) if m else None
+        return out.copy_(_kernel_block(x.to(acc), centers.to(acc), s, shift))
+    if n and m:
+        xc, cc = x.contiguous(), centers.contiguous()
+        acc64 = x.dtype == torch.float32 and acc == torch.float64
+        _native.require_cpu().gaussian_tile_cpu(
+            xc.data_ptr(), cc.data_ptr(), out.data_ptr(), n, m, d, s,
+            _DTYPE_NAMES[x.dtype], acc64, torch.get_num_threads(),
+        )  # fmt: skip
+    return out
 
 
 def _kernel_block(

@@ -61,6 +61,7 @@ import torch
 from torch import Tensor
 
 from ._validation import check_like, check_positive, check_tensor
+from .gaussian import gaussian_kernel
 
 __all__ = [
     "DEFAULT_TILE_BYTES",
@@ -119,7 +120,10 @@ def rows_per_tile(m: int, itemsize: int, tile_bytes: int = DEFAULT_TILE_BYTES) -
 def gaussian_kernel_tile(x: Tensor, centers: Tensor, sigma: float) -> Tensor:
     r"""Dense Gaussian kernel block :math:`K(X, C)`, shape ``(N, M)``.
 
-    .. math:: K_{ij} = \exp(-\max(0, |x_i|^2 + |c_j|^2 - 2 x_i\cdot c_j) / (2\sigma^2))
+    .. math:: K_{ij} = \exp(-|x_i - c_j|^2 / (2\sigma^2))
+
+    :func:`contrastx.ops.gaussian.gaussian_kernel` with ``backend="auto"``: the native
+    kernel on a CPU (where built), the torch reference elsewhere.
 
     Parameters
     ----------
@@ -129,14 +133,7 @@ def gaussian_kernel_tile(x: Tensor, centers: Tensor, sigma: float) -> Tensor:
         Kernel width, > 0.
     """
     _check_points(x, centers, sigma)
-    return _tile(x, centers, (centers * centers).sum(1), -0.5 / sigma**2)
-
-
-def _tile(x: Tensor, centers: Tensor, c2: Tensor, scale: float) -> Tensor:
-    # sqdist = |x|^2 + |c|^2 - 2 x.c, computed in place on the (rows, M) product.
-    k = torch.mm(x, centers.T).mul_(-2.0)
-    k.add_((x * x).sum(1, keepdim=True)).add_(c2).clamp_(min=0.0)
-    return k.mul_(scale).exp_()
+    return gaussian_kernel(x, centers, sigma)
 
 
 def _as_rows(v: Tensor | None, n: int, name: str, like: Tensor) -> Tensor | None:
@@ -185,12 +182,11 @@ def kernel_t_matvec(
     vec = u.ndim == 1
     u2 = u[:, None] if vec else u
     out = torch.zeros(m, u2.shape[1], dtype=x.dtype, device=x.device)
-    c2 = (centers * centers).sum(1)
-    scale = -0.5 / sigma**2
     step = rows_per_tile(m, x.element_size(), tile_bytes)
+    tile = _tile_buffer(x, m, step)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        k = _tile(x[lo:hi], centers, c2, scale)
+        k = gaussian_kernel(x[lo:hi], centers, sigma, out=tile[: hi - lo])
         ub = u2[lo:hi]
         if row_weights is not None:
             ub = ub * row_weights[lo:hi, None]
@@ -198,15 +194,20 @@ def kernel_t_matvec(
     return out[:, 0] if vec else out
 
 
-def _check_whiten(whiten: Tensor | None, m: int, like: Tensor) -> None:
+def _tile_buffer(x: Tensor, m: int, step: int) -> Tensor:
+    """One (rows, M) tile reused by every tile of a loop (fresh large tensors page-fault)."""
+    return torch.empty(min(step, x.shape[0]), m, dtype=x.dtype, device=x.device)
+
+
+def _check_whiten(whiten: Tensor | None, m: int, like: Tensor, name: str = "whiten") -> None:
     if whiten is None:
         return
-    check_tensor("whiten", whiten)
+    check_tensor(name, whiten)
     if whiten.shape != (m, m):
         raise ValueError(
-            f"whiten must be an ({m}, {m}) upper-triangular tensor; got {tuple(whiten.shape)}"
+            f"{name} must be an ({m}, {m}) upper-triangular tensor; got {tuple(whiten.shape)}"
         )
-    check_like("whiten", whiten, "x", like)
+    check_like(name, whiten, "x", like)
 
 
 def whitened_tile(k: Tensor, whiten: Tensor | None) -> Tensor:
@@ -307,17 +308,20 @@ def _gram_pass(
     b = None
     if rhs is not None:
         b = torch.zeros(m, *rhs.shape[1:], dtype=acc, device=x.device)
-    c2 = (centers * centers).sum(1)
-    scale = -0.5 / sigma**2
     step = rows_per_tile(m, x.element_size(), tile_bytes)
     blocked = method == "blocked"
     inverse = triangular_inverse(whiten) if blocked and whiten is not None else None
+    tile = _tile_buffer(x, m, step)
+    white = None if inverse is None else _tile_buffer(x, m, step)
     # Only the upper triangle is accumulated by SYRK: symmetrise from it at the end.
     upper_only = False
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        k = _tile(x[lo:hi], centers, c2, scale)
-        k = whiten_blocked(k, inverse) if inverse is not None else whitened_tile(k, whiten)
+        k = gaussian_kernel(x[lo:hi], centers, sigma, out=tile[: hi - lo])
+        if white is not None:
+            k = whiten_blocked(k, inverse, out=white[: hi - lo])
+        else:
+            k = whitened_tile(k, whiten)
         kw = k if row_weights is None else k * row_weights[lo:hi, None]
         if blocked and row_weights is None and acc == x.dtype and _syrk_update(gram, k):
             upper_only = True
@@ -435,6 +439,7 @@ def whitened_features(
     out_dtype: torch.dtype | None = None,
     tile_bytes: int = DEFAULT_TILE_BYTES,
     method: WhitenMethod = "blocked",
+    inverse: Tensor | None = None,
 ) -> Tensor:
     r"""Whitened kernel features :math:`Z = K(X, C)\,T^{-1}`, shape ``(N, M)``.
 
@@ -458,6 +463,10 @@ def whitened_features(
         ``"blocked"``: column-blocked GEMMs against :math:`T^{-1}`, written straight into
         the output; ``"solve"``: a triangular solve per tile (see the module notes). Each
         row of ``Z`` depends only on the same row of ``x`` either way.
+    inverse : Tensor, shape (M, M), optional
+        ``"blocked"`` only: :math:`T^{-1}` (:func:`triangular_inverse` of ``whiten``), for
+        callers that whiten many small sets of rows with one :math:`T` (default: computed
+        here, :math:`M^3/3` flops per call).
 
     Returns
     -------
@@ -465,18 +474,21 @@ def whitened_features(
     """
     _check_points(x, centers, sigma)
     _check_whiten(whiten, centers.shape[0], x)
+    _check_whiten(inverse, centers.shape[0], x, "inverse")
     if whiten is None:
         raise ValueError("whiten is required")
     _check_method(method)
     n, m = x.shape[0], centers.shape[0]
     out = torch.empty(n, m, dtype=out_dtype or x.dtype, device=x.device)
-    c2 = (centers * centers).sum(1)
-    scale = -0.5 / sigma**2
     step = rows_per_tile(m, x.element_size(), tile_bytes)
-    inverse = triangular_inverse(whiten) if method == "blocked" else None
+    if method != "blocked":
+        inverse = None
+    elif inverse is None:
+        inverse = triangular_inverse(whiten)
+    tile = _tile_buffer(x, m, step)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        k = _tile(x[lo:hi], centers, c2, scale)
+        k = gaussian_kernel(x[lo:hi], centers, sigma, out=tile[: hi - lo])
         if inverse is not None:
             whiten_blocked(k, inverse, out=out[lo:hi])
         else:
