@@ -214,7 +214,7 @@ def test_weighted_gram_rhs_float64_accumulation():
 
 @pytest.mark.parametrize("strategy", ["pool", "stream"])
 def test_setup_methods_agree(pools, strategy, tmp_path):
-    """The blocked setup (T^-1 GEMMs, SYRK Gram) and the triangular-solve setup give the
+    """The blocked setup (T^-1 GEMMs, upper-triangular Gram) and the triangular-solve setup give the
     same t to rounding, and their reference-cache entries are distinct."""
     bkg, sig = pools
     cfg = ToyConfig(**KW, strategy=strategy, reference_cache=str(tmp_path))

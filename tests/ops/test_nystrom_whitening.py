@@ -1,5 +1,5 @@
-"""Blocked whitening (explicit T^-1, column-blocked GEMMs, SYRK Grams) against the triangular
-solve per tile, in float64, on an ill-conditioned K_MM like NPLM's."""
+"""Blocked whitening (explicit T^-1, column-blocked GEMMs, upper-triangular Grams) against
+the triangular solve per tile, in float64, on an ill-conditioned K_MM like NPLM's."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_gram_methods_agree(problem, weighted):
     z = whitened_tile(gaussian_kernel_tile(x, c, SIGMA), t)
     exact = z.T @ (z if w is None else z * w[:, None])
     assert float((s1 - exact).abs().max()) <= 1e-9 * scale
-    # Unwhitened, unweighted: the SYRK path against the plain product.
+    # Unwhitened, unweighted: the upper-triangular block-row Gram against the plain product.
     k = gaussian_kernel_tile(x, c, SIGMA)
     g1 = weighted_gram(x, c, SIGMA, w, tile_bytes=tile)
     kw = k if w is None else k * w[:, None]

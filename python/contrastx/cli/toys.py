@@ -409,9 +409,11 @@ def _print_summary(s: dict[str, Any], timing: dict[str, Any]) -> None:
         for kind in ("chi2_mean_dof", "empirical"):
             parts = [_power_text(p) for p in s["power"][kind]]
             print(f"power ({kind}, 68% Clopper-Pearson interval): " + "; ".join(parts))
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in timing.get("setup_parts_s", {}).items())
     print(
-        f"timing: setup {timing['setup_s']:.2f} s, {timing['toys_run']} toys in "
-        f"{timing['toys_s']:.2f} s ({timing['toys_per_s']:.2f} toys/s)"
+        f"timing: setup {timing['setup_s']:.2f} s{f' ({parts})' if parts else ''}, "
+        f"{timing['toys_run']} toys in {timing['toys_s']:.2f} s "
+        f"({timing['toys_per_s']:.2f} toys/s)"
     )
 
 
@@ -497,6 +499,7 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
         bkg, sig, info = _default_sample(args, cfg)
     else:
         bkg, sig, info = _read_input(args.input, args)
+    setup_parts = {"sample" if args.input is None else "input": time.perf_counter() - t_setup}
     info["standardized"] = not args.no_standardize
     if not args.no_standardize:
         bkg, sig = _standardize(bkg, sig)
@@ -508,6 +511,7 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
         engine = ToyEngine(bkg, sig_pool, config=cfg, device=device)
         engine.prepare()
         info_engine = engine_info(engine)
+        setup_parts.update(engine.setup_seconds_)
     setup_s = time.perf_counter() - t_setup
 
     # The settings that determine t (not memory, blocking, strategy or backend).
@@ -575,6 +579,7 @@ def run(args: argparse.Namespace, progress: dict[str, Any] | None = None) -> dic
         summary = summarize(t0, t1)
         timing = {
             "setup_s": setup_s,
+            "setup_parts_s": setup_parts,
             "toys_run": total,
             "toys_s": t_toys,
             "toys_per_s": total / t_toys if t_toys > 0 else float("nan"),

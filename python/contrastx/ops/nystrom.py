@@ -37,11 +37,14 @@ definiteness, while accumulating whitened tiles keeps it a Gram matrix.
 (:math:`M^3/3` flops) and whitens each tile by column-blocked GEMMs against the
 triangular :math:`T^{-1}` (:func:`triangular_inverse`, :func:`whiten_blocked`), about
 :math:`N M^2 (1 + b/M)` flops at GEMM speed for column blocks of :math:`b`; an
-unweighted float64 Gram on a CPU is accumulated by a symmetric rank-k update (BLAS
-SYRK, half the flops of a GEMM). ``method="solve"`` is the previous path: one
-triangular solve and one GEMM per tile. Both are backward stable in the kernel values
-up to :math:`\epsilon_\mathrm{mach}\kappa(T)` (the explicit inverse's residual), far
-below what moves :math:`t`.
+unweighted Gram is accumulated in its upper triangle only, by GEMMs over
+:data:`GRAM_BLOCKS` block rows (:math:`(1 + 1/8) N M^2` flops, a GEMM's
+:math:`2 N M^2` otherwise). (SciPy's SYRK, used before, runs on OpenBLAS, whose
+spinning threads slowed torch's own BLAS threads between the calls by 2-3x.)
+``method="solve"`` is the previous path: one triangular solve and one GEMM per tile.
+Both are backward stable in the kernel values up to
+:math:`\epsilon_\mathrm{mach}\kappa(T)` (the explicit inverse's residual), far below what
+moves :math:`t`.
 
 These are the references the native kernels will replace; ``K(X, C) @ V`` itself
 is :func:`contrastx.ops.gaussian_kernel_matvec`. Memory is bounded by
@@ -54,9 +57,9 @@ condition number of order :math:`10^{12}`).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -263,23 +266,18 @@ def whiten_blocked(
     return out
 
 
-def _syrk_update(gram: Tensor, z: Tensor) -> bool:
-    """``gram += z^T z`` (upper triangle only) by BLAS SYRK where possible: a CPU float64
-    ``z`` and a C-contiguous float64 ``gram``. Returns False (nothing done) otherwise."""
-    if z.device.type != "cpu" or z.dtype != torch.float64 or gram.dtype != torch.float64:
-        return False
-    if not (z.is_contiguous() and gram.is_contiguous()) or z.shape[0] == 0:
-        return False
-    from scipy.linalg.blas import dsyrk
+GRAM_BLOCKS = 8
+"""Block rows of the upper-triangular Gram accumulation (:func:`_gram_upper_update`)."""
 
-    # numpy views: z^T is Fortran-ordered (M, rows); gram^T is Fortran-ordered, and the
-    # lower triangle of gram^T is the upper triangle of gram (symmetrised by the caller).
-    zt = z.numpy().T
-    g = gram.numpy().T
-    res = dsyrk(1.0, zt, beta=1.0, c=g, trans=0, lower=1, overwrite_c=1)
-    if not np.shares_memory(res, g):  # a copy was made: write it back
-        g[...] = res
-    return True
+
+def _gram_upper_update(gram: Tensor, z: Tensor) -> None:
+    """``gram += z^T z`` in the upper triangle (and the diagonal blocks' lower parts): one
+    GEMM per block row of :data:`GRAM_BLOCKS`, from the diagonal block to the right."""
+    m = z.shape[1]
+    edges = [round(i * m / GRAM_BLOCKS) for i in range(GRAM_BLOCKS + 1)]
+    for i0, i1 in pairwise(edges):
+        if i1 > i0:
+            gram[i0:i1, i0:].addmm_(z[:, i0:i1].T, z[:, i0:])
 
 
 def _gram_pass(
@@ -313,7 +311,7 @@ def _gram_pass(
     inverse = triangular_inverse(whiten) if blocked and whiten is not None else None
     tile = _tile_buffer(x, m, step)
     white = None if inverse is None else _tile_buffer(x, m, step)
-    # Only the upper triangle is accumulated by SYRK: symmetrise from it at the end.
+    # Unweighted: only the upper triangle is accumulated; symmetrise from it at the end.
     upper_only = False
     for lo in range(0, n, step):
         hi = min(n, lo + step)
@@ -323,7 +321,8 @@ def _gram_pass(
         else:
             k = whitened_tile(k, whiten)
         kw = k if row_weights is None else k * row_weights[lo:hi, None]
-        if blocked and row_weights is None and acc == x.dtype and _syrk_update(gram, k):
+        if blocked and row_weights is None and acc == x.dtype:
+            _gram_upper_update(gram, k)
             upper_only = True
         elif acc == x.dtype:
             gram.addmm_(k.T, kw)
@@ -486,10 +485,14 @@ def whitened_features(
     elif inverse is None:
         inverse = triangular_inverse(whiten)
     tile = _tile_buffer(x, m, step)
+    # Another storage dtype: whitened into a tile of x's dtype, then one contiguous copy.
+    white = _tile_buffer(x, m, step) if out.dtype != x.dtype and inverse is not None else None
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         k = gaussian_kernel(x[lo:hi], centers, sigma, out=tile[: hi - lo])
-        if inverse is not None:
+        if white is not None:
+            out[lo:hi] = whiten_blocked(k, inverse, out=white[: hi - lo])
+        elif inverse is not None:
             whiten_blocked(k, inverse, out=out[lo:hi])
         else:
             out[lo:hi] = whitened_tile(k, whiten)
