@@ -76,6 +76,6 @@ def test_help_prints_each_default_once(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and "(default: False)" not in text
-    assert "worker processes (default: all cores)" in text
+    assert "--worker-threads. (default: all cores)" in text  # --workers (ExecutorOptions)
     assert "(default: 500)" in text and "(default: True)" in text
     assert "random seed (default: 0)" in text

@@ -10,7 +10,9 @@ With ``--generator pythia`` the file is written batch by batch; progress goes to
 stderr (a bar on a terminal, otherwise one line per batch with an ETA). Ctrl-C or
 SIGTERM stops the run with one line saying how many events the file keeps, and
 re-running the same command completes it, with the same events as an uninterrupted
-run.
+run. The batches run on local worker processes (``--workers``) or, with ``--executor
+dask``, on a Dask cluster (``--scheduler tcp://...``, or ``--cluster slurm --jobs 20``);
+the file does not depend on where they ran.
 
 With ``--dataset diphoton`` it writes the Pythia 8 diphoton benchmark instead
 (:mod:`contrastx.events.generators.diphoton`): by default 50,000 gamma gamma continuum
@@ -31,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .._console import error_exit, logging_to_stderr
 from ..events.generators.diphoton import DiphotonOptions
@@ -61,6 +64,22 @@ _DIPHOTON_ONLY = {
     "n_continuum": "--n-continuum",
     "n_higgs": "--n-higgs",
     "signal_groups": "--signal-groups",
+}
+_EXECUTOR_EXCLUDED = ("shard_size", "worker_threads")
+"""Executor keys without a flag here: a Pythia batch (``--batch-size``) is the unit of
+work, and a batch runs on one thread."""
+_PYTHIA_EXECUTOR_ONLY = {
+    "executor": "--executor",
+    "scheduler": "--scheduler",
+    "cluster": "--cluster",
+    "jobs": "--jobs",
+    "cores": "--cores",
+    "memory": "--memory",
+    "walltime": "--walltime",
+    "queue": "--queue",
+    "account": "--account",
+    "disk": "--disk",
+    "retries": "--retries",
 }
 
 
@@ -181,9 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiparton interactions (several times slower when on)",
     )
     pythia.add_argument(
-        "--workers", type=int, default=None, help="worker processes (default: all cores)"
-    )
-    pythia.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
@@ -198,6 +214,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pythia.add_argument(
         "--truth", type=Path, default=None, help="truth file of --black-box (default: OUT.truth.h5)"
+    )
+    from ..distributed.options import ExecutorOptions
+
+    executor = p.add_argument_group(
+        "executor (where the Pythia batches run: --generator pythia, --dataset diphoton)",
+        "--executor processes (the default) runs them on --workers local processes "
+        "(--workers 1: in this process); --executor dask sends them to the Dask scheduler "
+        "at --scheduler, or to a cluster it starts: --cluster local (a LocalCluster of "
+        "--workers processes), slurm or htcondor (dask-jobqueue: --jobs, --cores, --memory, "
+        "--walltime, --queue, --account, --disk; one batch per core); --retries: times a "
+        "batch lost with its Dask worker is submitted again. The file and its events are "
+        "the same on every executor, and a run begun on one resumes on another.",
+    )
+    add_arguments(
+        executor,
+        ExecutorOptions,
+        exclude=_EXECUTOR_EXCLUDED,
+        defaults={"executor": "processes"},
+        default_text={"workers": "all cores"},
     )
     add_arguments(
         p,
@@ -290,6 +325,14 @@ def _run_fast(args: argparse.Namespace, argv: list[str] | None) -> None:
     )
 
 
+def _executor_options(args: argparse.Namespace) -> Any:
+    """The :class:`~contrastx.distributed.ExecutorOptions` of the flags (default: processes)."""
+    from ..distributed.options import ExecutorOptions
+    from ..options import from_arguments
+
+    return from_arguments(ExecutorOptions, args, base=ExecutorOptions(executor="processes"))
+
+
 def _run_pythia(args: argparse.Namespace, argv: list[str] | None) -> None:
     """``--generator pythia``: written batch by batch; an existing OUT is resumed."""
     from ..events.generators.pythia import generate_black_box, generate_pythia
@@ -298,7 +341,7 @@ def _run_pythia(args: argparse.Namespace, argv: list[str] | None) -> None:
     options = {
         "seed": args.seed,
         "mpi": args.mpi,
-        "workers": args.workers,
+        "executor": _executor_options(args),
         "batch_size": args.batch_size,
         "progress": not args.no_progress,
         "overwrite": args.overwrite,
@@ -342,7 +385,7 @@ def _run_diphoton(args: argparse.Namespace, argv: list[str] | None) -> None:
         counts,
         seed=args.seed,
         mpi=args.mpi,
-        workers=args.workers,
+        executor=_executor_options(args),
         batch_size=args.batch_size,
         progress=not args.no_progress,
         overwrite=args.overwrite,
@@ -393,6 +436,14 @@ def _resolve_dataset(args: argparse.Namespace) -> None:
         args.generator = "pythia"
         return
     args.generator = args.generator or "fast"
+    if args.generator == "fast":
+        flags = _PYTHIA_EXECUTOR_ONLY.items()
+        given = [flag for dest, flag in flags if getattr(args, dest) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the "
+                "Pythia generator only (this run: --generator fast)"
+            )
     if args.n_background is None:
         args.n_background = N_BACKGROUND
     if args.n_signal is None:

@@ -1297,6 +1297,7 @@ def generate_diphoton(
     resume: bool = True,
     overwrite: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
+    executor: Any = None,
 ) -> Path:
     """Generate selected diphoton events per process into a contrastx HDF5 file.
 
@@ -1315,6 +1316,9 @@ def generate_diphoton(
         signal mass point).
     seed, mpi, workers, batch_size, extra_settings, progress, resume, overwrite, extra_metadata
         As in :func:`~contrastx.events.generators.pythia.generate_pythia`.
+    executor : contrastx.distributed.ExecutorOptions, optional
+        Where the batches run (local processes, Dask), as in
+        :func:`~contrastx.events.generators.pythia.generate_pythia`.
     reco : DiphotonReco, optional
         The detector model (default :class:`DiphotonReco()`).
 
@@ -1336,4 +1340,5 @@ def generate_diphoton(
         overwrite=overwrite,
         extra_metadata=extra_metadata,
         dataset=DIPHOTON_DATASET,
+        executor=executor,
     )

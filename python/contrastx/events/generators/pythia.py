@@ -40,10 +40,18 @@ Design
   same configuration continues where it stopped (an interrupted job) or adds
   events up to larger requested counts; rows written after the last recorded
   commit are truncated first, so no event is duplicated.
-* **Interruption.** Worker processes end with the calling process (on Linux even
-  when it is killed), and an interrupted call leaves a file that the same call
-  completes; :func:`committed_counts` says how many events it keeps.
-* **Memory** is bounded by ``2 * workers`` batches in flight.
+* **Interruption.** Local worker processes end with the calling process (on Linux
+  even when it is killed; Dask workers belong to their cluster, and the batches in
+  flight are cancelled when the call ends), and an interrupted call leaves a file
+  that the same call completes; :func:`committed_counts` says how many events it keeps.
+* **Executors.** Batches run in this process, in local worker processes, or as
+  tasks of a Dask cluster (``executor=``, a
+  :class:`~contrastx.distributed.ExecutorOptions`: a scheduler address, a
+  ``LocalCluster``, or Slurm / HTCondor through dask-jobqueue). Results always come
+  back to the calling process, which alone writes the file, in the order above;
+  a batch lost with its Dask worker runs again, and is written once.
+* **Memory** is bounded by ``2 * workers`` batches in flight (on Dask, twice the
+  worker threads).
 
 The physics model is Pythia's; the detector is a Gaussian smearing without
 pileup, isolation or fake leptons (see the reconstruction module), so absolute
@@ -70,9 +78,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from multiprocessing.connection import Connection
@@ -1038,7 +1048,126 @@ class _ProcessPool:
         self._workers.clear()
 
 
-_Pool = _InlinePool | _ProcessPool
+class _DaskPool:
+    """Batches run as tasks of a Dask ``distributed`` cluster (``executor="dask"``).
+
+    The client is built from :class:`~contrastx.distributed.ExecutorOptions` (a
+    scheduler address, a ``LocalCluster`` or a dask-jobqueue cluster) and closed, with
+    a cluster it started, by :meth:`close`. Each batch is one task running
+    :func:`_run_batch` on a worker; its result comes back to this process, which
+    writes it when the writer asks for it, so the order on disk is the writer's.
+
+    A task whose worker dies is rerun by Dask's scheduler on another worker; a batch
+    Dask gives up on (``KilledWorker``) or loses to a restarted cluster (a cancelled
+    future) is submitted again, at most ``retries`` times per batch, before the run
+    fails. A batch's result is asked for once, so a resubmitted batch is written once.
+    An exception raised by the batch itself (a setting Pythia rejects) is raised here
+    and not retried: it would fail again.
+    """
+
+    def __init__(self, opts: Any) -> None:
+        from ...distributed._dask import dask_client, local_workers, require_dask
+
+        require_dask("executor 'dask' (Pythia batches)")
+        self._retries = int(opts.retries)
+        if opts.scheduler is not None:
+            self._expected = 1  # the running cluster's workers are counted when asked
+        elif opts.cluster == "local":
+            self._expected = local_workers(opts)
+        else:
+            self._expected = opts.jobs * opts.cores
+        self.window = 2 * self._expected
+        self._futures: dict[tuple[str, int], Any] = {}
+        self._tasks: dict[tuple[str, int], _BatchTask] = {}
+        self._lost: dict[tuple[str, int], int] = {}
+        self.resubmitted = 0
+        """Batches submitted again after their worker or their result was lost."""
+        self.client, self.cluster = dask_client(opts)
+        self._update_window()
+
+    def _update_window(self) -> None:
+        """``2 x`` the worker threads (those expected, or more if the cluster has grown)."""
+        threads = sum(self.client.nthreads().values())
+        self.window = 2 * max(self._expected, threads, 1)
+
+    def submit(self, key: tuple[str, int], task: _BatchTask) -> None:
+        self._tasks[key] = task
+        self._futures[key] = self.client.submit(
+            _run_batch, task, key=f"pythia-{key[0]}-{key[1]}-{uuid.uuid4().hex}", pure=False
+        )
+
+    def _is_lost(self, err: BaseException) -> bool:
+        """Whether a batch failed because its worker or its result was lost (not by itself)."""
+        from distributed.comm import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(err, (KilledWorker, CommClosedError, CancelledError))
+
+    def _resubmit(self, key: tuple[str, int], err: BaseException) -> None:
+        n = self._lost.get(key, 0) + 1
+        if n > self._retries:
+            raise RuntimeError(
+                f"batch {key[1]} of {key[0]!r} was lost with its Dask worker {n} times "
+                f"(last: {type(err).__name__}: {err}); executor.retries is {self._retries}; "
+                "the file is resumable"
+            ) from err
+        self._lost[key] = n
+        self.resubmitted += 1
+        logger.warning(
+            "batch %d of %r lost with its Dask worker (%s); submitting it again",
+            key[1],
+            key[0],
+            type(err).__name__,
+        )
+        self.submit(key, self._tasks[key])
+
+    def result(self, key: tuple[str, int]) -> BatchResult:
+        while True:
+            try:
+                res = self._futures[key].result()
+            except Exception as err:
+                if not self._is_lost(err):
+                    self.cancel(key)
+                    raise
+                self._resubmit(key, err)
+                # a restarted cluster cancels every future: submit the others again now,
+                # not one at a time as the writer reaches them
+                for other, fut in list(self._futures.items()):
+                    if other != key and fut.status == "cancelled":
+                        self._resubmit(other, CancelledError("cancelled with the cluster"))
+                continue
+            self._forget(key)
+            self._update_window()
+            return res
+
+    def _forget(self, key: tuple[str, int]) -> None:
+        self._futures.pop(key, None)
+        self._tasks.pop(key, None)
+        self._lost.pop(key, None)
+
+    def cancel(self, key: tuple[str, int]) -> None:
+        fut = self._futures.get(key)
+        self._forget(key)
+        if fut is not None and not fut.done():
+            fut.cancel()
+
+    def close(self) -> None:
+        """Cancel the batches in flight, close the client and a cluster it started."""
+        pending = [f for f in self._futures.values() if not f.done()]
+        self._futures.clear()
+        self._tasks.clear()
+        try:
+            if pending:
+                self.client.cancel(pending)
+        finally:
+            try:
+                self.client.close()
+            finally:
+                if self.cluster is not None:
+                    self.cluster.close()
+
+
+_Pool = _InlinePool | _ProcessPool | _DaskPool
 
 
 # ---------------------------------------------------------------- step 4: plan batches
@@ -1229,6 +1358,32 @@ def _write_batches(
 
 
 # ---------------------------------------------------------------- main entry point
+def _pool_choice(workers: object, executor: object) -> tuple[str, int]:
+    """``(kind, local workers)`` of ``workers=`` or ``executor=``: inline, processes or dask."""
+    if executor is None:
+        if workers is None:
+            n = os.cpu_count() or 1
+        else:
+            n = _check_int("workers", workers, minimum=1)
+        return ("processes" if n > 1 else "inline"), n
+    from ...distributed._dask import local_workers, require_dask
+    from ...distributed.options import ExecutorOptions
+
+    if not isinstance(executor, ExecutorOptions):
+        raise TypeError(f"executor must be an ExecutorOptions; got {type(executor).__name__}")
+    if workers is not None:
+        raise ValueError(
+            f"give workers= or executor=, not both (workers={workers!r}); the executor's "
+            "local worker count is executor.workers"
+        )
+    if executor.executor == "processes":
+        n = local_workers(executor)
+        return ("processes" if n > 1 else "inline"), n
+    if executor.executor == "dask":
+        require_dask("executor 'dask' (Pythia batches)")  # before the file is created
+    return executor.executor, 1
+
+
 def generate_pythia(
     path: str | os.PathLike,
     counts: Mapping[str, int],
@@ -1244,6 +1399,7 @@ def generate_pythia(
     overwrite: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
     dataset: PythiaDataset | None = None,
+    executor: Any = None,
 ) -> Path:
     """Generate selected Pythia 8 events per process into a contrastx HDF5 file.
 
@@ -1262,8 +1418,9 @@ def generate_pythia(
     mpi : bool, default True
         Multiparton interactions (several times slower when on).
     workers : int, optional
-        Worker processes; default ``os.cpu_count()``. ``1`` runs in this process.
-        The output does not depend on it.
+        Local worker processes; default ``os.cpu_count()``. ``1`` runs in this process.
+        The output does not depend on it. Not with ``executor`` (which has its own
+        ``workers``).
     batch_size : int, default 500
         Events *generated* per batch (and per Pythia initialisation); the unit of
         parallelism, of resumption and of memory (each batch in flight holds its
@@ -1288,6 +1445,14 @@ def generate_pythia(
     dataset : PythiaDataset, optional
         Process family, reconstruction and layout; default :data:`ADC2021_DATASET`
         (see :mod:`contrastx.events.generators.diphoton` for the diphoton one).
+    executor : contrastx.distributed.ExecutorOptions, optional
+        Where the batches run, instead of ``workers``: ``"inline"`` (this process),
+        ``"processes"`` (``executor.workers`` local worker processes, default the CPU
+        count; one runs in this process) or ``"dask"`` (tasks of a Dask cluster: a
+        ``scheduler`` address, a ``LocalCluster`` of ``workers`` processes, or a
+        Slurm / HTCondor cluster of dask-jobqueue; needs ``contrastx[dask]``). A batch
+        lost with a Dask worker is submitted again, at most ``executor.retries``
+        times. The output does not depend on it.
 
     Returns
     -------
@@ -1297,23 +1462,33 @@ def generate_pythia(
     Raises
     ------
     ImportError
-        pythia8mc, fastjet or awkward missing (with an install hint).
+        pythia8mc, fastjet or awkward missing (with an install hint), or Dask for
+        ``executor="dask"`` (naming ``contrastx[dask]``).
     ValueError
-        Unknown process, negative count, a setting Pythia rejects, or an
-        existing file with a different configuration or more events than asked.
+        Unknown process, negative count, a setting Pythia rejects, an existing
+        file with a different configuration or more events than asked, or both
+        ``workers`` and ``executor``.
     FileExistsError
         ``path`` exists and neither ``resume`` nor ``overwrite`` is set.
     RuntimeError
         Pythia fails to initialise, a process yields no selected event in 200
-        batches, or a worker process dies.
+        batches, a worker process dies, or a batch is lost with its Dask worker
+        more than ``executor.retries`` times.
 
     Notes
     -----
     The steps: the request is validated and the configuration built
     (:class:`_RunPlan`); the file is created, or checked and cut back to its last
     commit (:func:`_open_output`); batches are submitted ahead to the workers
-    (:class:`_Scheduler`, :class:`_ProcessPool`) and written in order, each one
-    committed by a metadata update (:func:`_commit_batch`).
+    (:class:`_Scheduler`; :class:`_InlinePool`, :class:`_ProcessPool` or
+    :class:`_DaskPool`) and written in order, each one committed by a metadata update
+    (:func:`_commit_batch`).
+
+    On Dask the results come back to this process, which alone writes the file, so
+    every pool writes the same events and metadata (``cpu_seconds`` aside) and a file
+    begun on one pool may be resumed on another. An interruption of this process
+    leaves a resumable file as with local workers; a worker lost mid-run costs only
+    its batches, which run again.
 
     With ``workers > 1`` the batches run in worker processes (fresh interpreters
     started with :mod:`subprocess`, POSIX only). They end with this process however it
@@ -1343,9 +1518,7 @@ def generate_pythia(
         extra_settings=extra_settings,
         dataset=dataset,
     )
-    if workers is None:
-        workers = os.cpu_count() or 1
-    workers = _check_int("workers", workers, minimum=1)
+    kind, n_workers = _pool_choice(workers, executor)
     out = _open_output(Path(path), plan, resume=resume, overwrite=overwrite)
     todo = out.todo(plan)
     remaining = {p: plan.requested[p] - out.progress[p].kept for p in todo}
@@ -1359,8 +1532,10 @@ def generate_pythia(
     try:
         # workers start before the file is opened: a forked child holds the parent's
         # open files (and HDF5's lock) until it executes the new interpreter
-        if workers > 1 and todo:
-            pool = _ProcessPool(workers)
+        if todo and kind == "dask":
+            pool = _DaskPool(executor)
+        elif todo and kind == "processes":
+            pool = _ProcessPool(n_workers)
         with EventWriter(
             out.path,
             out.process_names,
