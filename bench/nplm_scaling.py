@@ -11,18 +11,19 @@ after its first timed block). The data pool is ``--pool-factor`` x N(B) events (
 ``contrastx-toys``), capped so that the stored pool fits ``--pool-gb`` (a larger pool
 fraction N(B)/N_pool then: the table says which).
 
-The floors are computed from the machine's rates measured in the same run (``--rates``):
-the float64 GEMM rate on all threads (4096^3 DGEMM) and the read bandwidth (a sum over a
-1.6 GB array).
+The floors are computed from the machine's rates measured in the same run: the float64
+GEMM rate on all threads (4096^3 DGEMM) and the read bandwidth (a sum over a 1.6 GB
+array).
 
-* setup: the kernel tiles' exps aside, three dense products of N M^2 flops each (the
-  reference's whitening K T^-1, its Gram Z^T Z, the pool's whitening; the blocked
-  whitening does (1 + 256/M) of that) at the GEMM rate;
-* per toy: the data term (4 N_D M flops per CG pass, and N_D M stored entries read, one
-  pass per iteration plus one for the right-hand side) and sum_R e^f (2 N_R M flops),
-  floor = flops at the GEMM rate, or the data term's bytes at the bandwidth if larger
-  (the toys of a block share each chunk of the pool, so its bytes are read once per block
-  and the flops bound is the relevant one at large blocks).
+* setup: the kernel tiles' exps aside, three products of N M^2 flops each at the GEMM
+  rate (the reference's whitening K T^-1 and its Gram Z^T Z, the pool's whitening: a
+  triangular product and a symmetric one; the code's blocked GEMMs do (1 + 256/M) and
+  (1 + 1/8) times that);
+* per toy: the data term (4 N_D M flops per CG pass, one pass per iteration plus one for
+  the right-hand side) and sum_R e^f (2 N_R M flops) at the GEMM rate, or the data
+  term's bytes at the read bandwidth if that is larger: the toys of a block share each
+  chunk of the stored pool, so a pass reads the pool once per block, N_pool M itemsize /
+  B bytes per toy for a block of B toys.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import time
 import numpy as np
 
 D = 4
-WHITEN_BLOCK = 256
 
 
 def machine_rates() -> dict[str, float]:
@@ -105,11 +105,10 @@ def run_point(n_bkg: float, m: int, toys: int, pool_factor: float, pool_gb: floa
 
 def floors(p: dict, rates: dict) -> dict[str, float]:
     n_ref, n_pool, m, n_d = p["n_ref"], p["n_pool"], p["M"], p["n_bkg"]
-    blocked = 1.0 + min(WHITEN_BLOCK, m) / m
-    setup_flops = (n_ref * blocked + n_ref + n_pool * blocked) * m**2
+    setup_flops = (2 * n_ref + n_pool) * m**2
     passes = p["cg_iterations_mean"] + 1
     toy_flops = passes * 4 * n_d * m + 2 * n_ref * m
-    toy_bytes = passes * n_d * m * p["itemsize"]
+    toy_bytes = passes * n_pool * m * p["itemsize"] / p["toys"]
     return {
         "setup_floor_s": setup_flops / rates["gemm_flops_s"],
         "toy_flops": toy_flops,

@@ -21,6 +21,9 @@ reference system from a reference cache (``reference_cache``) that the first one
 and ``setup_cached`` compares that with a cold setup; ``setup_methods`` compares the
 cold setup's whitening methods (triangular solve per tile, the previous path, against
 T^-1 column-blocked GEMMs with a SYRK reference Gram) and the pool's storage dtype.
+``setup_previous`` times the cold setup against the previous path (torch kernel tiles, SciPy
+SYRK) in the same run; ``pool_i16`` stores the pool in 16 bits, ``pool_tight`` runs the
+previous default CG tolerance.
 ``accuracy`` runs the exact one-step solve (dense Cholesky per toy, ``stream``) on the
 first toys of the ``pool``, ``pool_falkon`` and ``setup_*`` rounds and records their
 largest relative t difference. CG iterations per toy are in every entry's
@@ -45,7 +48,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
+from contrastx.nplm.options import DEFAULT_CG_TOL as FALKON_TOL
 from contrastx.nplm.toys import ToyConfig, ToyEngine
+from contrastx.ops import nystrom
 
 SCALE = float(os.environ.get("CONTRASTX_BENCH_NPLM_SCALE", "1"))
 N_REF = int(200_000 * SCALE)
@@ -185,6 +191,33 @@ def test_bench_shared_pool_f32(benchmark, pool, cache_dir):
     )
 
 
+def test_bench_shared_pool_i16(benchmark, pool, cache_dir):
+    """16-bit pool storage (int16 with row and column scales): a quarter of float64's
+    memory; against the float32 pool of the same run."""
+    _bench_shared(
+        benchmark, pool, cache_dir, "pool_i16", N_TOYS, strategy="pool", pool_dtype="int16"
+    )
+    if "pool_f32" in RATES:
+        ratio = RATES["pool_i16"] / RATES["pool_f32"]
+        benchmark.extra_info["pool_i16_over_pool_f32"] = ratio
+        print(f"pool_i16 / pool_f32 = {ratio:.2f}x")
+
+
+def test_bench_shared_pool_tight(benchmark, pool, cache_dir):
+    """The previous 'average' default tolerance (a hundredth of Falkon's, 3.2e-6) against
+    the current one (1e-5), in the same run: CG iterations and toys/s."""
+    _bench_shared(
+        benchmark, pool, cache_dir, "pool_tight", N_TOYS, strategy="pool", cg_tol=1e-2 * FALKON_TOL
+    )
+    if "pool" in RATES:
+        ratio = RATES["pool"] / RATES["pool_tight"]
+        benchmark.extra_info["pool_over_pool_tight"] = ratio
+        print(
+            f"pool (tol 1e-5) / pool_tight (tol 3.2e-6) = {ratio:.2f}x; CG iterations per toy "
+            f"{ITERS['pool']:.1f} vs {ITERS['pool_tight']:.1f}"
+        )
+
+
 def test_bench_shared_stream(benchmark, pool, cache_dir):
     _bench_shared(benchmark, pool, cache_dir, "stream", 4, strategy="stream")
 
@@ -258,6 +291,61 @@ def test_bench_setup_methods(benchmark, pool):
     print(msg + f" load {os.getloadavg()[0]:.1f}")
 
 
+def _previous_gram_update(gram, z):
+    """The previous path's Gram update: SciPy's SYRK (OpenBLAS) on the upper triangle."""
+    from scipy.linalg.blas import dsyrk
+
+    res = dsyrk(1.0, z.numpy().T, beta=1.0, c=gram.numpy().T, trans=0, lower=1, overwrite_c=1)
+    if not np.shares_memory(res, gram.numpy()):
+        gram.numpy().T[...] = res
+
+
+def _previous_tile(x, centers, sigma, out=None):
+    """The previous path's kernel tile: the torch expression, a fresh tensor per tile."""
+    k = torch.mm(x, centers.T).mul_(-2.0)
+    k.add_((x * x).sum(1, keepdim=True)).add_((centers * centers).sum(1)).clamp_(min=0.0)
+    return k.mul_(-0.5 / sigma**2).exp_()
+
+
+def test_bench_setup_previous(benchmark, pool, monkeypatch):
+    """Cold setup of the 'pool' strategy (float32 pool) against the previous path in the same
+    run: torch kernel tiles in fresh tensors and SciPy's SYRK for the reference Gram (whose
+    OpenBLAS threads spin between calls and slow torch's), against the native tile into one
+    reused buffer and the upper-triangular torch GEMMs; setup parts and the first toys' t."""
+    rows = {}
+
+    def setup(name):
+        cfg = _config("shared", strategy="pool", pool_dtype="float32")
+        eng, wall, cpu = _prepared(pool, cfg)
+        first = list(eng.run(range(N_ACCURACY), block_seconds=None))
+        T_FIRST[name] = np.concatenate([b.t for b in first])
+        ITERS[name] = float(np.mean([i for b in first for i in b.n_iter]))
+        rows[name] = dict(setup_s=wall, setup_cpu_s=cpu, parts_s=dict(eng.setup_seconds_))
+
+    def both():
+        setup("setup_current")
+        with monkeypatch.context() as m:
+            m.setattr(nystrom, "_gram_upper_update", _previous_gram_update)
+            m.setattr(nystrom, "gaussian_kernel", _previous_tile)
+            setup("setup_previous")
+
+    benchmark.pedantic(both, rounds=1, iterations=1)
+    ratio = rows["setup_previous"]["setup_s"] / rows["setup_current"]["setup_s"]
+    rel = float(np.max(np.abs(T_FIRST["setup_current"] / T_FIRST["setup_previous"] - 1)))
+    benchmark.extra_info.update(rows, previous_over_current=ratio, max_rel_t=rel)
+    benchmark.extra_info["load_average"] = os.getloadavg()
+    print(
+        "\ncold setup: "
+        + "; ".join(
+            f"{k} {v['setup_s']:.1f} s ("
+            + ", ".join(f"{p} {x:.1f}" for p, x in v["parts_s"].items())
+            + ")"
+            for k, v in rows.items()
+        )
+        + f"; previous / current = {ratio:.2f}x; t differs by {rel:.1e}"
+    )
+
+
 def test_bench_accuracy(benchmark, pool, cache_dir):
     """The exact one-step t (dense Cholesky of each toy's M x M system) of the first toys,
     against the pool runs' t: the largest relative difference per path."""
@@ -289,7 +377,7 @@ def test_bench_paper_exact(benchmark, pool):
     RATES["paper"] = rate
     benchmark.extra_info.update(toys_per_s=rate, N_R=N_REF, N_B=N_BKG, M=M, d=D, device=DEVICE)
     msg = f"\npaper-exact: {rate:.4f} toys/s"
-    for name in ("pool", "pool_falkon", "pool_dense", "pool_f32", "stream"):
+    for name in ("pool", "pool_falkon", "pool_dense", "pool_f32", "pool_i16", "stream"):
         if name in RATES:
             ratio = RATES[name] / rate
             benchmark.extra_info[f"{name}_over_paper"] = ratio

@@ -69,7 +69,8 @@ def test_matches_dense_one_step(make_blobs, shift, solver, preconditioner):
 
 def test_average_preconditioner_takes_fewer_iterations(make_blobs):
     """Same system, same exact step: the 'average' preconditioner needs a few iterations
-    where Falkon's needs many, even at the 'average' default tolerance (about a thirtieth of Falkon's)."""
+    where Falkon's needs many, even at the 'average' default tolerance (about a thirtieth
+    of Falkon's)."""
     data, ref = make_blobs(10000, 2000, d=3, shift=1.0, seed=4)
     kw = dict(sigma=sigma_heuristic(ref), M=100, lam=LAM, random_state=1)
     falkon = NPLMFit(**kw, preconditioner="falkon").fit(data, ref, 0.2)
