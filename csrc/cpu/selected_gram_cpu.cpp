@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "aligned_buffer.hpp"
@@ -152,6 +153,17 @@ CX_ALWAYS_INLINE void chunk_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, c
 
 CX_ISA_KERNEL(chunk, chunk_impl)
 
+// dst[0 .. m) = src[0 .. m) as float64 (exact for float32 and int16).
+template <int VB, typename TZ>
+CX_ALWAYS_INLINE void widen_row_impl(const TZ* src, i64 m, double* dst) {
+    constexpr int W = kWidth<double, VB>;
+    i64 c = 0;
+    for (; c + W <= m; c += W) store(dst + c, loadz<VB>(src + c));
+    for (; c < m; ++c) dst[c] = double(src[c]);
+}
+
+CX_ISA_KERNEL(widen_row, widen_row_impl)
+
 void check_selection(i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, const i64* cols,
                      i64 b) {
     if (n < 0 || m < 0 || n_sel < 0 || b < 0) throw std::invalid_argument("negative size");
@@ -188,11 +200,25 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
             while (t < nt && acc * nt >= total * t) first[t++] = j + 1;
         }
     }
+    // float32 and int16 rows: each chunk's selected rows are widened to float64 once, into a
+    // per-thread buffer that every right-hand side of the thread then reads (the same
+    // values the direct path converts on every load, so the same results bitwise, for a
+    // conversion per row and chunk instead of two per selection).
+    constexpr bool widen = !std::is_same_v<TZ, double>;
+    const i64 zbuf_rows = widen ? kChunk : 0;
     Buffer<double> ybuf(kChunk * nt);  // allocated here: nothing may throw inside the region
+    Buffer<double> zbuf(zbuf_rows * m * nt);
+    Buffer<i32> lrows(kChunk * nt);
+    Buffer<unsigned char> need(kChunk * nt);
     Buffer<i64> cursor(b);
+    Buffer<i64> span_end(b);
     for (i64 j = 0; j < b; ++j) cursor.get()[j] = ptr[cols[j]];
     double* yp = ybuf.get();
+    double* zbp = zbuf.get();
+    i32* lrp = lrows.get();
+    unsigned char* needp = need.get();
     i64* cur = cursor.get();
+    i64* send = span_end.get();
     const i64 n_chunks = (n + kChunk - 1) / kChunk;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -200,17 +226,39 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
     {
         const int t = thread_id();
         double* y = yp + i64(t) * kChunk;
+        double* zb = zbp + i64(t) * zbuf_rows * m;
+        i32* lr = lrp + i64(t) * kChunk;
+        unsigned char* nd = needp + i64(t) * kChunk;
         // Ranges t, t + team, ...: all of them even if OpenMP started fewer threads than nt.
         for (int part = t; part < nt; part += team_size())
             for (i64 ch = 0; ch < n_chunks; ++ch) {
-                const i32 hi = static_cast<i32>(std::min(n, (ch + 1) * kChunk));
+                const i64 lo = ch * kChunk;
+                const i32 hi = static_cast<i32>(std::min(n, lo + kChunk));
                 for (i64 j = first[part]; j < first[part + 1]; ++j) {
-                    const i64 lo_k = cur[j], end = ptr[cols[j] + 1];
-                    i64 hi_k = lo_k;
+                    const i64 end = ptr[cols[j] + 1];
+                    i64 hi_k = cur[j];
                     while (hi_k < end && rows[hi_k] < hi) ++hi_k;
+                    send[j] = hi_k;
+                    if constexpr (widen)
+                        for (i64 k = cur[j]; k < hi_k; ++k) nd[rows[k] - lo] = 1;
+                }
+                if constexpr (widen)
+                    for (i64 r = 0; r < hi - lo; ++r)
+                        if (nd[r]) {
+                            widen_row<VB>(z + (lo + r) * m, m, zb + r * m);
+                            nd[r] = 0;
+                        }
+                for (i64 j = first[part]; j < first[part + 1]; ++j) {
+                    const i64 lo_k = cur[j], hi_k = send[j];
                     if (hi_k == lo_k) continue;
-                    chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, v ? v + j * m : nullptr, scale,
-                              y, out + j * m);
+                    const double* vj = v ? v + j * m : nullptr;
+                    if constexpr (widen) {
+                        for (i64 k = lo_k; k < hi_k; ++k) lr[k - lo_k] = rows[k] - i32(lo);
+                        chunk<VB>(static_cast<const double*>(zb), m, lr, hi_k - lo_k, vj,
+                                  scale ? scale + lo : nullptr, y, out + j * m);
+                    } else {
+                        chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, vj, scale, y, out + j * m);
+                    }
                     cur[j] = hi_k;
                 }
             }

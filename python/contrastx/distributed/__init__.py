@@ -9,10 +9,24 @@ or a Slurm / HTCondor cluster built by dask-jobqueue). Dask is optional
 as whole cached study stages (see :mod:`contrastx.distributed.tasks`).
 """
 
+from typing import Any
+
 from ._dask import dask_client, job_script, jobqueue_cluster, require_dask
 from .options import ExecutorOptions
 from .tasks import map_tasks
-from .toys import Shard, ToyProblem, plan_shards, run_toy_shards, solve_shard
+
+# The toys' names load contrastx.distributed.toys (and so torch and the NPLM engine) on
+# first use: the executor's options and tasks serve torch-free commands too.
+_TOYS = ("Shard", "ToyProblem", "plan_shards", "run_toy_shards", "solve_shard")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TOYS:
+        from . import toys
+
+        return getattr(toys, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ExecutorOptions",
