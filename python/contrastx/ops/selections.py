@@ -197,14 +197,18 @@ class QuantizedRows:
                 f"rows [{start}, {stop}) of width {z.shape[1]} do not fit "
                 f"{tuple(self.values.shape)}"
             )
-        u = z.to(self.values.device, torch.float64) / self.col_scale
-        if not torch.isfinite(u).all():
+        # In place on one float64 copy (large tiles: every temporary costs page faults).
+        u = torch.div(z.to(self.values.device), self.col_scale)
+        if u.dtype != torch.float64:
+            u = u.to(torch.float64)
+        amax = torch.linalg.vector_norm(u, ord=float("inf"), dim=1) if u.shape[1] else None
+        if amax is None:
+            amax = u.new_zeros(u.shape[0])
+        if not torch.isfinite(amax).all():
             raise ValueError("z contains NaN or inf: it cannot be quantized")
-        amax = u.abs().amax(1) if u.shape[1] else u.new_zeros(u.shape[0])
         scale = amax / _INT16_MAX
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        q = torch.round(u / safe[:, None]).clamp_(-_INT16_MAX, _INT16_MAX)
-        self.values[start:stop] = q.to(torch.int16)
+        u.div_(torch.where(scale > 0, scale, torch.ones_like(scale))[:, None])
+        self.values[start:stop] = u.round_().clamp_(-_INT16_MAX, _INT16_MAX)
         self.row_scale[start:stop] = scale
 
     def rows(self, start: int, stop: int, dtype: torch.dtype = torch.float64) -> Tensor:
