@@ -156,6 +156,17 @@ def _bench_shared(benchmark, pool, cache_dir, name: str, n_toys: int, **kw) -> N
     )
 
 
+def _ratio(benchmark, faster: str, slower: str, label: str) -> None:
+    """Record and print RATES[faster] / RATES[slower] when both ran in this session."""
+    if faster in RATES and slower in RATES:
+        ratio = RATES[faster] / RATES[slower]
+        benchmark.extra_info[f"{faster}_over_{slower}"] = ratio
+        print(
+            f"{label} = {ratio:.2f}x; CG iterations per toy {ITERS[faster]:.1f} vs "
+            f"{ITERS[slower]:.1f}"
+        )
+
+
 def test_bench_shared_pool(benchmark, pool, cache_dir):
     _bench_shared(benchmark, pool, cache_dir, "pool", N_TOYS, strategy="pool")
 
@@ -165,24 +176,14 @@ def test_bench_shared_pool_falkon(benchmark, pool, cache_dir):
     _bench_shared(
         benchmark, pool, cache_dir, "pool_falkon", N_TOYS, strategy="pool", preconditioner="falkon"
     )
-    if "pool" in RATES:
-        ratio = RATES["pool"] / RATES["pool_falkon"]
-        benchmark.extra_info["pool_over_pool_falkon"] = ratio
-        benchmark.extra_info["cg_iters_mean_average"] = ITERS["pool"]
-        print(
-            f"pool ('average') / pool_falkon = {ratio:.2f}x; CG iterations per toy "
-            f"{ITERS['pool']:.1f} vs {ITERS['pool_falkon']:.1f}"
-        )
+    _ratio(benchmark, "pool", "pool_falkon", "pool ('average') / pool_falkon")
 
 
 def test_bench_shared_pool_dense(benchmark, pool, cache_dir):
     _bench_shared(
         benchmark, pool, cache_dir, "pool_dense", N_TOYS, strategy="pool", pool_backend="torch"
     )
-    if "pool" in RATES:
-        ratio = RATES["pool"] / RATES["pool_dense"]
-        benchmark.extra_info["pool_over_pool_dense"] = ratio
-        print(f"pool (selected rows) / pool_dense (dense GEMMs) = {ratio:.1f}x")
+    _ratio(benchmark, "pool", "pool_dense", "pool (selected rows) / pool_dense (dense GEMMs)")
 
 
 def test_bench_shared_pool_f32(benchmark, pool, cache_dir):
@@ -197,10 +198,7 @@ def test_bench_shared_pool_i16(benchmark, pool, cache_dir):
     _bench_shared(
         benchmark, pool, cache_dir, "pool_i16", N_TOYS, strategy="pool", pool_dtype="int16"
     )
-    if "pool_f32" in RATES:
-        ratio = RATES["pool_i16"] / RATES["pool_f32"]
-        benchmark.extra_info["pool_i16_over_pool_f32"] = ratio
-        print(f"pool_i16 / pool_f32 = {ratio:.2f}x")
+    _ratio(benchmark, "pool_i16", "pool_f32", "pool_i16 / pool_f32")
 
 
 def test_bench_shared_pool_tight(benchmark, pool, cache_dir):
@@ -209,13 +207,7 @@ def test_bench_shared_pool_tight(benchmark, pool, cache_dir):
     _bench_shared(
         benchmark, pool, cache_dir, "pool_tight", N_TOYS, strategy="pool", cg_tol=1e-2 * FALKON_TOL
     )
-    if "pool" in RATES:
-        ratio = RATES["pool"] / RATES["pool_tight"]
-        benchmark.extra_info["pool_over_pool_tight"] = ratio
-        print(
-            f"pool (tol 1e-5) / pool_tight (tol 3.2e-6) = {ratio:.2f}x; CG iterations per toy "
-            f"{ITERS['pool']:.1f} vs {ITERS['pool_tight']:.1f}"
-        )
+    _ratio(benchmark, "pool", "pool_tight", "pool (tol 1e-5) / pool_tight (tol 3.2e-6)")
 
 
 def test_bench_shared_stream(benchmark, pool, cache_dir):

@@ -68,11 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
             f"M = {DEFAULTS['M']}, N(S) = {DEFAULT_SIG_FRACTION} N(B), 250 toys per hypothesis. "
             "--paper: N_R = 1e6, N(B) = 1e5, M = 1000, N(S) = 0.005 N(B) (0.5 % injection); "
             "with the built-in sample the data pool is 10 N(B) = 1e6 events (--pool-factor), "
-            "whose whitened matrix takes 8 GB in float64 (4 GB with --pool-dtype float32). "
-            "Measured at that scale with Falkon's preconditioner (--preconditioner falkon) on "
-            "a quiet 2-core CPU: setup 102 s, then 250 + 250 toys in 208 s, 5 min 14 s in "
-            "all; the default preconditioner needs 3-4 CG iterations per toy instead of "
-            "29-34 (see the README for its timings). On a GPU (--gpu 0) the toys run as "
+            "whose whitened matrix takes 8 GB in float64 (4 GB with --pool-dtype float32, "
+            "2 GB with int16). Measured at that scale on a quiet 2-core CPU with --pool-dtype "
+            "float32: setup 40.5 s (sample 15.3, reference 15.8, pool 9.0), then 250 + 250 "
+            "toys in 38.8 s (3 CG iterations per toy), 82 s and 5.2 GB in all; int16: 87 s "
+            "and 3.2 GB. On a GPU (--gpu 0) the toys run as "
             "dense GEMMs over the pool."
         ),
         formatter_class=HelpFormatter,

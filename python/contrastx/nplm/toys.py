@@ -52,7 +52,12 @@ Two modes
       arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-8 and 4e-9 on the
       Falkon cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
       (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on benchmark toys)
-      and cost a few more CG iterations.
+      and cost a few more CG iterations. ``pool_dtype="int16"`` quarters the memory
+      (:class:`~contrastx.ops.selections.QuantizedRows`: 16-bit integers with a float64
+      scale per row and per whitened column, the columns' scales from the reference's
+      Gram diagonal); :math:`t` moves by ~1e-4 (the quantisation, not the arithmetic,
+      which stays float64). The native kernel widens float32 and int16 rows to float64
+      once per chunk of the pool, so neither is slower than float64 storage.
     * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
       accumulated from its kernel rows (:math:`O(N_D M^2)` per toy: whitening solve and
       Gram), and the block's :math:`M\times M` systems are solved together (batched
