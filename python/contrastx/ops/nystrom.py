@@ -50,9 +50,10 @@ These are the references the native kernels will replace; ``K(X, C) @ V`` itself
 is :func:`contrastx.ops.gaussian_kernel_matvec`. Memory is bounded by
 ``block_rows x M`` kernel entries (plus the ``M x M`` output).
 
-The squared distance is expanded as :math:`|x|^2 + |c|^2 - 2 x\cdot c`, clamped at 0,
-and evaluated in the dtype of the inputs; use float64 for NPLM (its ``K_MM`` has a
-condition number of order :math:`10^{12}`).
+Kernel tiles come from :func:`contrastx.ops.gaussian.gaussian_kernel` (the native kernel
+on a CPU, direct differences; elsewhere its torch reference), written into one buffer
+reused by every tile of a loop, and evaluated in the dtype of the inputs; use float64 for
+NPLM (its ``K_MM`` has a condition number of order :math:`10^{12}`).
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ of the dense flops.
 
 :class:`QuantizedRows` stores such a matrix in 16 bits per entry (int16 with float64 scales
 per row and per column, a quarter of float64's memory); both functions accept it wherever
-they accept a tensor, and the native kernel converts on load (float64 arithmetic as for the
-other dtypes).
+they accept a tensor. The native kernel widens each chunk's selected float32 or int16 rows
+to float64 once, into a buffer every right-hand side of the thread reads: float64
+arithmetic for every storage dtype, and no slower than float64 storage.
 """
 
 from __future__ import annotations
