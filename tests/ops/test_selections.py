@@ -195,3 +195,27 @@ def test_quantized_native_column_independent_of_block_and_threads(one_and_many_t
     one, two = one_and_many_threads(lambda: selected_gram_matvec(q, sel, v, backend="native"))
     alone = selected_gram_matvec(q, sel, v[:, [2]], columns=torch.tensor([2]), backend="native")
     assert torch.equal(one, two) and torch.equal(alone[:, 0], one[:, 2])
+
+
+@pytest.mark.usefixtures("native_cpu")
+@pytest.mark.parametrize("storage", ["float32", "int16"])
+def test_widened_rows_give_the_direct_results_bitwise(storage, one_and_many_threads):
+    """Many right-hand sides selecting each row several times (the kernel widens float32
+    and int16 chunks to float64 once) give bitwise the results of each one alone (converted
+    on every load), on one and two threads."""
+    rng = np.random.default_rng(6)
+    z = _spread_columns(1200, 96, seed=6)
+    zs = z.float() if storage == "float32" else QuantizedRows.quantize(z)
+    lists = [rng.choice(1200, size=700, replace=False) for _ in range(24)]
+    sel = RowSelection.from_lists(lists, 1200)
+    v = torch.from_numpy(rng.normal(size=(96, 24)))
+    one, two = one_and_many_threads(lambda: selected_gram_matvec(zs, sel, v, backend="native"))
+    assert torch.equal(one, two)
+    for j in (0, 13):
+        alone = selected_gram_matvec(
+            zs, sel, v[:, [j]], columns=torch.tensor([j]), backend="native"
+        )
+        assert torch.equal(alone[:, 0], one[:, j])
+    sums = selected_row_sums(zs, sel, backend="native")
+    alone = selected_row_sums(zs, sel, columns=torch.tensor([5]), backend="native")
+    assert torch.equal(alone[:, 0], sums[:, 5])
