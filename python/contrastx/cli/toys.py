@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "with the built-in sample the data pool is 10 N(B) = 1e6 events (--pool-factor), "
             "whose whitened matrix takes 8 GB in float64 (4 GB with --pool-dtype float32, "
             "2 GB with int16). Measured at that scale on a quiet 2-core CPU with --pool-dtype "
-            "float32: setup 40.5 s (sample 15.3, reference 15.8, pool 9.0), then 250 + 250 "
-            "toys in 38.8 s (3 CG iterations per toy), 82 s and 5.2 GB in all; int16: 87 s "
+            "float32: setup 39.0 s (sample 14.5, reference 14.4, pool 9.7), then 250 + 250 "
+            "toys in 37.2 s (3 CG iterations per toy), 78 s and 5.1 GB in all; int16: 84 s "
             "and 3.2 GB. On a GPU (--gpu 0) the toys run as "
             "dense GEMMs over the pool."
         ),
