@@ -380,8 +380,8 @@ class ToyEngine:
     setup_method : {"blocked", "solve"}
         How the setup whitens the reference and the pool
         (:mod:`contrastx.ops.nystrom`: ``"blocked"``, column-blocked GEMMs against
-        :math:`T^{-1}` and SYRK Grams; ``"solve"``, the previous triangular solve and GEMM
-        per tile). The two agree to rounding.
+        :math:`T^{-1}` and upper-triangular Grams; ``"solve"``, the previous triangular solve
+        and GEMM per tile). The two agree to rounding.
 
     Attributes
     ----------
