@@ -78,6 +78,19 @@ def test_errors(tmp_path, capsys):
         main(["--mode", "fast"])
 
 
+def test_paper_preset_stores_the_pool_in_float32():
+    """--paper stores the whitened pool in float32 (half of float64's 8 GB at that scale, t
+    within ~1e-7); a given --pool-dtype wins, and the CPU-sized default stays float64."""
+    from contrastx.cli.toys import build_parser, toy_options
+
+    parser = build_parser()
+    assert toy_options(parser.parse_args(["--paper"])).pool_dtype == "float32"
+    args = parser.parse_args(["--paper", "--pool-dtype", "float64"])
+    assert toy_options(args).pool_dtype == "float64"
+    assert toy_options(parser.parse_args(["--pool-dtype", "int16"])).pool_dtype == "int16"
+    assert toy_options(parser.parse_args([])).pool_dtype == "float64"
+
+
 def test_leading_pt_features():
     p = np.zeros((2, 19, 3), dtype=np.float32)
     p[:, :, 0] = np.arange(19) + 1

@@ -49,7 +49,15 @@ from typing import Any
 import numpy as np
 
 DEFAULTS = {"n_ref": 20_000, "n_bkg": 2_000.0, "M": 500}
-PAPER = {"n_ref": 1_000_000, "n_bkg": 100_000.0, "M": 1000, "sig_fraction": 0.005}
+# --paper also stores the whitened pool in float32 (4 GB instead of 8; the native kernel's
+# arithmetic stays float64 and t within ~1e-7 of a float64 pool).
+PAPER = {
+    "n_ref": 1_000_000,
+    "n_bkg": 100_000.0,
+    "M": 1000,
+    "sig_fraction": 0.005,
+    "pool_dtype": "float32",
+}
 DEFAULT_SIG_FRACTION = 0.01
 LEADING_PT_SLOTS = (0, 1, 2, 5, 6, 9)
 LEADING_PT_NAMES = ("MET", "e1", "e2", "mu1", "mu2", "j1")
@@ -68,12 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
             f"M = {DEFAULTS['M']}, N(S) = {DEFAULT_SIG_FRACTION} N(B), 250 toys per hypothesis. "
             "--paper: N_R = 1e6, N(B) = 1e5, M = 1000, N(S) = 0.005 N(B) (0.5 % injection); "
             "with the built-in sample the data pool is 10 N(B) = 1e6 events (--pool-factor), "
-            "whose whitened matrix takes 8 GB in float64 (4 GB with --pool-dtype float32, "
-            "2 GB with int16). Measured at that scale on a quiet 2-core CPU with --pool-dtype "
-            "float32: setup 39.0 s (sample 14.5, reference 14.4, pool 9.7), then 250 + 250 "
-            "toys in 37.2 s (3 CG iterations per toy), 78 s and 5.1 GB in all; int16: 84 s "
-            "and 3.2 GB. On a GPU (--gpu 0) the toys run as "
-            "dense GEMMs over the pool."
+            "whose whitened matrix --paper stores in float32 (4 GB; 8 GB with --pool-dtype "
+            "float64, 2 GB with int16). Measured at that scale on a quiet 2-core CPU: setup "
+            "39.0 s (sample 14.5, reference 14.4, pool 9.7), then 250 + 250 toys in 37.2 s "
+            "(3 CG iterations per toy), 78 s and 5.1 GB in all; int16: 84 s and 3.2 GB. On a "
+            "GPU (--gpu 0) the toys run as dense GEMMs over the pool."
         ),
         formatter_class=HelpFormatter,
     )
@@ -115,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "n_ref": f"{DEFAULTS['n_ref']:_}; --paper: {PAPER['n_ref']:_}",
         "n_bkg": f"{DEFAULTS['n_bkg']:_.0f}; --paper: {PAPER['n_bkg']:_.0f}",
         "M": f"{DEFAULTS['M']}; --paper: {PAPER['M']}",
+        "pool_dtype": f"'float64'; --paper: {PAPER['pool_dtype']!r}",
     }
     add_arguments(run, ToyOptions, embedded=False, exclude=("n_sig",), default_text=sizes)
     sig = run.add_mutually_exclusive_group()
@@ -183,6 +191,8 @@ def toy_options(args: argparse.Namespace) -> Any:
 
     preset = PAPER if args.paper else DEFAULTS
     base = {"n_ref": preset["n_ref"], "n_bkg": preset["n_bkg"], "M": preset["M"]}
+    if "pool_dtype" in preset:
+        base["pool_dtype"] = preset["pool_dtype"]
     if args.memory_mb is not None:
         if args.memory_mb < 1:
             raise ValueError(f"--memory-mb must be >= 1; got {args.memory_mb}")

@@ -191,11 +191,11 @@ class ToyOptions:
     pool_dtype: Literal["float64", "float32", "int16"] = option(
         "float64",
         "Storage precision of the whitened data pool ('pool'; always computed in dtype "
-        "first). float32 halves the memory; int16 (16-bit integers with a float64 scale "
-        "per row, entries within 1.5e-5 of their row's largest) quarters it, and its "
-        "products convert more on load (slower). The native CPU kernel computes in float64 "
-        "whatever the storage, the dense GEMMs of the GPU / torch path in float32 for "
-        "float32 and int16 (t moves slightly more, and CG may take a few more iterations).",
+        "first). float32 halves the memory (t within ~1e-7); int16 (16-bit integers with "
+        "float64 scales per row and per whitened column) quarters it (t within ~1e-4). The "
+        "native CPU kernel computes in float64 whatever the storage, the dense GEMMs of the "
+        "GPU / torch path in float32 for float32 and int16 (t moves slightly more, and CG "
+        "may take a few more iterations).",
     )
     solver_options: SolverOptions = embedded(SolverOptions, "Settings of every fit.")
     device_options: DeviceOptions = embedded(DeviceOptions, "How the run uses the machine.")
