@@ -6,15 +6,26 @@ Dask is imported here only, lazily: without it, :func:`require_dask` raises an
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import math
 import os
+import socket
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
 from .options import ExecutorOptions
 
-__all__ = ["dask_client", "job_script", "jobqueue_cluster", "require_dask"]
+__all__ = [
+    "close_client",
+    "dask_client",
+    "job_script",
+    "jobqueue_cluster",
+    "lost_worker",
+    "require_dask",
+    "worker_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +145,32 @@ def dask_client(opts: ExecutorOptions) -> tuple[Any, Any]:
     else:
         cluster = jobqueue_cluster(opts)
     return distributed.Client(cluster), cluster
+
+
+def close_client(client: Any, cluster: Any, pending: Iterable[Any] = ()) -> None:
+    """Cancel the ``pending`` futures, then close ``client`` and the ``cluster`` it started
+    (None: a running scheduler's, left alone), each even if the step before failed."""
+    pending = [fut for fut in pending if not fut.done()]
+    try:
+        if pending:
+            client.cancel(pending)
+    finally:
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def lost_worker(exc: BaseException) -> bool:
+    """Whether ``exc`` says a task was lost with its worker or a restarted cluster
+    (``KilledWorker``, a closed connection, a cancelled future), not that it failed."""
+    from distributed.comm import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(exc, (KilledWorker, CommClosedError, cf.CancelledError))
+
+
+def worker_name() -> str:
+    """``host:pid`` of the process running a task."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -16,7 +16,7 @@ import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ._dask import dask_client, local_workers, require_dask
+from ._dask import close_client, dask_client, local_workers, require_dask
 from .options import ExecutorOptions
 
 __all__ = ["map_tasks"]
@@ -80,9 +80,4 @@ def map_tasks(
         for fut in distributed.as_completed(list(futures)):
             yield futures[fut], fut.result()
     finally:
-        pending = [fut for fut in futures if not fut.done()]
-        if pending:
-            client.cancel(pending)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close_client(client, cluster, futures)

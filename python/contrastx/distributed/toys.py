@@ -41,7 +41,6 @@ import json
 import logging
 import multiprocessing
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +51,14 @@ import numpy as np
 from contrastx.nplm.options import ToyOptions
 from contrastx.nplm.toys import ToyBlock
 
-from ._dask import dask_client, local_workers, require_dask
+from ._dask import (
+    close_client,
+    dask_client,
+    local_workers,
+    lost_worker,
+    require_dask,
+    worker_name,
+)
 from .options import ExecutorOptions
 
 __all__ = [
@@ -202,7 +208,7 @@ def solve_shard(problem: ToyProblem, key: str, shard: Shard, threads: int) -> To
         extra={
             "engine": engine_info(eng),
             "setup_s": setup_s,
-            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "worker": worker_name(),
         },
     )
 
@@ -285,16 +291,11 @@ class _Dask:
         return self.distributed.as_completed(futures)
 
     def lost(self, exc: BaseException) -> bool:
-        from distributed.comm import CommClosedError
-        from distributed.scheduler import KilledWorker
-
-        return isinstance(exc, (KilledWorker, CommClosedError, cf.CancelledError))
+        return lost_worker(exc)
 
     def close(self) -> None:
         if self.own:
-            self.client.close()
-            if self.cluster is not None:
-                self.cluster.close()
+            close_client(self.client, self.cluster)
 
 
 class _Inline:

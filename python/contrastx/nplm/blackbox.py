@@ -53,8 +53,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from scipy import stats
 
+from contrastx.distributed._dask import worker_name
 from contrastx.options import OptionsError, embedded, key_name, option, options, to_dict
 
 from . import statistics as st
@@ -399,7 +398,7 @@ def _fit_task(
         rows, ref, weight
     )
     scores = np.asarray(st.nplm_score(model.f_data_), dtype=np.float64)
-    return float(model.t_), scores, time.perf_counter() - start, _worker_name()
+    return float(model.t_), scores, time.perf_counter() - start, worker_name()
 
 
 def _null_task(
@@ -414,17 +413,13 @@ def _null_task(
     start = time.perf_counter()
     engine = ToyEngine(pool, config=toy_config, device=device)
     t = np.concatenate([b.t for b in engine.run(toy_indices, block_seconds=None)])
-    return t, time.perf_counter() - start, _worker_name()
+    return t, time.perf_counter() - start, worker_name()
 
 
 def _black_box_task(kind: str, args: tuple) -> Any:
     """The executor's task function: ``"fit"`` (:func:`_fit_task`) or ``"null"``
     (:func:`_null_task`)."""
     return (_fit_task if kind == "fit" else _null_task)(*args)
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_black_box(

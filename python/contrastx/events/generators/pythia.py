@@ -94,6 +94,7 @@ import h5py
 import numpy as np
 
 from ..._console import Progress, format_duration, stderr_is_terminal
+from ...distributed import _dask
 from ..container import UNKNOWN_LABEL, Events
 from ..io import (
     EVENT_FEATURES_KEY,
@@ -1066,14 +1067,12 @@ class _DaskPool:
     """
 
     def __init__(self, opts: Any) -> None:
-        from ...distributed._dask import dask_client, local_workers, require_dask
-
-        require_dask("executor 'dask' (Pythia batches)")
+        _dask.require_dask("executor 'dask' (Pythia batches)")
         self._retries = int(opts.retries)
         if opts.scheduler is not None:
             self._expected = 1  # the running cluster's workers are counted when asked
         elif opts.cluster == "local":
-            self._expected = local_workers(opts)
+            self._expected = _dask.local_workers(opts)
         else:
             self._expected = opts.jobs * opts.cores
         self.window = 2 * self._expected
@@ -1082,7 +1081,7 @@ class _DaskPool:
         self._lost: dict[tuple[str, int], int] = {}
         self.resubmitted = 0
         """Batches submitted again after their worker or their result was lost."""
-        self.client, self.cluster = dask_client(opts)
+        self.client, self.cluster = _dask.dask_client(opts)
         self._update_window()
 
     def _update_window(self) -> None:
@@ -1095,13 +1094,6 @@ class _DaskPool:
         self._futures[key] = self.client.submit(
             _run_batch, task, key=f"pythia-{key[0]}-{key[1]}-{uuid.uuid4().hex}", pure=False
         )
-
-    def _is_lost(self, err: BaseException) -> bool:
-        """Whether a batch failed because its worker or its result was lost (not by itself)."""
-        from distributed.comm import CommClosedError
-        from distributed.scheduler import KilledWorker
-
-        return isinstance(err, (KilledWorker, CommClosedError, CancelledError))
 
     def _resubmit(self, key: tuple[str, int], err: BaseException) -> None:
         n = self._lost.get(key, 0) + 1
@@ -1126,7 +1118,7 @@ class _DaskPool:
             try:
                 res = self._futures[key].result()
             except Exception as err:
-                if not self._is_lost(err):
+                if not _dask.lost_worker(err):
                     self.cancel(key)
                     raise
                 self._resubmit(key, err)
@@ -1153,18 +1145,10 @@ class _DaskPool:
 
     def close(self) -> None:
         """Cancel the batches in flight, close the client and a cluster it started."""
-        pending = [f for f in self._futures.values() if not f.done()]
+        pending = list(self._futures.values())
         self._futures.clear()
         self._tasks.clear()
-        try:
-            if pending:
-                self.client.cancel(pending)
-        finally:
-            try:
-                self.client.close()
-            finally:
-                if self.cluster is not None:
-                    self.cluster.close()
+        _dask.close_client(self.client, self.cluster, pending)
 
 
 _Pool = _InlinePool | _ProcessPool | _DaskPool
@@ -1366,7 +1350,6 @@ def _pool_choice(workers: object, executor: object) -> tuple[str, int]:
         else:
             n = _check_int("workers", workers, minimum=1)
         return ("processes" if n > 1 else "inline"), n
-    from ...distributed._dask import local_workers, require_dask
     from ...distributed.options import ExecutorOptions
 
     if not isinstance(executor, ExecutorOptions):
@@ -1377,10 +1360,10 @@ def _pool_choice(workers: object, executor: object) -> tuple[str, int]:
             "local worker count is executor.workers"
         )
     if executor.executor == "processes":
-        n = local_workers(executor)
+        n = _dask.local_workers(executor)
         return ("processes" if n > 1 else "inline"), n
     if executor.executor == "dask":
-        require_dask("executor 'dask' (Pythia batches)")  # before the file is created
+        _dask.require_dask("executor 'dask' (Pythia batches)")  # before the file is created
     return executor.executor, 1
 
 
