@@ -51,3 +51,17 @@ def random_layout_events():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.random_layout_events
+
+
+@pytest.fixture(scope="module")
+def local_dask():
+    """``(cluster, client)``: a Dask ``LocalCluster`` of 2 single-thread worker processes
+    and a client to it, for one test module (skips without Dask)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield cluster, client
+    client.close()
+    cluster.close()

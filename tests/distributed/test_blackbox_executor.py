@@ -105,13 +105,8 @@ def test_a_failing_task_surfaces_its_error(sample) -> None:
 
 # ------------------------------------------------------------------ Dask
 @pytest.fixture(scope="module")
-def dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-    )
-    yield cluster
-    cluster.close()
+def dask_cluster(local_dask):
+    return local_dask[0]
 
 
 def test_dask_local_cluster_identical(sample, inline, dask_cluster) -> None:

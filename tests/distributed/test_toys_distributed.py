@@ -178,15 +178,8 @@ def test_cli_processes_resumes_an_inline_file(tmp_path, monkeypatch) -> None:
 
 # ------------------------------------------------------------------ Dask
 @pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+def dask_client(local_dask):
+    return local_dask[1]
 
 
 def _dask_opts(**kw) -> ExecutorOptions:

@@ -47,15 +47,8 @@ CLI = [
 
 # ---------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield cluster, client
-    client.close()
-    cluster.close()
+def cluster(local_dask):
+    return local_dask
 
 
 @pytest.fixture(scope="module")
