@@ -167,9 +167,7 @@ def gaussian_kernel(
     )
     n, d = x.shape
     m = centers.shape[0]
-    if out is None:
-        out = torch.empty((n, m), dtype=x.dtype, device=x.device)
-    else:
+    if out is not None:
         check_tensor("out", out)
         if out.shape != (n, m) or not out.is_contiguous():
             raise ValueError(
@@ -179,7 +177,10 @@ def gaussian_kernel(
         check_like("out", out, "x", x)
     if native != "native":
         shift = centers.mean(dim=0) if m else None
-        return out.copy_(_kernel_block(x.to(acc), centers.to(acc), s, shift))
+        k = _kernel_block(x.to(acc), centers.to(acc), s, shift)
+        return k.to(x.dtype) if out is None else out.copy_(k)
+    if out is None:
+        out = torch.empty((n, m), dtype=x.dtype, device=x.device)
     if n and m:
         xc, cc = x.contiguous(), centers.contiguous()
         acc64 = x.dtype == torch.float32 and acc == torch.float64

@@ -199,11 +199,11 @@ class QuantizedRows:
                 f"{tuple(self.values.shape)}"
             )
         # In place on one float64 copy (large tiles: every temporary costs page faults).
+        # (float64: the float64 column scales promote any floating z.)
         u = torch.div(z.to(self.values.device), self.col_scale)
-        if u.dtype != torch.float64:
-            u = u.to(torch.float64)
-        amax = torch.linalg.vector_norm(u, ord=float("inf"), dim=1) if u.shape[1] else None
-        if amax is None:
+        if u.shape[1]:
+            amax = torch.linalg.vector_norm(u, ord=float("inf"), dim=1)
+        else:
             amax = u.new_zeros(u.shape[0])
         if not torch.isfinite(amax).all():
             raise ValueError("z contains NaN or inf: it cannot be quantized")
