@@ -58,7 +58,14 @@ def wrap_phi(phi: ArrayLike) -> np.ndarray:
     -3.141592653589793
     """
     phi = np.asarray(phi, dtype=np.float64)
-    out = np.mod(phi + np.pi, _TWO_PI) - np.pi
+    shifted = phi + np.pi
+    if shifted.size and 0.0 <= shifted.min() and shifted.max() <= _TWO_PI:
+        # Already within one turn (e.g. arctan2's output): np.mod would return its
+        # argument unchanged, except 2 pi -> 0; the same bits without the division.
+        shifted = np.where(shifted == _TWO_PI, 0.0, shifted)
+    else:
+        shifted = np.mod(shifted, _TWO_PI)
+    out = shifted - np.pi
     # np.mod can round up to exactly 2 pi for tiny negative arguments.
     return np.where(out >= np.pi, out - _TWO_PI, out)
 
@@ -97,11 +104,12 @@ def four_vector(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike, m: ArrayLike = 0.
     pt, eta, phi, m = np.broadcast_arrays(
         *(np.asarray(a, dtype=np.float64) for a in (pt, eta, phi, m))
     )
-    px = pt * np.cos(phi)
-    py = pt * np.sin(phi)
-    pz = pt * np.sinh(eta)
-    e = np.sqrt((pt * np.cosh(eta)) ** 2 + m * m)
-    return np.stack([e, px, py, pz], axis=-1)
+    out = np.empty((*pt.shape, 4))
+    out[..., 0] = np.sqrt((pt * np.cosh(eta)) ** 2 + m * m)
+    out[..., 1] = pt * np.cos(phi)
+    out[..., 2] = pt * np.sin(phi)
+    out[..., 3] = pt * np.sinh(eta)
+    return out
 
 
 def pt_eta_phi(p4: ArrayLike) -> np.ndarray:
@@ -118,11 +126,13 @@ def pt_eta_phi(p4: ArrayLike) -> np.ndarray:
     """
     p4 = np.asarray(p4, dtype=np.float64)
     px, py, pz = p4[..., 1], p4[..., 2], p4[..., 3]
+    out = np.empty((*p4.shape[:-1], 3))
     pt = np.hypot(px, py)
-    safe = np.where(pt > 0, pt, 1.0)
-    eta = np.where(pt > 0, np.arcsinh(pz / safe), 0.0)
-    phi = np.where(pt > 0, wrap_phi(np.arctan2(py, px)), 0.0)
-    return np.stack([pt, eta, phi], axis=-1)
+    moving = pt > 0
+    out[..., 0] = pt
+    out[..., 1] = np.where(moving, np.arcsinh(pz / np.where(moving, pt, 1.0)), 0.0)
+    out[..., 2] = np.where(moving, wrap_phi(np.arctan2(py, px)), 0.0)
+    return out
 
 
 def mass(p4: ArrayLike) -> np.ndarray:
@@ -266,11 +276,14 @@ def boost_from_rest(p4_rest: ArrayLike, parent: ArrayLike) -> np.ndarray:
     big_m = mass(big_p)
     if np.any(big_m <= 0):
         raise ValueError("boost_from_rest needs parents with positive mass")
-    pq = np.sum(big_p[..., 1:] * q[..., 1:], axis=-1)
-    e = (big_p[..., 0] * q[..., 0] + pq) / big_m
+    # The dot product summed in the order np.sum uses over a length-3 axis.
+    pq = big_p[..., 1] * q[..., 1] + big_p[..., 2] * q[..., 2] + big_p[..., 3] * q[..., 3]
+    shape = np.broadcast_shapes(q.shape, big_p.shape)
+    out = np.empty(shape)
+    out[..., 0] = (big_p[..., 0] * q[..., 0] + pq) / big_m
     coef = pq / (big_m * (big_p[..., 0] + big_m)) + q[..., 0] / big_m
-    p3 = q[..., 1:] + coef[..., None] * big_p[..., 1:]
-    return np.concatenate([e[..., None], p3], axis=-1)
+    out[..., 1:] = q[..., 1:] + coef[..., None] * big_p[..., 1:]
+    return out
 
 
 def two_body_momentum(big_m: ArrayLike, m1: ArrayLike, m2: ArrayLike) -> np.ndarray:
@@ -329,8 +342,10 @@ def two_body_decay(
         np.broadcast_arrays(sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta), axis=-1
     )
     p3 = pstar[..., None] * direction
-    e1 = np.sqrt(pstar**2 + m1**2)
-    e2 = np.sqrt(pstar**2 + m2**2)
-    d1 = np.concatenate([np.broadcast_to(e1, p3.shape[:-1])[..., None], p3], axis=-1)
-    d2 = np.concatenate([np.broadcast_to(e2, p3.shape[:-1])[..., None], -p3], axis=-1)
+    d1 = np.empty((*p3.shape[:-1], 4))
+    d2 = np.empty_like(d1)
+    d1[..., 0] = np.sqrt(pstar**2 + m1**2)
+    d2[..., 0] = np.sqrt(pstar**2 + m2**2)
+    d1[..., 1:] = p3
+    np.negative(p3, out=d2[..., 1:])
     return boost_from_rest(d1, parent), boost_from_rest(d2, parent)

@@ -227,9 +227,15 @@ def _isr(objs: _Objects, rng: np.random.Generator, rate: float) -> np.ndarray:
     for i in range(int(count.max()) if n else 0):
         present = count > i
         pt = np.minimum(_power_law(rng, n, ISR_PT_MIN, ISR_PT_POWER), ISR_PT_MAX)
-        p4 = four_vector(pt, rng.normal(0.0, ISR_ETA_SIGMA, n), _phi(rng, n))
+        eta = rng.normal(0.0, ISR_ETA_SIGMA, n)
+        phi = _phi(rng, n)
+        # Every event draws (the stream does not depend on the count); only the
+        # partons that exist are built (an absent one is a zero vector, never read).
+        rows = np.flatnonzero(present)
+        p4 = np.zeros((n, 4))
+        p4[rows] = four_vector(pt[rows], eta[rows], phi[rows])
         objs.add(objs.jets, p4, present)
-        recoil -= np.where(present[:, None], p4[:, 1:3], 0.0)
+        recoil[rows] -= p4[rows, 1:3]
     return recoil
 
 
@@ -523,37 +529,49 @@ def _smear(
     return np.where(accepted, reco, 0.0)
 
 
+def _kinematics(p4: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(n, K, 3) pT, eta, phi of the present objects; zero where absent (never read)."""
+    kin = np.zeros((*present.shape, 3))
+    kin[present] = pt_eta_phi(p4[present])
+    return kin
+
+
 def _fill(out: np.ndarray, slots: slice, pt: np.ndarray, kin: np.ndarray) -> None:
     """Write the leading objects of a group, pT-ordered and zero-padded, into ``out``."""
     width = slots.stop - slots.start
+    n, n_kinds = pt.shape
     order = np.argsort(-pt, axis=1, kind="stable")[:, :width]
     k = order.shape[1]
-    pt_s = np.take_along_axis(pt, order, axis=1)
+    # One gather of (pT, eta, phi) rows: row i's object order[i, j] is row i * K + order[i, j].
+    flat = order + (np.arange(n) * n_kinds)[:, None]
+    pt_s = pt.reshape(-1)[flat]
     filled = pt_s > 0
     dest = out[:, slots.start : slots.start + k]
     dest[..., 0] = pt_s
-    for f in (1, 2):
-        dest[..., f] = np.where(filled, np.take_along_axis(kin[..., f], order, axis=1), 0.0)
+    dest[..., 1:] = np.where(filled[..., None], kin.reshape(-1, 3)[flat, 1:], 0.0)
 
 
 def _reconstruct(objs: _Objects, rng: np.random.Generator) -> np.ndarray:
-    """Detector response and lepton selection: (n_pass, 19, 3) float64 particles."""
+    """Detector response and lepton selection: (n_pass, 19, 3) float32 particles.
+
+    Computed in float64; each value is rounded to float32 once, as it is stored.
+    """
     n = objs.n
     e_p4, e_present = _stack(objs.electrons, n)
     mu_p4, mu_present = _stack(objs.muons, n)
-    e_kin, mu_kin = pt_eta_phi(e_p4), pt_eta_phi(mu_p4)
+    e_kin, mu_kin = _kinematics(e_p4, e_present), _kinematics(mu_p4, mu_present)
     e_pt = _smear(rng, e_kin, e_present, electron_resolution, ELECTRON_PT_MIN, ELECTRON_ETA_MAX)
     mu_pt = _smear(rng, mu_kin, mu_present, muon_resolution, MUON_PT_MIN, MUON_ETA_MAX)
     passed = (e_pt > LEPTON_TRIGGER_PT).any(axis=1) | (mu_pt > LEPTON_TRIGGER_PT).any(axis=1)
     keep = np.flatnonzero(passed)
     m = keep.size
-    out = np.zeros((m, N_OBJECTS, N_FEATURES))
+    out = np.zeros((m, N_OBJECTS, N_FEATURES), dtype=np.float32)
     if m == 0:
         return out
     e_p4, e_present, e_kin, e_pt = e_p4[keep], e_present[keep], e_kin[keep], e_pt[keep]
     mu_p4, mu_present, mu_kin, mu_pt = mu_p4[keep], mu_present[keep], mu_kin[keep], mu_pt[keep]
     j_p4, j_present = _stack(objs.jets, m, keep)
-    j_kin = pt_eta_phi(j_p4)
+    j_kin = _kinematics(j_p4, j_present)
     j_pt = _smear(rng, j_kin, j_present, jet_resolution, JET_PT_MIN, JET_ETA_MAX)
     nu_p4, nu_present = _stack(objs.invisible, m, keep)
 
@@ -566,7 +584,8 @@ def _reconstruct(objs: _Objects, rng: np.random.Generator) -> np.ndarray:
         (j_p4, j_present, j_kin),
     ):
         lost = present & (np.abs(kin[..., 1]) > CALO_ETA_MAX)
-        met += np.sum(np.where(lost[..., None], p4[..., 1:3], 0.0), axis=1)
+        rows = np.flatnonzero(lost.any(axis=1))  # the other rows would add zeros
+        met[rows] += np.sum(np.where(lost[rows, :, None], p4[rows, :, 1:3], 0.0), axis=1)
         sum_et += np.sum(np.where(present & ~lost, kin[..., 0], 0.0), axis=1)
     met += (MET_RESOLUTION * np.sqrt(sum_et))[:, None] * rng.standard_normal((m, 2))
     out[:, MET_SLOT, 0] = np.hypot(met[:, 0], met[:, 1])
@@ -576,7 +595,9 @@ def _reconstruct(objs: _Objects, rng: np.random.Generator) -> np.ndarray:
     _fill(out, MUON_SLOTS, mu_pt, mu_kin)
     _fill(out, JET_SLOTS, j_pt, j_kin)
     # Keep phi inside [-pi, pi) after the float32 cast (float32(pi) > pi).
-    phi_max = float(np.nextafter(np.float32(np.pi), np.float32(0.0)))
+    # (Rounding is monotonic and the bound is a float32, so clipping after the rounding
+    # is clipping before it.)
+    phi_max = np.nextafter(np.float32(np.pi), np.float32(0.0))
     np.clip(out[..., 2], -phi_max, phi_max, out=out[..., 2])
     return out
 
@@ -619,7 +640,7 @@ def _generate(
         particles = _reconstruct(make(rng, batch), rng)
         generated += batch
         passed += particles.shape[0]
-        take = particles[:need].astype(np.float32)
+        take = particles[:need]
         parts.append(take)
         kept += take.shape[0]
         if on_batch is not None and take.shape[0]:
