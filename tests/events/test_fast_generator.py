@@ -145,16 +145,59 @@ def test_same_seed_same_events_different_seed_different():
     assert not np.array_equal(s1.particles, s3.particles)
 
 
-def test_process_streams_are_independent():
-    alone = generate_sample({"W": 200}, seed=5)
-    mixed = generate_sample({"W": 200, "QCD": 100, "hch_taunu": 30}, seed=5)
+@pytest.mark.parametrize("chunk_size", [10_000, 300])
+def test_process_streams_are_independent(chunk_size):
+    alone = generate_sample({"W": 200}, seed=5, chunk_size=chunk_size)
+    mixed = generate_sample({"W": 200, "QCD": 100, "hch_taunu": 30}, seed=5, chunk_size=chunk_size)
     assert mixed.counts() == {"W": 200, "QCD": 100, "hch_taunu": 30}
     w_alone = sorted_rows(alone.particles)
     assert np.array_equal(w_alone, sorted_rows(mixed.select("W").particles))
-    # generate_process with an integer seed uses the same per-process stream
-    assert np.array_equal(w_alone, sorted_rows(generate_process("W", 200, seed=5).particles))
+    # generate_process with an integer seed uses the same per-batch streams
+    single = generate_process("W", 200, seed=5, chunk_size=chunk_size)
+    assert np.array_equal(w_alone, sorted_rows(single.particles))
+    assert single.metadata["n_generated"] == alone.metadata["n_generated"]["W"]
+    # one batch of 1000 events is enough; batches of 300: the 200 W events need several
+    generated, size = alone.metadata["n_generated"]["W"], min(chunk_size, 1000)
+    assert generated % size == 0 and (generated > size) == (chunk_size == 300)
     # and the sample is shuffled, not blocked by process
     assert len(set(mixed.labels[:50].tolist())) > 1
+
+
+def test_selection_takes_batches_in_order_whatever_order_they_arrive():
+    # The events, n_generated and the efficiency depend on the batches, not on the
+    # order in which (parallel) workers send them back; batches after the one that
+    # completes the request are dropped.
+    rng = np.random.default_rng(4)
+    batches = [rng.random((int(k), 19, 3)).astype(np.float32) for k in (3, 0, 5, 2, 4, 6)]
+
+    def run(order):
+        out = np.full((9, 19, 3), np.nan, dtype=np.float32)
+
+        def write(start, rows):
+            assert np.isnan(out[start : start + len(rows)]).all()  # each row written once
+            out[start : start + len(rows)] = rows
+
+        sel = fast._Selection("W", 9, 10, write)
+        taken = [sel.add(i, batches[i]) for i in order]
+        return out, sel, taken
+
+    expected = np.concatenate(batches)[:9]
+    for order in ([0, 1, 2, 3, 4, 5], [5, 3, 2, 0, 4, 1], [1, 2, 3, 0, 5, 4]):
+        out, sel, taken = run(order)
+        assert np.array_equal(out, expected), order
+        assert sel.done and (sel.generated, sel.passed) == (40, 10)  # batches 0-3 used
+        assert sum(taken) == 9
+    # a batch arriving after the request is complete changes nothing
+    assert sel.add(5, batches[5]) == 0 and (sel.generated, sel.passed) == (40, 10)
+
+
+def test_selection_gives_up_when_nothing_passes():
+    sel = fast._Selection("QCD", 2, 10, lambda start, rows: None)
+    empty = np.zeros((0, 19, 3), dtype=np.float32)
+    with pytest.raises(RuntimeError, match="no QCD event passes the lepton selection"):
+        for i in range(1002):
+            sel.add(i, empty)
+    assert sel.generated == 1001 * 10
 
 
 def test_generator_seed_and_small_chunks():
@@ -229,19 +272,20 @@ def test_errors():
         generate_process("W", 2.5)
 
 
-def test_parallel_processes_give_the_bitwise_same_sample(capsys, monkeypatch):
-    # A small mixture on two worker processes: particles, labels and metadata are
-    # bitwise those of the serial run (each process draws from its own stream).
+def test_parallel_batches_give_the_bitwise_same_sample(capsys, monkeypatch):
+    # A small mixture in batches of at most 1000 events on two worker processes: the
+    # batches of one process are shared among the workers and come back in any order;
+    # particles, labels and metadata are bitwise those of the serial run.
     counts = {"Z": 600, "W": 2000, "QCD": 300, "ttbar": 0, "Ato4l": 250}
-    serial = generate_sample(counts, seed=SEED, chunk_size=5000)
+    serial = generate_sample(counts, seed=SEED, chunk_size=1000)
+    assert serial.metadata["n_generated"]["W"] >= 4000  # several batches per process
 
     def not_here(*args):
-        raise AssertionError("a process was generated in the calling process")
+        raise AssertionError("a batch was generated in the calling process")
 
     # The spawned workers import the module afresh; only this process sees the patch.
-    monkeypatch.setattr(fast, "_generate", not_here)
-    parallel = generate_sample(counts, seed=SEED, chunk_size=5000, workers=2, progress=True)
-    monkeypatch.undo()
+    monkeypatch.setattr(fast, "_batch", not_here)
+    parallel = generate_sample(counts, seed=SEED, chunk_size=1000, workers=2, progress=True)
     assert parallel.particles.dtype == serial.particles.dtype
     assert parallel.particles.tobytes() == serial.particles.tobytes()
     assert np.array_equal(parallel.labels, serial.labels)
@@ -249,7 +293,19 @@ def test_parallel_processes_give_the_bitwise_same_sample(capsys, monkeypatch):
     for key in ("requested_counts", "n_generated", "filter_efficiency"):
         assert list(parallel.metadata[key]) == list(serial.metadata[key])
     assert "3150/3150" in capsys.readouterr().err
-    # more workers than processes, and one process alone, are the same too
+
+    # One process whose efficiency is far below the one that sizes its batches: it
+    # needs many more batches than planned, the same ones in serial and in parallel.
+    monkeypatch.setitem(fast._PRIOR_EFFICIENCY, "W", 1.0)
+    lone = generate_sample({"W": 3000}, seed=3, chunk_size=1000, workers=2)
+    monkeypatch.undo()
+    monkeypatch.setitem(fast._PRIOR_EFFICIENCY, "W", 1.0)
+    lone_serial = generate_sample({"W": 3000}, seed=3, chunk_size=1000)
+    monkeypatch.undo()
+    assert lone.particles.tobytes() == lone_serial.particles.tobytes()
+    assert lone.metadata == lone_serial.metadata
+    assert lone.metadata["n_generated"]["W"] >= 6000  # twice the 3300 events first planned
+    # more workers than batches (one batch: generated here) is the same too
     one = generate_sample({"W": 300}, seed=3, workers=4)
     assert one.particles.tobytes() == generate_sample({"W": 300}, seed=3).particles.tobytes()
 

@@ -81,6 +81,20 @@ def test_first_bad_event_wins_across_checks():
         Events(p)
 
 
+def test_block_by_block_pass_gives_the_same_verdict_and_message(monkeypatch):
+    from contrastx.events import container
+
+    monkeypatch.setattr(container, "_CHECK_BLOCK", 3)  # 12 events: blocks 0-2, 3-5, ...
+    p = np.concatenate([valid(), valid(), valid()])
+    assert check_particles(p).shape == (12, 19, 3)
+    p[7, 9, layout.ETA] = 9.0
+    with pytest.raises(ValueError, match=r"beyond the jet acceptance .*first at event 7, slot 9"):
+        check_particles(p)
+    p[10, 5, layout.PHI] = np.nan  # a NaN anywhere is named before any impossible value
+    with pytest.raises(ValueError, match=r"NaN or inf \(first at event 10, slot 5, feature 2\)"):
+        check_particles(p)
+
+
 def write_adc2021(path, particles):
     out = np.zeros((*particles.shape[:2], 4), np.float32)
     out[..., :3] = particles

@@ -50,8 +50,9 @@ run only over processes and over small fixed object counts):
   gluon or tau-jet is one jet); MET = vector sum of neutrinos and of objects
   beyond |eta| = 4.9, plus Gaussian noise of 0.5 sqrt(sum ET) per component,
   where sum ET adds a soft term to the visible objects. No pileup.
-* **Selection.** At least one electron or muon with pT > 23 GeV; batches are
-  generated oversized and filtered until exactly the requested number pass.
+* **Selection.** At least one electron or muon with pT > 23 GeV; batches of
+  equal size, each with its own random stream, are generated and filtered in
+  order until exactly the requested number pass.
 
 Known simplifications: no spin correlations or V-A decay angles (all decays
 isotropic), no final-state radiation or hadronisation, no jet merging of close
@@ -74,7 +75,6 @@ import math
 import multiprocessing
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -100,8 +100,14 @@ __all__ = [
     "mixture_counts",
 ]
 
-FAST_GENERATOR_VERSION = "0.1.0"
-"""Version of the fast generator's physics model; bumped whenever its output changes."""
+FAST_GENERATOR_VERSION = "0.2.0"
+"""Version of the fast generator's output; bumped whenever the events for a seed change.
+
+0.2.0: every batch draws from its own stream (seed, process label, batch index)
+instead of one stream per process, so that the batches of one process can be
+generated in parallel; batches of at most 10_000 events by default (was 200_000).
+Same physics model as 0.1.0.
+"""
 
 GENERATOR_NAME = "contrastx.fast"
 
@@ -484,16 +490,20 @@ _PROCESS_MAKERS: dict[str, Callable[[np.random.Generator, int], _Objects]] = {
 }
 
 _PRIOR_EFFICIENCY = {
-    "W": 0.6,
-    "QCD": 0.05,
-    "Z": 0.7,
-    "ttbar": 0.5,
-    "Ato4l": 0.5,
-    "LQ_btau": 0.3,
-    "h0_tautau": 0.15,
-    "hch_taunu": 0.3,
+    "W": 0.43,
+    "QCD": 0.137,
+    "Z": 0.52,
+    "ttbar": 0.33,
+    "Ato4l": 0.23,
+    "LQ_btau": 0.14,
+    "h0_tautau": 0.034,
+    "hch_taunu": 0.095,
 }
-"""Rough selection efficiencies used only to size the first batch."""
+"""Selection efficiencies (measured) that size the batches and the parallel work.
+
+They set how many events a batch generates, so changing one changes the events of
+that process for a given seed; they never decide which events are kept.
+"""
 
 assert set(_PROCESS_MAKERS) == set(PROCESSES)
 
@@ -531,9 +541,10 @@ def _smear(
 
 def _kinematics(p4: np.ndarray, present: np.ndarray) -> np.ndarray:
     """(n, K, 3) pT, eta, phi of the present objects; zero where absent (never read)."""
-    kin = np.zeros((*present.shape, 3))
-    kin[present] = pt_eta_phi(p4[present])
-    return kin
+    rows = np.flatnonzero(present)  # (integer indexing of the flat rows is the fast path)
+    kin = np.zeros((present.size, 3))
+    kin[rows] = pt_eta_phi(p4.reshape(-1, 4)[rows])
+    return kin.reshape(*present.shape, 3)
 
 
 def _fill(out: np.ndarray, slots: slice, pt: np.ndarray, kin: np.ndarray) -> None:
@@ -617,48 +628,183 @@ def _check_count(name: str, n: object) -> int:
     return int(n)
 
 
-def _process_rng(seed: int, process: str) -> np.random.Generator:
-    """The independent stream of ``process`` under ``seed`` (keyed by its label)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PROCESS_LABELS[process],)))
+def _batch_rng(seed: int, process: str, index: int) -> np.random.Generator:
+    """The stream of batch ``index`` of ``process`` under ``seed`` (keyed by label and index)."""
+    key = (PROCESS_LABELS[process], index)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def _generate(
-    process: str,
-    n: int,
-    rng: np.random.Generator,
-    chunk_size: int,
-    on_batch: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, int, int]:
-    """Selected particles (n, 19, 3) float32, number generated, number passing."""
-    make = _PROCESS_MAKERS[process]
-    parts: list[np.ndarray] = []
-    kept = generated = passed = 0
-    efficiency = _PRIOR_EFFICIENCY[process]
-    while kept < n:
-        need = n - kept
-        batch = int(min(chunk_size, max(_MIN_BATCH, math.ceil(1.1 * need / efficiency) + 64)))
-        particles = _reconstruct(make(rng, batch), rng)
-        generated += batch
-        passed += particles.shape[0]
-        take = particles[:need]
-        parts.append(take)
-        kept += take.shape[0]
-        if on_batch is not None and take.shape[0]:
-            on_batch(take.shape[0])
-        if passed:
-            efficiency = passed / generated
-        else:
-            efficiency /= 10.0
-            if generated > 1000 * max(n, chunk_size):
-                raise RuntimeError(f"no {process} event passes the lepton selection")
-    if not parts:
-        parts.append(np.zeros((0, N_OBJECTS, N_FEATURES), dtype=np.float32))
-    return np.concatenate(parts), generated, passed
+def _batch_size(process: str, n: int, chunk_size: int) -> int:
+    """Events generated per batch of ``process`` when ``n`` selected events are requested.
+
+    A function of its arguments only (never of what earlier batches gave), so the
+    batches, and the events taken from them, do not depend on where they run. The
+    first estimate of the events to generate, ``1.1 n / efficiency``, is split
+    into equal batches of at most ``chunk_size`` events.
+    """
+    planned = math.ceil(1.1 * n / _PRIOR_EFFICIENCY[process]) + 64
+    batches = math.ceil(planned / chunk_size)
+    return min(chunk_size, max(_MIN_BATCH, math.ceil(planned / batches)))
 
 
-def _generate_task(process: str, n: int, seed: int, chunk_size: int) -> tuple[np.ndarray, int, int]:
-    """One process of :func:`generate_sample` in a worker process (its own stream)."""
-    return _generate(process, n, _process_rng(seed, process), chunk_size)
+def _batch(process: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """The selected events (float32) of one batch of ``size`` generated events."""
+    return _reconstruct(_PROCESS_MAKERS[process](rng, size), rng)
+
+
+def _batches(process: str, seed: int, first: int, count: int, size: int) -> list[np.ndarray]:
+    """Batches ``first`` to ``first + count - 1`` of ``process`` (a worker's task)."""
+    return [
+        _batch(process, _batch_rng(seed, process, i), size) for i in range(first, first + count)
+    ]
+
+
+class _Selection:
+    """Takes a process's batches in index order until ``n`` events are selected.
+
+    ``write(start, rows)`` receives the process's selected events ``start`` to
+    ``start + len(rows) - 1``. Batches may arrive in any order: each is kept
+    until the ones before it have arrived, and those after the one that
+    completes ``n`` are dropped, so the events, ``generated`` and ``passed``
+    depend on the batches' contents only.
+    """
+
+    def __init__(
+        self,
+        process: str,
+        n: int,
+        size: int,
+        write: Callable[[int, np.ndarray], None],
+    ) -> None:
+        self.process = process
+        self.n = n
+        self.size = size
+        self.write = write
+        self.kept = 0
+        self.generated = 0
+        self.passed = 0
+        self.next_index = 0
+        self._waiting: dict[int, np.ndarray] = {}
+
+    @property
+    def done(self) -> bool:
+        return self.kept >= self.n
+
+    def add(self, index: int, particles: np.ndarray) -> int:
+        """Offer batch ``index``; return how many events were taken (in order)."""
+        if self.done or index < self.next_index:
+            return 0
+        self._waiting[index] = particles
+        before = self.kept
+        while not self.done and self.next_index in self._waiting:
+            batch = self._waiting.pop(self.next_index)
+            self.next_index += 1
+            self.generated += self.size
+            self.passed += batch.shape[0]
+            take = batch[: self.n - self.kept]
+            if take.shape[0]:
+                self.write(self.kept, take)
+                self.kept += take.shape[0]
+            elif self.passed == 0 and self.generated > 1000 * max(self.n, self.size):
+                raise RuntimeError(f"no {self.process} event passes the lepton selection")
+        if self.done:
+            self._waiting.clear()
+        return self.kept - before
+
+
+def _generate_serial(
+    selections: list[_Selection],
+    stream: Callable[[str, int], np.random.Generator],
+    on_taken: Callable[[int], None] | None,
+) -> None:
+    """Every selection's batches in index order in this process."""
+    for sel in selections:
+        while not sel.done:
+            index = sel.next_index
+            taken = sel.add(index, _batch(sel.process, stream(sel.process, index), sel.size))
+            if on_taken is not None and taken:
+                on_taken(taken)
+
+
+_TASK_EVENTS = 200_000
+"""Generated events per worker task at most (a run of consecutive batches of one process)."""
+
+
+def _generate_parallel(
+    selections: list[_Selection],
+    seed: int,
+    workers: int,
+    on_taken: Callable[[int], None] | None,
+) -> None:
+    """Every selection's batches on ``workers`` spawned worker processes.
+
+    Tasks are runs of consecutive batches of one process, the process with the most
+    events still to generate first, shorter as the work left shrinks, so the workers
+    stay busy until the end. How many batches are sent out only changes the wall time:
+    the events are taken in batch order by :class:`_Selection`.
+    """
+    sent = {sel.process: 0 for sel in selections}  # next batch index to send
+    running = {sel.process: 0 for sel in selections}  # batches sent, not back yet
+    back = {sel.process: [0, 0] for sel in selections}  # generated, passed of those back
+    by_process = {sel.process: sel for sel in selections}
+
+    def shortfall(sel: _Selection) -> tuple[float, float]:
+        """(events still to generate beyond those running, efficiency estimate)."""
+        generated, passed = back[sel.process]
+        efficiency = passed / generated if passed else _PRIOR_EFFICIENCY[sel.process]
+        expected = passed + running[sel.process] * sel.size * efficiency
+        return (sel.n - expected) / efficiency, efficiency
+
+    def next_task() -> tuple[_Selection, int] | None:
+        open_ = [sel for sel in selections if not sel.done]
+        if not open_:
+            return None
+        short = {sel.process: shortfall(sel)[0] for sel in open_}
+        sel = max(open_, key=lambda s: short[s.process])
+        left = sum(max(v, 0.0) for v in short.values())
+        if short[sel.process] <= 0:
+            # Enough on its way if the estimate holds: one more batch keeps a worker busy
+            # and is taken if the running ones fall short.
+            return sel, 1
+        count = math.ceil(min(short[sel.process], left / (workers + 1)) / sel.size)
+        return sel, max(1, min(count, _TASK_EVENTS // sel.size))
+
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+    )
+    futures: dict[cf.Future, tuple[str, int, int]] = {}
+    finished = False
+    try:
+        while True:
+            while len(futures) < workers + 1:
+                task = next_task()
+                if task is None:
+                    break
+                sel, count = task
+                first = sent[sel.process]
+                fut = pool.submit(_batches, sel.process, seed, first, count, sel.size)
+                futures[fut] = (sel.process, first, count)
+                sent[sel.process] += count
+                running[sel.process] += count
+            if not futures:
+                break
+            done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                process, first, count = futures.pop(fut)
+                sel = by_process[process]
+                running[process] -= count
+                for k, particles in enumerate(fut.result()):
+                    back[process][0] += sel.size
+                    back[process][1] += particles.shape[0]
+                    taken = sel.add(first + k, particles)
+                    if on_taken is not None and taken:
+                        on_taken(taken)
+            if all(sel.done for sel in selections):
+                break
+        finished = True
+    finally:
+        # Batches still running are not needed; on an error it is raised at once.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _check_workers(workers: object) -> int:
@@ -669,33 +815,9 @@ def _check_workers(workers: object) -> int:
     return int(workers)
 
 
-def _generate_parallel(
-    requested: dict[str, int],
-    seed: int,
-    chunk_size: int,
-    workers: int,
-    bar: Any,
-) -> dict[str, tuple[np.ndarray, int, int]]:
-    """Every requested process on spawned worker processes, the largest request first."""
-    todo = sorted((p for p in PROCESSES if requested.get(p, 0)), key=lambda p: -requested[p])
-    out: dict[str, tuple[np.ndarray, int, int]] = {}
-    pool = cf.ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
-    )
-    finished = False
-    try:
-        futures = {pool.submit(_generate_task, p, requested[p], seed, chunk_size): p for p in todo}
-        for fut in cf.as_completed(futures):
-            process = futures[fut]
-            out[process] = fut.result()
-            if bar is not None:
-                bar.set_postfix_str(process)
-                bar.update(requested[process])
-        finished = True
-    finally:
-        # On an error the queued processes are cancelled and it is raised at once.
-        pool.shutdown(wait=finished, cancel_futures=True)
-    return out
+def _planned_batches(process: str, n: int, size: int) -> int:
+    """Batches a request is expected to need (for sizing the worker pool only)."""
+    return math.ceil((math.ceil(1.1 * n / _PRIOR_EFFICIENCY[process]) + 64) / size)
 
 
 def generate_process(
@@ -703,14 +825,15 @@ def generate_process(
     n: int,
     seed: int | np.random.Generator = 0,
     *,
-    chunk_size: int = 200_000,
+    chunk_size: int = 10_000,
 ) -> Events:
     """Generate exactly ``n`` selected events of one process with the fast generator.
 
-    Events are generated in oversized vectorised batches, the ADC2021 selection
-    (an electron or muon with pT > 23 GeV) is applied, and batches are added
-    until ``n`` events pass. See the module docstring for the physics model and
-    its limits: this is an approximation for tests and quick runs.
+    Events are generated in vectorised batches of equal size, the ADC2021
+    selection (an electron or muon with pT > 23 GeV) is applied, and batches are
+    added until ``n`` events pass; the first ``n`` that pass, in batch order, are
+    kept. See the module docstring for the physics model and its limits: this is
+    an approximation for tests and quick runs.
 
     Parameters
     ----------
@@ -719,12 +842,17 @@ def generate_process(
     n : int
         Number of selected events to return (>= 0).
     seed : int or numpy.random.Generator, default 0
-        An integer seed selects the process's own stream, the same one
-        :func:`generate_sample` uses for this process under that seed; a
-        ``Generator`` is used (and advanced) as given.
-    chunk_size : int, default 200_000
-        Largest number of events generated per vectorised batch; the peak memory
-        grows in proportion to it.
+        An integer seed gives every batch its own stream, derived from the seed,
+        the process's label and the batch's index with
+        :class:`numpy.random.SeedSequence`: the events are those
+        :func:`generate_sample` gives for this process under that seed and
+        ``chunk_size``. A ``Generator`` is used (and advanced) by every batch in
+        turn.
+    chunk_size : int, default 10_000
+        Largest number of events generated per vectorised batch (the batch size
+        also follows from ``n``, so that a small request is not oversized); the
+        peak memory grows in proportion to it. Part of what determines the
+        events: the same seed with another ``chunk_size`` gives other events.
 
     Returns
     -------
@@ -732,7 +860,7 @@ def generate_process(
         ``n`` events with label ``layout.PROCESS_LABELS[process]``,
         ``process_names = layout.PROCESSES`` and metadata ``generator``,
         ``generator_version``, ``process``, ``seed`` (integer seeds only),
-        ``n_generated`` and ``filter_efficiency``.
+        ``n_generated`` (events in the batches used) and ``filter_efficiency``.
 
     Raises
     ------
@@ -750,15 +878,28 @@ def generate_process(
     chunk_size = max(_check_count("chunk_size", chunk_size), 1)
     if isinstance(seed, np.random.Generator):
         rng = seed
+
+        def stream(process: str, index: int) -> np.random.Generator:
+            return rng
     else:
-        rng = _process_rng(_check_count("seed", seed), process)
-    particles, generated, passed = _generate(process, n, rng, chunk_size)
+        seed = _check_count("seed", seed)
+
+        def stream(process: str, index: int) -> np.random.Generator:
+            return _batch_rng(seed, process, index)
+
+    particles = np.empty((n, N_OBJECTS, N_FEATURES), dtype=np.float32)  # all written
+
+    def write(start: int, rows: np.ndarray) -> None:
+        particles[start : start + rows.shape[0]] = rows
+
+    sel = _Selection(process, n, _batch_size(process, n, chunk_size), write)
+    _generate_serial([sel], stream, None)
     metadata = {
         "generator": GENERATOR_NAME,
         "generator_version": FAST_GENERATOR_VERSION,
         "process": process,
-        "n_generated": generated,
-        "filter_efficiency": passed / generated if generated else float("nan"),
+        "n_generated": sel.generated,
+        "filter_efficiency": sel.passed / sel.generated if sel.generated else float("nan"),
     }
     if not isinstance(seed, np.random.Generator):
         metadata["seed"] = int(seed)
@@ -816,16 +957,18 @@ def generate_sample(
     counts: Mapping[str, int],
     seed: int = 0,
     progress: bool = False,
-    chunk_size: int = 200_000,
+    chunk_size: int = 10_000,
     workers: int = 1,
 ) -> Events:
     """Generate a shuffled mixture of processes with the fast generator.
 
-    Each process draws from its own random stream, derived from ``seed`` and
-    the process's label with :class:`numpy.random.SeedSequence`, so adding or
-    removing a process leaves the events of the others unchanged (up to the
-    shuffle). The concatenated sample is shuffled with a separate stream of
-    the same seed. For the same reason the processes can be generated in
+    Every batch of every process draws from its own random stream, derived from
+    ``seed``, the process's label and the batch's index with
+    :class:`numpy.random.SeedSequence`, so adding or removing a process leaves the
+    events of the others unchanged (up to the shuffle), and
+    :func:`generate_process` with the same seed and ``chunk_size`` gives a
+    process's events. The concatenated sample is shuffled with a separate stream
+    of the same seed. For the same reason the batches can be generated in
     parallel (``workers``) with a bitwise identical result.
 
     Parameters
@@ -835,16 +978,15 @@ def generate_sample(
     seed : int, default 0
         Master seed (>= 0).
     progress : bool, default False
-        Show a tqdm progress bar over generated events.
-    chunk_size : int, default 200_000
+        Show a tqdm progress bar over selected events.
+    chunk_size : int, default 10_000
         As in :func:`generate_process`.
     workers : int, default 1
-        Processes generated at the same time, each in its own spawned worker process
-        (at most one worker per requested process; the largest requests start first).
-        The sample, labels and metadata are bitwise those of ``workers=1``; only the
-        wall time and the peak memory (one batch per worker, plus the finished
-        processes sent back) change. With more than one worker the progress bar
-        advances as each process finishes. The workers are spawned, so a script
+        Spawned worker processes that generate the batches, the processes' batches
+        shared among them (at most one worker per batch the request is expected to
+        need; a request of a single batch is generated in the calling process). The
+        sample, labels and metadata are bitwise those of ``workers=1``; only the
+        wall time and the peak memory change. The workers are spawned, so a script
         that calls this at top level needs the ``if __name__ == "__main__":`` guard.
 
     Returns
@@ -878,66 +1020,60 @@ def generate_sample(
         _check_process(name)
         requested[name] = _check_count(f"counts[{name!r}]", count)
     total = sum(requested.values())
-    n_processes = sum(1 for n in requested.values() if n)
+
+    # The processes' events in canonical order (independent of the mapping's order),
+    # shuffled: event k of that concatenation goes to row position[k].
+    shuffle = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SHUFFLE_KEY,)))
+    perm = shuffle.permutation(total)
+    position = np.empty_like(perm)
+    position[perm] = np.arange(total)
+    particles = np.empty((total, N_OBJECTS, N_FEATURES), dtype=np.float32)  # all written
+    labels = np.empty(total, dtype=np.int64)
+    selections: list[_Selection] = []
+    offset = 0
+    for process in PROCESSES:
+        n = requested.get(process, 0)
+        if n == 0:
+            continue
+        labels[position[offset : offset + n]] = PROCESS_LABELS[process]
+
+        def write(start: int, rows: np.ndarray, offset: int = offset) -> None:
+            particles[position[offset + start : offset + start + rows.shape[0]]] = rows
+
+        selections.append(_Selection(process, n, _batch_size(process, n, chunk_size), write))
+        offset += n
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="evt", desc=GENERATOR_NAME)
-    done: dict[str, tuple[np.ndarray, int, int]] = {}
+    planned = sum(_planned_batches(s.process, s.n, s.size) for s in selections)
     try:
-        if workers > 1 and n_processes > 1:
-            done = _generate_parallel(requested, seed, chunk_size, workers, bar)
+        if workers > 1 and planned > 1:
+            _generate_parallel(
+                selections, seed, min(workers, planned), None if bar is None else bar.update
+            )
         else:
-            for process in PROCESSES:
-                n = requested.get(process, 0)
-                if n == 0:
-                    continue
-                if bar is not None:
-                    bar.set_postfix_str(process)
-                done[process] = _generate(
-                    process,
-                    n,
-                    _process_rng(seed, process),
-                    chunk_size,
-                    None if bar is None else bar.update,
-                )
+            _generate_serial(
+                selections,
+                lambda process, index: _batch_rng(seed, process, index),
+                None if bar is None else bar.update,
+            )
     finally:
         if bar is not None:
             bar.close()
 
-    parts: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    n_generated: dict[str, int] = {}
-    efficiency: dict[str, float] = {}
-    for process in PROCESSES:  # canonical order: independent of the mapping's order
-        if process not in done:
-            continue
-        particles, generated, passed = done[process]
-        parts.append(particles)
-        labels.append(np.full(requested[process], PROCESS_LABELS[process], dtype=np.int64))
-        n_generated[process] = generated
-        efficiency[process] = passed / generated
-
-    if parts:
-        particles = np.concatenate(parts)
-        label_arr = np.concatenate(labels)
-    else:
-        particles = np.zeros((0, N_OBJECTS, N_FEATURES), dtype=np.float32)
-        label_arr = np.zeros(0, dtype=np.int64)
-    shuffle = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SHUFFLE_KEY,)))
-    perm = shuffle.permutation(total)
     return Events(
-        particles[perm],
-        labels=label_arr[perm],
+        particles,
+        labels=labels,
         process_names=PROCESSES,
         metadata={
             "generator": GENERATOR_NAME,
             "generator_version": FAST_GENERATOR_VERSION,
             "seed": seed,
             "requested_counts": requested,
-            "n_generated": n_generated,
-            "filter_efficiency": efficiency,
+            "n_generated": {s.process: s.generated for s in selections},
+            "filter_efficiency": {s.process: s.passed / s.generated for s in selections},
         },
     )
