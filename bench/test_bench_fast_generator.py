@@ -1,7 +1,13 @@
-"""Throughput of the fast generator on a 100k-event ADC2021 background mixture.
+"""Throughput of the fast generator.
 
-Run with ``pytest bench/test_bench_fast_generator.py``; the rate is stored in
+Run with ``pytest bench/test_bench_fast_generator.py``; rates are stored in
 ``extra_info["events_per_s"]`` (see ``--benchmark-json``).
+
+``test_bench_paper_mixture`` is ``contrastx-toys --paper``'s sample (2 million ADC2021
+background events plus 10 000 Ato4l) scaled down by ``PAPER_SCALE``, with one worker
+process and with two: the two-worker run shares every process's batches among the
+workers, so its speed-up over one worker shows how well the work is balanced (with
+one worker per process, the process with the most events to generate set the wall time).
 """
 
 import pytest
@@ -9,6 +15,7 @@ from contrastx.events.generators import generate_process, generate_sample, mixtu
 from contrastx.events.layout import ADC2021_MIXTURE, PROCESSES
 
 N_EVENTS = 100_000
+PAPER_SCALE = 4
 
 
 def test_bench_adc2021_mixture(benchmark):
@@ -22,6 +29,22 @@ def test_bench_adc2021_mixture(benchmark):
     benchmark.extra_info["events"] = N_EVENTS
     benchmark.extra_info["events_per_s"] = round(rate)
     print(f"\nfast generator: {rate:,.0f} selected events/s (ADC2021 mixture, {N_EVENTS} events)")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_paper_mixture(benchmark, workers):
+    counts = mixture_counts(2_000_000 // PAPER_SCALE, ADC2021_MIXTURE)
+    counts["Ato4l"] = 10_000 // PAPER_SCALE
+    total = sum(counts.values())
+    ev = benchmark.pedantic(
+        generate_sample, args=(counts,), kwargs={"workers": workers}, rounds=2, iterations=1
+    )
+    assert len(ev) == total
+    rate = total / benchmark.stats.stats.min
+    benchmark.extra_info["events"] = total
+    benchmark.extra_info["workers"] = workers
+    benchmark.extra_info["events_per_s"] = round(rate)
+    print(f"\nfast generator, paper sample / {PAPER_SCALE}, {workers} worker(s): {rate:,.0f} evt/s")
 
 
 @pytest.mark.parametrize("process", PROCESSES)

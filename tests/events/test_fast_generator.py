@@ -1,5 +1,7 @@
 """Physics and contract checks of the fast parametric generator (small samples)."""
 
+import tempfile
+
 import numpy as np
 import pytest
 from contrastx.events import Events, layout
@@ -272,7 +274,21 @@ def test_errors():
         generate_process("W", 2.5)
 
 
-def test_parallel_batches_give_the_bitwise_same_sample(capsys, monkeypatch):
+def test_worker_task_spills_its_batches_to_a_file(tmp_path):
+    counts, parts = fast._batches("Z", 4, 2, 3, 500)
+    assert counts == [len(p) for p in parts] and len(parts) == 3
+    # the same batches whatever the task they belong to
+    assert fast._batches("Z", 4, 3, 1, 500)[1][0].tobytes() == parts[1].tobytes()
+    spill = tmp_path / "z.f32"
+    assert fast._batches("Z", 4, 2, 3, 500, str(spill)) == (counts, None)
+    assert spill.read_bytes() == b"".join(p.tobytes() for p in parts)
+    # a file that cannot be written: the batches come back directly
+    missing = str(tmp_path / "no" / "z.f32")
+    again = fast._batches("Z", 4, 2, 3, 500, missing)
+    assert again[0] == counts and all(a.tobytes() == b.tobytes() for a, b in zip(again[1], parts))
+
+
+def test_parallel_batches_give_the_bitwise_same_sample(capsys, monkeypatch, tmp_path):
     # A small mixture in batches of at most 1000 events on two worker processes: the
     # batches of one process are shared among the workers and come back in any order;
     # particles, labels and metadata are bitwise those of the serial run.
@@ -285,7 +301,9 @@ def test_parallel_batches_give_the_bitwise_same_sample(capsys, monkeypatch):
 
     # The spawned workers import the module afresh; only this process sees the patch.
     monkeypatch.setattr(fast, "_batch", not_here)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the results pass
     parallel = generate_sample(counts, seed=SEED, chunk_size=1000, workers=2, progress=True)
+    assert not any(tmp_path.iterdir())  # nothing left behind
     assert parallel.particles.dtype == serial.particles.dtype
     assert parallel.particles.tobytes() == serial.particles.tobytes()
     assert np.array_equal(parallel.labels, serial.labels)

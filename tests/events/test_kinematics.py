@@ -41,6 +41,20 @@ def test_wrap_phi_range_and_values():
     )
 
 
+def test_wrap_phi_within_one_turn_is_the_modulo_formula_bit_for_bit():
+    # Angles already in [-pi, pi] (arctan2's output) skip np.mod: the same bits as the
+    # general formula, at the edges too, and with one angle outside (the general path).
+    def formula(phi):
+        out = np.mod(phi + np.pi, 2 * np.pi) - np.pi
+        return np.where(out >= np.pi, out - 2 * np.pi, out)
+
+    rng = np.random.default_rng(1)
+    edges = [np.pi, -np.pi, np.nextafter(np.pi, 0), np.nextafter(-np.pi, 0), 0.0, -0.0, -1e-17]
+    inside = np.concatenate([np.arctan2(rng.normal(size=5000), rng.normal(size=5000)), edges])
+    for x in (inside, np.append(inside, 7.0), np.array([np.pi]), np.array([])):
+        assert wrap_phi(x).tobytes() == formula(x).tobytes()
+
+
 def test_delta_phi_and_delta_r():
     assert delta_phi(3.0, -3.0) == pytest.approx(6.0 - 2 * np.pi)
     assert delta_phi(-3.0, 3.0) == pytest.approx(2 * np.pi - 6.0)

@@ -73,6 +73,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import multiprocessing
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
@@ -652,11 +654,27 @@ def _batch(process: str, rng: np.random.Generator, size: int) -> np.ndarray:
     return _reconstruct(_PROCESS_MAKERS[process](rng, size), rng)
 
 
-def _batches(process: str, seed: int, first: int, count: int, size: int) -> list[np.ndarray]:
-    """Batches ``first`` to ``first + count - 1`` of ``process`` (a worker's task)."""
-    return [
-        _batch(process, _batch_rng(seed, process, i), size) for i in range(first, first + count)
-    ]
+def _batches(
+    process: str, seed: int, first: int, count: int, size: int, spill: str | None = None
+) -> tuple[list[int], list[np.ndarray] | None]:
+    """Batches ``first`` to ``first + count - 1`` of ``process`` (a worker's task).
+
+    Returns the number of selected events of each batch and the batches. With
+    ``spill`` (a file path) the batches are written to that file one after the other
+    and None is returned in their place, unless the file cannot be written.
+    """
+    indices = range(first, first + count)
+    parts = [_batch(process, _batch_rng(seed, process, i), size) for i in indices]
+    counts = [p.shape[0] for p in parts]
+    if spill is not None:
+        try:
+            with open(spill, "wb") as f:
+                for p in parts:
+                    p.tofile(f)
+        except OSError:
+            return counts, parts
+        return counts, None
+    return counts, parts
 
 
 class _Selection:
@@ -748,52 +766,65 @@ def _generate_parallel(
     back = {sel.process: [0, 0] for sel in selections}  # generated, passed of those back
     by_process = {sel.process: sel for sel in selections}
 
-    def shortfall(sel: _Selection) -> tuple[float, float]:
-        """(events still to generate beyond those running, efficiency estimate)."""
+    def shortfall(sel: _Selection) -> float:
+        """Events still to generate beyond the batches running (estimated)."""
         generated, passed = back[sel.process]
         efficiency = passed / generated if passed else _PRIOR_EFFICIENCY[sel.process]
         expected = passed + running[sel.process] * sel.size * efficiency
-        return (sel.n - expected) / efficiency, efficiency
+        return (sel.n - expected) / efficiency
 
     def next_task() -> tuple[_Selection, int] | None:
         open_ = [sel for sel in selections if not sel.done]
         if not open_:
             return None
-        short = {sel.process: shortfall(sel)[0] for sel in open_}
+        short = {sel.process: shortfall(sel) for sel in open_}
         sel = max(open_, key=lambda s: short[s.process])
-        left = sum(max(v, 0.0) for v in short.values())
         if short[sel.process] <= 0:
             # Enough on its way if the estimate holds: one more batch keeps a worker busy
             # and is taken if the running ones fall short.
             return sel, 1
-        count = math.ceil(min(short[sel.process], left / (workers + 1)) / sel.size)
+        left = sum(max(v, 0.0) for v in short.values())
+        count = math.ceil(min(short[sel.process], left / (2 * workers)) / sel.size)
         return sel, max(1, min(count, _TASK_EVENTS // sel.size))
 
     pool = cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn")
     )
-    futures: dict[cf.Future, tuple[str, int, int]] = {}
+    # Results come back through files: a pipe hands them over 64 KiB at a time, each
+    # piece waiting for the reader to get a core, which is slow when every core is busy.
+    spill_dir = tempfile.TemporaryDirectory(prefix="contrastx-fast-", ignore_cleanup_errors=True)
+    futures: dict[cf.Future, tuple[str, int, int, str]] = {}
     finished = False
     try:
         while True:
-            while len(futures) < workers + 1:
+            # Two tasks per worker: the pool hands a worker its next task without
+            # waiting for this thread to see the last result.
+            while len(futures) < 2 * workers:
                 task = next_task()
                 if task is None:
                     break
                 sel, count = task
                 first = sent[sel.process]
-                fut = pool.submit(_batches, sel.process, seed, first, count, sel.size)
-                futures[fut] = (sel.process, first, count)
+                spill = os.path.join(spill_dir.name, f"{sel.process}-{first}.f32")
+                fut = pool.submit(_batches, sel.process, seed, first, count, sel.size, spill)
+                futures[fut] = (sel.process, first, count, spill)
                 sent[sel.process] += count
                 running[sel.process] += count
             if not futures:
                 break
             done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
             for fut in done:
-                process, first, count = futures.pop(fut)
+                process, first, count, spill = futures.pop(fut)
                 sel = by_process[process]
                 running[process] -= count
-                for k, particles in enumerate(fut.result()):
+                counts, parts = fut.result()
+                if parts is None:
+                    flat = np.fromfile(spill, dtype=np.float32)
+                    flat = flat.reshape(-1, N_OBJECTS, N_FEATURES)
+                    parts = np.split(flat, np.cumsum(counts)[:-1])
+                if os.path.exists(spill):
+                    os.remove(spill)
+                for k, particles in enumerate(parts):
                     back[process][0] += sel.size
                     back[process][1] += particles.shape[0]
                     taken = sel.add(first + k, particles)
@@ -805,6 +836,7 @@ def _generate_parallel(
     finally:
         # Batches still running are not needed; on an error it is raised at once.
         pool.shutdown(wait=finished, cancel_futures=True)
+        spill_dir.cleanup()
 
 
 def _check_workers(workers: object) -> int:
