@@ -169,7 +169,14 @@ void vicreg_backward_cpu(std::uintptr_t z1, std::uintptr_t z2, std::uintptr_t st
 
 // Row-selection Gram products: see cpu/selected_gram_cpu.hpp.  z has the dtype ("float64",
 // "float32" or "int16"; int16 rows need row_scale, float64, one per row of z, else 0); ptr, cols
-// int64; rows int32; v (absent for the row sums) and out float64.
+// int64; rows int32; v (absent for the row sums) and out float64; arithmetic "float64" or
+// "float32" (float32 and int16 rows only).
+contrastx::cpu::Arithmetic arithmetic_of(const std::string& name) {
+    if (name == "float64") return contrastx::cpu::Arithmetic::float64;
+    if (name == "float32") return contrastx::cpu::Arithmetic::float32;
+    throw std::invalid_argument("arithmetic must be 'float64' or 'float32'; got '" + name + "'");
+}
+
 template <typename Call>
 void dispatch_rows(const std::string& dtype, std::uintptr_t row_scale, Call&& call) {
     if (dtype == "int16") {
@@ -185,14 +192,16 @@ void dispatch_rows(const std::string& dtype, std::uintptr_t row_scale, Call&& ca
 void selected_gram_matvec_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
                               std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
                               std::uintptr_t v, std::uintptr_t out, const std::string& dtype,
-                              int num_threads, std::uintptr_t row_scale) {
+                              int num_threads, std::uintptr_t row_scale,
+                              const std::string& arithmetic) {
+    const auto arith = arithmetic_of(arithmetic);
     dispatch_rows(dtype, row_scale, [&](auto t) {
         using T = decltype(t);
         auto args = [&](auto... zs) {
             contrastx::cpu::selected_gram_matvec(zs..., n, m, ptr<const i64>(sel_ptr),
                                                  ptr<const std::int32_t>(rows), n_sel,
                                                  ptr<const i64>(cols), b, ptr<const double>(v),
-                                                 ptr<double>(out), num_threads);
+                                                 ptr<double>(out), num_threads, arith);
         };
         if constexpr (std::is_same_v<T, std::int16_t>)
             args(ptr<const T>(z), ptr<const double>(row_scale));
@@ -204,14 +213,15 @@ void selected_gram_matvec_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel
 void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_ptr,
                            std::uintptr_t rows, i64 n_sel, std::uintptr_t cols, i64 b,
                            std::uintptr_t out, const std::string& dtype, int num_threads,
-                           std::uintptr_t row_scale) {
+                           std::uintptr_t row_scale, const std::string& arithmetic) {
+    const auto arith = arithmetic_of(arithmetic);
     dispatch_rows(dtype, row_scale, [&](auto t) {
         using T = decltype(t);
         auto args = [&](auto... zs) {
             contrastx::cpu::selected_row_sums(zs..., n, m, ptr<const i64>(sel_ptr),
                                               ptr<const std::int32_t>(rows), n_sel,
                                               ptr<const i64>(cols), b, ptr<double>(out),
-                                              num_threads);
+                                              num_threads, arith);
         };
         if constexpr (std::is_same_v<T, std::int16_t>)
             args(ptr<const T>(z), ptr<const double>(row_scale));
@@ -415,12 +425,13 @@ PYBIND11_MODULE(_C, m) {
     m.def("selected_gram_matvec_cpu", &selected_gram_matvec_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("v"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
-          py::arg("row_scale") = 0,
+          py::arg("row_scale") = 0, py::arg("arithmetic") = "float64",
           "out (b, m) = sum over the selected rows z_i of z_i (z_i . v_j), float64.");
     m.def("selected_row_sums_cpu", &selected_row_sums_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
-          py::arg("row_scale") = 0, "out (b, m) = sum of the selected rows of z, float64.");
+          py::arg("row_scale") = 0, py::arg("arithmetic") = "float64",
+          "out (b, m) = sum of the selected rows of z, float64.");
     m.def("supcon_forward_cpu", &supcon_forward_cpu, py::arg("x"), py::arg("labels"), py::arg("w"),
           py::arg("c"), py::arg("lse"), py::arg("row_loss"), py::arg("m"), py::arg("d"),
           py::arg("tau"), py::arg("normalize"), py::arg("eps"), py::arg("dtype"),

@@ -37,38 +37,59 @@ constexpr i64 kChunk = 128;  // rows of z per chunk (~kChunk * f rows per right-
 constexpr int kR = 8;        // rows per dot-product group in step 1
 constexpr int kU = 8;        // vectors of out_j accumulated together in step 2
 
-// W consecutive entries of a row as float64 (W = doubles per vector).
-template <int VB>
-CX_ALWAYS_INLINE Vec<double, VB> loadz(const double* p) {
-    return load<VB>(p);
-}
-template <int VB>
-CX_ALWAYS_INLINE Vec<double, VB> loadz(const float* p) {
-    return __builtin_convertvector(load_vec<Vec<float, VB / 2>>(p), Vec<double, VB>);
-}
-// int16 rows (scaled per row by the caller): as many int16 lanes as doubles per vector.
-// Converted in two steps (sign extension to int32, then int32 to double: one instruction
-// each); GCC scalarises the direct int16 -> double vector conversion.
-template <int VB>
+// int16 vectors with as many lanes as TA has per vector (see loadz).
+template <int VB, typename TA>
 struct IntVecs {
-    typedef std::int16_t i16 __attribute__((vector_size(VB / 4)));
-    typedef std::int32_t i32 __attribute__((vector_size(VB / 2)));
+    static constexpr int lanes = kWidth<TA, VB>;
+    typedef std::int16_t i16 __attribute__((vector_size(2 * lanes)));
+    typedef std::int32_t i32 __attribute__((vector_size(4 * lanes)));
 };
-template <int VB>
-CX_ALWAYS_INLINE Vec<double, VB> loadz(const std::int16_t* p) {
-    using V = IntVecs<VB>;
-    const auto wide = __builtin_convertvector(load_vec<typename V::i16>(p), typename V::i32);
-    return __builtin_convertvector(wide, Vec<double, VB>);
+
+// W consecutive entries of a row in the arithmetic type TA (W = lanes of TA per vector),
+// exact for every storage type: float64 from float32 or int16, float32 from int16.  int16 is
+// converted in two steps (sign extension to int32, then int32 to TA: one instruction each;
+// GCC scalarises the direct int16 -> double vector conversion).
+template <int VB, typename TA, typename TZ>
+CX_ALWAYS_INLINE Vec<TA, VB> loadz(const TZ* p) {
+    if constexpr (std::is_same_v<TZ, TA>) {
+        return load<VB>(p);
+    } else if constexpr (std::is_same_v<TZ, float>) {
+        static_assert(std::is_same_v<TA, double>, "float32 rows are float32 or float64 vectors");
+        return __builtin_convertvector(load_vec<Vec<float, VB / 2>>(p), Vec<double, VB>);
+    } else {
+        static_assert(std::is_same_v<TZ, std::int16_t>, "float64, float32 or int16 rows");
+        using V = IntVecs<VB, TA>;
+        const auto wide = __builtin_convertvector(load_vec<typename V::i16>(p), typename V::i32);
+        return __builtin_convertvector(wide, Vec<TA, VB>);
+    }
 }
 
-// y[q] = z[rows[q]] . v for q < cnt (v has m entries; z rows have m entries, stride m).
-// kR rows at a time against each vector of v (kR independent accumulation chains, kR row
-// streams in flight); the remainder one row at a time with two chains.
-template <int VB, typename TZ>
-CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* v,
+// The lanes of a vector summed in float64 in a fixed pairwise order.
+template <typename V>
+CX_ALWAYS_INLINE double hsum_f64(V a) {
+    using T = VecElem<V>;
+    if constexpr (std::is_same_v<T, double>) {
+        return hsum(a);
+    } else {
+        T lanes[kLanes<V>];
+        store(lanes, a);
+        double buf[kLanes<V>];
+        for (int i = 0; i < kLanes<V>; ++i) buf[i] = double(lanes[i]);
+        for (int w = kLanes<V> / 2; w >= 1; w /= 2)
+            for (int i = 0; i < w; ++i) buf[i] += buf[i + w];
+        return buf[0];
+    }
+}
+
+// y[q] = z[rows[q]] . v for q < cnt (v has m entries; z rows have m entries, stride m), in TA
+// per lane and float64 across the lanes and the tail.  kR rows at a time against each vector
+// of v (kR independent accumulation chains, kR row streams in flight); the remainder one row
+// at a time.
+template <int VB, typename TA, typename TZ>
+CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const TA* v,
                                 double* y) {
-    using V = Vec<double, VB>;
-    constexpr int W = kWidth<double, VB>;
+    using V = Vec<TA, VB>;
+    constexpr int W = kWidth<TA, VB>;
     const i64 mv = m / W * W;
     i64 q = 0;
     for (; q + kR <= cnt; q += kR) {
@@ -77,53 +98,79 @@ CX_ALWAYS_INLINE void dots_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, co
         V a[kR] = {};
         for (i64 c = 0; c < mv; c += W) {
             const V vc = load<VB>(v + c);
-            for (int u = 0; u < kR; ++u) a[u] += loadz<VB>(r[u] + c) * vc;
+            for (int u = 0; u < kR; ++u) a[u] += loadz<VB, TA>(r[u] + c) * vc;
         }
         for (int u = 0; u < kR; ++u) {
-            double s = hsum(a[u]);
-            for (i64 t = mv; t < m; ++t) s += double(r[u][t]) * v[t];
+            double s = hsum_f64(a[u]);
+            for (i64 t = mv; t < m; ++t) s += double(r[u][t]) * double(v[t]);
             y[q + u] = s;
         }
     }
     for (; q < cnt; ++q) {
         const TZ* r = z + i64(rows[q]) * m;
         V a = {};
-        for (i64 c = 0; c < mv; c += W) a += loadz<VB>(r + c) * load<VB>(v + c);
-        double s = hsum(a);
-        for (i64 t = mv; t < m; ++t) s += double(r[t]) * v[t];
+        for (i64 c = 0; c < mv; c += W) a += loadz<VB, TA>(r + c) * load<VB>(v + c);
+        double s = hsum_f64(a);
+        for (i64 t = mv; t < m; ++t) s += double(r[t]) * double(v[t]);
         y[q] = s;
     }
 }
 
 // out += sum_q y[q] z[rows[q]] (y == nullptr: weights 1), summed in row order per entry.
-template <int VB, typename TZ>
+// TA = double: the sums run in out's float64 registers.  TA = float: the chunk's rows are
+// summed in float32 registers (weights rounded to float32) and each chunk's sum is added to
+// the float64 out, so the float32 sums span one chunk's rows only.  The entries past the
+// last whole vector run in float64 either way.
+template <int VB, typename TA, typename TZ>
 CX_ALWAYS_INLINE void axpys_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* y,
                                  double* out) {
-    using V = Vec<double, VB>;
-    constexpr int W = kWidth<double, VB>;
+    using V = Vec<TA, VB>;
+    constexpr int W = kWidth<TA, VB>;
+    constexpr bool f64 = std::is_same_v<TA, double>;
     const i64 mv = m / W * W;
+    // Add a float32 chunk sum to W float64 entries of out.
+    auto flush = [](double* o, V acc) {
+        if constexpr (!f64) {
+            using H = Vec<double, VB>;
+            constexpr int HW = kWidth<double, VB>;
+            TA lanes[W];
+            store(lanes, acc);
+            for (int h = 0; h < W; h += HW)
+                store(o + h, load<VB>(o + h) +
+                                 __builtin_convertvector(load_vec<Vec<TA, VB / 2>>(lanes + h), H));
+        }
+    };
     i64 c = 0;
     for (; c + kU * W <= mv; c += kU * W) {
         V acc[kU];
-        for (int u = 0; u < kU; ++u) acc[u] = load<VB>(out + c + u * W);
+        for (int u = 0; u < kU; ++u) {
+            if constexpr (f64) acc[u] = load<VB>(out + c + u * W);
+            else acc[u] = V{};
+        }
         for (i64 q = 0; q < cnt; ++q) {
             const TZ* r = z + i64(rows[q]) * m + c;
             if (y) {
-                const V yq = splat<VB>(y[q]);
-                for (int u = 0; u < kU; ++u) acc[u] += yq * loadz<VB>(r + u * W);
+                const V yq = splat<VB>(TA(y[q]));
+                for (int u = 0; u < kU; ++u) acc[u] += yq * loadz<VB, TA>(r + u * W);
             } else {
-                for (int u = 0; u < kU; ++u) acc[u] += loadz<VB>(r + u * W);
+                for (int u = 0; u < kU; ++u) acc[u] += loadz<VB, TA>(r + u * W);
             }
         }
-        for (int u = 0; u < kU; ++u) store(out + c + u * W, acc[u]);
+        for (int u = 0; u < kU; ++u) {
+            if constexpr (f64) store(out + c + u * W, acc[u]);
+            else flush(out + c + u * W, acc[u]);
+        }
     }
     for (; c < mv; c += W) {
-        V acc = load<VB>(out + c);
+        V acc;
+        if constexpr (f64) acc = load<VB>(out + c);
+        else acc = V{};
         for (i64 q = 0; q < cnt; ++q) {
-            const V zq = loadz<VB>(z + i64(rows[q]) * m + c);
-            acc = y ? acc + splat<VB>(y[q]) * zq : acc + zq;
+            const V zq = loadz<VB, TA>(z + i64(rows[q]) * m + c);
+            acc = y ? acc + splat<VB>(TA(y[q])) * zq : acc + zq;
         }
-        store(out + c, acc);
+        if constexpr (f64) store(out + c, acc);
+        else flush(out + c, acc);
     }
     for (; c < m; ++c) {
         double acc = out[c];
@@ -138,28 +185,29 @@ CX_ALWAYS_INLINE void axpys_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, c
 // One chunk for one right-hand side: dots (if v) then the weighted row sum.  With per-row
 // scales s (z_i = s_i q_i for stored rows q_i), the weights become s_i^2 (q_i . v) for the
 // Gram product and s_i for the row sums (y must then have room for cnt entries either way).
-template <int VB, typename TZ>
-CX_ALWAYS_INLINE void chunk_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const double* v,
+template <int VB, typename TA, typename TZ>
+CX_ALWAYS_INLINE void chunk_impl(const TZ* z, i64 m, const i32* rows, i64 cnt, const TA* v,
                                  const double* scale, double* y, double* out) {
-    if (v) dots_impl<VB>(z, m, rows, cnt, v, y);
+    if (v) dots_impl<VB, TA>(z, m, rows, cnt, v, y);
     if (scale) {
         for (i64 q = 0; q < cnt; ++q) {
             const double sq = scale[rows[q]];
             y[q] = v ? sq * sq * y[q] : sq;
         }
     }
-    axpys_impl<VB>(z, m, rows, cnt, (v || scale) ? static_cast<const double*>(y) : nullptr, out);
+    axpys_impl<VB, TA>(z, m, rows, cnt, (v || scale) ? static_cast<const double*>(y) : nullptr,
+                       out);
 }
 
 CX_ISA_KERNEL(chunk, chunk_impl)
 
-// dst[0 .. m) = src[0 .. m) as float64 (exact for float32 and int16).
-template <int VB, typename TZ>
-CX_ALWAYS_INLINE void widen_row_impl(const TZ* src, i64 m, double* dst) {
-    constexpr int W = kWidth<double, VB>;
+// dst[0 .. m) = src[0 .. m) in the arithmetic type TA (exact).
+template <int VB, typename TA, typename TZ>
+CX_ALWAYS_INLINE void widen_row_impl(const TZ* src, i64 m, TA* dst) {
+    constexpr int W = kWidth<TA, VB>;
     i64 c = 0;
-    for (; c + W <= m; c += W) store(dst + c, loadz<VB>(src + c));
-    for (; c < m; ++c) dst[c] = double(src[c]);
+    for (; c + W <= m; c += W) store(dst + c, loadz<VB, TA>(src + c));
+    for (; c < m; ++c) dst[c] = TA(src[c]);
 }
 
 CX_ISA_KERNEL(widen_row, widen_row_impl)
@@ -182,7 +230,7 @@ void check_selection(i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel, c
             throw std::invalid_argument("selection column index out of range");
 }
 
-template <int VB, typename TZ>
+template <int VB, typename TA, typename TZ>
 void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i32* rows,
             const i64* cols, i64 b, const double* v, double* out, int num_threads) {
     std::fill(out, out + b * m, 0.0);
@@ -200,28 +248,39 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
             while (t < nt && acc * nt >= total * t) first[t++] = j + 1;
         }
     }
-    // float32 and int16 rows: each chunk's selected rows can be widened to float64 once, into
-    // a per-thread buffer that every right-hand side of the thread then reads -- the values
-    // the direct path converts on every load, so the same results bitwise (sums keep row
-    // order whatever the chunking), for one conversion per row and chunk instead of two per
-    // selection.  It pays when the thread's right-hand sides select each row several times
-    // and the buffer stays in L2 (measured at m = 1000 with 10 % selections: 1.4x at 200
-    // right-hand sides, 0.96x at 32; at m = 4000 slower at any count).
+    // Rows stored in another type than the arithmetic's (float32 or int16 rows, float64
+    // arithmetic; int16 rows, float32 arithmetic): each chunk's selected rows can be widened
+    // once, into a per-thread buffer that every right-hand side of the thread then reads --
+    // the values the direct path converts on every load, so the same results bitwise (sums
+    // keep row order whatever the chunking), for one conversion per row and chunk instead of
+    // two per selection.  It pays when the thread's right-hand sides select each row several
+    // times and the buffer stays in L2 (measured at m = 1000 with 10 % selections and float64
+    // arithmetic: 1.4x at 200 right-hand sides, 0.96x at 32; at m = 4000 slower at any count).
     constexpr i64 kWidenBytes = i64(1) << 20;
     constexpr double kWidenMinUses = 2.5;
     const double uses = double(total) / (double(std::max<i64>(n, 1)) * nt);
-    const bool widen = !std::is_same_v<TZ, double> && m * kChunk * i64(sizeof(double)) <=
-                                                          kWidenBytes && uses >= kWidenMinUses;
+    const bool widen = !std::is_same_v<TZ, TA> && m * kChunk * i64(sizeof(TA)) <= kWidenBytes &&
+                       uses >= kWidenMinUses;
     const i64 zbuf_rows = widen ? kChunk : 0;
-    Buffer<double> ybuf(kChunk * nt);  // allocated here: nothing may throw inside the region
-    Buffer<double> zbuf(zbuf_rows * m * nt);
+    // The right-hand sides in the arithmetic type (float32: rounded once here).
+    const bool convert_v = v && !std::is_same_v<TA, double>;
+    Buffer<TA> vbuf(convert_v ? b * m : 0);  // allocated here: nothing may throw in the region
+    Buffer<double> ybuf(kChunk * nt);
+    Buffer<TA> zbuf(zbuf_rows * m * nt);
     Buffer<i32> lrows(kChunk * nt);
     Buffer<unsigned char> need(kChunk * nt);
     Buffer<i64> cursor(b);
     Buffer<i64> span_end(b);
+    const TA* va = nullptr;
+    if constexpr (std::is_same_v<TA, double>) {
+        va = v;
+    } else if (v) {
+        for (i64 i = 0; i < b * m; ++i) vbuf.get()[i] = TA(v[i]);
+        va = vbuf.get();
+    }
     for (i64 j = 0; j < b; ++j) cursor.get()[j] = ptr[cols[j]];
     double* yp = ybuf.get();
-    double* zbp = zbuf.get();
+    TA* zbp = zbuf.get();
     i32* lrp = lrows.get();
     unsigned char* needp = need.get();
     i64* cur = cursor.get();
@@ -233,7 +292,7 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
     {
         const int t = thread_id();
         double* y = yp + i64(t) * kChunk;
-        double* zb = zbp + i64(t) * zbuf_rows * m;
+        TA* zb = zbp + i64(t) * zbuf_rows * m;
         i32* lr = lrp + i64(t) * kChunk;
         unsigned char* nd = needp + i64(t) * kChunk;
         // Ranges t, t + team, ...: all of them even if OpenMP started fewer threads than nt.
@@ -258,10 +317,10 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
                 for (i64 j = first[part]; j < first[part + 1]; ++j) {
                     const i64 lo_k = cur[j], hi_k = send[j];
                     if (hi_k == lo_k) continue;
-                    const double* vj = v ? v + j * m : nullptr;
+                    const TA* vj = va ? va + j * m : nullptr;
                     if (widen) {
                         for (i64 k = lo_k; k < hi_k; ++k) lr[k - lo_k] = rows[k] - i32(lo);
-                        chunk<VB>(static_cast<const double*>(zb), m, lr, hi_k - lo_k, vj,
+                        chunk<VB>(static_cast<const TA*>(zb), m, lr, hi_k - lo_k, vj,
                                   scale ? scale + lo : nullptr, y, out + j * m);
                     } else {
                         chunk<VB>(z, m, rows + lo_k, hi_k - lo_k, vj, scale, y, out + j * m);
@@ -274,11 +333,20 @@ void run_vb(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, cons
 
 template <typename TZ>
 void run(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i32* rows,
-         i64 n_sel, const i64* cols, i64 b, const double* v, double* out, int num_threads) {
+         i64 n_sel, const i64* cols, i64 b, const double* v, double* out, int num_threads,
+         Arithmetic arithmetic) {
     check_selection(n, m, ptr, rows, n_sel, cols, b);
+    const bool f32 = arithmetic == Arithmetic::float32;  // float64 rows: float64 arithmetic
     if (b == 0 || m == 0) return;
     with_vector_bytes(active_isa(), [&](auto vb) {
-        run_vb<decltype(vb)::value>(z, scale, n, m, ptr, rows, cols, b, v, out, num_threads);
+        constexpr int VB = decltype(vb)::value;
+        if constexpr (!std::is_same_v<TZ, double>) {
+            if (f32) {
+                run_vb<VB, float>(z, scale, n, m, ptr, rows, cols, b, v, out, num_threads);
+                return;
+            }
+        }
+        run_vb<VB, double>(z, scale, n, m, ptr, rows, cols, b, v, out, num_threads);
     });
 }
 
@@ -286,33 +354,39 @@ void run(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i
 
 void selected_gram_matvec(const double* z, i64 n, i64 m, const i64* ptr, const i32* rows,
                           i64 n_sel, const i64* cols, i64 b, const double* v, double* out,
-                          int num_threads) {
-    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+                          int num_threads, Arithmetic arithmetic) {
+    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads, arithmetic);
 }
 void selected_gram_matvec(const float* z, i64 n, i64 m, const i64* ptr, const i32* rows,
                           i64 n_sel, const i64* cols, i64 b, const double* v, double* out,
-                          int num_threads) {
-    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+                          int num_threads, Arithmetic arithmetic) {
+    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads, arithmetic);
 }
 void selected_gram_matvec(const std::int16_t* z, const double* row_scale, i64 n, i64 m,
                           const i64* ptr, const i32* rows, i64 n_sel, const i64* cols, i64 b,
-                          const double* v, double* out, int num_threads) {
+                          const double* v, double* out, int num_threads, Arithmetic arithmetic) {
     if (!row_scale) throw std::invalid_argument("int16 rows need their row scales");
-    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads);
+    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, v, out, num_threads,
+                      arithmetic);
 }
 void selected_row_sums(const double* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel,
-                       const i64* cols, i64 b, double* out, int num_threads) {
-    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+                       const i64* cols, i64 b, double* out, int num_threads,
+                       Arithmetic arithmetic) {
+    run<double>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads,
+                arithmetic);
 }
 void selected_row_sums(const float* z, i64 n, i64 m, const i64* ptr, const i32* rows, i64 n_sel,
-                       const i64* cols, i64 b, double* out, int num_threads) {
-    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+                       const i64* cols, i64 b, double* out, int num_threads,
+                       Arithmetic arithmetic) {
+    run<float>(z, nullptr, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads,
+               arithmetic);
 }
 void selected_row_sums(const std::int16_t* z, const double* row_scale, i64 n, i64 m,
                        const i64* ptr, const i32* rows, i64 n_sel, const i64* cols, i64 b,
-                       double* out, int num_threads) {
+                       double* out, int num_threads, Arithmetic arithmetic) {
     if (!row_scale) throw std::invalid_argument("int16 rows need their row scales");
-    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads);
+    run<std::int16_t>(z, row_scale, n, m, ptr, rows, n_sel, cols, b, nullptr, out, num_threads,
+                      arithmetic);
 }
 
 }  // namespace contrastx::cpu

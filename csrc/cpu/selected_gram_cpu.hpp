@@ -9,40 +9,55 @@
 //   selected_row_sums:     out_j = sum_{i in S_s} z_i                 (= Z_S^T 1)
 //
 // v and out are (b, m) row-major float64 (one right-hand side per row); z is float64, float32
-// or int16 with a float64 scale per row (z_i = row_scale[i] * q_i), converted to float64 on
-// load: float64 arithmetic throughout.  Each output row is
-// a sum over its selection's rows in increasing row order, and each dot product has a fixed
-// order, so the result of a right-hand side does not depend on the others, on b or on the
-// thread count.  Work is O(m |S_s|) per right-hand side instead of the O(m n) of a dense
-// masked product.  num_threads <= 0 means the OpenMP default.
+// or int16 with a float64 scale per row (z_i = row_scale[i] * q_i).
+//
+// Arithmetic::float64: rows converted to float64 on load, float64 arithmetic throughout.
+// Arithmetic::float32 (float32 and int16 rows; float64 rows keep float64 arithmetic): v is
+// rounded to float32 once, the dot products run in float32 per SIMD lane (summed across the
+// lanes in float64), and out is summed in float32 over the rows of one chunk of z (128 rows;
+// a right-hand side's share of them) and in float64 across chunks.  Twice the SIMD lanes and
+// half the bytes per loaded entry; the rounding is that of float32 dot products of length
+// m / lanes.
+//
+// Each output row is a sum over its selection's rows in increasing row order, and each dot
+// product has a fixed order, so the result of a right-hand side does not depend on the
+// others, on b or on the thread count.  Work is O(m |S_s|) per right-hand side instead of
+// the O(m n) of a dense masked product.  num_threads <= 0 means the OpenMP default.
 #pragma once
 
 #include <cstdint>
 
 namespace contrastx::cpu {
 
+enum class Arithmetic { float64, float32 };
+
 void selected_gram_matvec(const double* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                           const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
-                          std::int64_t b, const double* v, double* out, int num_threads);
+                          std::int64_t b, const double* v, double* out, int num_threads,
+                          Arithmetic arithmetic = Arithmetic::float64);
 void selected_gram_matvec(const float* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                           const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
-                          std::int64_t b, const double* v, double* out, int num_threads);
+                          std::int64_t b, const double* v, double* out, int num_threads,
+                          Arithmetic arithmetic = Arithmetic::float64);
 
 void selected_gram_matvec(const std::int16_t* z, const double* row_scale, std::int64_t n,
                           std::int64_t m, const std::int64_t* ptr, const std::int32_t* rows,
                           std::int64_t n_sel, const std::int64_t* cols, std::int64_t b,
-                          const double* v, double* out, int num_threads);
+                          const double* v, double* out, int num_threads,
+                          Arithmetic arithmetic = Arithmetic::float64);
 
 void selected_row_sums(const double* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                        const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
-                       std::int64_t b, double* out, int num_threads);
+                       std::int64_t b, double* out, int num_threads,
+                       Arithmetic arithmetic = Arithmetic::float64);
 void selected_row_sums(const float* z, std::int64_t n, std::int64_t m, const std::int64_t* ptr,
                        const std::int32_t* rows, std::int64_t n_sel, const std::int64_t* cols,
-                       std::int64_t b, double* out, int num_threads);
+                       std::int64_t b, double* out, int num_threads,
+                       Arithmetic arithmetic = Arithmetic::float64);
 
 void selected_row_sums(const std::int16_t* z, const double* row_scale, std::int64_t n,
                        std::int64_t m, const std::int64_t* ptr, const std::int32_t* rows,
                        std::int64_t n_sel, const std::int64_t* cols, std::int64_t b, double* out,
-                       int num_threads);
+                       int num_threads, Arithmetic arithmetic = Arithmetic::float64);
 
 }  // namespace contrastx::cpu

@@ -11,7 +11,7 @@ from contrastx._native import cpu_available as native_cpu_available
 from contrastx.nplm import NPLMFit, SolverOptions, falkon_cg, nplm_t, sigma_heuristic
 from contrastx.nplm.options import AVERAGE_CG_TOL, DEFAULT_CG_TOL
 from contrastx.nplm.solver import FLOAT32_MAX_CONDITION, check_float32, pc_epsilon_default
-from contrastx.ops.selections import RowSelection
+from contrastx.ops.selections import QuantizedRows, RowSelection
 from scipy.linalg import eigh
 from scipy.spatial.distance import cdist, pdist
 
@@ -350,7 +350,9 @@ def test_pooled_step_on_falkon_case(case_loader):
     within 4e-9 of float64; case1 5e-8). float32 storage with float32 GEMMs (torch): the rounded
     products slow the CG by a few iterations (26 vs 22; case1 21 vs 20), which moves t by
     1.6e-4 (case1 6e-5), less than Falkon's own distance to the exact step (1.7e-4; case1
-    4.8e-4).
+    4.8e-4); so do the native kernel's float32 products (arithmetic="float32": 24 vs 22
+    iterations, t moved by 4.7e-5; case1 21 vs 20, 4.9e-5), which is why the toys keep float64
+    arithmetic with Falkon's preconditioner.
     """
     from contrastx.nplm import FalkonPreconditioner, pooled_newton_step
     from contrastx.ops.nystrom import gaussian_kernel_tile, weighted_gram_rhs, whitened_features
@@ -373,10 +375,14 @@ def test_pooled_step_on_falkon_case(case_loader):
     if native_cpu_available():
         exact += [(torch.float64, "native"), (torch.float32, "native")]
     t = {}
-    for dt, backend in [*exact, (torch.float32, "torch")]:
+    slower = [(torch.float32, "torch")]
+    if native_cpu_available():
+        slower += [(torch.float32, "float32")]
+    for dt, backend in [*exact, *slower]:
         z = whitened_features(data, centers, sigma, pc.T, out_dtype=dt)
+        kw = {"backend": "native", "arithmetic": "float32"} if backend == "float32" else {}
         beta, n_iter, sum_f = pooled_newton_step(
-            s_ref, g_ref, w, [(z, sel)], n_tot, pc.twt(curv), p["lam"], backend=backend
+            s_ref, g_ref, w, [(z, sel)], n_tot, pc.twt(curv), p["lam"], **{"backend": backend, **kw}
         )
         alpha = pc.inv_t(beta)[0]
         f_ref = gaussian_kernel_tile(ref, centers, sigma) @ alpha
@@ -396,7 +402,10 @@ def test_pooled_step_on_falkon_case(case_loader):
 def test_pooled_step_average_on_falkon_cases(case_loader, case):
     """The toys' pooled step with the 'average' preconditioner (reference term scaled by
     c = 1 + N_D / (w N_R)) on the Falkon cases: t within 1e-4 of the exact one-step
-    solution and 0.5 % of Falkon, in at most a third of Falkon's iterations."""
+    solution and 0.5 % of Falkon, in at most a third of Falkon's iterations. The toys'
+    reduced-precision pools with the native kernel's float32 arithmetic: float32 storage
+    within 1e-6 of float64 storage (measured 1.4e-7 and 2.7e-8), 16-bit storage within 1e-4
+    of the exact step (measured 6.3e-5 and 1.2e-5), the same iteration counts."""
     from contrastx.nplm import FalkonPreconditioner, pooled_newton_step
     from contrastx.nplm.solver import average_curvature_factor
     from contrastx.ops.nystrom import gaussian_kernel_tile, weighted_gram_rhs, whitened_features
@@ -415,22 +424,33 @@ def test_pooled_step_average_on_falkon_cases(case_loader, case):
     n_tot = torch.tensor([float(n_r + n_d)], dtype=torch.float64)
     sel = RowSelection.from_lists([np.arange(n_d)], n_d)
     z = whitened_features(data, centers, sigma, pc.T)
-    beta, n_iter, sum_f = pooled_newton_step(
-        s_ref,
-        g_ref,
-        w,
-        [(z, sel)],
-        n_tot,
-        0.25 * w * s_ref,
-        p["lam"],
-        cg_tol=AVERAGE_CG_TOL,
-        precond_points=n_tot / average_curvature_factor(n_d, n_r, w),
-    )
-    f_ref = gaussian_kernel_tile(ref, centers, sigma) @ pc.inv_t(beta)[0]
-    t = nplm_t(np.zeros(0), f_ref, w) + 2.0 * float(sum_f[0])
+
+    def step(zp, **kw):
+        beta, n_iter, sum_f = pooled_newton_step(
+            s_ref,
+            g_ref,
+            w,
+            [(zp, sel)],
+            n_tot,
+            0.25 * w * s_ref,
+            p["lam"],
+            cg_tol=AVERAGE_CG_TOL,
+            precond_points=n_tot / average_curvature_factor(n_d, n_r, w),
+            **kw,
+        )
+        f_ref = gaussian_kernel_tile(ref, centers, sigma) @ pc.inv_t(beta)[0]
+        return nplm_t(np.zeros(0), f_ref, w) + 2.0 * float(sum_f[0]), int(n_iter[0])
+
+    t, n_iter = step(z)
     assert t == pytest.approx(r["t_exact_one_newton_step"], rel=1e-4)
     assert t == pytest.approx(r["t_falkon"], rel=5e-3)
-    assert 1 <= int(n_iter[0]) <= r["cg_iters"][0] // 3
+    assert 1 <= n_iter <= r["cg_iters"][0] // 3
+    if native_cpu_available():
+        t32, n32 = step(z.float(), backend="native", arithmetic="float32")
+        assert t32 == pytest.approx(t, rel=1e-6) and n32 == n_iter
+        q = QuantizedRows.quantize(z, torch.sqrt(torch.diagonal(s_ref) / n_r))
+        t16, n16 = step(q, backend="native", arithmetic="float32")
+        assert t16 == pytest.approx(r["t_exact_one_newton_step"], rel=1e-4) and n16 == n_iter
     with pytest.raises(ValueError, match="precond_points"):
         pooled_newton_step(
             s_ref, g_ref, w, [(z, sel)], n_tot, s_ref, p["lam"], precond_points=n_tot[[0, 0]]

@@ -3,9 +3,11 @@
 Reference: for every selection, ``Z_S^T (Z_S v)`` and ``Z_S^T 1`` in float64 numpy on the
 selected rows (float32 storage: on the float32 values). Tolerance, relative to the largest
 reference magnitude: 1e-12 for float64 arithmetic (native kernel, any storage; torch with
-float64 storage), 1e-5 for the torch path with float32 storage (float32 GEMMs). Sizes are off
-the kernel's blocks (8 doubles per vector, 8 rows per dot group, 64-double accumulator blocks,
-128-row chunks).
+float64 storage), 1e-5 for the torch path with float32 storage (float32 GEMMs) and for the
+native kernel's float32 arithmetic (float32 products and sums within a 128-row chunk; the
+float32 rounding of dot products of up to 129 terms is ~1e-7 of the result). Sizes are off
+the kernel's blocks (8 doubles or 16 floats per vector, 8 rows per dot group, 8-vector
+accumulator blocks, 128-row chunks).
 """
 
 from __future__ import annotations
@@ -87,6 +89,54 @@ def test_native_column_independent_of_block_and_threads(one_and_many_threads):
     assert torch.equal(alone[:, 0], one[:, 4])
 
 
+@pytest.mark.usefixtures("native_cpu")
+@pytest.mark.parametrize("storage", ["float32", "int16"])
+@pytest.mark.parametrize(("n", "m", "b", "k"), SHAPES)
+def test_float32_arithmetic_matches_float64_loop(n, m, b, k, storage):
+    z, lists, v = _case(n, m, b, k, torch.float64, seed=7)
+    zs = z.float() if storage == "float32" else QuantizedRows.quantize(z)
+    stored = zs.double() if storage == "float32" else zs.rows(0, n)
+    sel = RowSelection.from_lists(lists, n)
+    gram, sums = _reference(stored, lists, v)
+    out = selected_gram_matvec(zs, sel, v, backend="native", arithmetic="float32")
+    exact = selected_gram_matvec(zs, sel, v, backend="native")
+    assert out.shape == (m, b) and out.dtype == torch.float64
+    scale = max(np.abs(gram).max(), 1e-300)
+    np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=1e-5 * scale)
+    s = selected_row_sums(zs, sel, backend="native", arithmetic="float32")
+    scale = max(np.abs(sums).max(), 1e-300)
+    np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=1e-5 * scale)
+    if k == 0:
+        assert not out.any() and not s.any()
+    elif m >= 16 and k >= 8:  # whole float32 vectors: float32 arithmetic did run
+        assert not torch.equal(out, exact)
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_float32_arithmetic_column_independent_of_block_and_threads(one_and_many_threads):
+    z, lists, v = _case(2000, 100, 9, 200, torch.float32, seed=8)
+    sel = RowSelection.from_lists(lists, 2000)
+
+    def run(cols=None, vv=v):
+        return selected_gram_matvec(
+            z, sel, vv, columns=cols, backend="native", arithmetic="float32"
+        )
+
+    one, two = one_and_many_threads(run)
+    alone = run(torch.tensor([4]), v[:, [4]])
+    assert torch.equal(one, two) and torch.equal(alone[:, 0], one[:, 4])
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_float64_storage_keeps_float64_arithmetic():
+    z, lists, v = _case(500, 40, 3, 100, torch.float64, seed=9)
+    sel = RowSelection.from_lists(lists, 500)
+    assert torch.equal(
+        selected_gram_matvec(z, sel, v, backend="native", arithmetic="float32"),
+        selected_gram_matvec(z, sel, v, backend="native"),
+    )
+
+
 def test_dense_matrix_and_sizes():
     sel = RowSelection.from_lists([[4, 1], [], [0, 2, 3]], n_rows=5)
     assert len(sel) == 3 and sel.sizes.tolist() == [2, 0, 3]
@@ -117,6 +167,10 @@ def test_bad_arguments_are_rejected():
         selected_row_sums(z, sel, columns=torch.tensor([2]))
     with pytest.raises(ValueError, match="backend must be"):
         selected_row_sums(z, sel, backend="fast")
+    with pytest.raises(ValueError, match=r"arithmetic must be one of .* got 'float16'"):
+        selected_gram_matvec(z, sel, v, arithmetic="float16")
+    with pytest.raises(ValueError, match=r"arithmetic must be one of .* got 'half'"):
+        selected_row_sums(z, sel, arithmetic="half")
     with pytest.raises(TypeError, match="float32 or float64"):
         selected_row_sums(z.half(), sel, backend="native")
     with pytest.raises(TypeError, match="RowSelection"):
@@ -199,23 +253,24 @@ def test_quantized_native_column_independent_of_block_and_threads(one_and_many_t
 
 @pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("storage", ["float32", "int16"])
-def test_widened_rows_give_the_direct_results_bitwise(storage, one_and_many_threads):
+@pytest.mark.parametrize("arithmetic", ["float64", "float32"])
+def test_widened_rows_give_the_direct_results_bitwise(storage, arithmetic, one_and_many_threads):
     """Many right-hand sides selecting each row several times (the kernel widens float32
-    and int16 chunks to float64 once) give bitwise the results of each one alone (converted
-    on every load), on one and two threads."""
+    and int16 chunks to float64, and int16 chunks to float32 for float32 arithmetic, once)
+    give bitwise the results of each one alone (converted on every load), on one and two
+    threads."""
     rng = np.random.default_rng(6)
     z = _spread_columns(1200, 96, seed=6)
     zs = z.float() if storage == "float32" else QuantizedRows.quantize(z)
     lists = [rng.choice(1200, size=700, replace=False) for _ in range(24)]
     sel = RowSelection.from_lists(lists, 1200)
     v = torch.from_numpy(rng.normal(size=(96, 24)))
-    one, two = one_and_many_threads(lambda: selected_gram_matvec(zs, sel, v, backend="native"))
+    kw = {"backend": "native", "arithmetic": arithmetic}
+    one, two = one_and_many_threads(lambda: selected_gram_matvec(zs, sel, v, **kw))
     assert torch.equal(one, two)
     for j in (0, 13):
-        alone = selected_gram_matvec(
-            zs, sel, v[:, [j]], columns=torch.tensor([j]), backend="native"
-        )
+        alone = selected_gram_matvec(zs, sel, v[:, [j]], columns=torch.tensor([j]), **kw)
         assert torch.equal(alone[:, 0], one[:, j])
-    sums = selected_row_sums(zs, sel, backend="native")
-    alone = selected_row_sums(zs, sel, columns=torch.tensor([5]), backend="native")
+    sums = selected_row_sums(zs, sel, **kw)
+    alone = selected_row_sums(zs, sel, columns=torch.tensor([5]), **kw)
     assert torch.equal(alone[:, 0], sums[:, 5])

@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 
 DEFAULTS = {"n_ref": 20_000, "n_bkg": 2_000.0, "M": 500}
-# --paper also stores the whitened pool in float32 (4 GB instead of 8; the native kernel's
-# arithmetic stays float64 and t within ~1e-7 of a float64 pool).
+# --paper also stores the whitened pool in float32 (4 GB instead of 8; t within ~1e-7 of a
+# float64 pool).
 PAPER = {
     "n_ref": 1_000_000,
     "n_bkg": 100_000.0,

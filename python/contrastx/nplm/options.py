@@ -193,9 +193,10 @@ class ToyOptions:
         "Storage precision of the whitened data pool ('pool'; always computed in dtype "
         "first). float32 halves the memory (t within ~1e-7); int16 (16-bit integers with "
         "float64 scales per row and per whitened column) quarters it (t within ~1e-4). The "
-        "native CPU kernel computes in float64 whatever the storage, the dense GEMMs of the "
-        "GPU / torch path in float32 for float32 and int16 (t moves slightly more, and CG "
-        "may take a few more iterations).",
+        "native CPU kernel computes float32 and int16 pools' products in float32 (float64 "
+        "sums across 128-row chunks; float64 with the falkon preconditioner), the dense "
+        "GEMMs of the GPU / torch path in float32 (t moves slightly more, and CG may take a "
+        "few more iterations).",
     )
     solver_options: SolverOptions = embedded(SolverOptions, "Settings of every fit.")
     device_options: DeviceOptions = embedded(DeviceOptions, "How the run uses the machine.")

@@ -543,6 +543,7 @@ def pooled_newton_step(
     twt_eigh: tuple[Tensor, Tensor] | None = None,
     backend: str = "auto",
     precond_points: Tensor | None = None,
+    arithmetic: str = "float64",
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Falkon's first Newton step for a batch of data sets drawn from stored pools.
 
@@ -603,6 +604,10 @@ def pooled_newton_step(
         Of the data-term products (:func:`~contrastx.ops.selections.selected_gram_matvec`).
     precond_points : Tensor, shape (B,), optional
         :math:`\tilde N_b` (default :math:`N_b`, Falkon's).
+    arithmetic : {"float64", "float32"}
+        Of the native data-term products of float32 or 16-bit pools
+        (:func:`~contrastx.ops.selections.selected_gram_matvec`); everything else runs in
+        float64.
 
     Returns
     -------
@@ -621,7 +626,8 @@ def pooled_newton_step(
         if len(sel) != n_tot.shape[0]:
             raise ValueError(f"a pool has {len(sel)} selections for {n_tot.shape[0]} data sets")
     g_dat = sum(
-        selected_row_sums(z, sel, chunk_rows=chunk_rows, backend=backend) for z, sel in parts
+        selected_row_sums(z, sel, chunk_rows=chunk_rows, backend=backend, arithmetic=arithmetic)
+        for z, sel in parts
     )
     g_dat = g_dat.T.to(n_tot.device)  # (B, M)
     r_vec = (0.5 * w * g_ref - 0.5 * g_dat) / n_tot[:, None]
@@ -641,7 +647,15 @@ def pooled_newton_step(
         rt = root[idx]
         u = row_blocked(lambda p: p @ q_t, v / rt)
         data = sum(
-            selected_gram_matvec(z, sel, u.T, columns=idx, chunk_rows=chunk_rows, backend=backend)
+            selected_gram_matvec(
+                z,
+                sel,
+                u.T,
+                columns=idx,
+                chunk_rows=chunk_rows,
+                backend=backend,
+                arithmetic=arithmetic,
+            )
             for z, sel in parts
         )
         su = (0.25 * w) * row_blocked(lambda p: p @ s_ref, u) + 0.25 * data.T

@@ -35,9 +35,10 @@ Two modes
       for the whole block in one call per CG iteration
       (:func:`~contrastx.ops.selections.selected_gram_matvec`), with finished toys
       dropped, and never an :math:`M\times M` matrix per toy. On a CPU the native kernel
-      visits only the selected rows, :math:`4 N_D M` flops per toy and iteration, in
-      float64 arithmetic whatever the storage; elsewhere (GPU) two dense GEMMs over the
-      pool with the 0/1 selection matrix, :math:`4 N_\mathrm{pool} M` flops.
+      visits only the selected rows, :math:`4 N_D M` flops per toy and iteration
+      (float64 arithmetic for a float64 pool, see below for the others); elsewhere (GPU)
+      two dense GEMMs over the pool with the 0/1 selection matrix,
+      :math:`4 N_\mathrm{pool} M` flops.
       :math:`Z_D^\top 1` comes from the same selections and
       :math:`\sum_D f = (Z_D^\top 1)\cdot\beta_b`. The per-toy preconditioner factor
       :math:`A_b = \operatorname{chol}(G/\tilde N_b + \lambda I)` (:math:`\tilde N_b =
@@ -48,16 +49,23 @@ Two modes
       norms and hence its stopping step are invariant (with Falkon's, the truncated
       Falkon step is the same). Signal events are added per block the same way (the whitened rows of
       the signal events drawn in the block; see *Reproducibility* below). Float32
-      storage (``pool_dtype``) halves the memory; with the native kernel (float64
-      arithmetic) :math:`t` stays within ~1e-7 of float64 storage (5e-8 and 4e-9 on the
-      Falkon cases, whose CG takes Falkon's iteration counts either way), while float32 GEMMs
-      (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on benchmark toys)
-      and cost a few more CG iterations. ``pool_dtype="int16"`` quarters the memory
+      storage (``pool_dtype``) halves the memory and ``pool_dtype="int16"`` quarters it
       (:class:`~contrastx.ops.selections.QuantizedRows`: 16-bit integers with a float64
       scale per row and per whitened column, the columns' scales from the reference's
-      Gram diagonal); :math:`t` moves by ~1e-4 (the quantisation, not the arithmetic,
-      which stays float64). The native kernel widens float32 and int16 rows to float64
-      once per chunk of the pool, so neither is slower than float64 storage.
+      Gram diagonal). With the default ``"average"`` preconditioner the native kernel
+      computes their products in float32 (``arithmetic="float32"`` of
+      :func:`~contrastx.ops.selections.selected_gram_matvec`: float32 products and sums
+      over a chunk of 128 pool rows, float64 across chunks; twice the SIMD lanes and half
+      the bytes of float64): :math:`t` stays within ~1e-7 of a float64 pool with float32
+      storage (1.4e-7 and 2.7e-8 on the Falkon cases, the same CG iterations), and moves
+      by ~1e-4 with int16 storage (the quantisation, not the arithmetic). With Falkon's
+      preconditioner the products stay float64 (its long, loosely stopped CG would take
+      1-2 more iterations and move :math:`t` by ~5e-5): float32 storage then moves
+      :math:`t` by ~1e-7 (5e-8 and 4e-9 on the Falkon cases, Falkon's iteration counts).
+      Float32 GEMMs (GPU / ``torch`` path) move :math:`t` by ~2e-4 (up to 6e-4 seen on
+      benchmark toys) and cost a few more CG iterations. The native kernel widens int16
+      rows (and float32 rows for float64 arithmetic) once per chunk of the pool, so
+      reduced storage is never slower than float64.
     * ``"stream"``: each toy's whitened data Gram :math:`\frac14 Z_D^\top Z_D` is
       accumulated from its kernel rows (:math:`O(N_D M^2)` per toy: whitening solve and
       Gram), and the block's :math:`M\times M` systems are solved together (batched
@@ -532,6 +540,11 @@ class ToyEngine:
         self.strategy_, self.strategy_reason_ = self._choose_strategy()
         if self.strategy_ == "pool":
             self.pool_backend_ = "native" if self._selected_rows_native() else "torch"
+            # float32 products for a float32 or 16-bit pool with the 'average' preconditioner
+            # (a few CG iterations: t moves by ~1e-7); float64 with Falkon's, whose long,
+            # loosely stopped CG they would lengthen (see pooled_newton_step).
+            reduced = cfg.pool_dtype != "float64" and cfg.preconditioner == "average"
+            self.pool_arithmetic_ = "float32" if reduced else "float64"
             self._twt_eigh = torch.linalg.eigh(self._twt)
         self._sync()
         self.setup_seconds_["reference"] = time.perf_counter() - start
@@ -866,6 +879,7 @@ class ToyEngine:
             twt_eigh=self._twt_eigh,
             backend=self.pool_backend_,
             precond_points=self._precond_points(n_tot),
+            arithmetic=self.pool_arithmetic_,
         )
         alpha = row_blocked(self._precond.inv_t, beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)

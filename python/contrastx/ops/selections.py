@@ -12,8 +12,11 @@ for a block of toys at once. :class:`RowSelection` holds the subsets (sorted row
 CSC layout). :func:`selected_gram_matvec` and :func:`selected_row_sums` compute the products:
 
 * ``backend="native"`` (CPU): the C++ kernel touches only the selected rows, :math:`4M|S_b|`
-  flops per toy, float64 arithmetic for float64 or float32 :math:`Z`, and each toy's result
-  is independent of the other toys in the call and of the thread count;
+  flops per toy, float64 arithmetic for any storage, or (``arithmetic="float32"``, float32
+  or 16-bit :math:`Z`) float32 products summed in float32 over each chunk of 128 rows and
+  in float64 across chunks (twice the SIMD lanes, half the bytes per entry; the rounding of
+  float32 dot products of length :math:`M`), and each toy's result is independent of the
+  other toys in the call and of the thread count;
 * ``backend="torch"`` (the reference, and the path on a GPU): the dense masked product
   :func:`contrastx.ops.nystrom.masked_gram_matvec`, :math:`Z^\top(W\odot ZV)` with the 0/1
   matrix :math:`W` of the selections: :math:`4Mn` flops per toy (two GEMMs over all rows),
@@ -24,9 +27,9 @@ of the dense flops.
 
 :class:`QuantizedRows` stores such a matrix in 16 bits per entry (int16 with float64 scales
 per row and per column, a quarter of float64's memory); both functions accept it wherever
-they accept a tensor. The native kernel widens each chunk's selected float32 or int16 rows
-to float64 once, into a buffer every right-hand side of the thread reads: float64
-arithmetic for every storage dtype, and no slower than float64 storage.
+they accept a tensor. The native kernel widens each chunk's selected rows to the
+arithmetic's type once (int16, and float32 for float64 arithmetic), into a buffer every
+right-hand side of the thread reads, so reduced storage is no slower than float64.
 """
 
 from __future__ import annotations
@@ -264,6 +267,15 @@ def _use_torch(z: Tensor | QuantizedRows, backend: str) -> bool:
     return resolve_backend(backend, z.device, op=_OP, dtype=dtype, cuda_ok=False) == "torch"
 
 
+ARITHMETIC = ("float64", "float32")
+"""The native kernel's arithmetic choices (see :func:`selected_gram_matvec`)."""
+
+
+def _check_arithmetic(arithmetic: str) -> None:
+    if arithmetic not in ARITHMETIC:
+        raise ValueError(f"arithmetic must be one of {ARITHMETIC}; got {arithmetic!r}")
+
+
 def _native_args(z: Tensor | QuantizedRows) -> tuple[Tensor, str, int]:
     """The stored matrix, its dtype name and its row scales' address (0: none); the column
     scales of :class:`QuantizedRows` are applied by the callers."""
@@ -295,6 +307,7 @@ def selected_gram_matvec(
     columns: Tensor | None = None,
     backend: str = "auto",
     chunk_rows: int = 2048,
+    arithmetic: str = "float64",
 ) -> Tensor:
     r""":math:`\mathrm{out}_{:,b} = \sum_{i\in S_{c_b}} z_i\,(z_i\cdot v_{:,b})` for every column.
 
@@ -312,12 +325,19 @@ def selected_gram_matvec(
         ``"auto"``: the native kernel for CPU tensors, the dense torch product elsewhere.
     chunk_rows : int
         Rows per GEMM chunk of the torch path.
+    arithmetic : {"float64", "float32"}
+        Native kernel: ``"float64"`` converts every stored value to float64;
+        ``"float32"`` computes the products of float32 or 16-bit ``z`` in float32 and sums
+        them in float64 across chunks of 128 rows (see the module notes; float64 ``z`` is
+        still computed in float64). The torch path computes in ``z``'s dtype (float32 for
+        16-bit ``z`` on a GPU) either way.
 
     Returns
     -------
     Tensor, shape (M, B), float64
     """
     _check(z, sel)
+    _check_arithmetic(arithmetic)
     cols = _columns(sel, columns)
     if v.ndim != 2 or v.shape[0] != z.shape[1] or v.shape[1] != cols.numel():
         raise ValueError(f"v must have shape ({z.shape[1]}, {cols.numel()}); got {tuple(v.shape)}")
@@ -342,7 +362,7 @@ def selected_gram_matvec(
     _native.require_cpu().selected_gram_matvec_cpu(
         zc.data_ptr(), zc.shape[0], zc.shape[1], sel.ptr.data_ptr(), sel.rows.data_ptr(),
         len(sel), cols.data_ptr(), cols.numel(), vt.data_ptr(), out.data_ptr(),
-        dtype, torch.get_num_threads(), scale,
+        dtype, torch.get_num_threads(), scale, arithmetic,
     )  # fmt: skip
     if isinstance(z, QuantizedRows):
         out *= z.col_scale
@@ -356,12 +376,14 @@ def selected_row_sums(
     columns: Tensor | None = None,
     backend: str = "auto",
     chunk_rows: int = 2048,
+    arithmetic: str = "float64",
 ) -> Tensor:
     r""":math:`\mathrm{out}_{:,b} = \sum_{i\in S_{c_b}} z_i` (:math:`Z_S^\top 1`) for every column.
 
     Parameters as :func:`selected_gram_matvec`; returns an ``(M, B)`` float64 tensor.
     """
     _check(z, sel)
+    _check_arithmetic(arithmetic)
     cols = _columns(sel, columns)
     if _use_torch(z, backend):
         w = sel.dense(device=z.device)
@@ -379,7 +401,7 @@ def selected_row_sums(
     _native.require_cpu().selected_row_sums_cpu(
         zc.data_ptr(), zc.shape[0], zc.shape[1], sel.ptr.data_ptr(), sel.rows.data_ptr(),
         len(sel), cols.data_ptr(), cols.numel(), out.data_ptr(), dtype,
-        torch.get_num_threads(), scale,
+        torch.get_num_threads(), scale, arithmetic,
     )  # fmt: skip
     if isinstance(z, QuantizedRows):
         out *= z.col_scale
