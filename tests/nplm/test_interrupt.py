@@ -99,7 +99,8 @@ def test_blocks_are_timed(pools):
     sizes = [len(b) for b in eng.run(range(40))]
     assert sizes[0] == FIRST_BLOCK and sum(sizes) == 40
     # A target far below the time of one toy: one toy per block after the first.
-    assert [len(b) for b in eng.run(range(8), block_seconds=1e-9)] == [FIRST_BLOCK, 1, 1, 1, 1]
+    n = FIRST_BLOCK + 4
+    assert [len(b) for b in eng.run(range(n), block_seconds=1e-9)] == [FIRST_BLOCK, 1, 1, 1, 1]
     assert [len(b) for b in eng.run(range(8), block_seconds=None)] == [8]
     with pytest.raises(ValueError, match="block_seconds must be finite and > 0"):
         next(eng.run(range(2), block_seconds=0))

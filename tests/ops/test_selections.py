@@ -152,8 +152,14 @@ def test_bad_selections_are_rejected():
         RowSelection(np.array([0, 2]), np.array([2, 1]), n_rows=3)
     with pytest.raises(ValueError, match="end at len"):
         RowSelection(np.array([0, 3]), np.array([0, 1]), n_rows=3)
-    # Order across selections is free.
+    with pytest.raises(ValueError, match="selection 1 repeats a row"):
+        RowSelection(np.array([0, 1, 3]), np.array([0, 2, 2]), n_rows=3)
+    with pytest.raises(TypeError, match="row indices must be integers; got float64"):
+        RowSelection.from_lists([[0, 1], [1.5]], n_rows=3)
+    # Order across selections is free; int32 rows are taken as they are.
     RowSelection(np.array([0, 1, 2]), np.array([2, 1]), n_rows=3)
+    sel = RowSelection(np.array([0, 2]), np.array([0, 2], dtype=np.int32), n_rows=3)
+    assert sel.rows.dtype == torch.int32 and sel.rows.tolist() == [0, 2]
 
 
 def test_bad_arguments_are_rejected():

@@ -76,7 +76,9 @@ class RowSelection:
         if not 0 <= self.n_rows < 2**31:
             raise ValueError(f"n_rows must be in [0, 2**31); got {n_rows}")
         ptr = np.ascontiguousarray(ptr, dtype=np.int64)
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        rows = np.asarray(rows)
+        if rows.dtype != np.int32:
+            rows = np.asarray(rows, dtype=np.int64)
         if ptr.ndim != 1 or ptr.size < 1 or ptr[0] != 0:
             raise ValueError("ptr must be a 1-D array starting with 0")
         sizes = np.diff(ptr)
@@ -87,26 +89,33 @@ class RowSelection:
         if rows.size:
             if rows.min() < 0 or rows.max() >= self.n_rows:
                 raise ValueError(f"row indices must be in [0, {self.n_rows})")
-            step = np.diff(rows)
+            rows = np.ascontiguousarray(rows, dtype=np.int32)  # in range: exact
+            step = np.diff(rows)  # no overflow: rows are in [0, 2**31)
             starts = ptr[1:-1][(ptr[1:-1] > 0) & (ptr[1:-1] < rows.size)]
-            inner = np.ones(step.size, dtype=bool)
-            inner[starts - 1] = False  # no order constraint across selections
-            if np.any(step[inner] <= 0):
+            step[starts - 1] = 1  # no order constraint across selections
+            if np.any(step <= 0):
+                at = int(np.flatnonzero(step <= 0)[0])
+                if step[at] == 0:
+                    k = int(np.searchsorted(ptr, at, side="right")) - 1
+                    raise ValueError(f"selection {k} repeats a row")
                 raise ValueError("rows of each selection must be strictly increasing")
         self.ptr = torch.from_numpy(ptr)
-        self.rows = torch.from_numpy(rows.astype(np.int32))
+        self.rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int32))
         self._dense: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
     @classmethod
     def from_lists(cls, lists: Sequence[np.ndarray | Sequence[int]], n_rows: int) -> RowSelection:
         """Selections from lists of distinct row indices (any order; sorted here)."""
-        arrays = [np.sort(np.asarray(r, dtype=np.int64).reshape(-1)) for r in lists]
-        for k, a in enumerate(arrays):
-            if a.size > 1 and np.any(a[1:] == a[:-1]):
-                raise ValueError(f"selection {k} repeats a row")
+        arrays = [np.asarray(r).reshape(-1) for r in lists]
         ptr = np.zeros(len(arrays) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([a.size for a in arrays])
-        rows = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        rows = np.empty(int(ptr[-1]), dtype=np.int64)
+        for a, lo, hi in zip(arrays, ptr[:-1], ptr[1:], strict=True):
+            if a.size and not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"row indices must be integers; got {a.dtype}")
+            seg = rows[lo:hi]
+            seg[...] = a
+            seg.sort()  # in place: one copy of the rows in all
         return cls(ptr, rows, n_rows)
 
     def __len__(self) -> int:
