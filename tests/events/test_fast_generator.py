@@ -1,5 +1,7 @@
 """Physics and contract checks of the fast parametric generator (small samples)."""
 
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -286,6 +288,13 @@ def test_worker_task_spills_its_batches_to_a_file(tmp_path):
     missing = str(tmp_path / "no" / "z.f32")
     again = fast._batches("Z", 4, 2, 3, 500, missing)
     assert again[0] == counts and all(a.tobytes() == b.tobytes() for a, b in zip(again[1], parts))
+
+
+def test_worker_init_keeps_freed_memory_on_linux():
+    # In a child process: the setting lasts for the life of the process it is made in.
+    code = "from contrastx.events.generators import fast; print(fast._worker_init())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == str(sys.platform.startswith("linux"))
 
 
 def test_parallel_batches_give_the_bitwise_same_sample(capsys, monkeypatch, tmp_path):
