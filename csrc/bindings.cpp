@@ -78,6 +78,15 @@ void gaussian_matvec_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v, s
     });
 }
 
+void gaussian_matvec_exp_sum_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
+                                 std::uintptr_t out, i64 n, i64 m, i64 d, i64 b, double sigma,
+                                 int num_threads) {
+    py::gil_scoped_release release;
+    contrastx::cpu::gaussian_matvec_exp_sum(ptr<const double>(x), ptr<const double>(c),
+                                            ptr<const double>(v), ptr<double>(out), n, m, d, b,
+                                            sigma, num_threads);
+}
+
 void gaussian_tile_cpu(std::uintptr_t x, std::uintptr_t c, std::uintptr_t out, i64 n, i64 m,
                        i64 d, double sigma, const std::string& dtype, bool accumulate_f64,
                        int num_threads) {
@@ -410,6 +419,10 @@ PYBIND11_MODULE(_C, m) {
           py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("b"), py::arg("sigma"),
           py::arg("dtype"), py::arg("accumulate_f64") = false, py::arg("num_threads") = 0,
           "out (n, b) = K(x, c) @ v on host pointers (C-contiguous, row-major).");
+    m.def("gaussian_matvec_exp_sum_cpu", &gaussian_matvec_exp_sum_cpu, py::arg("x"),
+          py::arg("c"), py::arg("v"), py::arg("out"), py::arg("n"), py::arg("m"), py::arg("d"),
+          py::arg("b"), py::arg("sigma"), py::arg("num_threads") = 0,
+          "out (b) = sum over the rows of exp(K(x, c) @ v), float64 host pointers.");
     m.def("gaussian_tile_cpu", &gaussian_tile_cpu, py::arg("x"), py::arg("c"), py::arg("out"),
           py::arg("n"), py::arg("m"), py::arg("d"), py::arg("sigma"), py::arg("dtype"),
           py::arg("accumulate_f64"), py::arg("num_threads"),

@@ -152,7 +152,7 @@ CX_ALWAYS_INLINE void tile_times_panels(const T* ktile, const T* vp, i64 pstride
 template <int VB, typename TI, typename T>
 CX_ALWAYS_INLINE void block_multi_impl(const TI* x, i64 rows, i64 d, const T* ct, const T* vp,
                                        i64 m_pad, i64 b, i64 b_pad, T neg_gamma_s, T* xbuf,
-                                       T* ktile, T* acc, TI* out) {
+                                       T* ktile, T* acc, TI* out, T* exp_sums) {
     constexpr int W = kWidth<T, VB>;
     const Vec<T, VB> neg_gamma = splat<VB>(neg_gamma_s);
     for (i64 i = 0; i < rows * d; ++i) xbuf[i] = static_cast<T>(x[i]);
@@ -170,6 +170,18 @@ CX_ALWAYS_INLINE void block_multi_impl(const TI* x, i64 rows, i64 d, const T* ct
         }
         tile_times_panels<VB, kMRM, kNV<VB>>(ktile, vp + blk * W, m_pad * W, b_pad / W, rows_mr,
                                              b_pad, acc);
+    }
+    if (exp_sums) {  // exp_sums[c] = sum over the rows, in order, of e^acc[r][c]
+        for (i64 p = 0; p < b_pad; p += W) {
+            Vec<T, VB> sum = {};
+            for (i64 r = 0; r < rows; ++r) {
+                Vec<T, VB> e[1] = {load<VB>(acc + r * b_pad + p)};
+                exp_any<1>(e);
+                sum += e[0];
+            }
+            store(exp_sums + p, sum);
+        }
+        return;
     }
     for (i64 r = 0; r < rows; ++r)
         for (i64 c = 0; c < b; ++c) out[r * b + c] = static_cast<TI>(acc[r * b_pad + c]);
@@ -192,19 +204,22 @@ Buffer<T> pack_centres(const TI* c, i64 m, i64 d) {
     return ct;
 }
 
+// exp_sums (b entries) non-null: instead of out, exp_sums[c] = sum_i e^(K(X, C) V)_{ic}, the
+// rows' exponentials summed per work item in row order and the items' sums in item order.
 template <int VB, typename TI, typename T>
 void run_vb(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d, i64 b,
-            double sigma, int num_threads) {
+            double sigma, int num_threads, TI* exp_sums = nullptr) {
     constexpr int W = kWidth<T, VB>;
     const T neg_gamma = static_cast<T>(kernel_scale(sigma));
     const i64 m_pad = round_up(m, kMB);
-    const i64 b_pad = b == 1 ? 1 : round_up(b, W);
+    const bool multi = b > 1 || exp_sums;  // the b > 1 path (exp sums need its tiles)
+    const i64 b_pad = multi ? round_up(b, W) : 1;
 
     // Padding centres are 0 and their rows of V are 0, so they add exact zeros.
     const Buffer<T> ct = pack_centres<TI, T>(c, m, d);
     // V: a plain vector for b == 1, else W-column panels vp[p][j][cc].
     Buffer<T> vp(m_pad * b_pad);
-    if (b == 1) {
+    if (!multi) {
         for (i64 j = 0; j < m; ++j) vp.get()[j] = static_cast<T>(v[j]);
     } else {
         for (i64 j = 0; j < m; ++j)
@@ -212,14 +227,15 @@ void run_vb(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d,
                 vp.get()[(cc / W) * m_pad * W + j * W + (cc % W)] = static_cast<T>(v[j * b + cc]);
     }
 
-    const i64 rb = b == 1 ? kRB : kRBM;  // rows per work item
+    const i64 rb = multi ? kRBM : kRB;  // rows per work item
     const i64 nblocks = (n + rb - 1) / rb;
     const int nt = resolve_threads(num_threads, nblocks);
     const i64 xbuf_sz = round_up(rb * std::max<i64>(d, 1), 16);
-    const i64 ktile_sz = b == 1 ? 0 : rb * kMB;
-    const i64 acc_sz = b == 1 ? 0 : rb * b_pad;
+    const i64 ktile_sz = multi ? rb * kMB : 0;
+    const i64 acc_sz = multi ? rb * b_pad : 0;
     const i64 per_thread = xbuf_sz + ktile_sz + acc_sz;  // multiple of 16 elements: aligned
     Buffer<T> scratch(per_thread * nt);  // allocated here: nothing may throw inside the region
+    Buffer<T> partial(exp_sums ? nblocks * b_pad : 0);  // per work item
 
     const T* ctp = ct.get();
     const T* vpp = vp.get();
@@ -238,11 +254,19 @@ void run_vb(const TI* x, const TI* c, const TI* v, TI* out, i64 n, i64 m, i64 d,
         for (i64 ib = 0; ib < nblocks; ++ib) {
             const i64 r0 = ib * rb;
             const i64 rows = std::min(rb, n - r0);
-            if (b == 1)
+            if (!multi)
                 block_b1<VB>(x + r0 * d, rows, d, ctp, vpp, m_pad, neg_gamma, xbuf, out + r0);
             else
                 block_multi<VB>(x + r0 * d, rows, d, ctp, vpp, m_pad, b, b_pad, neg_gamma, xbuf,
-                                ktile, acc, out + r0 * b);
+                                ktile, acc, exp_sums ? nullptr : out + r0 * b,
+                                exp_sums ? partial.get() + ib * b_pad : nullptr);
+        }
+    }
+    if (exp_sums) {
+        for (i64 cc = 0; cc < b; ++cc) {
+            double sum = 0.0;
+            for (i64 ib = 0; ib < nblocks; ++ib) sum += double(partial.get()[ib * b_pad + cc]);
+            exp_sums[cc] = static_cast<TI>(sum);
         }
     }
 }
@@ -625,6 +649,21 @@ void gaussian_matvec(const float* x, const float* c, const float* v, float* out,
         run<float, double>(x, c, v, out, n, m, d, b, sigma, num_threads);
     else
         run<float, float>(x, c, v, out, n, m, d, b, sigma, num_threads);
+}
+
+void gaussian_matvec_exp_sum(const double* x, const double* c, const double* v, double* out,
+                             i64 n, i64 m, i64 d, i64 b, double sigma, int num_threads) {
+    if (n < 0 || m < 0 || d < 0 || b < 0) throw std::invalid_argument("negative size");
+    if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0");
+    if (b == 0) return;
+    if (n == 0 || m == 0) {  // no rows: 0; no centres: f = 0, e^0 = 1 per row
+        std::fill(out, out + b, double(n));
+        return;
+    }
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        run_vb<decltype(vb)::value, double, double>(x, c, v, nullptr, n, m, d, b, sigma,
+                                                    num_threads, out);
+    });
 }
 
 void gaussian_tile(const double* x, const double* c, double* out, i64 n, i64 m, i64 d,

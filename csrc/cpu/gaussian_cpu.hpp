@@ -16,6 +16,13 @@ void gaussian_matvec(const float* x, const float* c, const float* v, float* out,
                      std::int64_t m, std::int64_t d, std::int64_t b, double sigma, bool accumulate_f64,
                      int num_threads);
 
+// out (b) = sum_i exp((K(x, c) @ v)_{ib}): the exponentials of gaussian_matvec's values summed
+// over the rows (in fixed blocks of rows, each summed in row order, the blocks' sums in
+// order), bitwise independent of num_threads and of the other columns of v.  float64.
+void gaussian_matvec_exp_sum(const double* x, const double* c, const double* v, double* out,
+                             std::int64_t n, std::int64_t m, std::int64_t d, std::int64_t b,
+                             double sigma, int num_threads);
+
 // out (n, m) = K(x, c), the kernel values of gaussian_matvec written out.  Bitwise independent
 // of num_threads.
 void gaussian_tile(const double* x, const double* c, double* out, std::int64_t n, std::int64_t m,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #if defined(__GNUC__)
@@ -239,6 +240,29 @@ CX_ALWAYS_INLINE void exp_nonpos(V (&v)[G]) {
     using T = VecElem<V>;
     for (int g = 0; g < G; ++g) v[g] *= kLog2e<T>;
     exp2_nonpos<G>(v);
+}
+
+// e^x for any x: exp2_nonpos's reduction also holds for positive exponents up to 2^1023
+// (round(L y) then carries a positive power of two into the exponent field), so the argument
+// is clamped there and the lanes above it set to +inf (from x log2 e > 1023.9, within a factor
+// 1.07 of the float64 overflow; float32: 127.9), NaN lanes kept.
+template <int G, typename V>
+CX_ALWAYS_INLINE void exp_any(V (&v)[G]) {
+    using T = VecElem<V>;
+    constexpr int VB = int(sizeof(V));
+    constexpr T kHigh = sizeof(T) == 8 ? T(1023.9) : T(127.9);
+    const V high = splat<VB>(kHigh);
+    const V inf = splat<VB>(std::numeric_limits<T>::infinity());
+    V y[G];
+    for (int g = 0; g < G; ++g) {
+        y[g] = v[g] * kLog2e<T>;
+        v[g] = y[g] > high ? high : y[g];
+    }
+    exp2_nonpos<G>(v);
+    for (int g = 0; g < G; ++g) {
+        v[g] = y[g] > high ? inf : v[g];
+        v[g] = y[g] != y[g] ? y[g] : v[g];  // NaN
+    }
 }
 
 }  // namespace contrastx::cpu

@@ -16,6 +16,8 @@ import torch
 from contrastx import _native
 from contrastx.ops import (
     gaussian_kernel,
+    gaussian_kernel_exp_sum,
+    gaussian_kernel_exp_sum_reference,
     gaussian_kernel_matvec,
     gaussian_kernel_matvec_reference,
 )
@@ -382,3 +384,93 @@ def test_zero_features_gives_unit_kernel(backend):
     x, c, v = make(5, 3, 0, 2, torch.float64)
     out = gaussian_kernel_matvec(x, c, v, 1.0, backend=backend)
     torch.testing.assert_close(out, v.sum(0).expand(5, 2), rtol=1e-15, atol=0)
+
+
+# ------------------------------------------------------------------------------ exp sums
+# gaussian_kernel_exp_sum: sum over rows of exp(K(X, C) V). References: the float64
+# direct-difference product (exact above) exponentiated and summed (rtol 1e-12: the kernel
+# values and products carry ~1e-15 relative rounding, which e^f passes on to each term), and
+# the torch reference (kernel values from the expanded squared distance: 1e-10). Bitwise: a
+# column's sum does not depend on the other columns or the thread count.
+
+EXP_SUM_SHAPES = [(1, 1, 1, 1), (127, 5, 3, 2), (300, 129, 4, 7), (1000, 64, 6, 17)]
+EXP_SUM_SHAPES += [(257, 1000, 2, 25)]
+
+
+@pytest.mark.usefixtures("native_cpu")
+@pytest.mark.parametrize(("n", "m", "d", "b"), EXP_SUM_SHAPES)
+def test_exp_sum_native_matches_float64_exponentials(n, m, d, b):
+    x, c, v = make(n, m, d, b, torch.float64, seed=n + m + b)
+    v = v * 0.4  # products of order one: sums of terms of different sizes
+    s = sigma_for(d)
+    out = gaussian_kernel_exp_sum(x, c, v, s, backend="native")
+    assert out.shape == (b,) and out.dtype == torch.float64
+    f, _ = exact(x, c, v, s)
+    expected = torch.exp(f).sum(0)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=0)
+    ref = gaussian_kernel_exp_sum_reference(x, c, v, s)
+    torch.testing.assert_close(ref, expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(gaussian_kernel_exp_sum(x, c, v, s, backend="torch"), ref)
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_exp_sum_order_and_column_and_thread_independence(one_and_many_threads):
+    x, c, v = make(1000, 130, 4, 9, torch.float64, seed=3)
+    v = v * 0.3
+    s = sigma_for(4)
+    one, two = one_and_many_threads(lambda: gaussian_kernel_exp_sum(x, c, v, s, backend="native"))
+    assert torch.equal(one, two)
+    alone = gaussian_kernel_exp_sum(x, c, v[:, 5], s, backend="native")
+    assert alone.ndim == 0 and torch.equal(alone, one[5])
+    # The kernel's order: blocks of 128 rows in row order, then the blocks in order.
+    e = torch.exp(gaussian_kernel_matvec(x, c, v, s, backend="native"))
+    blocks = []
+    for lo in range(0, 1000, 128):
+        acc = torch.zeros(9, dtype=torch.float64)
+        for r in range(lo, min(lo + 128, 1000)):
+            acc = acc + e[r]
+        blocks.append(acc)
+    total = torch.zeros(9, dtype=torch.float64)
+    for blk in blocks:
+        total = total + blk
+    # torch.exp and the kernel's vectorised exp may differ in the last bit of a term.
+    torch.testing.assert_close(one, total, rtol=1e-14, atol=0)
+
+
+@pytest.mark.usefixtures("native_cpu")
+def test_exp_sum_exp_range_overflow_and_empty_sizes():
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    c = torch.zeros(1, 1, dtype=torch.float64)  # K = 1: f = v
+    v = torch.tensor([[-800.0, -50.0, 0.0, 1.5, 300.0, 709.0, 711.0, 1e308]], dtype=torch.float64)
+    out = gaussian_kernel_exp_sum(x, c, v, 1.0, backend="native")
+    expected = 3.0 * torch.exp(v[0])
+    torch.testing.assert_close(out[:6], expected[:6], rtol=1e-14, atol=1e-300)
+    assert out[-2:].isinf().all() and (out[-2:] > 0).all()
+    # No rows: 0; no centres: f = 0, so e^0 per row; no columns: empty.
+    zero_rows = gaussian_kernel_exp_sum(x[:0], c, v[:, :2], 1.0, backend="native")
+    assert zero_rows.tolist() == [0.0, 0.0]
+    no_centres = gaussian_kernel_exp_sum(x, c[:0], v[:0, :2], 1.0, backend="native")
+    assert no_centres.tolist() == [3.0, 3.0]
+    assert gaussian_kernel_exp_sum(x, c, v[:, :0], 1.0, backend="native").shape == (0,)
+    torch.testing.assert_close(
+        gaussian_kernel_exp_sum_reference(x, c[:0], v[:0, :2], 1.0), no_centres
+    )
+
+
+def test_exp_sum_float32_and_bad_inputs():
+    x, c, v = make(50, 7, 3, 2, torch.float32, seed=1)
+    out = gaussian_kernel_exp_sum(x, c, v, 1.0)  # auto: the torch reference for float32
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(
+        out.double(), gaussian_kernel_exp_sum(x.double(), c.double(), v.double(), 1.0)
+    )
+    with pytest.raises(TypeError, match=r"needs float64 CPU tensors; got torch\.float32"):
+        gaussian_kernel_exp_sum(x, c, v, 1.0, backend="native")
+    with pytest.raises(ValueError, match="v must have one row per centre"):
+        gaussian_kernel_exp_sum(x.double(), c.double(), v.double()[:3], 1.0)
+    bad = v.double().clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="v contains NaN or inf"):
+        gaussian_kernel_exp_sum(x.double(), c.double(), bad, 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_kernel_exp_sum(x.double(), c.double(), v.double(), 0.0)

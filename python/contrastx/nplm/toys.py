@@ -169,8 +169,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastx import _native
 from contrastx.ops._backend import resolve_backend
-from contrastx.ops.gaussian import gaussian_kernel_matvec
+from contrastx.ops.gaussian import gaussian_kernel_exp_sum, gaussian_kernel_matvec
 from contrastx.ops.nystrom import (
     gaussian_kernel_tile,
     rows_per_tile,
@@ -201,6 +202,8 @@ logger = logging.getLogger(__name__)
 NULL, SIGNAL = 0, 1
 """Hypothesis ids used in the toy seeds."""
 _SETUP_STREAM = 2
+_EXP_SUM_TOYS = 256
+"""Toys per native pass of :meth:`ToyEngine._ref_exp_sum` (its V panels stay in cache)."""
 _SIGMA_POINTS = 2000
 """Reference rows of the kernel-width heuristic (the paper's ``pdist(ref[:2000])``)."""
 
@@ -908,16 +911,26 @@ class ToyEngine:
     def _ref_exp_sum(self, alpha: Tensor) -> Tensor:
         r""":math:`\sum_{x\in R} e^{f_b(x)}` for every row of ``alpha`` ``(B, M)``.
 
-        One pass over the reference per group of up to ``M`` toys. On a CPU each toy's sum
-        is the same whatever the other toys: the tiles of the reference do not depend on
-        the block, the native product never takes its separate one-column path (a lone
-        column is paired with a zero column) and the tile sums are row reductions.
+        On a CPU in float64 one native pass over the reference per group of up to
+        :data:`_EXP_SUM_TOYS` toys (:func:`~contrastx.ops.gaussian.gaussian_kernel_exp_sum`:
+        the exponentials summed as they are made, each toy's sum independent of the other
+        toys and of the thread count). Elsewhere (GPU, float32, no native kernels) tiles of
+        the reference: the kernel tile and one GEMM over the block's columns on a GPU, the
+        fused product on a CPU, summed per tile (each toy's sums again independent of the
+        others: fixed tiles, row reductions, a lone column paired with a zero column).
         """
         m = self.config.M
         ref = self._ref
+        out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
+        if ref.device.type == "cpu" and self.dtype == torch.float64 and _native.cpu_available():
+            for c0 in range(0, alpha.shape[0], _EXP_SUM_TOYS):
+                a = alpha[c0 : c0 + _EXP_SUM_TOYS].T.contiguous()  # (M, k)
+                out[c0 : c0 + a.shape[1]] = gaussian_kernel_exp_sum(
+                    ref, self._centers, a, self.sigma_, backend="native", check_finite=False
+                )
+            return out
         width = max(m, 2)
         step = rows_per_tile(width, ref.element_size(), self.config.tile_bytes)
-        out = torch.zeros(alpha.shape[0], dtype=torch.float64, device=alpha.device)
         for c0 in range(0, alpha.shape[0], width):
             a = alpha[c0 : c0 + width].T.to(self.dtype)  # (M, k)
             k = a.shape[1]
@@ -926,7 +939,6 @@ class ToyEngine:
             a = a.contiguous()
             for lo in range(0, ref.shape[0], step):
                 if ref.device.type == "cpu":
-                    # Fused native K(R, C) @ a (where built): 2-14x the tile + GEMM on a CPU.
                     f = gaussian_kernel_matvec(ref[lo : lo + step], self._centers, a, self.sigma_)
                 else:
                     # On a GPU the kernel tile + one GEMM over the block's columns is faster

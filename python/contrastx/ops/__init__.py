@@ -10,6 +10,8 @@ from .contrastive import (
 )
 from .gaussian import (
     gaussian_kernel,
+    gaussian_kernel_exp_sum,
+    gaussian_kernel_exp_sum_reference,
     gaussian_kernel_matvec,
     gaussian_kernel_matvec_reference,
     gaussian_kernel_t_matvec,
@@ -34,6 +36,8 @@ __all__ = [
     "cpu_isa",
     "cpu_isa_levels",
     "gaussian_kernel",
+    "gaussian_kernel_exp_sum",
+    "gaussian_kernel_exp_sum_reference",
     "gaussian_kernel_matvec",
     "gaussian_kernel_matvec_reference",
     "gaussian_kernel_t_matvec",

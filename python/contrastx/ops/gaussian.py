@@ -16,7 +16,9 @@ product without materialising :math:`K` (native C++/CUDA kernels), and
 :func:`gaussian_kernel_t_matvec_reference`), and :func:`gaussian_weighted_gram` the fused Gram
 matrix :math:`K^\top\operatorname{diag}(w)K` (native C++ kernel; reference
 :func:`gaussian_weighted_gram_reference`). :func:`gaussian_kernel` writes the dense block
-:math:`K` (native C++ kernel on a CPU, torch reference otherwise).
+:math:`K` (native C++ kernel on a CPU, torch reference otherwise), and
+:func:`gaussian_kernel_exp_sum` sums :math:`\exp(KV)` over the rows (native C++ kernel;
+reference :func:`gaussian_kernel_exp_sum_reference`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ._validation import check_like, check_positive, check_tensor
 
 __all__ = [
     "gaussian_kernel",
+    "gaussian_kernel_exp_sum",
+    "gaussian_kernel_exp_sum_reference",
     "gaussian_kernel_matvec",
     "gaussian_kernel_matvec_reference",
     "gaussian_kernel_t_matvec",
@@ -370,6 +374,87 @@ def gaussian_kernel_matvec(
                     n, m, d, b, s, dtype, acc64, stream,
                 )  # fmt: skip
     return out.squeeze(1) if vector else out
+
+
+def gaussian_kernel_exp_sum_reference(
+    x: torch.Tensor, centers: torch.Tensor, v: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    r"""Pure-torch :math:`\sum_i \exp\big((K(x, c)\,V)_{ib}\big)` (see
+    :func:`gaussian_kernel_exp_sum`), chunked over rows, in the dtype of ``x``."""
+    s = _check_sigma(sigma)
+    v2, _ = _check_inputs(x, centers, v, check_finite=False)
+    out = torch.zeros(v2.shape[1], dtype=x.dtype, device=x.device)
+    if centers.shape[0] == 0:
+        return out + x.shape[0]
+    for _, k in _kernel_blocks(x, centers, s, x.dtype, _row_step(None, centers.shape[0])):
+        out += torch.exp(k @ v2).sum(0)
+    return out
+
+
+def gaussian_kernel_exp_sum(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    v: torch.Tensor,
+    sigma: float,
+    *,
+    backend: str = "auto",
+    check_finite: bool = True,
+) -> torch.Tensor:
+    r"""Sums over the rows of the exponentiated kernel products, :math:`K` never formed.
+
+    .. math:: \mathrm{out}_b = \sum_{i=1}^{N} \exp\Big(\sum_{j=1}^{M} K(x_i, c_j)\,V_{jb}\Big)
+
+    NPLM's reference term :math:`\sum_{x\in R} e^{f_b(x)}` for many models
+    :math:`f_b = K(\cdot, C)\,\alpha_b` at once. The native CPU kernel (float64) exponentiates
+    :func:`gaussian_kernel_matvec`'s values as it makes them and sums them per block of 128
+    rows in row order, then the blocks' sums in order: no ``(N, B)`` matrix is written, and
+    each column's sum is bitwise independent of the other columns and of the thread count.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, d) points.
+    centers : torch.Tensor
+        (M, d) centres, same dtype and device as ``x``.
+    v : torch.Tensor
+        (M, B) weights, or (M,) (one column; the result is then a 0-d tensor).
+    sigma : float
+        Kernel width, finite and > 0.
+    backend : {"auto", "native", "torch"}
+        ``"native"``: the C++ kernel (float64 CPU tensors); ``"torch"``:
+        :func:`gaussian_kernel_exp_sum_reference`; ``"auto"``: native where it applies.
+    check_finite : bool
+        Raise ``ValueError`` if an input contains NaN or inf.
+
+    Returns
+    -------
+    torch.Tensor
+        (B,) (0-d for 1-D ``v``), dtype and device of ``x``; ``inf`` where a product
+        exceeds the exponential's range (:math:`\approx 709.7` in float64).
+    """
+    s = _check_sigma(sigma)
+    v2, vector = _check_inputs(x, centers, v, check_finite=check_finite)
+    op = "the Gaussian kernel exp-sum"
+    native = _use_native(backend, x, (x, centers, v2), op)
+    if native and (x.dtype != torch.float64 or x.device.type != "cpu"):
+        if backend == "native":
+            raise TypeError(
+                f"backend='native' for {op} needs float64 CPU tensors; got {x.dtype} on {x.device}"
+            )
+        native = False
+    if not native:
+        out = gaussian_kernel_exp_sum_reference(x, centers, v2, s)
+        return out[0] if vector else out
+    n, d = x.shape
+    m, b = v2.shape
+    out = torch.empty(b, dtype=torch.float64)
+    if b:
+        xc, cc, vc = x.contiguous(), centers.contiguous(), v2.contiguous()
+        _native.require_cpu().gaussian_matvec_exp_sum_cpu(
+            xc.data_ptr(), cc.data_ptr(), vc.data_ptr(), out.data_ptr(),
+            n, m, d, b, s, torch.get_num_threads(),
+        )  # fmt: skip
+    return out[0] if vector else out
 
 
 def _use_native(backend: str, x: torch.Tensor, tensors: tuple[torch.Tensor, ...], op: str) -> bool:
