@@ -1,7 +1,10 @@
 """Gaussian kernel products K(X, C) @ V and K(X, C)^T U: native kernels vs chunked torch.
 
 N = 200,000 rows, M = 1,000 centres, d in {4, 16}, B in {1, 64}, float64 and float32, on the
-CPU with torch's thread count for both.  Each (dtype, d, B) pair shares a benchmark group so the
+CPU with torch's thread count for both. ``exp_sum``: sum_i exp((K V)_ib) (NPLM's reference
+term for B toys), the fused native pass against the previous path (native K V in tiles of
+4,194 rows, then torch's exp, transpose and row sums, as the toys did) and the torch
+reference, float64, d = 4, B in {64, 256}.  Each (dtype, d, B) pair shares a benchmark group so the
 ratio is visible; the session summary prints the speed-ups.
 
     pytest bench/ --benchmark-only
@@ -14,7 +17,12 @@ import functools
 import pytest
 import torch
 from contrastx import _native
-from contrastx.ops import gaussian_kernel_matvec, gaussian_kernel_t_matvec, gaussian_weighted_gram
+from contrastx.ops import (
+    gaussian_kernel_exp_sum,
+    gaussian_kernel_matvec,
+    gaussian_kernel_t_matvec,
+    gaussian_weighted_gram,
+)
 
 N, M = 200_000, 1_000
 SIGMA = 1.0
@@ -35,20 +43,21 @@ def inputs(dtype: torch.dtype, d: int, b: int):
 
 @pytest.fixture
 def timed(benchmark, record_time):
-    """``timed(group, impl, fn, *args, **info)``: time ``fn(*args, backend=impl)``.
+    """``timed(group, impl, fn, *args, name=impl, **info)``: time ``fn(*args, backend=impl)``.
 
-    Three rounds after one warm-up; the group gets the thread count appended and ``info``
-    goes to the benchmark's extra info. Returns the result of the last call.
+    Three rounds after one warm-up; the group gets the thread count appended, the time is
+    recorded as ``name`` and ``info`` goes to the benchmark's extra info. Returns the result
+    of the last call.
     """
 
-    def run(group: str, impl: str, fn, *args, **info):
+    def run(group: str, impl: str, fn, *args, name: str | None = None, **info):
         threads = torch.get_num_threads()
         benchmark.group = f"{group} T={threads}"
         benchmark.extra_info.update(n=N, m=M, threads=threads, **info)
         out = benchmark.pedantic(
             fn, args=args, kwargs={"backend": impl}, rounds=3, iterations=1, warmup_rounds=1
         )
-        record_time(benchmark.group, impl, benchmark)
+        record_time(benchmark.group, name or impl, benchmark)
         return out
 
     return run
@@ -82,3 +91,23 @@ def test_gaussian_weighted_gram(timed, dtype, d, impl):
     x, c, _ = inputs(dtype, d, 1)
     out = timed(f"gram {str(dtype)[6:]} d={d}", impl, gaussian_weighted_gram, x, c, SIGMA, d=d)
     assert out.shape == (M, M)
+
+
+def _exp_sum_previous(x, c, v, sigma, backend="native", step=4194):
+    """The toys' previous reference term: native K V per tile, torch exp and row sums."""
+    out = torch.zeros(v.shape[1], dtype=torch.float64)
+    for lo in range(0, x.shape[0], step):
+        f = gaussian_kernel_matvec(x[lo : lo + step], c, v, sigma, backend=backend)
+        out += torch.exp(f).T.contiguous().sum(1)
+    return out
+
+
+@pytest.mark.parametrize("impl", ["native", "previous", "torch"])
+@pytest.mark.parametrize("b", [64, 256])
+def test_gaussian_exp_sum(timed, b, impl):
+    x, c, v = inputs(torch.float64, 4, b)
+    v = v * 1e-2  # products of order 1e-1, as NPLM's f
+    fn = _exp_sum_previous if impl == "previous" else gaussian_kernel_exp_sum
+    backend = "native" if impl == "previous" else impl
+    out = timed(f"exp_sum f64 d=4 B={b}", backend, fn, x, c, v, SIGMA, name=impl, d=4, b=b)
+    assert out.shape == (b,) and torch.isfinite(out).all()

@@ -5,6 +5,8 @@ rows of a stored pool Z (n x M), as in ``contrastx-toys`` (pool = 10 N(B)). The 
 reference is the dense masked product Z^T (W o (Z V)) (two GEMMs over all n rows, which is
 what the engine runs on a GPU); the native kernel visits the selected rows only, in float64
 arithmetic for float64 and float32 storage. n = 200,000, M = 1,000, B in {64, 250}.
+``arithmetic``: float32 and int16 storage, the native kernel's float32 products (what the
+toys run with the "average" preconditioner) against its float64 ones (the previous path).
 
     pytest bench/bench_selections.py --benchmark-only
 """
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from contrastx import _native
-from contrastx.ops.selections import RowSelection, selected_gram_matvec
+from contrastx.ops.selections import QuantizedRows, RowSelection, selected_gram_matvec
 
 N, M, FRACTION = 200_000, 1_000, 0.1
 
@@ -60,3 +62,24 @@ def test_selected_gram_matvec(benchmark, record_time, dtype, b, impl):
     )
     assert out.shape == (M, b)
     record_time(group, impl, benchmark)
+
+
+@pytest.mark.parametrize("arithmetic", ["float32", "float64"])
+@pytest.mark.parametrize("b", [64, 250])
+@pytest.mark.parametrize("storage", ["float32", "int16"])
+def test_selected_gram_matvec_arithmetic(benchmark, record_time, storage, b, arithmetic):
+    z = pool().float() if storage == "float32" else QuantizedRows.quantize(pool())
+    sel, v = selections(b)
+    group = f"selected gram {storage} storage B={b} T={torch.get_num_threads()}"
+    benchmark.group = group
+    benchmark.extra_info.update(n=N, m=M, b=b, fraction=FRACTION, arithmetic=arithmetic)
+    out = benchmark.pedantic(
+        selected_gram_matvec,
+        args=(z, sel, v),
+        kwargs={"backend": "native", "arithmetic": arithmetic},
+        rounds=3,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert out.shape == (M, b)
+    record_time(group, "native" if arithmetic == "float32" else "previous", benchmark)

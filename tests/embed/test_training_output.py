@@ -63,7 +63,11 @@ def test_warmup_scales_with_the_run(tiny_config, toy, caplog):
         tr = Trainer(tiny_config(epochs=5, warmup_epochs=10)).fit(toy)
     notes = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
     assert len(notes) == 1 and "first 1 of 5 epochs" in notes[0] and "10" in notes[0], notes
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # The shortened warm-up is a note, not a warning. (This 15-step run may warn that the
+    # model has not trained enough, depending on the sample: not what is tested here.)
+    assert not [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "warm-up" in r.getMessage()
+    ]
     # warm-up over the first epoch (a fifth of the run), then cosine decay: the first epoch
     # ends at the full learning rate (a 10-epoch warm-up would leave it at 1/10 of it, and
     # the whole run below the peak)

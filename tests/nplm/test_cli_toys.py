@@ -8,13 +8,15 @@ import h5py
 import numpy as np
 import pytest
 from contrastx.cli.toys import leading_pt_features, main
+from contrastx.events import generators
+from contrastx.events.generators import FAST_GENERATOR_VERSION
 from contrastx.nplm.results import ToyResultsFile, read_toy_results
 from contrastx.nplm.toys import NULL, SIGNAL, ToyBlock
 
 SMALL = ["--n-ref", "3000", "--n-bkg", "300", "--M", "60", "--no-progress"]
 
 
-def test_default_sample_run_and_resume(tmp_path, capsys):
+def test_default_sample_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "toys.h5"
     assert main([*SMALL, "--n", "6", "--sig-fraction", "0.1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -45,6 +47,12 @@ def test_default_sample_run_and_resume(tmp_path, capsys):
     np.testing.assert_array_equal(res2["null"]["t"][:6], t_first)
     # A different setting refuses to append to the same file.
     assert main([*SMALL, "--n", "9", "--n-bkg", "400", "--out", str(out)]) == 2
+    assert "different settings" in capsys.readouterr().err
+    # So does a sample from another fast-generator version (another sample for the seed).
+    assert res2["config"]["input"]["generator_version"] == FAST_GENERATOR_VERSION
+    with monkeypatch.context() as mp:
+        mp.setattr(generators, "FAST_GENERATOR_VERSION", "0.0.1")
+        assert main([*SMALL, "--n", "9", "--sig-fraction", "0.1", "--out", str(out)]) == 2
     assert "different settings" in capsys.readouterr().err
 
 

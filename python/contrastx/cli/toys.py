@@ -238,7 +238,7 @@ def leading_pt_features(particles: np.ndarray) -> np.ndarray:
 
 
 def _default_sample(args: argparse.Namespace, cfg: Any):
-    from contrastx.events.generators import generate_sample, mixture_counts
+    from contrastx.events.generators import FAST_GENERATOR_VERSION, generate_sample, mixture_counts
     from contrastx.events.layout import ADC2021_MIXTURE, PROCESSES
 
     n_sig = cfg.n_sig
@@ -255,6 +255,9 @@ def _default_sample(args: argparse.Namespace, cfg: Any):
     is_sig = ev.labels == PROCESSES.index(signal)
     info = {
         "source": "fast generator (contrastx.events.generators.generate_sample)",
+        # In the results file's key: a file made with another generator version (another
+        # sample for the same seed) is not resumed.
+        "generator_version": FAST_GENERATOR_VERSION,
         "features": "leading-object pT: " + ", ".join(LEADING_PT_NAMES),
         "sample_seed": cfg.seed,
         "background_pool": int((~is_sig).sum()),
