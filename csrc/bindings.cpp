@@ -239,6 +239,14 @@ void selected_row_sums_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t sel_pt
     });
 }
 
+bool quantize_rows_cpu(std::uintptr_t z, i64 n, i64 m, std::uintptr_t col_scale, std::uintptr_t q,
+                       std::uintptr_t row_scale, int num_threads) {
+    py::gil_scoped_release release;
+    return contrastx::cpu::quantize_rows(ptr<const double>(z), n, m, ptr<const double>(col_scale),
+                                         ptr<std::int16_t>(q), ptr<double>(row_scale),
+                                         num_threads);
+}
+
 #ifdef CONTRASTX_WITH_CUDA
 // CUDA kernels: device pointers of the current device, launched on `stream`.
 void gaussian_matvec_cuda(std::uintptr_t x, std::uintptr_t c, std::uintptr_t v,
@@ -440,6 +448,9 @@ PYBIND11_MODULE(_C, m) {
           py::arg("b"), py::arg("v"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),
           py::arg("row_scale") = 0, py::arg("arithmetic") = "float64",
           "out (b, m) = sum over the selected rows z_i of z_i (z_i . v_j), float64.");
+    m.def("quantize_rows_cpu", &quantize_rows_cpu, py::arg("z"), py::arg("n"), py::arg("m"),
+          py::arg("col_scale"), py::arg("q"), py::arg("row_scale"), py::arg("num_threads"),
+          "16-bit rows of z (n, m) float64: q int16 and row_scale; false if z is not finite.");
     m.def("selected_row_sums_cpu", &selected_row_sums_cpu, py::arg("z"), py::arg("n"),
           py::arg("m"), py::arg("ptr"), py::arg("rows"), py::arg("n_sel"), py::arg("cols"),
           py::arg("b"), py::arg("out"), py::arg("dtype"), py::arg("num_threads"),

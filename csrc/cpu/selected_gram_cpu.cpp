@@ -14,6 +14,8 @@
 #include "selected_gram_cpu.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -351,6 +353,80 @@ void run(const TZ* z, const double* scale, i64 n, i64 m, const i64* ptr, const i
 }
 
 }  // namespace
+
+// One row of quantize_rows, in SIMD vectors: the torch reference's two divisions per entry,
+// then round half to even by adding and subtracting 1.5 * 2^52 (exact for |x| < 2^51: the
+// quotients are within 32767 by construction), clamped and narrowed to int16.
+template <int VB>
+CX_ALWAYS_INLINE void quantize_row_impl(const double* zi, i64 m, const double* col_scale,
+                                        std::int16_t* qi, double* scale, bool* finite) {
+    using V = Vec<double, VB>;
+    using U = UVec<double, VB>;
+    constexpr int W = kWidth<double, VB>;
+    constexpr double kMax = 32767.0;
+    constexpr double kHuge = std::numeric_limits<double>::max();
+    const i64 mv = m / W * W;
+    V vmax = {};
+    U vbad = {};
+    for (i64 j = 0; j < mv; j += W) {
+        V u = load<VB>(zi + j) / load<VB>(col_scale + j);
+        u = u < 0.0 ? -u : u;
+        vbad |= (U)(u != u) | (U)(u > kHuge);  // NaN or inf
+        vmax = u > vmax ? u : vmax;
+    }
+    double amax = 0.0;
+    bool bad = false;
+    for (int l = 0; l < W; ++l) {
+        amax = vmax[l] > amax ? vmax[l] : amax;
+        bad = bad || vbad[l] != 0;
+    }
+    for (i64 j = mv; j < m; ++j) {
+        const double u = std::fabs(zi[j] / col_scale[j]);
+        bad = bad || !(u <= kHuge);
+        amax = u > amax ? u : amax;
+    }
+    const double s = amax / kMax;
+    const double div = s > 0.0 ? s : 1.0;
+    const double magic = 1.5 * 4503599627370496.0;  // 1.5 * 2^52
+    using I32 = typename IntVecs<VB, double>::i32;
+    using I16 = typename IntVecs<VB, double>::i16;
+    for (i64 j = 0; j < mv; j += W) {
+        V r = load<VB>(zi + j) / load<VB>(col_scale + j) / div;
+        r = (r + magic) - magic;
+        r = r > kMax ? splat<VB>(kMax) : r;
+        r = r < -kMax ? splat<VB>(-kMax) : r;
+        const I16 v16 = __builtin_convertvector(__builtin_convertvector(r, I32), I16);
+        __builtin_memcpy(qi + j, &v16, sizeof(v16));
+    }
+    for (i64 j = mv; j < m; ++j) {
+        double r = zi[j] / col_scale[j] / div;
+        r = (r + magic) - magic;
+        qi[j] = static_cast<std::int16_t>(r > kMax ? kMax : (r < -kMax ? -kMax : r));
+    }
+    *scale = s;
+    *finite = !bad;
+}
+
+CX_ISA_KERNEL(quantize_row, quantize_row_impl)
+
+bool quantize_rows(const double* z, i64 n, i64 m, const double* col_scale, std::int16_t* q,
+                   double* row_scale, int num_threads) {
+    if (n < 0 || m < 0) throw std::invalid_argument("negative size");
+    const int nt = resolve_threads(num_threads, std::max<i64>(1, n / 64));
+    bool finite = true;
+    with_vector_bytes(active_isa(), [&](auto vb) {
+        constexpr int VB = decltype(vb)::value;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(&& : finite)
+#endif
+        for (i64 i = 0; i < n; ++i) {
+            bool ok = true;
+            quantize_row<VB>(z + i * m, m, col_scale, q + i * m, row_scale + i, &ok);
+            finite = finite && ok;
+        }
+    });
+    return finite;
+}
 
 void selected_gram_matvec(const double* z, i64 n, i64 m, const i64* ptr, const i32* rows,
                           i64 n_sel, const i64* cols, i64 b, const double* v, double* out,

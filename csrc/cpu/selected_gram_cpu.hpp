@@ -60,4 +60,12 @@ void selected_row_sums(const std::int16_t* z, const double* row_scale, std::int6
                        std::int64_t n_sel, const std::int64_t* cols, std::int64_t b, double* out,
                        int num_threads, Arithmetic arithmetic = Arithmetic::float64);
 
+// 16-bit storage of the rows of z (n, m) float64 with column scales c (m, > 0): u_ij = z_ij / c_j,
+// row_scale_i = max_j |u_ij| / 32767, q_ij = round half to even(u_ij / row_scale_i) (divided by
+// 1 where row_scale_i = 0), clamped to +-32767 -- the same operations, in the same order, as
+// the torch reference QuantizedRows.assign, so the same values bitwise.  Returns false (q
+// then undefined) if z holds NaN or inf.
+bool quantize_rows(const double* z, std::int64_t n, std::int64_t m, const double* col_scale,
+                   std::int16_t* q, double* row_scale, int num_threads);
+
 }  // namespace contrastx::cpu

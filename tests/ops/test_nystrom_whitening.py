@@ -13,6 +13,7 @@ from contrastx.ops.nystrom import (
     whiten_blocked,
     whitened_features,
     whitened_tile,
+    whitened_tiles,
 )
 
 SIGMA = 1.3
@@ -63,6 +64,32 @@ def test_whitened_features_methods_agree(problem, out_dtype):
     assert torch.equal(given, b)
     with pytest.raises(ValueError, match=r"inverse must be an \(90, 90\)"):
         whitened_features(x, c, SIGMA, t, inverse=inv[:5, :5])
+    # Into a given tensor: the same values, that tensor returned; a wrong one refused.
+    into = torch.full_like(b, float("nan"))
+    assert whitened_features(x, c, SIGMA, t, out_dtype=out_dtype, tile_bytes=tile, out=into) is into
+    assert torch.equal(into, b)
+    with pytest.raises(ValueError, match=r"out must be an \(700, 90\)"):
+        whitened_features(x, c, SIGMA, t, out_dtype=out_dtype, out=into[:3])
+
+
+@pytest.mark.parametrize("method", ["blocked", "solve"])
+def test_whitened_tiles_are_whitened_features(problem, method):
+    """The tiles (in a reused buffer, or in a given out) are the rows of whitened_features."""
+    x, c, t = problem
+    tile = 41 * 8 * 2 * 90
+    want = whitened_features(x, c, SIGMA, t, tile_bytes=tile, method=method)
+    seen, buffers = [], set()
+    for lo, hi, z in whitened_tiles(x, c, SIGMA, t, tile_bytes=tile, method=method):
+        assert torch.equal(z, want[lo:hi])
+        seen.append((lo, hi))
+        buffers.add(z.data_ptr())
+    assert seen[0][0] == 0 and seen[-1][1] == 700 and len(seen) == 18
+    if method == "blocked":
+        assert len(buffers) == 1  # one buffer for every tile
+    out = torch.empty_like(want)
+    for lo, hi, z in whitened_tiles(x, c, SIGMA, t, tile_bytes=tile, method=method, out=out):
+        assert z.data_ptr() == out[lo:hi].data_ptr()
+    assert torch.equal(out, want)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

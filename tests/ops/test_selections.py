@@ -211,6 +211,33 @@ def test_quantized_rows_round_trip_bound():
     assert torch.equal(parts.values, q.values) and torch.equal(parts.row_scale, q.row_scale)
 
 
+@pytest.mark.usefixtures("native_cpu")
+def test_native_quantization_is_the_torch_reference_bitwise(one_and_many_threads):
+    """QuantizedRows.assign's native pass gives the torch reference's values and scales
+    bitwise (the same divisions, rounding half to even), on one and two threads."""
+    z = _spread_columns(3000, 77, seed=11)
+    z[5] = 0.0  # a zero row: scale 0, values 0
+    z[6] = torch.linspace(-3.0, 3.0, 77, dtype=torch.float64)  # exact multiples: ties
+    z[7, :] = 1e-300  # tiny
+    col = z.abs().amax(0)
+    ref = QuantizedRows.empty(3000, col)
+    ref._assign_torch(0, 3000, z)
+
+    def native():
+        q = QuantizedRows.empty(3000, col)
+        q.assign(0, z[:1000])
+        q.assign(1000, z[1000:].float().double())  # any floating dtype, any offset
+        return q
+
+    q1, q2 = one_and_many_threads(native)
+    for q in (q1, q2):
+        assert torch.equal(q.values[:1000], ref.values[:1000])
+        assert torch.equal(q.row_scale[:1000], ref.row_scale[:1000])
+    ref._assign_torch(1000, 3000, z[1000:].float().double())
+    assert torch.equal(q1.values, ref.values) and torch.equal(q1.row_scale, ref.row_scale)
+    assert not q1.values[5].any() and q1.row_scale[5] == 0
+
+
 def test_quantized_rows_errors():
     z = _spread_columns(20, 5, seed=0)
     q = QuantizedRows.quantize(z)

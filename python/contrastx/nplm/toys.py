@@ -178,6 +178,7 @@ from contrastx.ops.nystrom import (
     triangular_inverse,
     weighted_gram_rhs,
     whitened_features,
+    whitened_tiles,
 )
 from contrastx.ops.selections import QuantizedRows, RowSelection
 
@@ -564,9 +565,17 @@ class ToyEngine:
                 rms = torch.sqrt(torch.diagonal(self._s_ref) / cfg.n_ref)
                 col_scale = torch.where(rms > 0, rms, torch.ones_like(rms))
                 self._zpool = QuantizedRows.empty(pool_pts.shape[0], col_scale)
-                step = rows_per_tile(cfg.M, 8, cfg.tile_bytes)
-                for lo in range(0, pool_pts.shape[0], step):
-                    self._zpool.assign(lo, self._whitened(pool_pts[lo : lo + step]))
+                tiles = whitened_tiles(
+                    pool_pts,
+                    self._centers,
+                    self.sigma_,
+                    self._whiten,
+                    tile_bytes=cfg.tile_bytes,
+                    method=self.setup_method,
+                    inverse=self._whiten_inv,
+                )
+                for lo, _, z in tiles:
+                    self._zpool.assign(lo, z)
             else:
                 self._zpool = self._whitened(pool_pts, _DTYPES[cfg.pool_dtype])
             self._sync()

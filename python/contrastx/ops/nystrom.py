@@ -58,6 +58,7 @@ NPLM (its ``K_MM`` has a condition number of order :math:`10^{12}`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import Literal
 
@@ -80,6 +81,7 @@ __all__ = [
     "whiten_blocked",
     "whitened_features",
     "whitened_tile",
+    "whitened_tiles",
 ]
 
 WhitenMethod = Literal["blocked", "solve"]
@@ -440,6 +442,7 @@ def whitened_features(
     tile_bytes: int = DEFAULT_TILE_BYTES,
     method: WhitenMethod = "blocked",
     inverse: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     r"""Whitened kernel features :math:`Z = K(X, C)\,T^{-1}`, shape ``(N, M)``.
 
@@ -467,10 +470,13 @@ def whitened_features(
         ``"blocked"`` only: :math:`T^{-1}` (:func:`triangular_inverse` of ``whiten``), for
         callers that whiten many small sets of rows with one :math:`T` (default: computed
         here, :math:`M^3/3` flops per call).
+    out : Tensor, shape (N, M), optional
+        Where to write ``Z`` (dtype ``out_dtype``, device of ``x``): a caller that whitens
+        many sets of rows reuses one buffer (a fresh large tensor page-faults).
 
     Returns
     -------
-    Tensor, shape (N, M), dtype ``out_dtype``
+    Tensor, shape (N, M), dtype ``out_dtype`` (``out`` if given)
     """
     _check_points(x, centers, sigma)
     _check_whiten(whiten, centers.shape[0], x)
@@ -479,25 +485,71 @@ def whitened_features(
         raise ValueError("whiten is required")
     _check_method(method)
     n, m = x.shape[0], centers.shape[0]
-    out = torch.empty(n, m, dtype=out_dtype or x.dtype, device=x.device)
+    dtype = out_dtype or x.dtype
+    if out is None:
+        out = torch.empty(n, m, dtype=dtype, device=x.device)
+    elif out.shape != (n, m) or out.dtype != dtype or out.device != x.device:
+        raise ValueError(
+            f"out must be an ({n}, {m}) {dtype} tensor on {x.device}; got "
+            f"{tuple(out.shape)} {out.dtype} on {out.device}"
+        )
+    direct = dtype == x.dtype  # written in place; else each tile rounded into out
+    tiles = whitened_tiles(
+        x,
+        centers,
+        sigma,
+        whiten,
+        tile_bytes=tile_bytes,
+        method=method,
+        inverse=inverse,
+        out=out if direct else None,
+    )
+    for lo, hi, z in tiles:
+        if not direct:
+            out[lo:hi] = z
+    return out
+
+
+def whitened_tiles(
+    x: Tensor,
+    centers: Tensor,
+    sigma: float,
+    whiten: Tensor,
+    *,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+    method: WhitenMethod = "blocked",
+    inverse: Tensor | None = None,
+    out: Tensor | None = None,
+) -> Iterator[tuple[int, int, Tensor]]:
+    r"""The rows of :math:`Z = K(X, C)\,T^{-1}` tile by tile, in the dtype of ``x``.
+
+    Yields ``(lo, hi, z)``: ``z`` is rows ``lo:hi`` of :math:`Z`, a view of ``out`` (when
+    given: ``(N, M)``, ``x``'s dtype and device) or of one buffer reused by every tile
+    (valid until the next tile). For callers that store the tiles otherwise (e.g. in 16
+    bits, :class:`~contrastx.ops.selections.QuantizedRows`) without a fresh allocation per
+    tile. Parameters as :func:`whitened_features` (checked there; here only as given).
+    """
+    n, m = x.shape[0], centers.shape[0]
     step = rows_per_tile(m, x.element_size(), tile_bytes)
     if method != "blocked":
         inverse = None
     elif inverse is None:
         inverse = triangular_inverse(whiten)
     tile = _tile_buffer(x, m, step)
-    # Another storage dtype: whitened into a tile of x's dtype, then one contiguous copy.
-    white = _tile_buffer(x, m, step) if out.dtype != x.dtype and inverse is not None else None
+    white = None
+    if inverse is not None and out is None:
+        white = _tile_buffer(x, m, step)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         k = gaussian_kernel(x[lo:hi], centers, sigma, out=tile[: hi - lo])
-        if white is not None:
-            out[lo:hi] = whiten_blocked(k, inverse, out=white[: hi - lo])
-        elif inverse is not None:
-            whiten_blocked(k, inverse, out=out[lo:hi])
+        if inverse is None:
+            z = whitened_tile(k, whiten)
+            if out is not None:
+                out[lo:hi] = z
+                z = out[lo:hi]
         else:
-            out[lo:hi] = whitened_tile(k, whiten)
-    return out
+            z = whiten_blocked(k, inverse, out=out[lo:hi] if white is None else white[: hi - lo])
+        yield lo, hi, z
 
 
 def _check_masked(z: Tensor, weights: Tensor) -> None:

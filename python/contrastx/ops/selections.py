@@ -201,7 +201,12 @@ class QuantizedRows:
         return out
 
     def assign(self, start: int, z: Tensor) -> None:
-        """Store the floating rows ``z`` as rows ``start .. start + len(z) - 1``."""
+        """Store the floating rows ``z`` as rows ``start .. start + len(z) - 1``.
+
+        On a CPU with the native kernels, one pass over ``z`` (``quantize_rows_cpu``: the
+        same operations in the same order as the torch path here, so the same values
+        bitwise) instead of five float64 temporaries of ``z``'s size.
+        """
         if not isinstance(z, Tensor) or not z.dtype.is_floating_point or z.ndim != 2:
             raise TypeError("z must be a 2-D floating tensor")
         stop = start + z.shape[0]
@@ -210,6 +215,20 @@ class QuantizedRows:
                 f"rows [{start}, {stop}) of width {z.shape[1]} do not fit "
                 f"{tuple(self.values.shape)}"
             )
+        if self.values.device.type == "cpu" and _native.cpu_available():
+            zc = z.to("cpu", torch.float64).contiguous()
+            q, rs = self.values[start:stop], self.row_scale[start:stop]
+            ok = _native.require_cpu().quantize_rows_cpu(
+                zc.data_ptr(), zc.shape[0], zc.shape[1], self.col_scale.contiguous().data_ptr(),
+                q.data_ptr(), rs.data_ptr(), torch.get_num_threads(),
+            )  # fmt: skip
+            if not ok:
+                raise ValueError("z contains NaN or inf: it cannot be quantized")
+            return
+        self._assign_torch(start, stop, z)
+
+    def _assign_torch(self, start: int, stop: int, z: Tensor) -> None:
+        """The torch reference of :meth:`assign` (and its path off the CPU)."""
         # In place on one float64 copy (large tiles: every temporary costs page faults).
         # (float64: the float64 column scales promote any floating z.)
         u = torch.div(z.to(self.values.device), self.col_scale)
