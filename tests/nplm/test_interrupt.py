@@ -99,8 +99,13 @@ def test_blocks_are_timed(pools):
     sizes = [len(b) for b in eng.run(range(40))]
     assert sizes[0] == FIRST_BLOCK and sum(sizes) == 40
     # A target far below the time of one toy: one toy per block after the first.
+    # A later run starts from the time per toy measured before: one toy per block at once.
+    assert [len(b) for b in eng.run(range(5), block_seconds=1e-9)] == [1, 1, 1, 1, 1]
+    fresh = ToyEngine(bkg, config=ToyConfig(n_ref=2000, n_bkg=200, M=30, seed=1))
     n = FIRST_BLOCK + 4
-    assert [len(b) for b in eng.run(range(n), block_seconds=1e-9)] == [FIRST_BLOCK, 1, 1, 1, 1]
+    assert [len(b) for b in fresh.run(range(n), block_seconds=1e-9)] == [FIRST_BLOCK, 1, 1, 1, 1]
+    # ... and at a generous target, as many toys as the measured rate allows.
+    assert [len(b) for b in fresh.run(range(40), block_seconds=1e9)] == [40]
     assert [len(b) for b in eng.run(range(8), block_seconds=None)] == [8]
     with pytest.raises(ValueError, match="block_seconds must be finite and > 0"):
         next(eng.run(range(2), block_seconds=0))

@@ -446,6 +446,8 @@ class ToyEngine:
                 f"needs about {need}"
             )
         self._prepared = False
+        # (seconds, toys) of the last timed block: sizes the next run's first block.
+        self._last_block: tuple[float, int] | None = None
         self.strategy_: str | None = None
         self.pool_backend_: str | None = None  # "pool": "native" (CPU kernel) or "torch"
         self.setup_seconds_: dict[str, float] = {}
@@ -732,9 +734,10 @@ class ToyEngine:
         block_seconds : float or None
             Target wall time of a block, so that a consumer saving each block (the
             results file) loses at most about this much work when stopped. The first
-            block has at most :data:`FIRST_BLOCK` toys; each later one as many as the
-            time per toy measured on the previous block allows
-            (:func:`next_block_size`: at least one, at most :meth:`block_size`).
+            block of the engine's first timed run has at most :data:`FIRST_BLOCK` toys;
+            each later one (the first of a later run included) as many as the time per
+            toy measured on the previous block allows (:func:`next_block_size`: at least
+            one, at most :meth:`block_size`).
             ``None``: every block has :meth:`block_size` toys. On a CPU the blocking
             changes no toy's ``t`` (see the module notes).
         """
@@ -754,7 +757,12 @@ class ToyEngine:
         if any(i < 0 for i in ids):
             raise ValueError("toy indices must be >= 0")
         limit = self.block_size(hypothesis) if self.config.mode == "shared" else 1
-        size = limit if block_seconds is None else min(limit, FIRST_BLOCK)
+        if block_seconds is None:
+            size = limit
+        elif self._last_block is None:
+            size = min(limit, FIRST_BLOCK)
+        else:  # an earlier run of this engine measured the time per toy
+            size = next_block_size(*self._last_block, block_seconds, limit)
         lo = 0
         while lo < len(ids):
             chunk = ids[lo : lo + size]
@@ -771,6 +779,10 @@ class ToyEngine:
             blk.seconds = time.perf_counter() - t0
             yield blk
             if block_seconds is not None:
+                # A run's last block may be short (the toys left): its fixed cost per toy
+                # would overstate the time per toy, so a later run sizes from a full block.
+                if len(chunk) == size or self._last_block is None:
+                    self._last_block = (blk.seconds, len(chunk))
                 size = next_block_size(blk.seconds, len(chunk), block_seconds, limit)
 
     def _run_shared(self, ids: list[int], hypothesis: int) -> ToyBlock:
