@@ -35,6 +35,8 @@ def test_default_sample_run_and_resume(tmp_path, capsys, monkeypatch):
     assert summary["figure"] == [str(p) for p in figs]
     assert all(p.stat().st_size > 1000 for p in figs)
     assert res["config"]["strategy_used"] in ("pool", "stream")
+    if res["config"]["pool_backend_used"] == "native":  # float64 pool: float64 products
+        assert res["config"]["pool_arithmetic_used"] == "float64"
     assert res["config"]["data_pool_fraction"] == pytest.approx(
         300 / res["config"]["data_pool_size"]
     )
@@ -71,6 +73,8 @@ def test_embedding_input(tmp_path):
     assert not out.with_suffix(".png").exists()
     res = read_toy_results(out)
     assert res["config"]["strategy_used"] == "pool" and res["config"]["pool_dtype"] == "float32"
+    native = res["config"]["pool_backend_used"] == "native"
+    assert res["config"]["pool_arithmetic_used"] == ("float32" if native else None)
     assert res["config"]["input"]["signal_pool"] == 500
     assert res["config"]["input"]["features"] == "embedding (3-D)"
 

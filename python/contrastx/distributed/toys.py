@@ -167,6 +167,7 @@ def engine_info(eng: Any) -> dict[str, Any]:
         "sigma_used": eng.sigma_,
         "strategy_used": eng.strategy_,
         "pool_backend_used": eng.pool_backend_,
+        "pool_arithmetic_used": eng.pool_arithmetic_,
         "strategy_reason": eng.strategy_reason_,
     }
     if eng.config.mode == "shared":

@@ -450,6 +450,7 @@ class ToyEngine:
         self._last_block: tuple[float, int] | None = None
         self.strategy_: str | None = None
         self.pool_backend_: str | None = None  # "pool": "native" (CPU kernel) or "torch"
+        self.pool_arithmetic_: str | None = None  # "pool": of the native products
         self.setup_seconds_: dict[str, float] = {}
         self.reference_cache_path_: Path | None = None
         self.reference_cache_hit_ = False
@@ -552,8 +553,10 @@ class ToyEngine:
             # float32 products for a float32 or 16-bit pool with the 'average' preconditioner
             # (a few CG iterations: t moves by ~1e-7); float64 with Falkon's, whose long,
             # loosely stopped CG they would lengthen (see pooled_newton_step).
+            # (The torch path computes in the pool's dtype: recorded as None.)
             reduced = cfg.pool_dtype != "float64" and cfg.preconditioner == "average"
-            self.pool_arithmetic_ = "float32" if reduced else "float64"
+            native = self.pool_backend_ == "native"
+            self.pool_arithmetic_ = ("float32" if reduced else "float64") if native else None
             self._twt_eigh = torch.linalg.eigh(self._twt)
         self._sync()
         self.setup_seconds_["reference"] = time.perf_counter() - start
@@ -906,7 +909,7 @@ class ToyEngine:
             twt_eigh=self._twt_eigh,
             backend=self.pool_backend_,
             precond_points=self._precond_points(n_tot),
-            arithmetic=self.pool_arithmetic_,
+            arithmetic=self.pool_arithmetic_ or "float64",
         )
         alpha = row_blocked(self._precond.inv_t, beta)
         t = 2.0 * (w * (cfg.n_ref - self._ref_exp_sum(alpha)) + sum_f_data)
