@@ -108,14 +108,17 @@ def test_reference_cache_second_run_loads(pools, tmp_path, monkeypatch):
         _no_reference_pass(mp)
         second, t2 = _cached(bkg, sig, tmp_path)
         # lambda and N(B) are not inputs of the cached terms: the same entry serves them.
-        third, _ = _cached(bkg, sig, tmp_path, lam=1e-5, n_bkg=400.0, preconditioner="falkon")
+        third, _ = _cached(bkg, sig, tmp_path, lam=1e-5, n_bkg=400.0)
     assert second.reference_cache_hit_ and third.reference_cache_hit_
     np.testing.assert_array_equal(t2, t1)
-    # Other centres or another width: another entry.
+    # Other centres or another width: another entry. So does Falkon's preconditioner,
+    # whose reference Gram has float64 products (the 'average' one's: float32).
     other, _ = _cached(bkg, sig, tmp_path, sigma=1.5)
     assert not other.reference_cache_hit_
     assert other.reference_cache_path_ != first.reference_cache_path_
-    assert len(list(tmp_path.iterdir())) == 2
+    falkon, _ = _cached(bkg, sig, tmp_path, preconditioner="falkon")
+    assert not falkon.reference_cache_hit_
+    assert len(list(tmp_path.iterdir())) == 3
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "stale", "shape"])

@@ -293,6 +293,7 @@ def _gram_pass(
     whiten: Tensor | None = None,
     accumulate: torch.dtype | None = None,
     method: WhitenMethod = "blocked",
+    products: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     _check_points(x, centers, sigma)
     _check_whiten(whiten, centers.shape[0], x)
@@ -305,7 +306,20 @@ def _gram_pass(
     acc = x.dtype if accumulate is None else accumulate
     if not acc.is_floating_point or torch.finfo(acc).bits < torch.finfo(x.dtype).bits:
         raise ValueError(f"accumulate must be a floating dtype at least as wide as x's; got {acc}")
+    prod = x.dtype if products is None else products
+    if prod not in (torch.float32, torch.float64) or (
+        prod != x.dtype and (prod != torch.float32 or acc != torch.float64)
+    ):
+        raise ValueError(
+            f"products must be x's dtype, or float32 with float64 sums; got {products} for "
+            f"{x.dtype} points summed in {acc}"
+        )
     gram = torch.zeros(m, m, dtype=acc, device=x.device)
+    part = None  # one tile's float32 Gram (reduced-precision products)
+    if prod != x.dtype:
+        part = torch.empty(m, m, dtype=prod, device=x.device)
+        step_low = rows_per_tile(m, x.element_size(), tile_bytes)
+        low = torch.empty(min(step_low, n), m, dtype=prod, device=x.device)
     b = None
     if rhs is not None:
         b = torch.zeros(m, *rhs.shape[1:], dtype=acc, device=x.device)
@@ -324,7 +338,18 @@ def _gram_pass(
         else:
             k = whitened_tile(k, whiten)
         kw = k if row_weights is None else k * row_weights[lo:hi, None]
-        if blocked and row_weights is None and acc == x.dtype:
+        if part is not None:  # the tile's products in float32, the sums over tiles in acc
+            kl = low[: hi - lo]
+            kl.copy_(k)
+            klw = kl if row_weights is None else kw.to(prod)
+            if blocked and row_weights is None:
+                part.zero_()
+                _gram_upper_update(part, kl)
+                upper_only = True
+            else:
+                torch.mm(kl.T, klw, out=part)
+            gram += part
+        elif blocked and row_weights is None and acc == x.dtype:
             _gram_upper_update(gram, k)
             upper_only = True
         elif acc == x.dtype:
@@ -394,6 +419,7 @@ def weighted_gram_rhs(
     tile_bytes: int = DEFAULT_TILE_BYTES,
     accumulate: torch.dtype | None = None,
     method: WhitenMethod = "blocked",
+    products: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Weighted Gram matrix and a transposed product in one pass over ``x``.
 
@@ -417,6 +443,12 @@ def weighted_gram_rhs(
         does not accumulate float32 rounding over the tiles.
     method : {"blocked", "solve"}
         How tiles are whitened and summed (see the module notes).
+    products : torch.dtype, optional
+        ``torch.float32`` for float64 points summed in float64: each (whitened) tile is
+        rounded to float32 and its Gram product runs in float32 GEMMs (twice float64's
+        rate), the sum over tiles and ``b`` in float64. The Gram then carries float32
+        rounding of dot products over one tile's rows (a relative ~1e-6 of its largest
+        entries); NPLM's reference system so (the toys) moves t by ~3e-8.
 
     Returns
     -------
@@ -426,7 +458,7 @@ def weighted_gram_rhs(
     if rhs is None:
         raise ValueError("rhs is required (use weighted_gram for the Gram matrix alone)")
     gram, b = _gram_pass(
-        x, centers, sigma, row_weights, rhs, tile_bytes, whiten, accumulate, method
+        x, centers, sigma, row_weights, rhs, tile_bytes, whiten, accumulate, method, products
     )
     assert b is not None
     return gram, b
