@@ -21,9 +21,11 @@ import pytest
 import torch
 from contrastx import _native
 from contrastx.ops import (
+    QuantizedRows,
     RowSelection,
     cpu_isa,
     cpu_isa_levels,
+    gaussian_kernel_exp_sum,
     gaussian_kernel_matvec,
     gaussian_kernel_t_matvec,
     gaussian_weighted_gram,
@@ -110,6 +112,43 @@ def test_selected_products_at_each_level(level, dtype):
     np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=1e-12 * np.abs(gram).max())
     s = selected_row_sums(z, sel, backend="native")
     np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=1e-12 * np.abs(sums).max())
+
+
+@pytest.mark.parametrize(("n", "m", "d", "b"), GAUSS_SHAPES)
+def test_gaussian_exp_sum_at_each_level(level, n, m, d, b):
+    x, c, v, _, _ = _gauss_case(n, m, d, b, torch.float64)
+    v = 0.3 * v
+    k = _kernel64(x, c, 0.9)
+    ref = torch.exp(k @ v).sum(0)
+    out = gaussian_kernel_exp_sum(x, c, v, 0.9, backend="native")
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("storage", ["float32", "int16"])
+def test_float32_selected_products_and_quantisation_at_each_level(level, storage):
+    """float32 arithmetic within 1e-5 (as in test_selections); the native 16-bit
+    quantisation bitwise the torch reference at every level."""
+    rng = np.random.default_rng(5)
+    n, m, b = 700, 67, 9
+    z64 = torch.from_numpy(rng.normal(size=(n, m)) * np.logspace(0, -3, m))
+    if storage == "float32":
+        z, stored = z64.float(), z64.float().double()
+    else:
+        z = QuantizedRows.quantize(z64)
+        ref = QuantizedRows.empty(n, z.col_scale)
+        ref._assign_torch(0, n, z64)
+        assert torch.equal(z.values, ref.values) and torch.equal(z.row_scale, ref.row_scale)
+        stored = z.rows(0, n)
+    lists = [rng.choice(n, size=k, replace=False) for k in (0, 1, 13, 150, 333, 700, 41, 5, 64)]
+    v = torch.from_numpy(rng.normal(size=(m, b)))
+    sel = RowSelection.from_lists(lists, n)
+    zz = stored.numpy()
+    gram = np.stack([zz[r].T @ (zz[r] @ v[:, j].numpy()) for j, r in enumerate(lists)], 1)
+    sums = np.stack([zz[r].sum(0) for r in lists], 1)
+    out = selected_gram_matvec(z, sel, v, backend="native", arithmetic="float32")
+    np.testing.assert_allclose(out.numpy(), gram, rtol=0, atol=1e-5 * np.abs(gram).max())
+    s = selected_row_sums(z, sel, backend="native", arithmetic="float32")
+    np.testing.assert_allclose(s.numpy(), sums, rtol=0, atol=1e-5 * np.abs(sums).max())
 
 
 def _close(got, ref, rtol):

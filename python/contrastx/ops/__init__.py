@@ -26,10 +26,11 @@ from .nystrom import (
     weighted_gram_rhs,
     whitened_tile,
 )
-from .selections import RowSelection, selected_gram_matvec, selected_row_sums
+from .selections import QuantizedRows, RowSelection, selected_gram_matvec, selected_row_sums
 from .similarity import cosine_similarity_matrix, covariance, off_diagonal
 
 __all__ = [
+    "QuantizedRows",
     "RowSelection",
     "cosine_similarity_matrix",
     "covariance",
