@@ -200,9 +200,10 @@ def kernel_t_matvec(
     return out[:, 0] if vec else out
 
 
-def _tile_buffer(x: Tensor, m: int, step: int) -> Tensor:
-    """One (rows, M) tile reused by every tile of a loop (fresh large tensors page-fault)."""
-    return torch.empty(min(step, x.shape[0]), m, dtype=x.dtype, device=x.device)
+def _tile_buffer(x: Tensor, m: int, step: int, dtype: torch.dtype | None = None) -> Tensor:
+    """One (rows, M) tile reused by every tile of a loop (fresh large tensors page-fault), in
+    ``dtype`` (default: ``x``'s)."""
+    return torch.empty(min(step, x.shape[0]), m, dtype=dtype or x.dtype, device=x.device)
 
 
 def _check_whiten(whiten: Tensor | None, m: int, like: Tensor, name: str = "whiten") -> None:
@@ -315,15 +316,14 @@ def _gram_pass(
             f"{x.dtype} points summed in {acc}"
         )
     gram = torch.zeros(m, m, dtype=acc, device=x.device)
-    part = None  # one tile's float32 Gram (reduced-precision products)
-    if prod != x.dtype:
-        part = torch.empty(m, m, dtype=prod, device=x.device)
-        step_low = rows_per_tile(m, x.element_size(), tile_bytes)
-        low = torch.empty(min(step_low, n), m, dtype=prod, device=x.device)
     b = None
     if rhs is not None:
         b = torch.zeros(m, *rhs.shape[1:], dtype=acc, device=x.device)
     step = rows_per_tile(m, x.element_size(), tile_bytes)
+    part = None  # one tile's float32 Gram (reduced-precision products)
+    if prod != x.dtype:
+        part = torch.empty(m, m, dtype=prod, device=x.device)
+        low = _tile_buffer(x, m, step, prod)
     blocked = method == "blocked"
     inverse = triangular_inverse(whiten) if blocked and whiten is not None else None
     tile = _tile_buffer(x, m, step)
